@@ -1,0 +1,1 @@
+"""HTTP API for host applications and dashboards."""

@@ -1,0 +1,126 @@
+"""Host-app session JWTs: verify and mint (PROTOCOL.md, "Host-app session tokens").
+
+HS256 with the shared secret `HUB_SECRET`. Every refusal raises `InvalidSession`
+with a reason a client can act on; nothing else escapes `verify_session`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+Role = Literal["candidate", "proctor", "admin"]
+ROLES: tuple[Role, ...] = ("candidate", "proctor", "admin")
+ALL_EVENTS = "*"
+_ALGORITHM = "HS256"
+_MAX_ID = 128
+
+
+class InvalidSession(Exception):
+    """The session token was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    event_id: str
+    role: Role
+    exp: float
+    iat: float
+    name: str | None = None
+
+    def sees_event(self, event_id: str) -> bool:
+        return self.event_id == event_id or (self.role == "admin" and self.event_id == ALL_EVENTS)
+
+
+def _identifier(claims: dict[str, Any], claim: str) -> str:
+    value = claims.get(claim)
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
+        raise InvalidSession(f"claim '{claim}' must be a string of 1-{_MAX_ID} characters")
+    return value
+
+
+def verify_session(token: object, secret: str, *, now: float, leeway: float = 0.0) -> Session:
+    """Return the session a token proves, or raise `InvalidSession`."""
+    if not isinstance(token, str) or not token:
+        raise InvalidSession("token must be a non-empty string")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidSession("token is not a JWT") from None
+    if header.get("alg") != _ALGORITHM:
+        raise InvalidSession(f"algorithm {header.get('alg')!r} is not accepted")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise InvalidSession("bad signature") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidSession(f"token is malformed: {exc}") from None
+    return _session_from_claims(claims, now=now, leeway=leeway)
+
+
+def _timestamp(claims: dict[str, Any], claim: str) -> float | None:
+    value = claims.get(claim)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSession(f"claim '{claim}' must be a number")
+    return float(value)
+
+
+def _required_timestamp(claims: dict[str, Any], claim: str) -> float:
+    value = _timestamp(claims, claim)
+    if value is None:
+        raise InvalidSession(f"claim '{claim}' is missing")
+    return value
+
+
+def _session_from_claims(claims: dict[str, Any], *, now: float, leeway: float) -> Session:
+    user_id = _identifier(claims, "sub")
+    event_id = _identifier(claims, "event")
+    role = claims.get("role")
+    if role not in ROLES:
+        raise InvalidSession(f"role {role!r} is unknown")
+    exp = _required_timestamp(claims, "exp")
+    iat = _required_timestamp(claims, "iat")
+    nbf = _timestamp(claims, "nbf")
+    if exp <= now - leeway:
+        raise InvalidSession("token has expired")
+    if nbf is not None and nbf > now + leeway:
+        raise InvalidSession("token is not valid yet (nbf)")
+    if event_id == ALL_EVENTS and role != "admin":
+        raise InvalidSession("only an admin may hold event '*'")
+    name = claims.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise InvalidSession("claim 'name' must be a string of at most 200 characters")
+    return Session(user_id=user_id, event_id=event_id, role=role, exp=exp, iat=iat, name=name)
+
+
+def mint_session(
+    secret: str,
+    *,
+    user_id: str,
+    event_id: str,
+    role: Role,
+    now: float,
+    ttl_s: float = 3600,
+    name: str | None = None,
+) -> str:
+    """Sign a session token as a host application would."""
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "event": event_id,
+        "role": role,
+        "iat": int(now),
+        "exp": int(now + ttl_s),
+    }
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)

@@ -1,0 +1,153 @@
+"""Settings, read once from the environment and validated at start-up.
+
+Every setting has a documented default (see README.md). A bad value raises
+`ConfigError` whose message names the setting, so start-up fails with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    hub_secret: str
+    embedded_secret: bool = False
+    api_key: str | None = None
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    presence_grace_s: float = 20.0
+    heartbeat_s: float = 20.0
+    heartbeat_timeout_s: float = 20.0
+    max_message_bytes: int = 65536
+    auth_timeout_s: float = 5.0
+    rate_per_s: float = 20.0
+    rate_burst: int = 40
+    send_queue_size: int = 256
+    send_timeout_s: float = 10.0
+    session_warn_s: float = 60.0
+    node_id: str = field(default_factory=lambda: default_node_id())
+    node_ttl_s: float = 10.0
+    stats_interval_s: float = 1.0
+    allowed_origins: tuple[str, ...] = ()
+
+    @property
+    def store_kind(self) -> str:
+        return "redis" if self.redis_url else "memory"
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _number(parse: Callable[[str], T], *, minimum: float, maximum: float) -> Callable[[str, str], T]:
+    def read(name: str, raw: str) -> T:
+        try:
+            value = parse(raw)
+        except ValueError:
+            kind = "an integer" if parse is int else "a number"
+            raise ConfigError(f"Config '{name}' must be {kind}, got {raw!r}.") from None
+        if not minimum <= value <= maximum:  # type: ignore[operator]
+            raise ConfigError(f"Config '{name}' must be between {minimum:g} and {maximum:g}, got {raw!r}.")
+        return value
+
+    return read
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"Config '{name}' must be one of {', '.join(LOG_LEVELS)}, got {raw!r}.")
+    return level
+
+
+def _redis_url(name: str, raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"Config '{name}' must start with redis://, rediss:// or unix://, got {raw!r}.")
+    return raw
+
+
+def _secret(name: str, raw: str) -> str:
+    if len(raw) < 16:
+        raise ConfigError(f"Config '{name}' must be at least 16 characters long.")
+    return raw
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise ConfigError(f"Config '{name}' entries must be http(s) origins, got {origin!r}.")
+    return origins
+
+
+def _node_id(name: str, raw: str) -> str:
+    if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
+        raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
+    return raw
+
+
+# env var -> (Settings field, parser)
+_READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "HUB_SECRET": ("hub_secret", _secret),
+    "HUB_API_KEY": ("api_key", _secret),
+    "REDIS_URL": ("redis_url", _redis_url),
+    "LOG_LEVEL": ("log_level", _log_level),
+    "HUB_PRESENCE_GRACE_S": ("presence_grace_s", _number(float, minimum=0, maximum=3600)),
+    "HUB_HEARTBEAT_S": ("heartbeat_s", _number(float, minimum=0.1, maximum=600)),
+    "HUB_HEARTBEAT_TIMEOUT_S": ("heartbeat_timeout_s", _number(float, minimum=0.1, maximum=600)),
+    "HUB_MAX_MESSAGE_BYTES": ("max_message_bytes", _number(int, minimum=1024, maximum=16 * 1024 * 1024)),
+    "HUB_AUTH_TIMEOUT_S": ("auth_timeout_s", _number(float, minimum=0.1, maximum=120)),
+    "HUB_RATE_PER_S": ("rate_per_s", _number(float, minimum=0.1, maximum=100_000)),
+    "HUB_RATE_BURST": ("rate_burst", _number(int, minimum=1, maximum=1_000_000)),
+    "HUB_SEND_QUEUE": ("send_queue_size", _number(int, minimum=4, maximum=1_000_000)),
+    "HUB_SEND_TIMEOUT_S": ("send_timeout_s", _number(float, minimum=0.1, maximum=600)),
+    "HUB_SESSION_WARN_S": ("session_warn_s", _number(float, minimum=0, maximum=3600)),
+    "HUB_NODE_ID": ("node_id", _node_id),
+    "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
+    "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
+    "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from the environment; raise `ConfigError` naming the first bad setting."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (attr, read) in _READERS.items():
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        values[attr] = read(name, raw)
+    if "hub_secret" not in values:
+        if "redis_url" in values:
+            raise ConfigError(
+                "Config 'HUB_SECRET' is required when REDIS_URL is set (all nodes must share it)."
+            )
+        values["hub_secret"] = secrets.token_urlsafe(32)
+        values["embedded_secret"] = True
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.heartbeat_timeout_s > settings.heartbeat_s * 10:
+        raise ConfigError("Config 'HUB_HEARTBEAT_TIMEOUT_S' must be at most ten times HUB_HEARTBEAT_S.")
+    return settings
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

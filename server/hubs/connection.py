@@ -1,0 +1,162 @@
+"""One client socket: its state, its session, and its bounded send queue.
+
+Sends never block the caller: a message goes into the connection's queue and a
+writer task (started only while there is something to write, so idle sockets
+hold no task) drains it. Status updates carry a coalesce key and replace an
+older queued update with the same key. A queue that overflows, or a send that
+stays stuck past the timeout, closes the socket with 1013 so the client
+reconnects and gets its whole state again; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.auth import Session
+from server.protocol import Codec, Outbound, encode
+
+log = logging.getLogger("proctorhub.hubs.connection")
+
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class _Slot:
+    """A queued message; coalescing swaps `message` in place, keeping its place in line."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Outbound) -> None:
+        self.message = message
+
+
+class Connection:
+    def __init__(
+        self,
+        conn_id: str,
+        send: AsgiSend,
+        codec: Codec,
+        *,
+        queue_size: int,
+        send_timeout_s: float,
+        on_overflow: Callable[[Connection], None],
+    ) -> None:
+        self.conn_id = conn_id
+        self.codec = codec
+        self.state = ConnectionState.CONNECTING
+        self.session: Session | None = None
+        self.topics: set[str] = set()
+        self.last_ack: int | None = None
+        self.sent = 0
+        self._asgi_send = send
+        self._queue: deque[_Slot] = deque()
+        self._pending: dict[str, _Slot] = {}
+        self._queue_size = queue_size
+        self._send_timeout_s = send_timeout_s
+        self._on_overflow = on_overflow
+        self._writer: asyncio.Task[None] | None = None
+        self._next_id = 1
+
+    @property
+    def user_key(self) -> tuple[str, str]:
+        session = self._require_session()
+        return session.event_id, session.user_id
+
+    def _require_session(self) -> Session:
+        if self.session is None:
+            raise RuntimeError(f"Expected an authenticated connection, but got {self.state.value}")
+        return self.session
+
+    def open(self, session: Session) -> None:
+        if self.state is not ConnectionState.CONNECTING:
+            raise RuntimeError(f"Expected state connecting, but got {self.state.value}")
+        self.session = session
+        self.state = ConnectionState.OPEN
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, message: Outbound) -> bool:
+        """Queue a message; False if the connection is closing or the queue overflowed."""
+        if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return False
+        key = message.coalesce_key
+        if key is not None:
+            waiting = self._pending.get(key)
+            if waiting is not None:
+                waiting.message = message
+                return True
+        if len(self._queue) >= self._queue_size:
+            self._on_overflow(self)
+            return False
+        slot = _Slot(message)
+        self._queue.append(slot)
+        if key is not None:
+            self._pending[key] = slot
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue and self.state is not ConnectionState.CLOSED:
+                slot = self._queue.popleft()
+                message = slot.message
+                if message.coalesce_key is not None and self._pending.get(message.coalesce_key) is slot:
+                    del self._pending[message.coalesce_key]
+                await self._write(message)
+        except TimeoutError:
+            log.info("conn %s: send stuck for %ss, closing 1013", self.conn_id, self._send_timeout_s)
+            self._writer = None
+            self._on_overflow(self)
+        except (OSError, RuntimeError) as exc:
+            # The peer went away mid-send; the reader sees the disconnect and cleans up.
+            log.debug("conn %s: send failed: %s", self.conn_id, exc)
+        finally:
+            self._writer = None
+
+    async def _write(self, message: Outbound) -> None:
+        frame = encode(message, self.codec, msg_id=self._next_id, ts_ms=int(time.time() * 1000))
+        self._next_id += 1
+        self.sent += 1
+        key = "text" if isinstance(frame, str) else "bytes"
+        async with asyncio.timeout(self._send_timeout_s):
+            await self._asgi_send({"type": "websocket.send", key: frame})
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close with a documented code; queued messages are discarded (state sync restores them)."""
+        if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return
+        self.state = ConnectionState.CLOSING
+        self._queue.clear()
+        self._pending.clear()
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+        try:
+            await self._asgi_send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+        except (OSError, RuntimeError) as exc:
+            log.debug("conn %s: close %s failed: %s", self.conn_id, code, exc)
+
+    def closed(self) -> None:
+        self.state = ConnectionState.CLOSED
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None

@@ -1,0 +1,157 @@
+"""The connection loop: accept, authenticate the first frame, then read and dispatch.
+
+Every refusal is an exception from `server.errors`, turned into its documented
+answer here and nowhere else: a `Close` closes with its code, an `Answer`
+becomes an `error` message, anything unexpected is logged and answered
+`error {code: "internal"}` without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from server.auth import InvalidSession, Session, verify_session
+from server.errors import (
+    Answer,
+    AuthTimeout,
+    BadFrame,
+    Close,
+    Draining,
+    Forbidden,
+    NotAuthenticated,
+    OriginRefused,
+    RateLimited,
+    TooBig,
+)
+from server.hubs.connection import Connection
+from server.hubs.handlers import HANDLERS
+from server.hubs.ratelimit import TokenBucket
+from server.protocol import ClientMessage, choose_codec, decode_untrusted, error
+
+if TYPE_CHECKING:
+    from server.hubs.hub import Hub
+
+log = logging.getLogger("proctorhub.hubs.endpoint")
+
+Scope = dict[str, Any]
+
+
+class Disconnected(Exception):
+    """The client went away."""
+
+
+def _frame(message: dict[str, Any]) -> str | bytes:
+    if message["type"] == "websocket.disconnect":
+        raise Disconnected
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
+
+
+def _origin(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class HubEndpoint:
+    """ASGI app for `GET /ws`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        hub = self.hub
+        codec, subprotocol = choose_codec(list(scope.get("subprotocols", ())))
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        conn = hub.new_connection(send, codec)
+        try:
+            self._admit(scope)
+            session = await self._authenticate(conn, receive)
+            await hub.attach(conn, session)
+            await self._read(conn, receive)
+        except Close as exc:
+            hub.metrics.closed(exc.code)
+            await conn.close(exc.code, exc.message)
+        except Disconnected:
+            pass
+        finally:
+            await hub.detach(conn)
+
+    def _admit(self, scope: Scope) -> None:
+        if self.hub.draining:
+            raise Draining("node is draining; reconnect to another")
+        allowed = self.hub.settings.allowed_origins
+        origin = _origin(scope)
+        if allowed and origin is not None and origin not in allowed:
+            raise OriginRefused(f"origin {origin} is not allowed")
+
+    async def _authenticate(self, conn: Connection, receive: Any) -> Session:
+        hub = self.hub
+        try:
+            async with asyncio.timeout(hub.settings.auth_timeout_s):
+                frame = _frame(await receive())
+        except TimeoutError:
+            hub.metrics.auth_failed("timeout")
+            raise AuthTimeout("no auth message in time") from None
+        self._check_size(frame)
+        try:
+            message = decode_untrusted(frame, conn.codec)
+        except BadFrame:
+            hub.metrics.auth_failed("malformed")
+            raise
+        if message.type != "auth":
+            hub.metrics.auth_failed("not_auth")
+            raise NotAuthenticated("the first message must be auth")
+        try:
+            return verify_session(message.data["token"], hub.settings.hub_secret, now=hub.clock())
+        except InvalidSession as exc:
+            hub.metrics.auth_failed("invalid_token")
+            raise NotAuthenticated(f"invalid session token: {exc}") from None
+
+    def _check_size(self, frame: str | bytes) -> None:
+        limit = self.hub.settings.max_message_bytes
+        # A str's length in characters is at most its UTF-8 size; only then count bytes exactly.
+        if (
+            len(frame) > limit // 4
+            and (len(frame.encode()) if isinstance(frame, str) else len(frame)) > limit
+        ):
+            raise TooBig(f"message over {limit} bytes")
+
+    async def _read(self, conn: Connection, receive: Any) -> None:
+        hub = self.hub
+        settings = hub.settings
+        bucket = TokenBucket(settings.rate_per_s, settings.rate_burst, time.monotonic())
+        while True:
+            frame = _frame(await receive())
+            if not bucket.allow(time.monotonic()):
+                raise RateLimited(f"over {settings.rate_per_s:g} messages/s")
+            self._check_size(frame)
+            message = decode_untrusted(frame, conn.codec)
+            hub.metrics.received(message.type)
+            await self._dispatch(conn, message)
+
+    async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
+        handler = HANDLERS.get(message.type)
+        if handler is None:
+            conn.send(error("unknown_type", f"unknown message type {message.type!r}", re=message.id))
+            return
+        session = conn.session
+        if session is None or session.role not in handler.roles:
+            role = session.role if session else "anonymous"
+            raise Forbidden(f"a {role} may not send {message.type}")
+        try:
+            await handler.run(self.hub, conn, message)
+        except Answer as exc:
+            conn.send(error(exc.code, exc.message, re=message.id))
+        except Close:
+            raise
+        except Exception:
+            self.hub.metrics.handler_errors.inc()
+            log.exception("handler for %s failed", message.type)
+            conn.send(error("internal", "the hub could not handle this message", re=message.id))

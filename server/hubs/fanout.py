@@ -1,0 +1,94 @@
+"""Topics: local connections subscribed to a name, bridged across nodes by the store's pub/sub.
+
+A node subscribes to a topic in the store while at least one of its sockets
+listens to it, and unsubscribes when the last leaves. A published message is
+serialised once, decoded once per receiving node, and its payload encoded once
+per codec (see `protocol.Outbound`), however many sockets receive it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import orjson
+
+from server.hubs.connection import Connection
+from server.metrics import HubMetrics
+from server.protocol import Outbound
+from server.store.base import Store
+
+log = logging.getLogger("proctorhub.hubs.fanout")
+
+Observer = Callable[[str, Outbound], None]
+
+
+def watch_topic(event_id: str) -> str:
+    """Proctors and admins of an event: candidate.status, flags."""
+    return f"watch:{event_id}"
+
+
+def user_topic(event_id: str, user_id: str) -> str:
+    """Every tab of one user: warnings and other direct messages."""
+    return f"user:{event_id}:{user_id}"
+
+
+class Fanout:
+    def __init__(self, store: Store, metrics: HubMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._local: dict[str, set[Connection]] = defaultdict(set)
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer(topic, message)` for every message this node receives."""
+        self._observers.append(observer)
+
+    def listeners(self, topic: str) -> set[Connection]:
+        return self._local.get(topic, set())
+
+    async def join(self, conn: Connection, topic: str) -> None:
+        listeners = self._local[topic]
+        first = not listeners
+        listeners.add(conn)
+        conn.topics.add(topic)
+        if first:
+            await self._store.subscribe(topic, self._receive)
+
+    async def leave(self, conn: Connection, topic: str) -> None:
+        conn.topics.discard(topic)
+        listeners = self._local.get(topic)
+        if listeners is None:
+            return
+        listeners.discard(conn)
+        if not listeners:
+            del self._local[topic]
+            await self._store.unsubscribe(topic)
+
+    async def leave_all(self, conn: Connection) -> None:
+        for topic in list(conn.topics):
+            await self.leave(conn, topic)
+
+    async def publish(self, topic: str, message: Outbound) -> None:
+        await self._store.publish(topic, orjson.dumps(message.to_wire()))
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        try:
+            message = Outbound.from_wire(orjson.loads(payload))
+        except (ValueError, KeyError, TypeError):
+            self._metrics.fanout_errors.inc()
+            log.warning("undecodable message on topic %s", topic)
+            return
+        for observer in self._observers:
+            observer(topic, message)
+        self.deliver(topic, message)
+
+    def deliver(self, topic: str, message: Outbound) -> None:
+        """Queue a message on every local socket of a topic."""
+        listeners = self._local.get(topic)
+        if not listeners:
+            return
+        for conn in list(listeners):
+            conn.send(message)
+        self._metrics.queued(message.type, len(listeners))

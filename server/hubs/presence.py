@@ -1,0 +1,118 @@
+"""Presence: sockets in, user presence out, announced to the event's watchers.
+
+The store decides transitions atomically (several tabs, several nodes); this
+module tells the store what happened, announces changes on the event's watch
+topic, and runs the sweep that ends graces and releases the users of dead
+nodes. Every change is announced by exactly one node: the one whose store
+call made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from server.config import Settings
+from server.hubs.connection import Connection
+from server.hubs.fanout import Fanout, watch_topic
+from server.protocol import CandidateStatus, Outbound
+from server.store.base import ConnRef, Store, Transition, Tristate, UserRecord
+
+log = logging.getLogger("proctorhub.hubs.presence")
+
+
+def candidate_status(
+    record: UserRecord, *, open_alerts: int = 0, recording: Tristate = "unknown"
+) -> CandidateStatus:
+    return {
+        "candidate_id": record.user_id,
+        "name": record.name,
+        "room_id": record.room_id,
+        "presence": record.presence,
+        "video": record.video,
+        "recording": recording,
+        "open_alerts": open_alerts,
+        "flags": record.flags,
+        "since": int(record.since * 1000),
+    }
+
+
+def status_message(record: UserRecord) -> Outbound:
+    """`candidate.status` for candidates, `proctor.status` (extension) for proctors; coalesced per user."""
+    if record.role == "candidate":
+        return Outbound(
+            "candidate.status", dict(candidate_status(record)), coalesce_key=f"cs:{record.user_id}"
+        )
+    data = {
+        "user_id": record.user_id,
+        "role": record.role,
+        "name": record.name,
+        "presence": record.presence,
+        "since": int(record.since * 1000),
+    }
+    return Outbound("proctor.status", data, coalesce_key=f"ps:{record.user_id}")
+
+
+class PresenceService:
+    def __init__(self, settings: Settings, store: Store, fanout: Fanout, clock: Callable[[], float]) -> None:
+        self._settings = settings
+        self._store = store
+        self._fanout = fanout
+        self._clock = clock
+
+    def _ref(self, conn: Connection) -> ConnRef:
+        event_id, user_id = conn.user_key
+        return ConnRef(event_id, user_id, conn.conn_id, self._settings.node_id)
+
+    async def joined(self, conn: Connection) -> UserRecord:
+        session = conn.session
+        if session is None:
+            raise RuntimeError("Expected an authenticated connection, but got none")
+        transition = await self._store.connect(
+            self._ref(conn), role=session.role, name=session.name, now=self._clock()
+        )
+        await self._announce_if_changed(transition)
+        return transition.record
+
+    async def left(self, conn: Connection) -> None:
+        transition = await self._store.disconnect(
+            self._ref(conn), now=self._clock(), grace_s=self._settings.presence_grace_s
+        )
+        await self._announce_if_changed(transition)
+
+    async def finished(self, event_id: str, user_id: str) -> None:
+        await self._announce_if_changed(await self._store.finish(event_id, user_id, now=self._clock()))
+
+    async def video(self, event_id: str, user_id: str, video: Tristate) -> None:
+        await self._announce_if_changed(await self._store.set_video(event_id, user_id, video))
+
+    async def _announce_if_changed(self, transition: Transition | None) -> None:
+        if transition is not None and transition.changed:
+            await self.announce(transition.record)
+
+    async def announce(self, record: UserRecord) -> None:
+        if record.role == "admin":
+            return
+        await self._fanout.publish(watch_topic(record.event_id), status_message(record))
+
+    async def sweep(self) -> None:
+        """Renew this node's liveness, end graces, release the users of dead nodes."""
+        now = self._clock()
+        settings = self._settings
+        await self._store.node_alive(settings.node_id, until=now + settings.node_ttl_s)
+        for record in await self._store.reap_dead_nodes(now=now, grace_s=settings.presence_grace_s):
+            await self.announce(record)
+        for record in await self._store.expire_graces(now):
+            await self.announce(record)
+
+    async def run(self) -> None:
+        interval = min(1.0, self._settings.node_ttl_s / 4, max(0.1, self._settings.presence_grace_s / 4))
+        while True:
+            try:
+                await self.sweep()
+            except (OSError, ConnectionError) as exc:
+                log.warning("presence sweep failed (store unreachable?): %s", exc)
+            except Exception:
+                log.exception("presence sweep failed")
+            await asyncio.sleep(interval)

@@ -1,0 +1,80 @@
+"""Live `event.stats` for admins: counted from the store, pushed at most once per interval.
+
+An event is recounted only when something was announced on its watch topic
+since the last push, so a quiet event costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+
+from server.hubs.connection import Connection
+from server.hubs.fanout import Fanout
+from server.protocol import EventStats, Outbound
+from server.store.base import Store, UserRecord
+
+log = logging.getLogger("proctorhub.hubs.stats")
+
+
+def event_stats(event_id: str, users: list[UserRecord]) -> EventStats:
+    """Counts for one event (pure). Rooms, alerts and tokens come with the later parts of the hub."""
+    candidates = Counter(u.presence for u in users if u.role == "candidate")
+    return {
+        "event_id": event_id,
+        "online": candidates["online"],
+        "reconnecting": candidates["reconnecting"],
+        "offline": candidates["offline"],
+        "finished": candidates["finished"],
+        "proctors": sum(1 for u in users if u.role == "proctor" and u.presence == "online"),
+        "rooms": 0,
+        "unwatched_rooms": 0,
+        "open_alerts": 0,
+        "tokens_refreshed": 0,
+    }
+
+
+class StatsPublisher:
+    def __init__(self, store: Store, fanout: Fanout, interval_s: float) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._subscribers: dict[str, set[Connection]] = defaultdict(set)
+        self._dirty: set[str] = set()
+        fanout.observe(self._observe)
+
+    def _observe(self, topic: str, message: Outbound) -> None:
+        if topic.startswith("watch:"):
+            self._dirty.add(topic.removeprefix("watch:"))
+
+    async def message(self, event_id: str, *, re: int | None = None) -> Outbound:
+        stats = event_stats(event_id, await self._store.list_users(event_id))
+        return Outbound("event.stats", dict(stats), re=re, coalesce_key=f"stats:{event_id}")
+
+    def subscribe(self, conn: Connection, event_id: str) -> None:
+        self._subscribers[event_id].add(conn)
+
+    def unsubscribe_all(self, conn: Connection) -> None:
+        for event_id in [e for e, conns in self._subscribers.items() if conn in conns]:
+            conns = self._subscribers[event_id]
+            conns.discard(conn)
+            if not conns:
+                del self._subscribers[event_id]
+
+    async def push_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for event_id in dirty:
+            conns = self._subscribers.get(event_id)
+            if not conns:
+                continue
+            message = await self.message(event_id)
+            for conn in list(conns):
+                conn.send(message)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.push_dirty()
+            except Exception:
+                log.exception("event.stats push failed")

@@ -1,0 +1,65 @@
+"""Prometheus metrics of one hub process (its own registry, so tests can run several apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+from server.protocol import CLIENT_TYPES
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
+        self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
+        self.messages_out = Counter("proctorhub_messages_out", "Server messages queued", ["type"], registry=r)
+        self.presence = Gauge(
+            "proctorhub_presence_users", "Users by role and presence", ["role", "presence"], registry=r
+        )
+        self.send_queue_drops = Counter(
+            "proctorhub_send_queue_drops",
+            "Messages not delivered because a client's send queue overflowed or stuck",
+            registry=r,
+        )
+        self.auth_failures = Counter("proctorhub_auth_failures", "Refused handshakes", ["reason"], registry=r)
+        self.closes = Counter(
+            "proctorhub_closes", "Sockets closed by the hub, by close code", ["code"], registry=r
+        )
+        self.handler_errors = Counter(
+            "proctorhub_handler_errors", "Unexpected errors in message handlers", registry=r
+        )
+        self.fanout_errors = Counter(
+            "proctorhub_fanout_errors",
+            "Cross-node messages that could not be decoded or delivered",
+            registry=r,
+        )
+        self._children: dict[tuple[int, str], MetricWrapperBase] = {}
+
+    def _child(self, metric: MetricWrapperBase, label: str) -> MetricWrapperBase:
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
+    def received(self, msg_type: str) -> None:
+        self._child(self.messages_in, msg_type if msg_type in CLIENT_TYPES else "unknown").inc()  # type: ignore[attr-defined]
+
+    def queued(self, msg_type: str, count: int = 1) -> None:
+        self._child(self.messages_out, msg_type).inc(count)  # type: ignore[attr-defined]
+
+    def closed(self, code: int) -> None:
+        self._child(self.closes, str(code)).inc()  # type: ignore[attr-defined]
+
+    def auth_failed(self, reason: str) -> None:
+        self._child(self.auth_failures, reason).inc()  # type: ignore[attr-defined]
+
+    def set_presence(self, counts: dict[tuple[str, str], int]) -> None:
+        for role in ("candidate", "proctor", "admin"):
+            for presence in ("online", "reconnecting", "offline", "finished"):
+                self.presence.labels(role, presence).set(counts.get((role, presence), 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

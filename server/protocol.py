@@ -1,0 +1,278 @@
+"""The wire messages of PROTOCOL.md and their JSON / msgpack codecs (sans-I/O).
+
+`decode_untrusted` is the one place client bytes are parsed: it returns a
+`ClientMessage` whose `data` has been checked against the schema of its type,
+or raises `BadFrame`. Unknown types pass through so the hub can answer
+`error {code: "unknown_type"}` as the contract says.
+
+Server messages are `Outbound`s; their `data` is encoded once per codec and
+spliced into each connection's envelope (the `id` differs per connection), so
+a broadcast to thousands of sockets serialises the payload once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+import msgpack
+import orjson
+
+from server.errors import BadFrame
+
+
+class Codec(enum.Enum):
+    JSON = "proctorhub.v1.json"
+    MSGPACK = "proctorhub.v1.msgpack"
+
+
+def choose_codec(offered: list[str]) -> tuple[Codec, str | None]:
+    """Pick the codec from the client's offered subprotocols (JSON when none is offered)."""
+    for name in offered:
+        if name == Codec.MSGPACK.value:
+            return Codec.MSGPACK, name
+        if name == Codec.JSON.value:
+            return Codec.JSON, name
+    return Codec.JSON, None
+
+
+# ---------------------------------------------------------------- client messages
+
+
+class AuthData(TypedDict):
+    token: str
+
+
+class AckData(TypedDict):
+    id: int
+
+
+class MediaStatusData(TypedDict):
+    peer_id: NotRequired[str | None]
+    room_id: str | None
+    joined: bool
+    video: bool
+    audio: bool
+    error: NotRequired[str | None]
+
+
+class FlagData(TypedDict):
+    candidate_id: str
+    note: str
+    severity: Literal["low", "medium", "high"]
+
+
+class WarnData(TypedDict):
+    candidate_id: str
+    text: str
+
+
+class SubscribeData(TypedDict):
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    type: str
+    id: int | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: type | tuple[type, ...]
+    required: bool = True
+    nullable: bool = False
+    max_len: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+_ID = Field(str, max_len=128)
+_SCHEMAS: dict[str, dict[str, Field]] = {
+    "auth": {"token": Field(str, max_len=8192)},
+    "auth.refresh": {"token": Field(str, max_len=8192)},
+    "ping": {},
+    "ack": {"id": Field(int)},
+    "media.status": {
+        "peer_id": Field(str, required=False, nullable=True, max_len=256),
+        "room_id": Field(str, nullable=True, max_len=256),
+        "joined": Field(bool),
+        "video": Field(bool),
+        "audio": Field(bool),
+        "error": Field(str, required=False, nullable=True, max_len=1000),
+    },
+    "finish": {},
+    "flag": {
+        "candidate_id": _ID,
+        "note": Field(str, max_len=2000),
+        "severity": Field(str, choices=("low", "medium", "high")),
+    },
+    "warn": {"candidate_id": _ID, "text": Field(str, max_len=1000)},
+    "subscribe": {"event_id": _ID},
+}
+CLIENT_TYPES = frozenset(_SCHEMAS)
+
+
+def _check_field(msg_type: str, name: str, spec: Field, value: object) -> None:
+    where = f"{msg_type}.data.{name}"
+    if value is None:
+        if spec.nullable:
+            return
+        raise BadFrame(f"{where} must not be null")
+    # bool is an int in Python; the wire keeps them apart.
+    if isinstance(value, bool) and spec.kind is not bool:
+        raise BadFrame(f"{where} has the wrong type")
+    if not isinstance(value, spec.kind):
+        raise BadFrame(f"{where} has the wrong type")
+    if spec.max_len is not None and isinstance(value, str) and not 0 < len(value) <= spec.max_len:
+        raise BadFrame(f"{where} must be 1-{spec.max_len} characters")
+    if spec.choices is not None and value not in spec.choices:
+        raise BadFrame(f"{where} must be one of {', '.join(spec.choices)}")
+
+
+def validate_data(msg_type: str, data: dict[str, Any]) -> None:
+    """Check `data` against the schema of a known client message type."""
+    for name, spec in _SCHEMAS[msg_type].items():
+        if name in data:
+            _check_field(msg_type, name, spec, data[name])
+        elif spec.required:
+            raise BadFrame(f"{msg_type}.data.{name} is missing")
+
+
+def _load(frame: str | bytes, codec: Codec) -> object:
+    try:
+        if codec is Codec.JSON:
+            return orjson.loads(frame)
+        if isinstance(frame, str):
+            raise BadFrame("msgpack messages must be binary frames")
+        return msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise BadFrame(f"frame is not valid {codec.name.lower()}") from exc
+
+
+def decode_untrusted(frame: str | bytes, codec: Codec) -> ClientMessage:
+    """Parse one client frame into a validated `ClientMessage`, or raise `BadFrame`."""
+    envelope = _load(frame, codec)
+    if not isinstance(envelope, dict):
+        raise BadFrame("a message must be an object")
+    msg_type = envelope.get("type")
+    if not isinstance(msg_type, str) or not 0 < len(msg_type) <= 64:
+        raise BadFrame("'type' must be a non-empty string")
+    msg_id = envelope.get("id")
+    if msg_id is not None and (isinstance(msg_id, bool) or not isinstance(msg_id, int) or msg_id < 0):
+        raise BadFrame("'id' must be a non-negative integer")
+    data = envelope.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BadFrame("'data' must be an object")
+    if msg_type in _SCHEMAS:
+        validate_data(msg_type, data)
+    return ClientMessage(type=msg_type, id=msg_id, data=data)
+
+
+# ---------------------------------------------------------------- server messages
+
+Presence = Literal["online", "reconnecting", "offline", "finished"]
+Tristate = Literal["on", "off", "unknown"]
+
+
+class Hello(TypedDict):
+    session_id: str
+    user_id: str
+    event_id: str
+    role: str
+    node: str
+    heartbeat_s: float
+    server_time: int
+
+
+class CandidateStatus(TypedDict):
+    candidate_id: str
+    name: str | None
+    room_id: str | None
+    presence: Presence
+    video: Tristate
+    recording: Tristate
+    open_alerts: int
+    flags: int
+    since: int
+
+
+class EventStats(TypedDict):
+    event_id: str
+    online: int
+    reconnecting: int
+    offline: int
+    finished: int
+    proctors: int
+    rooms: int
+    unwatched_rooms: int
+    open_alerts: int
+    tokens_refreshed: int
+
+
+@dataclass(slots=True)
+class Outbound:
+    """A server message before its per-connection envelope.
+
+    `coalesce_key`: a newer message with the same key replaces this one while it
+    still waits in a send queue (status updates: latest wins).
+    """
+
+    type: str
+    data: dict[str, Any]
+    re: int | None = None
+    coalesce_key: str | None = None
+    _encoded: dict[Codec, bytes] = field(default_factory=dict, repr=False)
+
+    def encoded_data(self, codec: Codec) -> bytes:
+        cached = self._encoded.get(codec)
+        if cached is None:
+            if codec is Codec.JSON:
+                cached = orjson.dumps(self.data)
+            else:
+                cached = msgpack.packb(self.data, use_bin_type=True)
+            self._encoded[codec] = cached
+        return cached
+
+    def to_wire(self) -> dict[str, Any]:
+        """The message as a plain mapping, for cross-node transport."""
+        return {"type": self.type, "data": self.data, "re": self.re, "coalesce_key": self.coalesce_key}
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> Outbound:
+        return cls(type=raw["type"], data=raw["data"], re=raw.get("re"), coalesce_key=raw.get("coalesce_key"))
+
+
+_MSGPACK_HEAD = b"\x85" + msgpack.packb("type")
+_MSGPACK_KEYS = {k: msgpack.packb(k) for k in ("id", "re", "ts", "data")}
+
+
+def encode(message: Outbound, codec: Codec, *, msg_id: int, ts_ms: int) -> str | bytes:
+    """The frame for one connection: JSON text or msgpack bytes."""
+    data = message.encoded_data(codec)
+    if codec is Codec.JSON:
+        re = b"null" if message.re is None else str(message.re).encode()
+        head = b'{"type":%s,"id":%d,"re":%s,"ts":%d,"data":' % (orjson.dumps(message.type), msg_id, re, ts_ms)
+        return (head + data + b"}").decode()
+    keys = _MSGPACK_KEYS
+    return b"".join(
+        (
+            _MSGPACK_HEAD,
+            msgpack.packb(message.type),
+            keys["id"],
+            msgpack.packb(msg_id),
+            keys["re"],
+            msgpack.packb(message.re),
+            keys["ts"],
+            msgpack.packb(ts_ms),
+            keys["data"],
+            data,
+        )
+    )
+
+
+def error(code: str, message: str, *, re: int | None = None) -> Outbound:
+    return Outbound("error", {"code": code, "message": message}, re=re)

@@ -1,0 +1,160 @@
+"""The store contract: what every backend keeps and how presence moves.
+
+Presence of one user in one event (several tabs are one user):
+
+    offline ──connect──▶ online ──last socket gone──▶ reconnecting ──grace over──▶ offline
+                           ▲                               │
+                           └──────────connect──────────────┘
+    any ──finish──▶ finished   (sticky: reconnecting later does not undo it)
+
+Stores never read a clock: every call that depends on time takes `now`
+(epoch seconds), so the contract suite drives them with a fake clock.
+Node liveness is a deadline per node; a node whose deadline passed is reaped
+by whichever live node claims it first, and its users go `reconnecting`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+Presence = Literal["online", "reconnecting", "offline", "finished"]
+Tristate = Literal["on", "off", "unknown"]
+MessageHandler = Callable[[str, bytes], None]
+"""Called with (topic, payload) for every message published on a subscribed topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventConfig:
+    event_id: str
+    name: str
+    room_size: int = 10
+    proctors_per_room: int = 1
+    proctor_load: int = 10
+    expected_candidates: int = 0
+    token_ttl_s: int = 3600
+    recording: bool = True
+    starts_at: str | None = None
+    ends_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EventConfig:
+        return cls(**raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnRef:
+    """One socket of one user, held by one node. `conn_id` is unique across nodes."""
+
+    event_id: str
+    user_id: str
+    conn_id: str
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    event_id: str
+    user_id: str
+    role: str
+    name: str | None = None
+    presence: Presence = "offline"
+    since: float = 0.0
+    connections: int = 0
+    video: Tristate = "unknown"
+    flags: int = 0
+    room_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> UserRecord:
+        return cls(**raw)
+
+    def with_changes(self, **changes: Any) -> UserRecord:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A user's record after a store call, and whether its presence (or media) changed."""
+
+    record: UserRecord
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord:
+    flag_id: str
+    event_id: str
+    candidate_id: str
+    by: str
+    note: str
+    severity: str
+    ts: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FlagRecord:
+        return cls(**raw)
+
+
+class Store(Protocol):
+    """What the hub needs from shared state. Both backends pass tests/test_store_contract.py."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise if the backend is unreachable (readiness)."""
+
+    # events
+    async def create_event(self, config: EventConfig) -> bool:
+        """Store a new event; False (and nothing written) if the id exists."""
+
+    async def get_event(self, event_id: str) -> EventConfig | None: ...
+    async def list_events(self) -> list[EventConfig]: ...
+    async def save_event(self, config: EventConfig) -> None: ...
+
+    # presence
+    async def connect(self, ref: ConnRef, *, role: str, name: str | None, now: float) -> Transition: ...
+    async def disconnect(self, ref: ConnRef, *, now: float, grace_s: float) -> Transition | None:
+        """Drop one socket; the last one gone makes an online user `reconnecting` until now+grace_s."""
+
+    async def finish(self, event_id: str, user_id: str, *, now: float) -> Transition | None: ...
+    async def expire_graces(self, now: float) -> list[UserRecord]:
+        """Users whose grace ran out with no socket back, now `offline`; each returned once, cluster-wide."""
+
+    async def get_user(self, event_id: str, user_id: str) -> UserRecord | None: ...
+    async def list_users(self, event_id: str) -> list[UserRecord]: ...
+    async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None: ...
+
+    # nodes
+    async def node_alive(self, node_id: str, *, until: float) -> None: ...
+    async def node_gone(self, node_id: str) -> None:
+        """A node that shuts down cleanly leaves the registry (its sockets were closed one by one)."""
+
+    async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
+        """Claim nodes whose deadline passed and drop their sockets; users who went `reconnecting`."""
+
+    # flags
+    async def add_flag(self, flag: FlagRecord) -> UserRecord | None:
+        """Append a flag; the candidate's record with its new flag count (None if unknown)."""
+
+    async def list_flags(self, event_id: str, candidate_id: str) -> list[FlagRecord]: ...
+
+    # dedupe
+    async def once(self, key: str, *, now: float, ttl_s: float) -> bool:
+        """True the first time `key` is seen within `ttl_s`, False after."""
+
+    # cross-node messages
+    async def publish(self, topic: str, payload: bytes) -> None: ...
+    async def subscribe(self, topic: str, handler: MessageHandler) -> None: ...
+    async def unsubscribe(self, topic: str) -> None: ...
