@@ -37,7 +37,7 @@ class Settings:
     auth_timeout_s: float = 5.0
     rate_per_s: float = 20.0
     rate_burst: int = 40
-    send_queue_size: int = 256
+    send_queue_size: int = 1024
     send_timeout_s: float = 10.0
     session_warn_s: float = 60.0
     node_id: str = field(default_factory=lambda: default_node_id())

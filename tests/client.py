@@ -74,9 +74,22 @@ class HubClient:
         await self.ws.close()
 
 
+OPEN_CLIENTS: list[HubClient] = []
+"""Every client a test opened; conftest closes them after each test."""
+
+
 async def open_client(url: str, codec: str = JSON, **kw: Any) -> HubClient:
     ws = await connect(url, subprotocols=[codec], compression=None, max_size=None, **kw)  # type: ignore[list-item]
-    return HubClient(ws, codec)
+    client = HubClient(ws, codec)
+    OPEN_CLIENTS.append(client)
+    return client
+
+
+async def close_all() -> None:
+    while OPEN_CLIENTS:
+        client = OPEN_CLIENTS.pop()
+        client.ws.transport.resume_reading()
+        await client.ws.close()
 
 
 async def login(url: str, tok: str, codec: str = JSON) -> tuple[HubClient, dict[str, Any]]:

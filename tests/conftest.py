@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from tests.servers import RedisServer, start_redis
+from tests.client import close_all
+from tests.servers import HubProcess, RedisServer, start_hub, start_redis
+
+SECRET = "test-secret-" + "x" * 24
+API_KEY = "test-api-key-" + "y" * 24
+
+HubFactory = Callable[..., HubProcess]
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +18,35 @@ def redis_server() -> Iterator[RedisServer]:
     server = start_redis()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    await close_all()
+
+
+@pytest.fixture
+def hub_factory() -> Iterator[HubFactory]:
+    """Start hub processes with settings of the test's choosing; all are stopped afterwards."""
+    started: list[HubProcess] = []
+
+    def start(**settings: object) -> HubProcess:
+        env = {"HUB_SECRET": SECRET, "HUB_API_KEY": API_KEY, "LOG_LEVEL": "WARNING"}
+        env.update({k: str(v) for k, v in settings.items()})
+        hub = start_hub(env)
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_hub() -> Iterator[HubProcess]:
+    """One hub for tests that do not depend on special settings (each test uses its own event id)."""
+    hub = start_hub({"HUB_SECRET": SECRET, "HUB_API_KEY": API_KEY, "LOG_LEVEL": "WARNING",
+                     "HUB_PRESENCE_GRACE_S": "1", "HUB_STATS_INTERVAL_S": "0.2"})
+    yield hub
+    hub.stop()

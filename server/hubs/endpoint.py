@@ -135,6 +135,9 @@ class HubEndpoint:
             message = decode_untrusted(frame, conn.codec)
             hub.metrics.received(message.type)
             await self._dispatch(conn, message)
+            if conn.queued:
+                # Frames already buffered are read without suspending; let the writers run.
+                await asyncio.sleep(0)
 
     async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
         handler = HANDLERS.get(message.type)

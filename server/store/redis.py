@@ -75,7 +75,7 @@ return 1
 """
 
 # KEYS: user, conns, nconns, eusers, grace
-# ARGV: conn_id, ref, event_id, user_id, role, name, has_name, now, tail
+# ARGV: conn_id, ref, event_id, user_id, role, has_name, name, now, tail
 _CONNECT = """
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
@@ -87,7 +87,7 @@ if not presence then
              'since', ARGV[8], 'video', 'unknown', 'flags', 0)
 end
 redis.call('HSET', KEYS[1], 'role', ARGV[5], 'connections', redis.call('SCARD', KEYS[2]))
-if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'name', ARGV[6]) end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'name', ARGV[7]) end
 local changed = 0
 if presence == 'offline' or presence == 'reconnecting' then
   changed = 1
@@ -191,6 +191,10 @@ def _esc(part: str) -> str:
 
 def _tail(event_id: str, user_id: str) -> str:
     return f"{_esc(event_id)}:{_esc(user_id)}"
+
+
+def _user_keys(tail: str) -> list[str]:
+    return [f"{P}user:{tail}", f"{P}conns:{tail}"]
 
 
 def _num(value: float) -> str:
@@ -299,29 +303,14 @@ class RedisStore:
 
     async def connect(self, ref: ConnRef, *, role: str, name: str | None, now: float) -> Transition:
         tail = _tail(ref.event_id, ref.user_id)
-        keys = [
-            f"{P}user:{tail}",
-            f"{P}conns:{tail}",
-            f"{P}nconns:{ref.node_id}",
-            f"{P}eusers:{ref.event_id}",
-            GRACE,
-        ]
-        args = [
-            ref.conn_id,
-            _ref(ref),
-            ref.event_id,
-            ref.user_id,
-            role,
-            name or "",
-            "0" if name is None else "1",
-            _num(now),
-            tail,
-        ]
+        keys = [*_user_keys(tail), f"{P}nconns:{ref.node_id}", f"{P}eusers:{ref.event_id}", GRACE]
+        named = ["0", ""] if name is None else ["1", name]
+        args = [ref.conn_id, _ref(ref), ref.event_id, ref.user_id, role, *named, _num(now), tail]
         return cast(Transition, _transition(await self._connect(keys=keys, args=args)))
 
     async def disconnect(self, ref: ConnRef, *, now: float, grace_s: float) -> Transition | None:
         tail = _tail(ref.event_id, ref.user_id)
-        keys = [f"{P}user:{tail}", f"{P}conns:{tail}", f"{P}nconns:{ref.node_id}", GRACE]
+        keys = [*_user_keys(tail), f"{P}nconns:{ref.node_id}", GRACE]
         args = [ref.conn_id, _ref(ref), _num(now), _num(now + grace_s), tail]
         return _transition(await self._disconnect(keys=keys, args=args))
 

@@ -1,0 +1,311 @@
+"""Client side of the bench: lean WebSocket clients in worker processes, driven over a pipe.
+
+A client is an `asyncio.Protocol` around the `websockets` sans-I/O `ClientProtocol`
+(no compression, no task per socket, pings answered by the protocol), so one worker
+holds thousands of sockets. A message is timestamped with `time.time()` when its bytes
+reach `data_received`, before any parsing, so decoding cost stays out of the figures.
+
+The main process talks to each worker with `(command, args)` tuples over a
+`multiprocessing` pipe; see `_Worker.handle` for the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import multiprocessing
+import multiprocessing.process
+import os
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from load_tests.procs import die_with_parent, raise_nofile
+from load_tests.stats import Action, Record, match_deliveries
+
+SUBPROTOCOL = Subprotocol("proctorhub.v1.json")
+
+
+class LeanClient(asyncio.Protocol):
+    """One authenticated socket: handshake, `auth`, waits for `hello`, records statuses."""
+
+    def __init__(self, url: str, token: str, record: bool) -> None:
+        self.ws = ClientProtocol(parse_uri(url), subprotocols=[SUBPROTOCOL], max_size=1 << 20)
+        self.token = token
+        self.records: list[Record] | None = [] if record else None
+        self.hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.other: collections.Counter[str] = collections.Counter()
+        self.close_code: int | None = None
+        self._fragments: list[bytes] = []
+
+    # -------------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                self._handshaken()
+            elif isinstance(event, Frame):
+                self._frame(event, now)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        rcvd = self.ws.close_rcvd
+        self.close_code = rcvd.code if rcvd is not None else 1006
+        if not self.hello.done():
+            self.hello.set_exception(ConnectionError(f"closed before hello ({self.close_code})"))
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
+
+    # -------------------------------------------------------------- websocket
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+    def _handshaken(self) -> None:
+        if self.ws.state is not State.OPEN:
+            error = self.ws.handshake_exc or ConnectionError("handshake failed")
+            if not self.hello.done():
+                self.hello.set_exception(error)
+            return
+        self.ws.send_text(orjson.dumps({"type": "auth", "id": 1, "data": {"token": self.token}}))
+
+    def _frame(self, frame: Frame, now: float) -> None:
+        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return
+        if not frame.fin:
+            self._fragments.append(bytes(frame.data))
+            return
+        payload = frame.data
+        if self._fragments:
+            payload = b"".join([*self._fragments, bytes(frame.data)])
+            self._fragments = []
+        message = orjson.loads(payload)
+        kind = message.get("type")
+        if kind == "candidate.status" and self.records is not None:
+            data = message.get("data") or {}
+            self.records.append(
+                (
+                    now,
+                    data.get("candidate_id", ""),
+                    data.get("presence", ""),
+                    data.get("video", ""),
+                    int(message.get("ts") or 0),
+                )
+            )
+        elif kind == "hello" and not self.hello.done():
+            self.hello.set_result(None)
+        else:
+            self.other[str(kind)] += 1
+
+    @property
+    def is_open(self) -> bool:
+        return self.ws.state is State.OPEN and self.transport is not None and not self.transport.is_closing()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Normal close (1000); abort the TCP connection if the server does not finish it in time."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.closed = asyncio.get_running_loop().create_future()
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(1000)
+            self._flush()
+        try:
+            await asyncio.wait_for(self.closed, timeout)
+        except TimeoutError:
+            self.transport.abort()
+
+
+async def open_client(url: str, token: str, record: bool, timeout: float) -> LeanClient:
+    """Connect, authenticate, wait for `hello`; raises on any failure."""
+    parsed = parse_uri(url)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        _, client = await loop.create_connection(
+            lambda: LeanClient(url, token, record), parsed.host, parsed.port
+        )
+        await client.hello
+    return client
+
+
+class _Worker:
+    """The state of one worker process: its clients and what they recorded."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.clients: list[LeanClient] = []
+
+    async def handle(self, command: str, args: dict[str, Any]) -> Any:
+        handlers: dict[str, Callable[..., Any]] = {
+            "open": self.open,
+            "status": self.status,
+            "collect": self.collect,
+            "close": self.close,
+        }
+        return await handlers[command](**args)
+
+    async def open(
+        self, targets: list[tuple[str, str]], record: bool, concurrency: int = 128, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Open one socket per (url, token), `concurrency` handshakes in flight at a time."""
+        semaphore = asyncio.Semaphore(concurrency)
+        errors: collections.Counter[str] = collections.Counter()
+
+        async def one(url: str, token: str) -> None:
+            async with semaphore:
+                try:
+                    self.clients.append(await open_client(url, token, record, timeout))
+                except Exception as exc:
+                    errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
+
+        started = time.time()
+        await asyncio.gather(*(one(url, token) for url, token in targets))
+        return {
+            "opened": len(targets) - sum(errors.values()),
+            "errors": dict(errors),
+            "started": started,
+            "ended": time.time(),
+        }
+
+    async def status(self) -> dict[str, Any]:
+        codes = collections.Counter(str(c.close_code) for c in self.clients if not c.is_open)
+        other: collections.Counter[str] = collections.Counter()
+        for client in self.clients:
+            other.update(client.other)
+        return {
+            "open": sum(1 for c in self.clients if c.is_open),
+            "total": len(self.clients),
+            "close_codes": dict(codes),
+            "other_messages": dict(other),
+        }
+
+    async def collect(self, candidate_id: str, actions: list[Action]) -> dict[str, Any]:
+        """Per action: latencies (s) of its deliveries, server-ts latencies (s), and sockets missing it."""
+        return match_deliveries([c.records or [] for c in self.clients], candidate_id, actions)
+
+    async def close(self, concurrency: int = 512) -> dict[str, Any]:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(client: LeanClient) -> None:
+            async with semaphore:
+                await client.close()
+
+        started = time.time()
+        await asyncio.gather(*(one(c) for c in self.clients))
+        self.clients = []
+        return {"seconds": time.time() - started}
+
+
+async def _serve(pipe: Connection, index: int) -> None:
+    worker = _Worker(index)
+    loop = asyncio.get_running_loop()
+    while True:
+        command, args = await loop.run_in_executor(None, pipe.recv)
+        if command == "exit":
+            break
+        try:
+            reply: Any = ("ok", await worker.handle(command, args))
+        except Exception as exc:
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        pipe.send(reply)
+    for client in worker.clients:
+        if client.transport is not None:
+            client.transport.abort()
+
+
+def _watch_parent() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def worker_main(pipe: Connection, index: int) -> None:
+    """Entry point of a worker process (multiprocessing, spawn)."""
+    die_with_parent()
+    raise_nofile()
+    threading.Thread(target=_watch_parent, daemon=True).start()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(pipe, index))
+
+
+class WorkerPool:
+    """Worker processes (spawned, daemonic) and the pipes that drive them."""
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.procs: list[multiprocessing.process.BaseProcess] = []
+        for index in range(count):
+            parent, child = context.Pipe()
+            proc = context.Process(
+                target=worker_main, args=(child, index), daemon=True, name=f"bench-worker-{index}"
+            )
+            proc.start()
+            child.close()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def __len__(self) -> int:
+        return len(self.pipes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    async def call(self, index: int, command: str, timeout: float, **args: Any) -> Any:
+        """Run one command in one worker; raise RuntimeError if it failed there."""
+        pipe = self.pipes[index]
+        pipe.send((command, args))
+        status, value = await asyncio.wait_for(asyncio.to_thread(pipe.recv), timeout)
+        if status != "ok":
+            raise RuntimeError(f"worker {index}: {command} failed: {value}")
+        return value
+
+    async def each(self, command: str, args: list[dict[str, Any]], timeout: float) -> list[Any]:
+        """The same command in every worker, with per-worker arguments, concurrently."""
+        return list(await asyncio.gather(*(self.call(i, command, timeout, **a) for i, a in enumerate(args))))
+
+    def stop(self) -> None:
+        """Ask the workers to exit, then kill what is left."""
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError, ValueError):
+                pipe.send(("exit", {}))
+        for proc in self.procs:
+            proc.join(timeout=3)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=3)
+        for pipe in self.pipes:
+            pipe.close()

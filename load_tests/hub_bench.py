@@ -1,0 +1,197 @@
+"""Hub transport bench, run by hand: `python -m load_tests.hub_bench <scenario> [options]`.
+
+Scenarios (see load_tests/README.md): `idle` (N authenticated sockets held: connect time,
+RSS per socket, drops), `presence` (one candidate connects/disconnects; latency to each
+proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers).
+`--nodes 2 --redis` runs the hub as two nodes on one redis-server; `--baseline` runs the
+same scenario against load_tests/bare_server.py and prints hub/bare for each figure.
+
+Everything stays on 127.0.0.1; each target run has a hard timeout, a watchdog ends the whole
+invocation if that fails, and every child process is killed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from typing import Any, NoReturn
+
+from load_tests import procs, report
+from load_tests.clients import WorkerPool
+from load_tests.scenarios import SCENARIOS, Options, Target
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.hub_bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--sockets", type=int, default=10_000, help="idle: sockets to hold")
+    parser.add_argument("--proctors", type=int, default=100, help="presence: proctors watching")
+    parser.add_argument("--watchers", type=int, default=5_000, help="broadcast: watcher sockets")
+    parser.add_argument(
+        "--role",
+        choices=("mixed", "proctor", "admin"),
+        default="mixed",
+        help="broadcast: watcher role (mixed = alternate proctor/admin)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="presence: connect/close rounds (200); broadcast: video toggles (20)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=None, help="seconds between actions (presence 0.1, broadcast 1.0)"
+    )
+    parser.add_argument("--hold", type=float, default=30.0, help="idle: seconds to hold the sockets")
+    parser.add_argument("--workers", type=int, default=2, help="client worker processes")
+    parser.add_argument("--concurrency", type=int, default=128, help="handshakes in flight per worker")
+    parser.add_argument("--nodes", type=int, default=1, help="hub nodes (more than 1 needs --redis)")
+    parser.add_argument("--redis", action="store_true", help="run redis-server and use the redis store")
+    parser.add_argument("--baseline", action="store_true", help="also run against the bare websockets server")
+    parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per target run, seconds")
+    args = parser.parse_args(argv)
+    if args.nodes > 1 and not args.redis:
+        parser.error("--nodes above 1 needs --redis (nodes share state through Redis)")
+    if args.nodes < 1 or args.workers < 1:
+        parser.error("--nodes and --workers must be at least 1")
+    return args
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(
+        sockets=args.sockets,
+        proctors=args.proctors,
+        watchers=args.watchers,
+        role=args.role,
+        rounds=args.rounds,
+        interval_s=args.interval,
+        hold_s=args.hold,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+    )
+
+
+def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str) -> Target:
+    if kind == "bare":
+        server = procs.start_bare(secret, procs.RESULTS / f"{run_id}-bare.log")
+        notes = ["baseline is one bare websockets process"] if args.nodes > 1 else []
+        return Target("bare", [server], secret, notes=notes)
+    redis = procs.start_redis() if args.redis else None
+    servers = []
+    for n in range(args.nodes):
+        name = f"hub-{'abcdefgh'[n % 8]}{n // 8 or ''}"
+        node_id = f"bench-{name}" if redis else None
+        log = procs.RESULTS / f"{run_id}-{name}.log"
+        servers.append(
+            procs.start_hub(name, secret, log, redis_url=redis.url if redis else None, node_id=node_id)
+        )
+    return Target("hub", servers, secret, redis=redis)
+
+
+def _stop_target(target: Target) -> dict[str, Any]:
+    """Stop every process of a target; what their logs and exit codes say."""
+    out: dict[str, Any] = {}
+    for server in target.servers:
+        exit_code = server.stop()
+        count, first = server.log_problems()
+        out[server.name] = {
+            "exit_code": exit_code,
+            "log": str(server.log_path),
+            "log_problem_lines": count,
+            "first_problems": first,
+        }
+        if count:
+            target.notes.append(f"{server.name}: {count} WARNING/ERROR lines in {server.log_path}")
+    if target.redis is not None:
+        target.redis.stop()
+    return out
+
+
+async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any]]:
+    secret = secrets.token_urlsafe(32)
+    scenario = SCENARIOS[args.scenario]
+    opts = _options(args)
+    kinds = ["hub", "bare"] if args.baseline else ["hub"]
+    runs: dict[str, dict[str, Any]] = {}
+    pool = WorkerPool(args.workers)
+    try:
+        for kind in kinds:
+            await pool.each("status", [{} for _ in range(len(pool))], timeout=60)
+            print(f"[{time.strftime('%H:%M:%S')}] {args.scenario}: {kind} ...", file=sys.stderr, flush=True)
+            target = _start_target(kind, args, run_id, secret)
+            run: dict[str, Any] = {"nodes": [s.url for s in target.servers]}
+            try:
+                async with asyncio.timeout(args.timeout):
+                    run["figures"], run["details"] = await scenario(target, pool, opts)
+            except Exception as exc:  # a timeout or a failure: report it, start clean for the next
+                reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+                run["figures"], run["error"] = {}, reason
+                target.notes.append(f"run failed: {reason}")
+                pool.stop()
+                pool = WorkerPool(args.workers)
+            finally:
+                run["processes"] = _stop_target(target)
+                run["notes"] = target.notes
+            runs[kind] = run
+    finally:
+        pool.stop()
+    return runs
+
+
+def _watchdog(seconds: float) -> None:
+    def fire() -> NoReturn:
+        print(f"hub_bench: watchdog fired after {seconds:.0f}s; killing everything", file=sys.stderr)
+        procs.kill_all()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    soft, hard = procs.raise_nofile()
+    needed = max(args.sockets if args.scenario == "idle" else args.watchers, args.proctors) + 256
+    if soft < needed:
+        print(f"hub_bench: RLIMIT_NOFILE is {soft} (hard {hard}); {needed} wanted", file=sys.stderr)
+    run_id = f"{args.scenario}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _watchdog(args.timeout * (2 if args.baseline else 1) + 120)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.time()
+    try:
+        runs = asyncio.run(_run(args, run_id))
+    finally:
+        procs.kill_all()
+    payload = {
+        "run_id": run_id,
+        "scenario": args.scenario,
+        "args": vars(args),
+        "nofile": [soft, hard],
+        "environment": report.environment(),
+        "wall_s": round(time.time() - started, 1),
+        "runs": runs,
+        "hub_over_bare": report.ratios(runs["hub"].get("figures", {}), runs["bare"].get("figures", {}))
+        if "bare" in runs
+        else None,
+    }
+    path = report.write_json(run_id, payload)
+    setting = f"nodes={args.nodes} redis={'yes' if args.redis else 'no'} workers={args.workers}"
+    print(report.table(f"{args.scenario} ({setting})", runs))
+    for kind, run in runs.items():
+        if run.get("error"):
+            print(f"{kind}: {run['error']}")
+    print(f"results: {path}")
+    return 1 if any(run.get("error") for run in runs.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

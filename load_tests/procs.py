@@ -1,0 +1,259 @@
+"""Child processes of a bench run: hubs, the bare server, redis-server; all killed on exit.
+
+Every child is started from the main thread with PR_SET_PDEATHSIG, so even a SIGKILLed
+bench takes its children with it; `kill_all` (try/finally and atexit) is the ordinary path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+_PR_SET_PDEATHSIG = 1
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit; the resulting (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child_setup() -> None:
+    raise_nofile()
+    die_with_parent()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _spawn(argv: list[str], env: dict[str, str] | None, log_path: Path | None) -> subprocess.Popen[bytes]:
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_child_setup
+        )
+    finally:
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+    _CHILDREN.append(proc)
+    return proc
+
+
+def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(ValueError):
+        _CHILDREN.remove(proc)
+
+
+def kill_all() -> None:
+    """Kill every child still registered (atexit and the bench's finally)."""
+    for proc in list(_CHILDREN):
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        _CHILDREN.remove(proc)
+
+
+atexit.register(kill_all)
+
+
+@dataclass
+class Server:
+    """A WebSocket server under test: a hub node or the bare baseline."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        if not self.log_path or not self.log_path.exists():
+            return []
+        return self.log_path.read_text(errors="replace").splitlines()[-lines:]
+
+    def log_problems(self, limit: int = 15) -> tuple[int, list[str]]:
+        """Count of WARNING/ERROR/Traceback lines in the log, and the first few."""
+        if not self.log_path or not self.log_path.exists():
+            return 0, []
+        bad = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)
+        ]
+        return len(bad), bad[:limit]
+
+    def stop(self) -> int | None:
+        kill(self.proc, grace_s=15.0)
+        return self.proc.returncode
+
+
+def start_hub(
+    name: str, secret: str, log_path: Path, *, redis_url: str | None = None, node_id: str | None = None
+) -> Server:
+    """`python -m server run` on a free port with the bench's settings; returns when /readyz is 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
+    env.update(HUB_SECRET=secret, HUB_HEARTBEAT_S="20", LOG_LEVEL="INFO")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    if node_id:
+        env["HUB_NODE_ID"] = node_id
+    argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
+    proc = _spawn(argv, env, log_path)
+    server = Server(name, port, proc, log_path, {"node_id": node_id or ""})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub {name} exited with {proc.returncode}: {server.log_tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        time.sleep(0.1)
+    raise RuntimeError(f"hub {name} not ready after 30s: {server.log_tail()}")
+
+
+def start_bare(secret: str, log_path: Path) -> Server:
+    """The bare `websockets` baseline server (load_tests/bare_server.py) on a free port."""
+    port = free_port()
+    env = dict(os.environ, BARE_SECRET=secret)
+    argv = [sys.executable, "-m", "load_tests.bare_server", "--port", str(port)]
+    proc = _spawn(argv, env, log_path)
+    wait_for_port(port, proc)
+    return Server("bare", port, proc, log_path)
+
+
+@dataclass
+class Redis:
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        kill(self.proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_redis() -> Redis:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="proctorhub-bench-redis-")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = _spawn([*argv, "--dir", workdir, "--maxclients", "10000"], None, None)
+    wait_for_port(port, proc)
+    return Redis(port, proc, workdir)
+
+
+# ---------------------------------------------------------------- /proc readings
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def hub_metrics(port: int) -> dict[str, float]:
+    """The hub's /metrics samples that say whether sockets were lost (empty if unreachable)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    wanted = (
+        "proctorhub_connections{",
+        "proctorhub_closes_total",
+        "proctorhub_send_queue_drops_total",
+        "proctorhub_auth_failures_total",
+        "proctorhub_handler_errors_total",
+        "proctorhub_fanout_errors_total",
+    )
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

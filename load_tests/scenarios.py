@@ -1,0 +1,317 @@
+"""The three scenarios: idle sockets, presence changes to proctors, one status to many watchers.
+
+Each scenario runs against a `Target` (hub nodes or the bare server, already started) with the
+worker pool holding the many sockets, and returns `(figures, details)`: `figures` is a flat
+dict of numbers compared hub/bare, `details` whatever else explains them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from load_tests.clients import SUBPROTOCOL, WorkerPool
+from load_tests.procs import Redis, Server, cpu_s, hub_metrics, rss_kib
+from load_tests.stats import Action, merge, summary_ms
+from server.auth import Role, mint_session
+
+EVENT = "bench"
+
+
+@dataclass
+class Target:
+    """What a scenario runs against: one or more nodes of the same kind."""
+
+    kind: str  # "hub" or "bare"
+    servers: list[Server]
+    secret: str
+    redis: Redis | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def rss_kib(self) -> int:
+        return sum(rss_kib(s.pid) for s in self.servers)
+
+    def cpu_s(self) -> float:
+        return sum(cpu_s(s.pid) for s in self.servers)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        if self.kind != "hub":
+            return {}
+        return {s.name: hub_metrics(s.port) for s in self.servers}
+
+
+@dataclass
+class Options:
+    sockets: int = 10_000
+    proctors: int = 100
+    watchers: int = 5_000
+    role: str = "mixed"
+    rounds: int | None = None
+    interval_s: float | None = None
+    hold_s: float = 30.0
+    concurrency: int = 128
+    timeout_s: float = 180.0
+
+
+def _tokens(secret: str, users: list[tuple[str, Role]]) -> list[str]:
+    now = time.time()
+    return [
+        mint_session(secret, user_id=user, event_id=EVENT, role=role, now=now, ttl_s=4 * 3600)
+        for user, role in users
+    ]
+
+
+async def _open_many(
+    target: Target, pool: WorkerPool, users: list[tuple[str, Role]], *, record: bool, opts: Options
+) -> tuple[int, float, dict[str, int]]:
+    """Spread sockets over workers (round-robin) and nodes; (opened, seconds, errors)."""
+    tokens = _tokens(target.secret, users)
+    nodes = target.servers
+    per_worker: list[list[tuple[str, str]]] = [[] for _ in range(len(pool))]
+    for i, token in enumerate(tokens):
+        worker = i % len(pool)
+        node = nodes[(i // len(pool)) % len(nodes)]
+        per_worker[worker].append((node.url, token))
+    started = time.time()
+    replies = await pool.each(
+        "open",
+        [{"targets": t, "record": record, "concurrency": opts.concurrency} for t in per_worker],
+        timeout=opts.timeout_s,
+    )
+    errors: dict[str, int] = {}
+    for reply in replies:
+        for text, count in reply["errors"].items():
+            errors[text] = errors.get(text, 0) + count
+    return sum(r["opened"] for r in replies), max(r["ended"] for r in replies) - started, errors
+
+
+async def _pool_status(pool: WorkerPool) -> dict[str, Any]:
+    replies = await pool.each("status", [{} for _ in range(len(pool))], timeout=60)
+    codes: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for reply in replies:
+        for code, count in reply["close_codes"].items():
+            codes[code] = codes.get(code, 0) + count
+        for kind, count in reply["other_messages"].items():
+            other[kind] = other.get(kind, 0) + count
+    return {
+        "open": sum(r["open"] for r in replies),
+        "total": sum(r["total"] for r in replies),
+        "close_codes": codes,
+        "other_messages": other,
+    }
+
+
+async def _close_all(pool: WorkerPool) -> float:
+    replies = await pool.each("close", [{} for _ in range(len(pool))], timeout=120)
+    return max(r["seconds"] for r in replies)
+
+
+# ---------------------------------------------------------------- idle
+
+
+async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[str, float], dict[str, Any]]:
+    """N authenticated candidates: connect time, RSS per socket, none dropped over the hold."""
+    await asyncio.sleep(1.0)
+    rss_before = target.rss_kib()
+    cpu_before = target.cpu_s()
+    users: list[tuple[str, Role]] = [(f"idle-{i}", "candidate") for i in range(opts.sockets)]
+    opened, connect_s, errors = await _open_many(target, pool, users, record=False, opts=opts)
+    cpu_connect = target.cpu_s() - cpu_before
+    await asyncio.sleep(1.0)
+    rss_after = target.rss_kib()
+    samples: list[dict[str, Any]] = []
+    held_from = time.monotonic()
+    while time.monotonic() - held_from < opts.hold_s:
+        await asyncio.sleep(min(5.0, opts.hold_s - (time.monotonic() - held_from)))
+        status = await _pool_status(pool)
+        samples.append(
+            {
+                "t_s": round(time.monotonic() - held_from, 1),
+                "open": status["open"],
+                "rss_kib": target.rss_kib(),
+            }
+        )
+    status = await _pool_status(pool)
+    rss_held = target.rss_kib()
+    metrics = target.metrics()
+    close_s = await _close_all(pool)
+    per_socket = (rss_after - rss_before) / opened if opened else float("nan")
+    figures = {
+        "sockets_opened": opened,
+        "connect_s": round(connect_s, 2),
+        "connects_per_s": round(opened / connect_s, 1) if connect_s else 0.0,
+        "server_cpu_connect_s": round(cpu_connect, 2),
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "rss_per_socket_kib": round(per_socket, 2),
+        "rss_per_socket_after_hold_kib": round((rss_held - rss_before) / opened, 2) if opened else 0.0,
+        "dropped_during_hold": opened - status["open"],
+        "close_all_s": round(close_s, 2),
+    }
+    details = {
+        "connect_errors": errors,
+        "hold_samples": samples,
+        "final_status": status,
+        "hub_metrics_after_hold": metrics,
+    }
+    return figures, details
+
+
+# ---------------------------------------------------------------- the driving candidate
+
+
+async def _candidate(url: str, token: str) -> tuple[ClientConnection, float]:
+    """Connect a candidate, send `auth`; (socket, time auth was sent) once `hello` arrived."""
+    ws = await connect(url, subprotocols=[SUBPROTOCOL], compression=None, ping_interval=None, open_timeout=30)
+    sent = time.time()
+    await ws.send(orjson.dumps({"type": "auth", "id": 1, "data": {"token": token}}).decode())
+    async with asyncio.timeout(30):
+        while True:
+            if orjson.loads(await ws.recv()).get("type") == "hello":
+                return ws, sent
+
+
+async def _collect(pool: WorkerPool, candidate_id: str, actions: list[Action]) -> dict[str, Any]:
+    parts = await pool.each(
+        "collect", [{"candidate_id": candidate_id, "actions": actions}] * len(pool), timeout=120
+    )
+    return merge(parts)
+
+
+def _watchers(count: int, role: str, prefix: str) -> list[tuple[str, Role]]:
+    roles: list[Role] = ["proctor", "admin"] if role == "mixed" else [role]  # type: ignore[list-item]
+    return [(f"{prefix}-{i}", roles[i % len(roles)]) for i in range(count)]
+
+
+# ---------------------------------------------------------------- presence
+
+
+async def presence(
+    target: Target, pool: WorkerPool, opts: Options
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """One candidate connects and disconnects; latency to each proctor's `candidate.status`."""
+    rounds = opts.rounds or 200
+    pause = opts.interval_s if opts.interval_s is not None else 0.1
+    opened, connect_s, errors = await _open_many(
+        target, pool, _watchers(opts.proctors, "proctor", "proctor"), record=True, opts=opts
+    )
+    candidate_id = "presence-candidate"
+    (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
+    url = target.servers[0].url
+    actions: list[Action] = []
+    cpu_before = target.cpu_s()
+    for _ in range(rounds):
+        ws, sent = await _candidate(url, token)
+        actions.append((sent, "online", None))
+        await asyncio.sleep(pause)
+        closing = time.time()
+        await ws.close()
+        actions.append((closing, "reconnecting", None))
+        await asyncio.sleep(pause)
+    cpu_used = target.cpu_s() - cpu_before
+    await asyncio.sleep(1.5)
+    result = await _collect(pool, candidate_id, actions)
+    status = await _pool_status(pool)
+    metrics = target.metrics()
+    await _close_all(pool)
+    every = [x for per in result["recv"] for x in per]
+    online = [x for i, per in enumerate(result["recv"]) if i % 2 == 0 for x in per]
+    offline = [x for i, per in enumerate(result["recv"]) if i % 2 == 1 for x in per]
+    total, on, off = summary_ms(every), summary_ms(online), summary_ms(offline)
+    figures = {
+        "proctors_opened": opened,
+        "presence_changes": len(actions),
+        "deliveries": total["n"],
+        "missing_deliveries": sum(result["missing"]),
+        "latency_p50_ms": total["p50_ms"],
+        "latency_p99_ms": total["p99_ms"],
+        "latency_max_ms": total["max_ms"],
+        "online_p50_ms": on["p50_ms"],
+        "online_p99_ms": on["p99_ms"],
+        "reconnecting_p50_ms": off["p50_ms"],
+        "reconnecting_p99_ms": off["p99_ms"],
+        "server_cpu_s": round(cpu_used, 2),
+        "proctors_dropped": opened - status["open"],
+    }
+    details = {
+        "connect_s": round(connect_s, 2),
+        "connect_errors": errors,
+        "final_status": status,
+        "hub_metrics": metrics,
+        "missing_per_action": result["missing"],
+    }
+    return figures, details
+
+
+# ---------------------------------------------------------------- broadcast
+
+
+async def broadcast(
+    target: Target, pool: WorkerPool, opts: Options
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """One candidate toggles video; time until the last of many watchers has each change."""
+    rounds = opts.rounds or 20
+    pause = opts.interval_s if opts.interval_s is not None else 1.0
+    opened, connect_s, errors = await _open_many(
+        target, pool, _watchers(opts.watchers, opts.role, "watcher"), record=True, opts=opts
+    )
+    await asyncio.sleep(2.0)  # let handshake backlogs and admin stats settle
+    candidate_id = "broadcast-candidate"
+    (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
+    cpu_before = target.cpu_s()
+    ws, sent = await _candidate(target.servers[0].url, token)
+    actions: list[Action] = [(sent, "online", None)]
+    await asyncio.sleep(pause)
+    for k in range(rounds):
+        video = k % 2 == 0
+        media = {"room_id": None, "joined": True, "video": video, "audio": True}
+        frame = orjson.dumps({"type": "media.status", "id": k + 2, "data": media}).decode()
+        sent = time.time()
+        await ws.send(frame)
+        actions.append((sent, "online", "on" if video else "off"))
+        await asyncio.sleep(pause)
+    cpu_used = target.cpu_s() - cpu_before
+    await asyncio.sleep(1.0)
+    result = await _collect(pool, candidate_id, actions)
+    await ws.close()
+    status = await _pool_status(pool)
+    metrics = target.metrics()
+    await _close_all(pool)
+    toggles = result["recv"][1:]
+    last = [max(per) for per in toggles if per]
+    written = [max(per) for per in result["ts"][1:] if per]
+    every = [x for per in toggles for x in per]
+    last_s, all_s, online_all = summary_ms(last), summary_ms(every), summary_ms(result["recv"][0])
+    figures = {
+        "watchers_opened": opened,
+        "rounds": rounds,
+        "missing_deliveries": sum(result["missing"]),
+        "last_delivery_p50_ms": last_s["p50_ms"],
+        "last_delivery_p99_ms": last_s["p99_ms"],
+        "last_delivery_max_ms": last_s["max_ms"],
+        "delivery_p50_ms": all_s["p50_ms"],
+        "delivery_p99_ms": all_s["p99_ms"],
+        "online_last_delivery_ms": online_all["max_ms"],
+        "online_delivery_p50_ms": online_all["p50_ms"],
+        "server_cpu_s": round(cpu_used, 2),
+        "watchers_dropped": opened - status["open"],
+    }
+    details = {
+        "connect_s": round(connect_s, 2),
+        "connect_errors": errors,
+        "last_delivery_ms_per_round": [round(x * 1000, 1) for x in last],
+        "server_ts_last_written_ms_per_round": [round(x * 1000, 1) for x in written],
+        "missing_per_action": result["missing"],
+        "final_status": status,
+        "hub_metrics": metrics,
+    }
+    return figures, details
+
+
+SCENARIOS = {"idle": idle, "presence": presence, "broadcast": broadcast}

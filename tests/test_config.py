@@ -1,0 +1,178 @@
+"""Settings from the environment: defaults, and one loud `ConfigError` naming each bad setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from server import config
+from server.config import ConfigError, Settings, load_settings
+from tests.servers import ROOT, free_port
+
+SECRET = "config-test-secret-0123456789abcdef"
+
+NUMERIC = sorted(
+    name for name, (_, read) in config._READERS.items() if read.__qualname__.startswith("_number.")
+)
+
+
+def refused(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    return str(info.value)
+
+
+def test_numeric_settings_are_found() -> None:
+    assert len(NUMERIC) >= 12
+    assert {"HUB_PRESENCE_GRACE_S", "HUB_MAX_MESSAGE_BYTES", "HUB_RATE_BURST", "HUB_SEND_QUEUE"} <= set(
+        NUMERIC
+    )
+
+
+def test_defaults_with_an_embedded_random_secret() -> None:
+    settings = load_settings({})
+    assert settings.embedded_secret
+    assert len(settings.hub_secret) >= 32
+    assert settings == Settings(
+        hub_secret=settings.hub_secret, embedded_secret=True, node_id=settings.node_id
+    )
+    assert settings.store_kind == "memory"
+    assert settings.redis_url is None and settings.api_key is None
+    assert settings.allowed_origins == ()
+    assert settings.node_id and " " not in settings.node_id
+    assert load_settings({}).hub_secret != settings.hub_secret
+
+
+def test_empty_values_count_as_unset() -> None:
+    assert load_settings({"HUB_SECRET": "", "HUB_PRESENCE_GRACE_S": "", "LOG_LEVEL": ""}).embedded_secret
+
+
+def test_values_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "HUB_SECRET": SECRET,
+            "HUB_API_KEY": "api-key-0123456789",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "LOG_LEVEL": " debug ",
+            "HUB_PRESENCE_GRACE_S": "2.5",
+            "HUB_MAX_MESSAGE_BYTES": "2048",
+            "HUB_RATE_BURST": "7",
+            "HUB_NODE_ID": "node-a",
+        }
+    )
+    assert (settings.hub_secret, settings.embedded_secret) == (SECRET, False)
+    assert settings.api_key == "api-key-0123456789"
+    assert settings.store_kind == "redis"
+    assert settings.log_level == "DEBUG"
+    assert settings.presence_grace_s == 2.5
+    assert settings.max_message_bytes == 2048 and isinstance(settings.max_message_bytes, int)
+    assert settings.rate_burst == 7
+    assert settings.node_id == "node-a"
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("raw", ["abc", "-1", "99999999999999", "nan", "inf", "1,5"])
+def test_bad_numeric_setting_names_itself(name: str, raw: str) -> None:
+    message = refused({"HUB_SECRET": SECRET, name: raw})
+    assert f"'{name}'" in message
+    assert repr(raw) in message
+
+
+@pytest.mark.parametrize("name", [n for n in NUMERIC if n.endswith("_S")])
+def test_float_settings_take_fractions(name: str) -> None:
+    attr = config._READERS[name][0]
+    # The heartbeat timeout may be at most ten times the interval, so the two move together here.
+    env = {name: "1.5", "HUB_HEARTBEAT_TIMEOUT_S": "1.5"}
+    assert getattr(load_settings(env), attr) == 1.5
+
+
+@pytest.mark.parametrize("name", ["HUB_MAX_MESSAGE_BYTES", "HUB_RATE_BURST", "HUB_SEND_QUEUE"])
+def test_integer_settings_refuse_fractions(name: str) -> None:
+    assert "integer" in refused({name: "4096.5"})
+
+
+@pytest.mark.parametrize("raw", ["verbose", "TRACE", "10"])
+def test_bad_log_level(raw: str) -> None:
+    assert "'LOG_LEVEL'" in refused({"LOG_LEVEL": raw})
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379", "rediss://cache:6380/1", "unix:///tmp/redis.sock"])
+def test_redis_url_schemes(url: str) -> None:
+    assert load_settings({"HUB_SECRET": SECRET, "REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize("url", ["http://localhost:6379", "localhost:6379", "memcached://x", "REDIS://x"])
+def test_redis_url_bad_scheme(url: str) -> None:
+    assert "'REDIS_URL'" in refused({"HUB_SECRET": SECRET, "REDIS_URL": url})
+
+
+def test_redis_url_without_hub_secret_is_refused() -> None:
+    message = refused({"REDIS_URL": "redis://localhost:6379"})
+    assert "'HUB_SECRET'" in message
+
+
+@pytest.mark.parametrize("name", ["HUB_SECRET", "HUB_API_KEY"])
+def test_secrets_too_short(name: str) -> None:
+    assert f"'{name}'" in refused({name: "s" * 15})
+    load_settings({name: "s" * 16})
+
+
+@pytest.mark.parametrize("raw", ["has space", "n" * 65, "tab\there"])
+def test_bad_node_id(raw: str) -> None:
+    assert "'HUB_NODE_ID'" in refused({"HUB_NODE_ID": raw})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://exam.example.com", ("https://exam.example.com",)),
+        (
+            " https://a.example.com , http://localhost:3000,,",
+            ("https://a.example.com", "http://localhost:3000"),
+        ),
+        (",", ()),
+    ],
+)
+def test_allowed_origins_parsing(raw: str, expected: tuple[str, ...]) -> None:
+    assert load_settings({"HUB_ALLOWED_ORIGINS": raw}).allowed_origins == expected
+
+
+@pytest.mark.parametrize("raw", ["example.com", "https://ok.example.com,ftp://files.example.com", "*"])
+def test_allowed_origins_must_be_http(raw: str) -> None:
+    assert "'HUB_ALLOWED_ORIGINS'" in refused({"HUB_ALLOWED_ORIGINS": raw})
+
+
+def test_heartbeat_timeout_is_bounded_by_the_interval() -> None:
+    assert load_settings({"HUB_HEARTBEAT_S": "2", "HUB_HEARTBEAT_TIMEOUT_S": "20"}).heartbeat_timeout_s == 20
+    assert "'HUB_HEARTBEAT_TIMEOUT_S'" in refused({"HUB_HEARTBEAT_S": "2", "HUB_HEARTBEAT_TIMEOUT_S": "21"})
+
+
+def test_load_settings_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_SECRET", SECRET)
+    monkeypatch.setenv("HUB_RATE_PER_S", "3")
+    settings = load_settings()
+    assert (settings.hub_secret, settings.rate_per_s) == (SECRET, 3.0)
+
+
+def test_bad_setting_stops_the_server_with_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in config._READERS}
+    env["HUB_PRESENCE_GRACE_S"] = "abc"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "run", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert time.monotonic() - started < 10
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "HUB_PRESENCE_GRACE_S" in lines[0]
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,316 @@
+"""`Connection`'s send queue against a fake ASGI `send` that records frames (a stand-in for the socket)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgpack
+import orjson
+import pytest
+
+from server.auth import Session
+from server.hubs.connection import Connection, ConnectionState
+from server.protocol import Codec, Outbound
+
+SESSION = Session(user_id="u1", event_id="e1", role="proctor", exp=2e9, iat=1e9)
+
+
+class FakeSocket:
+    """Records every ASGI message; `websocket.send` waits on `gate` (after recording) while it is shut."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        if message["type"] == "websocket.send":
+            await self.gate.wait()
+
+    def frames(self) -> list[dict[str, Any]]:
+        out = []
+        for message in self.sent:
+            if message["type"] != "websocket.send":
+                continue
+            if "text" in message:
+                out.append(orjson.loads(message["text"]))
+            else:
+                out.append(msgpack.unpackb(message["bytes"], raw=False))
+        return out
+
+    def types(self) -> list[str]:
+        return [f["type"] for f in self.frames()]
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.socket = FakeSocket()
+        self.overflows: list[Connection] = []
+        self.connections: list[Connection] = []
+
+    def connect(
+        self, codec: Codec = Codec.JSON, *, queue_size: int = 16, send_timeout_s: float = 5.0
+    ) -> Connection:
+        conn = Connection(
+            f"conn-{len(self.connections)}",
+            self.socket,
+            codec,
+            queue_size=queue_size,
+            send_timeout_s=send_timeout_s,
+            on_overflow=self.overflows.append,
+        )
+        conn.open(SESSION)
+        self.connections.append(conn)
+        return conn
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    harness = Harness()
+    yield harness
+    harness.socket.gate.set()
+    for conn in harness.connections:
+        conn.closed()
+    await asyncio.sleep(0)  # let cancelled writer tasks finish inside the test's loop
+
+
+async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+def msg(name: str, key: str | None = None, **data: Any) -> Outbound:
+    return Outbound(name, {"n": name, **data}, coalesce_key=key)
+
+
+# ---------------------------------------------------------------- order and ids
+
+
+async def test_messages_go_out_in_order_with_increasing_ids(harness: Harness) -> None:
+    conn = harness.connect()
+    names = [f"m{i}" for i in range(10)]
+    for name in names:
+        assert conn.send(msg(name))
+    await until(lambda: len(harness.socket.sent) == 10)
+    frames = harness.socket.frames()
+    assert [f["type"] for f in frames] == names
+    assert [f["id"] for f in frames] == list(range(1, 11))
+    assert all(f["re"] is None and isinstance(f["ts"], int) for f in frames)
+    assert conn.sent == 10 and conn.queued == 0
+
+
+async def test_ids_keep_increasing_across_writer_restarts(harness: Harness) -> None:
+    conn = harness.connect()
+    conn.send(msg("a"))
+    await until(lambda: len(harness.socket.sent) == 1)
+    await asyncio.sleep(0)  # the writer has finished; the next send starts a new one
+    conn.send(Outbound("pong", {}, re=41))
+    await until(lambda: len(harness.socket.sent) == 2)
+    frames = harness.socket.frames()
+    assert [(f["type"], f["id"], f["re"]) for f in frames] == [("a", 1, None), ("pong", 2, 41)]
+
+
+async def test_send_never_blocks_the_caller(harness: Harness) -> None:
+    conn = harness.connect()
+    harness.socket.gate.clear()
+    for i in range(5):
+        assert conn.send(msg(f"m{i}"))
+    assert harness.socket.sent == []  # nothing written until the caller yields
+    await until(lambda: len(harness.socket.sent) == 1)
+    assert conn.queued == 4
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 5)
+
+
+async def test_each_connection_numbers_its_own_messages(harness: Harness) -> None:
+    first, second = harness.connect(), harness.connect()
+    shared = msg("broadcast")
+    first.send(shared)
+    second.send(shared)
+    second.send(msg("only-second"))
+    await until(lambda: len(harness.socket.sent) == 3)
+    assert sorted((f["type"], f["id"]) for f in harness.socket.frames()) == [
+        ("broadcast", 1),
+        ("broadcast", 1),
+        ("only-second", 2),
+    ]
+
+
+# ---------------------------------------------------------------- coalescing
+
+
+async def test_coalesced_messages_keep_the_first_place_and_the_latest_content(harness: Harness) -> None:
+    conn = harness.connect()
+    harness.socket.gate.clear()
+    conn.send(msg("blocker"))
+    await until(lambda: len(harness.socket.sent) == 1)  # the writer now waits inside send
+
+    assert conn.send(msg("candidate.status", "status:c1", v=1))
+    assert conn.send(msg("other"))
+    assert conn.send(msg("candidate.status", "status:c2", v=1))
+    assert conn.send(msg("candidate.status", "status:c1", v=2))
+    assert conn.send(msg("candidate.status", "status:c1", v=3))
+    assert conn.queued == 3
+
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 4)
+    await asyncio.sleep(0)
+    frames = harness.socket.frames()
+    assert [(f["type"], f["data"].get("v")) for f in frames] == [
+        ("blocker", None),
+        ("candidate.status", 3),
+        ("other", None),
+        ("candidate.status", 1),
+    ]
+    assert [f["id"] for f in frames] == [1, 2, 3, 4]
+
+
+async def test_a_message_already_being_written_is_not_replaced(harness: Harness) -> None:
+    conn = harness.connect()
+    harness.socket.gate.clear()
+    conn.send(msg("candidate.status", "status:c1", v=1))
+    await until(lambda: len(harness.socket.sent) == 1)
+    conn.send(msg("candidate.status", "status:c1", v=2))
+    assert conn.queued == 1
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 2)
+    assert [f["data"]["v"] for f in harness.socket.frames()] == [1, 2]
+
+
+async def test_coalescing_a_full_queue_is_not_an_overflow(harness: Harness) -> None:
+    conn = harness.connect(queue_size=4)
+    harness.socket.gate.clear()
+    conn.send(msg("blocker"))
+    await until(lambda: len(harness.socket.sent) == 1)
+    for i in range(4):
+        assert conn.send(msg("candidate.status", f"status:c{i}", v=0))
+    assert conn.send(msg("candidate.status", "status:c0", v=1))
+    assert harness.overflows == []
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 5)
+    assert [f["data"]["v"] for f in harness.socket.frames()[1:]] == [1, 0, 0, 0]
+
+
+# ---------------------------------------------------------------- overflow and stuck sends
+
+
+async def test_overflow_calls_on_overflow_and_send_returns_false(harness: Harness) -> None:
+    conn = harness.connect(queue_size=4)
+    harness.socket.gate.clear()
+    conn.send(msg("blocker"))
+    await until(lambda: len(harness.socket.sent) == 1)
+    assert all(conn.send(msg(f"m{i}")) for i in range(4))
+    assert harness.overflows == []
+
+    assert conn.send(msg("one-too-many")) is False
+    assert harness.overflows == [conn]
+    assert conn.queued == 4
+
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 5)
+    assert "one-too-many" not in harness.socket.types()
+
+
+async def test_stuck_send_past_the_timeout_triggers_on_overflow(harness: Harness) -> None:
+    conn = harness.connect(send_timeout_s=0.05)
+    harness.socket.gate.clear()
+    conn.send(msg("stuck"))
+    conn.send(msg("behind"))
+    await until(lambda: harness.overflows == [conn], timeout=0.5)
+    assert harness.socket.types() == ["stuck"]
+
+
+async def test_a_slow_send_within_the_timeout_is_fine(harness: Harness) -> None:
+    conn = harness.connect(send_timeout_s=0.2)
+    harness.socket.gate.clear()
+    conn.send(msg("slow"))
+    conn.send(msg("next"))
+    await asyncio.sleep(0.02)
+    harness.socket.gate.set()
+    await until(lambda: len(harness.socket.sent) == 2)
+    assert harness.overflows == []
+
+
+# ---------------------------------------------------------------- closing
+
+
+async def test_close_sends_the_code_drops_the_queue_and_refuses_later_sends(harness: Harness) -> None:
+    conn = harness.connect()
+    harness.socket.gate.clear()
+    conn.send(msg("blocker"))
+    await until(lambda: len(harness.socket.sent) == 1)
+    conn.send(msg("dropped-1"))
+    conn.send(msg("candidate.status", "status:c1"))
+
+    await conn.close(1013, "slow consumer")
+    assert conn.state is ConnectionState.CLOSING
+    assert conn.queued == 0
+    assert harness.socket.sent[-1] == {"type": "websocket.close", "code": 1013, "reason": "slow consumer"}
+    assert conn.send(msg("after-close")) is False
+    assert conn.send(msg("candidate.status", "status:c1")) is False
+
+    harness.socket.gate.set()
+    await asyncio.sleep(0.01)
+    assert harness.socket.types() == ["blocker"]
+    assert [m["type"] for m in harness.socket.sent] == ["websocket.send", "websocket.close"]
+    assert harness.overflows == []
+
+
+async def test_close_is_sent_once_and_the_reason_is_truncated(harness: Harness) -> None:
+    conn = harness.connect()
+    await conn.close(4401, "x" * 500)
+    await conn.close(1000)
+    closes = [m for m in harness.socket.sent if m["type"] == "websocket.close"]
+    assert closes == [{"type": "websocket.close", "code": 4401, "reason": "x" * 120}]
+
+
+async def test_closed_refuses_sends(harness: Harness) -> None:
+    conn = harness.connect()
+    conn.closed()
+    assert conn.state is ConnectionState.CLOSED
+    assert conn.send(msg("late")) is False
+    await asyncio.sleep(0)
+    assert harness.socket.sent == []
+
+
+# ---------------------------------------------------------------- state and codec
+
+
+async def test_open_only_once(harness: Harness) -> None:
+    conn = Connection(
+        "c", harness.socket, Codec.JSON, queue_size=4, send_timeout_s=1, on_overflow=harness.overflows.append
+    )
+    with pytest.raises(RuntimeError, match="authenticated"):
+        _ = conn.user_key
+    conn.open(SESSION)
+    assert conn.user_key == ("e1", "u1")
+    with pytest.raises(RuntimeError, match="Expected state connecting, but got open"):
+        conn.open(SESSION)
+
+
+async def test_msgpack_codec_produces_bytes_frames(harness: Harness) -> None:
+    conn = harness.connect(Codec.MSGPACK)
+    conn.send(Outbound("room.assign", {"room_id": "r1", "token_exp": 123}, re=5))
+    conn.send(msg("second"))
+    await until(lambda: len(harness.socket.sent) == 2)
+    assert all(set(m) == {"type", "bytes"} and isinstance(m["bytes"], bytes) for m in harness.socket.sent)
+    first, second = harness.socket.frames()
+    assert {k: first[k] for k in ("type", "id", "re", "data")} == {
+        "type": "room.assign",
+        "id": 1,
+        "re": 5,
+        "data": {"room_id": "r1", "token_exp": 123},
+    }
+    assert second["id"] == 2
+
+
+async def test_json_codec_produces_text_frames(harness: Harness) -> None:
+    conn = harness.connect(Codec.JSON)
+    conn.send(msg("a"))
+    await until(lambda: len(harness.socket.sent) == 1)
+    assert set(harness.socket.sent[0]) == {"type", "text"}
+    assert isinstance(harness.socket.sent[0]["text"], str)

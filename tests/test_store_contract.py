@@ -1,0 +1,598 @@
+"""The Store contract: one suite, run against MemoryStore and RedisStore alike.
+
+Time is a fake clock (`now` arguments); only pub/sub waits on the real loop,
+because Redis delivers messages from another connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from server.store.base import ConnRef, EventConfig, FlagRecord, Store, Transition, UserRecord
+from server.store.memory import MemoryStore
+from server.store.redis import RedisStore
+from tests.servers import RedisServer, free_port, wait_for_port
+
+EV = "ev1"
+GRACE = 10.0
+
+
+def ref(user: str, conn: str = "c1", node: str = "n1", event: str = EV) -> ConnRef:
+    return ConnRef(event, user, conn, node)
+
+
+def flag(user: str, flag_id: str, ts: float) -> FlagRecord:
+    return FlagRecord(flag_id, EV, user, "proctor-1", f"note {flag_id}", "high", ts, {"k": [1, 2]})
+
+
+async def flush(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Poll for a pub/sub delivery: Redis hands messages over on another connection."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> str:
+    await flush(redis_server.url)
+    return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        backend: Store = MemoryStore()
+    else:
+        url = request.getfixturevalue("redis_server").url
+        await flush(url)
+        backend = RedisStore(url)
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def online(store: Store, user: str, *, conn: str = "c1", node: str = "n1", now: float = 0.0) -> None:
+    await store.connect(ref(user, conn, node), role="candidate", name=None, now=now)
+
+
+# events
+
+
+async def test_create_event_refuses_duplicate(store: Store) -> None:
+    assert await store.create_event(EventConfig("e1", "Maths"))
+    assert not await store.create_event(EventConfig("e1", "Other name"))
+    assert await store.get_event("e1") == EventConfig("e1", "Maths")
+
+
+async def test_get_event_round_trips_every_field(store: Store) -> None:
+    config = EventConfig("e1", "Maths", 12, 2, 7, 300, 60, False, "2025-01-01T09:00Z", None)
+    await store.create_event(config)
+    assert await store.get_event("e1") == config
+    assert await store.get_event("missing") is None
+
+
+async def test_list_events_sorted_by_id(store: Store) -> None:
+    assert await store.list_events() == []
+    for event_id in ("b", "c", "a"):
+        await store.create_event(EventConfig(event_id, event_id.upper()))
+    assert [e.event_id for e in await store.list_events()] == ["a", "b", "c"]
+
+
+async def test_save_event_overwrites_and_creates(store: Store) -> None:
+    await store.create_event(EventConfig("e1", "Maths"))
+    await store.save_event(EventConfig("e1", "Physics", room_size=3))
+    await store.save_event(EventConfig("e2", "New"))
+    assert await store.get_event("e1") == EventConfig("e1", "Physics", room_size=3)
+    assert [e.name for e in await store.list_events()] == ["Physics", "New"]
+
+
+# presence
+
+
+async def test_connect_makes_user_online(store: Store) -> None:
+    t = await store.connect(ref("u1"), role="candidate", name="Ann", now=5.0)
+    expected = UserRecord(EV, "u1", "candidate", "Ann", "online", 5.0, 1, "unknown", 0, None)
+    assert t == Transition(expected, True)
+    assert await store.get_user(EV, "u1") == expected
+    assert await store.get_user(EV, "nobody") is None
+
+
+async def test_second_tab_is_not_a_change(store: Store) -> None:
+    await store.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
+    t = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=2.0)
+    assert not t.changed
+    record = t.record
+    assert (record.presence, record.connections, record.since, record.name) == ("online", 2, 1.0, "Ann")
+
+
+async def test_same_conn_twice_counts_once(store: Store) -> None:
+    await online(store, "u1", conn="c1")
+    t = await store.connect(ref("u1", "c1"), role="candidate", name=None, now=1.0)
+    assert t.record.connections == 1
+
+
+async def test_connect_updates_role_and_name(store: Store) -> None:
+    await store.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
+    t = await store.connect(ref("u1", "c2"), role="proctor", name="", now=2.0)
+    assert (t.record.role, t.record.name) == ("proctor", "")
+
+
+async def test_disconnect_one_of_two_tabs_keeps_online(store: Store) -> None:
+    await online(store, "u1", conn="c1")
+    await online(store, "u1", conn="c2")
+    t = await store.disconnect(ref("u1", "c1"), now=3.0, grace_s=GRACE)
+    assert t is not None and not t.changed
+    assert (t.record.presence, t.record.connections, t.record.since) == ("online", 1, 0.0)
+
+
+async def test_last_disconnect_starts_reconnecting(store: Store) -> None:
+    await online(store, "u1")
+    t = await store.disconnect(ref("u1"), now=3.5, grace_s=GRACE)
+    assert t is not None and t.changed
+    assert (t.record.presence, t.record.connections, t.record.since) == ("reconnecting", 0, 3.5)
+    assert await store.get_user(EV, "u1") == t.record
+
+
+async def test_disconnect_unknown_user_is_none(store: Store) -> None:
+    assert await store.disconnect(ref("ghost"), now=1.0, grace_s=GRACE) is None
+
+
+async def test_reconnect_within_grace_cancels_expiry(store: Store) -> None:
+    await online(store, "u1")
+    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    t = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=4.0)
+    assert t.changed and (t.record.presence, t.record.since, t.record.connections) == ("online", 4.0, 1)
+    assert await store.expire_graces(100.0) == []
+    assert (await store.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
+
+
+async def test_expire_graces_after_deadline_exactly_once(store: Store) -> None:
+    await online(store, "u1")
+    await online(store, "u2", conn="c2")
+    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.disconnect(ref("u2", "c2"), now=5.0, grace_s=GRACE)
+    assert await store.expire_graces(10.9) == []
+    first = await store.expire_graces(11.0)
+    assert [(r.user_id, r.presence, r.since) for r in first] == [("u1", "offline", 11.0)]
+    assert await store.expire_graces(11.0) == []
+    assert [r.user_id for r in await store.expire_graces(20.0)] == ["u2"]
+    assert await store.expire_graces(1000.0) == []
+    assert await store.get_user(EV, "u1") == first[0]
+
+
+async def test_offline_user_comes_back_online(store: Store) -> None:
+    await online(store, "u1")
+    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.expire_graces(50.0)
+    t = await store.connect(ref("u1", "c9"), role="candidate", name=None, now=60.0)
+    assert t.changed and (t.record.presence, t.record.since) == ("online", 60.0)
+
+
+async def test_finish_is_sticky(store: Store) -> None:
+    await online(store, "u1")
+    t = await store.finish(EV, "u1", now=2.0)
+    assert t is not None and t.changed and (t.record.presence, t.record.since) == ("finished", 2.0)
+    again = await store.finish(EV, "u1", now=3.0)
+    assert again == Transition(t.record, False)
+    left = await store.disconnect(ref("u1"), now=4.0, grace_s=GRACE)
+    assert left is not None and not left.changed
+    assert (left.record.presence, left.record.connections) == ("finished", 0)
+    back = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=5.0)
+    assert not back.changed and (back.record.presence, back.record.since) == ("finished", 2.0)
+    assert await store.expire_graces(1000.0) == []
+
+
+async def test_finish_during_grace_is_not_expired(store: Store) -> None:
+    await online(store, "u1")
+    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.finish(EV, "u1", now=2.0)
+    assert await store.expire_graces(100.0) == []
+    assert (await store.get_user(EV, "u1")).presence == "finished"  # type: ignore[union-attr]
+
+
+async def test_finish_unknown_user_is_none(store: Store) -> None:
+    assert await store.finish(EV, "ghost", now=1.0) is None
+
+
+async def test_list_users_sorted_per_event(store: Store) -> None:
+    for user in ("u2", "u1", "u3"):
+        await online(store, user, conn=f"c-{user}")
+    await store.connect(ref("u9", "cx", event="other"), role="candidate", name=None, now=0.0)
+    assert [r.user_id for r in await store.list_users(EV)] == ["u1", "u2", "u3"]
+    assert [r.user_id for r in await store.list_users("other")] == ["u9"]
+    assert await store.list_users("empty") == []
+
+
+async def test_ids_with_separators_do_not_collide(store: Store) -> None:
+    await store.connect(ref("b:c", event="a"), role="candidate", name="one", now=1.0)
+    await store.connect(ref("c", "c2", event="a:b"), role="candidate", name="two", now=1.0)
+    await store.connect(ref("%3A", "c3", event="a"), role="candidate", name="three", now=1.0)
+    assert (await store.get_user("a", "b:c")).name == "one"  # type: ignore[union-attr]
+    assert (await store.get_user("a:b", "c")).name == "two"  # type: ignore[union-attr]
+    assert (await store.get_user("a", "%3A")).name == "three"  # type: ignore[union-attr]
+    assert await store.get_user("a", ":") is None
+
+
+async def test_times_round_trip_exactly(store: Store) -> None:
+    now = 0.1 + 0.2
+    t = await store.connect(ref("u1"), role="candidate", name=None, now=now)
+    assert t.record.since == now
+    await store.disconnect(ref("u1"), now=now, grace_s=0.7)
+    assert await store.expire_graces(now + 0.7 - 1e-9) == []
+    assert [r.since for r in await store.expire_graces(now + 0.7)] == [now + 0.7]
+
+
+async def test_set_video(store: Store) -> None:
+    await online(store, "u1")
+    t = await store.set_video(EV, "u1", "on")
+    assert t is not None and t.changed and t.record.video == "on"
+    same = await store.set_video(EV, "u1", "on")
+    assert same == Transition(t.record, False)
+    assert await store.set_video(EV, "ghost", "on") is None
+    assert (await store.get_user(EV, "u1")).video == "on"  # type: ignore[union-attr]
+
+
+# flags
+
+
+async def test_flags_count_and_order(store: Store) -> None:
+    await online(store, "u1")
+    flags = [flag("u1", f"f{i}", 10.0 + i / 3) for i in range(3)]
+    for count, item in enumerate(flags, start=1):
+        record = await store.add_flag(item)
+        assert record is not None and record.flags == count
+    assert await store.list_flags(EV, "u1") == flags
+    assert (await store.get_user(EV, "u1")).flags == 3  # type: ignore[union-attr]
+    assert await store.list_flags(EV, "u2") == []
+
+
+async def test_add_flag_unknown_user_is_none(store: Store) -> None:
+    assert await store.add_flag(flag("ghost", "f1", 1.0)) is None
+    assert await store.list_flags(EV, "ghost") == []
+
+
+# dedupe
+
+
+async def test_once_within_ttl(store: Store) -> None:
+    assert await store.once("k", now=0.0, ttl_s=10.0)
+    assert not await store.once("k", now=9.99, ttl_s=10.0)
+    assert await store.once("other", now=1.0, ttl_s=10.0)
+    assert await store.once("k", now=10.0, ttl_s=10.0)
+    assert not await store.once("k", now=12.0, ttl_s=10.0)
+
+
+# nodes
+
+
+async def test_reap_dead_node(store: Store) -> None:
+    await store.node_alive("n1", until=100.0)
+    await store.node_alive("n2", until=200.0)
+    await online(store, "dead", conn="c1", node="n1")
+    await online(store, "live", conn="c2", node="n2")
+    await online(store, "both", conn="c3", node="n1")
+    await online(store, "both", conn="c4", node="n2")
+    assert await store.reap_dead_nodes(now=99.0, grace_s=GRACE) == []
+    moved = await store.reap_dead_nodes(now=150.0, grace_s=GRACE)
+    assert [(r.user_id, r.presence, r.since, r.connections) for r in moved] == [
+        ("dead", "reconnecting", 150.0, 0)
+    ]
+    assert await store.reap_dead_nodes(now=150.0, grace_s=GRACE) == []
+    live, both = await store.get_user(EV, "live"), await store.get_user(EV, "both")
+    assert live is not None and (live.presence, live.connections) == ("online", 1)
+    assert both is not None and (both.presence, both.connections) == ("online", 1)
+    assert [r.user_id for r in await store.expire_graces(150.0 + GRACE)] == ["dead"]
+
+
+async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
+    await store.node_alive("n1", until=10.0)
+    await online(store, "u1", conn="c1", node="n1")
+    await online(store, "u1", conn="c2", node="n1")
+    moved = await store.reap_dead_nodes(now=20.0, grace_s=GRACE)
+    assert [(r.user_id, r.connections) for r in moved] == [("u1", 0)]
+
+
+async def test_node_alive_extends_deadline(store: Store) -> None:
+    await store.node_alive("n1", until=100.0)
+    await online(store, "u1")
+    await store.node_alive("n1", until=300.0)
+    assert await store.reap_dead_nodes(now=200.0, grace_s=GRACE) == []
+    assert [r.user_id for r in await store.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
+
+
+async def test_node_gone_is_never_reaped(store: Store) -> None:
+    await store.node_alive("n1", until=100.0)
+    await online(store, "u1")
+    await store.node_gone("n1")
+    assert await store.reap_dead_nodes(now=1000.0, grace_s=GRACE) == []
+    assert (await store.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
+
+
+# cross-node messages
+
+
+async def test_publish_reaches_subscriber(store: Store) -> None:
+    received: list[tuple[str, bytes]] = []
+    await store.subscribe("room:1", lambda topic, payload: received.append((topic, payload)))
+    await store.publish("room:1", b"\x00hello\xff")
+    await store.publish("room:2", b"elsewhere")
+    await eventually(lambda: len(received) >= 1)
+    await store.publish("room:1", b"second")
+    await eventually(lambda: len(received) >= 2)
+    assert received == [("room:1", b"\x00hello\xff"), ("room:1", b"second")]
+
+
+async def test_unsubscribe_stops_delivery(store: Store) -> None:
+    received: list[tuple[str, bytes]] = []
+    await store.subscribe("a", lambda topic, payload: received.append((topic, payload)))
+    await store.subscribe("mark", lambda topic, payload: received.append((topic, payload)))
+    await store.unsubscribe("a")
+    await store.publish("a", b"late")
+    await store.publish("mark", b"after")
+    await eventually(lambda: ("mark", b"after") in received)
+    assert received == [("mark", b"after")]
+
+
+async def test_subscribe_again_replaces_handler(store: Store) -> None:
+    first: list[bytes] = []
+    second: list[bytes] = []
+    await store.subscribe("t", lambda _topic, payload: first.append(payload))
+    await store.subscribe("t", lambda _topic, payload: second.append(payload))
+    await store.publish("t", b"x")
+    await eventually(lambda: second == [b"x"])
+    assert first == []
+
+
+# redis only: many nodes, failures
+
+
+async def test_concurrent_expire_graces_returns_each_user_once(redis_url: str) -> None:
+    stores = [RedisStore(redis_url, batch=3), RedisStore(redis_url, batch=3)]
+    try:
+        users = [f"u{i}" for i in range(40)]
+        for user in users:
+            await online(stores[0], user, conn=f"c-{user}")
+            await stores[0].disconnect(ref(user, f"c-{user}"), now=0.0, grace_s=GRACE)
+        results = await asyncio.gather(*(s.expire_graces(GRACE) for s in stores * 3))
+        returned = [r.user_id for result in results for r in result]
+        assert sorted(returned) == sorted(users)
+        assert all(result for result in results[:2])  # both stores really raced for the work
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_concurrent_reap_returns_each_user_once(redis_url: str) -> None:
+    stores = [RedisStore(redis_url), RedisStore(redis_url)]
+    try:
+        users = []
+        for n in range(12):
+            await stores[0].node_alive(f"n{n}", until=10.0)
+            for i in range(4):
+                users.append(f"u{n}-{i}")
+                await online(stores[0], users[-1], conn=f"c{n}-{i}", node=f"n{n}")
+        await stores[0].node_alive("live", until=1000.0)
+        await online(stores[0], "keeper", conn="ck", node="live")
+        results = await asyncio.gather(*(s.reap_dead_nodes(now=20.0, grace_s=GRACE) for s in stores * 2))
+        returned = [r.user_id for result in results for r in result]
+        assert sorted(returned) == sorted(users)
+        keeper = await stores[1].get_user(EV, "keeper")
+        assert keeper is not None and keeper.presence == "online"
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_raising_handler_is_counted_and_reader_survives(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(redis_url)
+    received: list[bytes] = []
+
+    def broken(_topic: str, _payload: bytes) -> None:
+        raise ValueError("boom")
+
+    try:
+        await store.subscribe("bad", broken)
+        await store.subscribe("good", lambda _topic, payload: received.append(payload))
+        await store.publish("bad", b"1")
+        await store.publish("good", b"2")
+        await eventually(lambda: received == [b"2"])
+        assert store.handler_errors == 1
+        assert any("bad" in r.getMessage() and r.exc_info for r in caplog.records)
+    finally:
+        await store.close()
+
+
+async def test_reader_resubscribes_after_connection_killed(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    admin = aioredis.Redis.from_url(redis_url)
+    received: list[bytes] = []
+    try:
+        await store.subscribe("t", lambda _topic, payload: received.append(payload))
+        await store.publish("t", b"before")
+        await eventually(lambda: received == [b"before"])
+        assert await admin.client_kill_filter(_type="pubsub") >= 1
+        await _publish_until_received(store, received, timeout=10.0)
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_reader_survives_redis_restart(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _redis_on(port, tmp_path)
+    store = RedisStore(f"redis://127.0.0.1:{port}/0")
+    received: list[bytes] = []
+    try:
+        await store.subscribe("t", lambda _topic, payload: received.append(payload))
+        await store.publish("t", b"before")
+        await eventually(lambda: received == [b"before"])
+        _stop(proc)
+        await eventually(lambda: store.read_errors >= 1, timeout=30.0)
+        proc = _redis_on(port, tmp_path)
+        await _publish_until_received(store, received, timeout=30.0)
+    finally:
+        await store.close()
+        _stop(proc)
+
+
+async def test_unsubscribe_leaves_the_redis_channel(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    admin = aioredis.Redis.from_url(redis_url)
+
+    async def subscribers() -> list[int]:
+        counts = await admin.pubsub_numsub("ph:topic:a", "ph:topic:b")
+        return [count for _channel, count in counts]
+
+    try:
+        await store.subscribe("a", lambda _topic, _payload: None)
+        await store.subscribe("b", lambda _topic, _payload: None)
+        await store.unsubscribe("a")
+        for _ in range(200):
+            if await subscribers() == [0, 1]:
+                break
+            await asyncio.sleep(0.01)
+        assert await subscribers() == [0, 1]
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_ping_raises_when_unreachable() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_ping_ok(store: Store) -> None:
+    await store.ping()
+
+
+async def _publish_until_received(store: RedisStore, received: list[bytes], *, timeout: float) -> None:
+    """Messages published while the subscriber is away are lost; keep publishing until one lands."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while b"after" not in received:
+        if loop.time() > deadline:
+            raise AssertionError("the reader never came back")
+        with contextlib.suppress(RedisConnectionError):
+            await store.publish("t", b"after")
+        await asyncio.sleep(0.05)
+
+
+def _redis_on(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, proc=proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# both stores in lockstep
+
+USERS = ["u1", "u2", "a:b"]
+CONNS = [("c1", "n1"), ("c2", "n1"), ("c3", "n2")]
+_user = st.sampled_from(USERS)
+_conn = st.sampled_from(CONNS)
+_dt = st.floats(min_value=0.0, max_value=30.0, allow_nan=False)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("connect"), _user, _conn, st.sampled_from([None, "Ann", ""])),
+        st.tuples(st.just("disconnect"), _user, _conn),
+        st.tuples(st.just("finish"), _user),
+        st.tuples(st.just("video"), _user, st.sampled_from(["on", "off", "unknown"])),
+        st.tuples(st.just("tick"), _dt),
+        st.tuples(st.just("expire")),
+        st.tuples(st.just("alive"), st.sampled_from(["n1", "n2"]), _dt),
+        st.tuples(st.just("reap")),
+    ),
+    max_size=25,
+)
+
+
+async def _apply(store: Store, op: tuple, now: float) -> object:
+    match op:
+        case ("connect", user, (conn, node), name):
+            socket = ref(user, f"{user}/{conn}", node)
+            return await store.connect(socket, role="candidate", name=name, now=now)
+        case ("disconnect", user, (conn, node)):
+            return await store.disconnect(ref(user, f"{user}/{conn}", node), now=now, grace_s=GRACE)
+        case ("finish", user):
+            return await store.finish(EV, user, now=now)
+        case ("video", user, video):
+            return await store.set_video(EV, user, video)
+        case ("expire",):
+            return sorted(await store.expire_graces(now), key=lambda r: r.user_id)
+        case ("alive", node, ahead):
+            return await store.node_alive(node, until=now + ahead)
+        case ("reap",):
+            return sorted(await store.reap_dead_nodes(now=now, grace_s=GRACE), key=lambda r: r.user_id)
+    raise AssertionError(f"unknown op {op!r}")
+
+
+async def _lockstep(url: str, ops: list[tuple]) -> None:
+    await flush(url)
+    memory, redis_store = MemoryStore(), RedisStore(url)
+    try:
+        now = 1000.0
+        for op in ops:
+            if op[0] == "tick":
+                now += op[1]
+                continue
+            expected = await _apply(memory, op, now)
+            assert await _apply(redis_store, op, now) == expected, op
+            assert await redis_store.list_users(EV) == await memory.list_users(EV), op
+    finally:
+        await redis_store.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(ops=OPS)
+def test_stores_agree_on_random_histories(redis_server: RedisServer, ops: list[tuple]) -> None:
+    asyncio.run(_lockstep(redis_server.url, ops))
