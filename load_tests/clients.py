@@ -103,6 +103,8 @@ class LeanClient(asyncio.Protocol):
 
     def _frame(self, frame: Frame, now: float) -> None:
         if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if frame.opcode is Opcode.PING:  # the protocol has queued the pong already
+                self.other["ping"] += 1
             return
         if not frame.fin:
             self._fragments.append(bytes(frame.data))

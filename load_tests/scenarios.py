@@ -152,6 +152,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
         "rss_per_socket_kib": round(per_socket, 2),
         "rss_per_socket_after_hold_kib": round((rss_held - rss_before) / opened, 2) if opened else 0.0,
         "dropped_during_hold": opened - status["open"],
+        "server_pings_answered": status["other_messages"].get("ping", 0),
         "close_all_s": round(close_s, 2),
     }
     details = {
@@ -288,6 +289,7 @@ async def broadcast(
     written = [max(per) for per in result["ts"][1:] if per]
     every = [x for per in toggles for x in per]
     last_s, all_s, online_all = summary_ms(last), summary_ms(every), summary_ms(result["recv"][0])
+    stamped = summary_ms(written)
     figures = {
         "watchers_opened": opened,
         "rounds": rounds,
@@ -297,6 +299,7 @@ async def broadcast(
         "last_delivery_max_ms": last_s["max_ms"],
         "delivery_p50_ms": all_s["p50_ms"],
         "delivery_p99_ms": all_s["p99_ms"],
+        "server_stamp_last_p50_ms": stamped["p50_ms"],
         "online_last_delivery_ms": online_all["max_ms"],
         "online_delivery_p50_ms": online_all["p50_ms"],
         "server_cpu_s": round(cpu_used, 2),

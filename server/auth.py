@@ -6,6 +6,7 @@ with a reason a client can act on; nothing else escapes `verify_session`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,8 +45,8 @@ def _identifier(claims: dict[str, Any], claim: str) -> str:
 
 def verify_session(token: object, secret: str, *, now: float, leeway: float = 0.0) -> Session:
     """Return the session a token proves, or raise `InvalidSession`."""
-    if not isinstance(token, str) or not token:
-        raise InvalidSession("token must be a non-empty string")
+    if not isinstance(token, str) or not token or not token.isascii():
+        raise InvalidSession("token must be a non-empty ASCII string")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -72,7 +73,13 @@ def _timestamp(claims: dict[str, Any], claim: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSession(f"claim '{claim}' must be a number")
-    return float(value)
+    try:
+        stamp = float(value)
+    except OverflowError:
+        stamp = math.inf
+    if not math.isfinite(stamp):
+        raise InvalidSession(f"claim '{claim}' must be a finite number")
+    return stamp
 
 
 def _required_timestamp(claims: dict[str, Any], claim: str) -> float:

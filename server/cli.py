@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_ping_interval=settings.heartbeat_s,
-        ws_ping_timeout=settings.heartbeat_timeout_s,
+        ws_ping_timeout=settings.pong_timeout_s,
         ws_per_message_deflate=False,
         log_level=settings.log_level.lower(),
         access_log=False,

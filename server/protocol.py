@@ -86,6 +86,7 @@ class Field:
     nullable: bool = False
     max_len: int | None = None
     choices: tuple[str, ...] | None = None
+    minimum: int | None = None
 
 
 _ID = Field(str, max_len=128)
@@ -93,7 +94,7 @@ _SCHEMAS: dict[str, dict[str, Field]] = {
     "auth": {"token": Field(str, max_len=8192)},
     "auth.refresh": {"token": Field(str, max_len=8192)},
     "ping": {},
-    "ack": {"id": Field(int)},
+    "ack": {"id": Field(int, minimum=0)},
     "media.status": {
         "peer_id": Field(str, required=False, nullable=True, max_len=256),
         "room_id": Field(str, nullable=True, max_len=256),
@@ -127,6 +128,8 @@ def _check_field(msg_type: str, name: str, spec: Field, value: object) -> None:
         raise BadFrame(f"{where} has the wrong type")
     if spec.max_len is not None and isinstance(value, str) and not 0 < len(value) <= spec.max_len:
         raise BadFrame(f"{where} must be 1-{spec.max_len} characters")
+    if spec.minimum is not None and isinstance(value, int) and value < spec.minimum:
+        raise BadFrame(f"{where} must be at least {spec.minimum}")
     if spec.choices is not None and value not in spec.choices:
         raise BadFrame(f"{where} must be one of {', '.join(spec.choices)}")
 

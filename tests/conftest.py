@@ -3,9 +3,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.client import close_all
+
 from tests.servers import HubProcess, RedisServer, start_hub, start_redis
+
+# Loaded here, at collection: Python 3.11.7's parser can fail when hypothesis is first imported
+# from pytest's terminal summary, deep in a stack of import hooks.
+settings.register_profile("proctorhub", deadline=None, print_blob=True)
+settings.load_profile("proctorhub")
 
 SECRET = "test-secret-" + "x" * 24
 API_KEY = "test-api-key-" + "y" * 24
@@ -46,7 +53,14 @@ def hub_factory() -> Iterator[HubFactory]:
 @pytest.fixture(scope="module")
 def shared_hub() -> Iterator[HubProcess]:
     """One hub for tests that do not depend on special settings (each test uses its own event id)."""
-    hub = start_hub({"HUB_SECRET": SECRET, "HUB_API_KEY": API_KEY, "LOG_LEVEL": "WARNING",
-                     "HUB_PRESENCE_GRACE_S": "1", "HUB_STATS_INTERVAL_S": "0.2"})
+    hub = start_hub(
+        {
+            "HUB_SECRET": SECRET,
+            "HUB_API_KEY": API_KEY,
+            "LOG_LEVEL": "WARNING",
+            "HUB_PRESENCE_GRACE_S": "1",
+            "HUB_STATS_INTERVAL_S": "0.2",
+        }
+    )
     yield hub
     hub.stop()

@@ -85,8 +85,7 @@ def test_bad_numeric_setting_names_itself(name: str, raw: str) -> None:
 @pytest.mark.parametrize("name", [n for n in NUMERIC if n.endswith("_S")])
 def test_float_settings_take_fractions(name: str) -> None:
     attr = config._READERS[name][0]
-    # The heartbeat timeout may be at most ten times the interval, so the two move together here.
-    env = {name: "1.5", "HUB_HEARTBEAT_TIMEOUT_S": "1.5"}
+    env = {name: "1.5"}
     assert getattr(load_settings(env), attr) == 1.5
 
 
@@ -118,7 +117,7 @@ def test_redis_url_without_hub_secret_is_refused() -> None:
 @pytest.mark.parametrize("name", ["HUB_SECRET", "HUB_API_KEY"])
 def test_secrets_too_short(name: str) -> None:
     assert f"'{name}'" in refused({name: "s" * 15})
-    load_settings({name: "s" * 16})
+    load_settings({name: "s" * 32})
 
 
 @pytest.mark.parametrize("raw", ["has space", "n" * 65, "tab\there"])
@@ -146,9 +145,9 @@ def test_allowed_origins_must_be_http(raw: str) -> None:
     assert "'HUB_ALLOWED_ORIGINS'" in refused({"HUB_ALLOWED_ORIGINS": raw})
 
 
-def test_heartbeat_timeout_is_bounded_by_the_interval() -> None:
-    assert load_settings({"HUB_HEARTBEAT_S": "2", "HUB_HEARTBEAT_TIMEOUT_S": "20"}).heartbeat_timeout_s == 20
-    assert "'HUB_HEARTBEAT_TIMEOUT_S'" in refused({"HUB_HEARTBEAT_S": "2", "HUB_HEARTBEAT_TIMEOUT_S": "21"})
+def test_pong_timeout_follows_the_heartbeat_unless_set() -> None:
+    assert load_settings({"HUB_HEARTBEAT_S": "2"}).pong_timeout_s == 2
+    assert load_settings({"HUB_HEARTBEAT_S": "2", "HUB_HEARTBEAT_TIMEOUT_S": "30"}).pong_timeout_s == 30
 
 
 def test_load_settings_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -162,14 +162,22 @@ async def test_slow_consumer_is_1013(hub_factory) -> None:
     await stuck.expect("hello")
     stuck.ws.transport.pause_reading()  # stop reading at the TCP level: the hub's writes back up
     busy, _ = await login(hub.ws, token(SECRET, "busy-proctor", role="proctor"))
-    reader = asyncio.create_task(busy.expect("never", timeout=60))  # a healthy watcher keeps reading
+    flags = 3000
+
+    async def read_all_flags() -> None:  # a healthy watcher keeps reading
+        for _ in range(flags):
+            await busy.expect("flag.added", timeout=30)
+
+    reader = asyncio.create_task(read_all_flags())
     note = "n" * 2000
-    for _ in range(3000):
+    for _ in range(flags):
         await busy.send("flag", {"candidate_id": "cand-slow", "note": note, "severity": "low"})
+    await reader  # the hub has handled every flag; the stuck proctor's writes are backed up
+    await asyncio.sleep(1.5)  # longer than HUB_SEND_TIMEOUT_S
     stuck.ws.transport.resume_reading()
     assert await stuck.closed_with(timeout=30) == 1013
-    assert not reader.done(), "the healthy proctor must stay connected"
-    reader.cancel()
+    ping = await busy.send("ping")
+    assert (await busy.expect("pong"))["re"] == ping, "the healthy proctor stays connected"
     await candidate.close()
 
 
@@ -209,7 +217,9 @@ async def test_client_that_never_answers_pings_is_closed(hub_factory) -> None:
     """Server pings; a peer that never pongs is cut off after the heartbeat timeout."""
     hub = hub_factory(HUB_HEARTBEAT_S=0.5, HUB_HEARTBEAT_TIMEOUT_S=0.5)
     sock = _raw_handshake(hub.port)
-    sock.sendall(_masked_text(json.dumps({"type": "auth", "data": {"token": token(SECRET, "mute-1")}}).encode()))
+    sock.sendall(
+        _masked_text(json.dumps({"type": "auth", "data": {"token": token(SECRET, "mute-1")}}).encode())
+    )
     sock.settimeout(5)
     received = b""
     started = time.monotonic()
