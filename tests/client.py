@@ -29,6 +29,7 @@ class HubClient:
     codec: str = JSON
     next_id: int = 1
     inbox: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     async def send(self, msg_type: str, data: dict[str, Any] | None = None, **envelope: Any) -> int:
         msg_id = self.next_id
@@ -49,7 +50,10 @@ class HubClient:
     async def expect(
         self, msg_type: str, where: Callable[[dict[str, Any]], bool] = lambda m: True, timeout: float = 5.0
     ) -> dict[str, Any]:
-        """The next message of `msg_type` matching `where`, skipping others."""
+        """The first message of `msg_type` matching `where`, including ones earlier calls skipped."""
+        for i, message in enumerate(self.skipped):
+            if message["type"] == msg_type and where(message):
+                return self.skipped.pop(i)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             left = deadline - asyncio.get_running_loop().time()
@@ -60,6 +64,7 @@ class HubClient:
             message = await self.recv(left)
             if message["type"] == msg_type and where(message):
                 return message
+            self.skipped.append(message)
 
     async def closed_with(self, timeout: float = 5.0) -> int | None:
         """Read until the hub closes; the close code."""

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import settings
 
 from tests.client import close_all
-
 from tests.servers import HubProcess, RedisServer, start_hub, start_redis
 
 # Loaded here, at collection: Python 3.11.7's parser can fail when hypothesis is first imported

@@ -1,0 +1,134 @@
+"""Presence, state sync, warn, flag and stats on one real hub process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.client import login, token
+from tests.conftest import SECRET
+from tests.servers import HubProcess
+
+
+def status_of(candidate: str, presence: str):
+    return lambda m: m["data"]["candidate_id"] == candidate and m["data"]["presence"] == presence
+
+
+async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: HubProcess) -> None:
+    event = "presence-tabs"
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p1", "proctor", event))
+    assert (await proctor.expect("roster"))["data"]["candidates"] == []
+    tab1, hello = await login(shared_hub.ws, token(SECRET, "c1", event=event, name="Ada"))
+    assert hello["data"]["user_id"] == "c1" and hello["data"]["role"] == "candidate"
+    online = await proctor.expect("candidate.status", status_of("c1", "online"))
+    assert online["data"]["name"] == "Ada"
+    tab2, _ = await login(shared_hub.ws, token(SECRET, "c1", event=event))
+    await tab1.close()
+    await tab2.send("ping")
+    await tab2.expect("pong")
+    # One tab is left: no change may reach the proctor. A warn still reaches the remaining tab.
+    await proctor.send("warn", {"candidate_id": "c1", "text": "look at the screen"})
+    warning = await tab2.expect("warning")
+    assert warning["data"] == {"from": "p1", "text": "look at the screen"}
+    await tab2.close()
+    await proctor.expect("candidate.status", status_of("c1", "reconnecting"))
+    back, _ = await login(shared_hub.ws, token(SECRET, "c1", event=event))
+    await proctor.expect("candidate.status", status_of("c1", "online"))
+    await asyncio.sleep(1.5)  # past the 1 s grace: nothing may turn it offline now
+    await back.close()
+    await proctor.expect("candidate.status", status_of("c1", "reconnecting"))
+    await proctor.expect("candidate.status", status_of("c1", "offline"), timeout=5)
+    seen = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    assert seen == ["online", "reconnecting", "online", "reconnecting", "offline"]
+
+
+async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubProcess) -> None:
+    event = "presence-sync"
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c-sync", event=event))
+    await candidate.send("media.status", {"room_id": None, "joined": True, "video": True, "audio": True})
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p-sync", "proctor", event))
+    roster = (await proctor.expect("roster"))["data"]["candidates"]
+    assert [(c["candidate_id"], c["presence"]) for c in roster] == [("c-sync", "online")]
+    await proctor.close()
+    await candidate.send("finish")
+    await candidate.close()
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p-sync", "proctor", event))
+    roster = (await proctor.expect("roster"))["data"]["candidates"]
+    assert [(c["candidate_id"], c["presence"]) for c in roster] == [("c-sync", "finished")]
+
+
+async def test_finish_is_final_and_media_status_reaches_the_proctor(shared_hub: HubProcess) -> None:
+    event = "presence-finish"
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", event))
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event=event))
+    await candidate.send("media.status", {"room_id": "r1", "joined": True, "video": True, "audio": False})
+    on = await proctor.expect("candidate.status", lambda m: m["data"]["video"] == "on")
+    assert on["data"]["presence"] == "online"
+    await candidate.send("media.status", {"room_id": "r1", "joined": True, "video": False, "audio": False})
+    await proctor.expect("candidate.status", lambda m: m["data"]["video"] == "off")
+    await candidate.send("finish")
+    await proctor.expect("candidate.status", status_of("c", "finished"))
+    await candidate.close()
+    again, _ = await login(shared_hub.ws, token(SECRET, "c", event=event))
+    await again.send("ping")
+    await again.expect("pong")
+    await asyncio.sleep(0.3)
+    presences = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    assert presences[-1] == "finished" and "reconnecting" not in presences
+
+
+async def test_flag_is_stored_and_shown_to_proctors_and_admins(shared_hub: HubProcess) -> None:
+    event = "presence-flag"
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c-flag", event=event))
+    p1, _ = await login(shared_hub.ws, token(SECRET, "p1", "proctor", event))
+    p2, _ = await login(shared_hub.ws, token(SECRET, "p2", "proctor", event))
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
+    await p1.send("flag", {"candidate_id": "c-flag", "note": "second person in view", "severity": "high"})
+    for watcher in (p1, p2, admin):
+        added = await watcher.expect("flag.added")
+        assert added["data"]["candidate_id"] == "c-flag" and added["data"]["by"] == "p1"
+        assert added["data"]["severity"] == "high" and added["data"]["note"] == "second person in view"
+        status = await watcher.expect("candidate.status", lambda m: m["data"]["flags"] == 1)
+        assert status["data"]["candidate_id"] == "c-flag"
+    unknown = await p1.send("flag", {"candidate_id": "nobody", "note": "n", "severity": "low"})
+    assert (await p1.expect("error", lambda m: m["re"] == unknown))["data"]["code"] == "unknown_candidate"
+    # A reconnecting proctor sees the flag count in its roster.
+    p3, _ = await login(shared_hub.ws, token(SECRET, "p3", "proctor", event))
+    roster = (await p3.expect("roster"))["data"]["candidates"]
+    assert roster[0]["flags"] == 1
+    await candidate.close()
+
+
+async def test_warn_to_a_candidate_who_is_not_connected_is_an_error(shared_hub: HubProcess) -> None:
+    event = "presence-warn"
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c-gone", event=event))
+    await candidate.close()
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", event))
+    sent = await proctor.send("warn", {"candidate_id": "c-gone", "text": "hello?"})
+    err = await proctor.expect("error", lambda m: m["re"] == sent)
+    assert err["data"]["code"] == "candidate_not_connected"
+
+
+async def test_admin_sees_event_stats_live_and_can_subscribe_to_any_event(shared_hub: HubProcess) -> None:
+    event = "presence-stats"
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
+    first = await admin.expect("event.stats")
+    assert first["data"]["online"] == 0 and first["data"]["event_id"] == event
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", event))
+    candidates = [(await login(shared_hub.ws, token(SECRET, f"c{i}", event=event)))[0] for i in range(3)]
+    stats = await admin.expect(
+        "event.stats", lambda m: m["data"]["online"] == 3 and m["data"]["proctors"] == 1
+    )
+    await candidates[0].send("finish")
+    await candidates[1].close()
+    stats = await admin.expect(
+        "event.stats", lambda m: m["data"]["finished"] == 1 and m["data"]["reconnecting"] == 1
+    )
+    assert stats["data"]["online"] == 1
+    await admin.expect("candidate.status", status_of("c1", "reconnecting"))
+    overseer, _ = await login(shared_hub.ws, token(SECRET, "root", "admin", "*"))
+    sent = await overseer.send("subscribe", {"event_id": event})
+    snapshot = await overseer.expect("event.stats", lambda m: m["re"] == sent)
+    assert snapshot["data"]["finished"] == 1 and snapshot["data"]["proctors"] == 1
+    await candidates[2].close()
+    await overseer.expect("candidate.status", status_of("c2", "reconnecting"))
+    await proctor.close()

@@ -1,0 +1,74 @@
+"""Two hub processes on one real Redis: presence and messages cross nodes; a dead node is noticed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.client import login, token
+from tests.conftest import SECRET
+from tests.servers import RedisServer
+
+
+def status_of(candidate: str, presence: str):
+    return lambda m: m["data"]["candidate_id"] == candidate and m["data"]["presence"] == presence
+
+
+async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
+    hub_factory, redis_server: RedisServer
+) -> None:
+    common = {
+        "REDIS_URL": redis_server.url,
+        "HUB_PRESENCE_GRACE_S": 2,
+        "HUB_NODE_TTL_S": 1,
+        "HUB_STATS_INTERVAL_S": 0.2,
+    }
+    node_a = hub_factory(HUB_NODE_ID="node-a", **common)
+    node_b = hub_factory(HUB_NODE_ID="node-b", **common)
+    event = "two-nodes"
+    proctor, hello = await login(node_a.ws, token(SECRET, "p1", "proctor", event))
+    assert hello["data"]["node"] == "node-a"
+    admin, _ = await login(node_a.ws, token(SECRET, "a1", "admin", event))
+
+    candidate, hello = await login(node_b.ws, token(SECRET, "c1", event=event))
+    assert hello["data"]["node"] == "node-b"
+    await proctor.expect("candidate.status", status_of("c1", "online"))
+
+    # A warning from node A reaches the candidate's socket on node B.
+    await proctor.send("warn", {"candidate_id": "c1", "text": "camera please"})
+    assert (await candidate.expect("warning"))["data"]["text"] == "camera please"
+
+    # Socket drop and return within the grace: reconnecting, then online, never offline.
+    await candidate.close()
+    await proctor.expect("candidate.status", status_of("c1", "reconnecting"))
+    candidate, _ = await login(node_b.ws, token(SECRET, "c1", event=event))
+    await proctor.expect("candidate.status", status_of("c1", "online"))
+    await asyncio.sleep(2.5)
+
+    # Node B dies without a word: node A notices its missing liveness, then the grace runs out.
+    node_b.kill()
+    await proctor.expect("candidate.status", status_of("c1", "reconnecting"), timeout=5)
+    await proctor.expect("candidate.status", status_of("c1", "offline"), timeout=5)
+    seen = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    assert seen == ["online", "reconnecting", "online", "reconnecting", "offline"]
+    stats = await admin.expect("event.stats", lambda m: m["data"]["offline"] == 1)
+    assert stats["data"]["online"] == 0 and stats["data"]["proctors"] == 1
+
+
+async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_server: RedisServer) -> None:
+    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 1}
+    node_a = hub_factory(HUB_NODE_ID="tabs-a", **common)
+    node_b = hub_factory(HUB_NODE_ID="tabs-b", **common)
+    event = "two-nodes-tabs"
+    proctor, _ = await login(node_a.ws, token(SECRET, "p", "proctor", event))
+    tab_a, _ = await login(node_a.ws, token(SECRET, "c", event=event))
+    tab_b, _ = await login(node_b.ws, token(SECRET, "c", event=event))
+    await proctor.expect("candidate.status", status_of("c", "online"))
+    await tab_a.close()
+    await asyncio.sleep(1.5)
+    await tab_b.send("ping")
+    await tab_b.expect("pong")
+    assert [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"] == ["online"]
+    # The proctor on node A flags; a proctor on node B sees it.
+    other, _ = await login(node_b.ws, token(SECRET, "p2", "proctor", event))
+    await proctor.send("flag", {"candidate_id": "c", "note": "noise", "severity": "medium"})
+    assert (await other.expect("flag.added"))["data"]["note"] == "noise"
