@@ -133,7 +133,7 @@ async def test_random_frames_do_not_hurt_the_hub(hub_factory) -> None:
     # The others were served throughout and still are.
     ping = await bystander.send("ping")
     assert (await bystander.expect("pong"))["re"] == ping
-    fresh, hello = await login(hub.ws, token(SECRET, "after-fuzz", "candidate", "fuzz"), MSGPACK)
+    _, hello = await login(hub.ws, token(SECRET, "after-fuzz", "candidate", "fuzz"), MSGPACK)
     assert hello["data"]["user_id"] == "after-fuzz"
     metrics = httpx.get(f"{hub.http}/metrics").text
     errors = re.search(r"^proctorhub_handler_errors_total (\S+)$", metrics, re.M)
