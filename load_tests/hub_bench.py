@@ -37,8 +37,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--watchers", type=int, default=5_000, help="broadcast: watcher sockets")
     parser.add_argument(
         "--role",
-        choices=("mixed", "proctor", "admin"),
-        default="mixed",
+        choices=("admin", "proctor", "mixed"),
+        default="admin",
         help="broadcast: watcher role (mixed = alternate proctor/admin)",
     )
     parser.add_argument(

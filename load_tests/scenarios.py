@@ -8,6 +8,7 @@ dict of numbers compared hub/bare, `details` whatever else explains them.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,12 +51,28 @@ class Options:
     sockets: int = 10_000
     proctors: int = 100
     watchers: int = 5_000
-    role: str = "mixed"
+    role: str = "admin"
     rounds: int | None = None
     interval_s: float | None = None
     hold_s: float = 30.0
     concurrency: int = 128
     timeout_s: float = 180.0
+
+
+def progress(message: str) -> None:
+    """One line on stderr so a long run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}]   {message}", file=sys.stderr, flush=True)
+
+
+async def _settle(target: Target, limit_s: float = 60.0) -> float:
+    """Wait until the servers are nearly idle (< 10 % of a core over 0.5 s); seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = target.cpu_s()
+        await asyncio.sleep(0.5)
+        if target.cpu_s() - before < 0.05:
+            break
+    return round(time.monotonic() - started, 1)
 
 
 def _tokens(secret: str, users: list[tuple[str, Role]]) -> list[str]:
@@ -87,7 +104,11 @@ async def _open_many(
     for reply in replies:
         for text, count in reply["errors"].items():
             errors[text] = errors.get(text, 0) + count
-    return sum(r["opened"] for r in replies), max(r["ended"] for r in replies) - started, errors
+    opened, seconds = sum(r["opened"] for r in replies), max(r["ended"] for r in replies) - started
+    progress(
+        f"opened {opened}/{len(users)} sockets in {seconds:.1f}s" + (f"; errors {errors}" if errors else "")
+    )
+    return opened, seconds, errors
 
 
 async def _pool_status(pool: WorkerPool) -> dict[str, Any]:
@@ -125,6 +146,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     cpu_connect = target.cpu_s() - cpu_before
     await asyncio.sleep(1.0)
     rss_after = target.rss_kib()
+    progress(f"holding {opened} sockets for {opts.hold_s:.0f}s")
     samples: list[dict[str, Any]] = []
     held_from = time.monotonic()
     while time.monotonic() - held_from < opts.hold_s:
@@ -205,6 +227,8 @@ async def presence(
     candidate_id = "presence-candidate"
     (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
     url = target.servers[0].url
+    settle_s = await _settle(target)
+    progress(f"servers idle after {settle_s}s; {rounds} connect/close rounds")
     actions: list[Action] = []
     cpu_before = target.cpu_s()
     for _ in range(rounds):
@@ -243,6 +267,7 @@ async def presence(
     details = {
         "connect_s": round(connect_s, 2),
         "connect_errors": errors,
+        "settle_s": settle_s,
         "final_status": status,
         "hub_metrics": metrics,
         "missing_per_action": result["missing"],
@@ -262,7 +287,8 @@ async def broadcast(
     opened, connect_s, errors = await _open_many(
         target, pool, _watchers(opts.watchers, opts.role, "watcher"), record=True, opts=opts
     )
-    await asyncio.sleep(2.0)  # let handshake backlogs and admin stats settle
+    settle_s = await _settle(target)  # let the join storm's backlog drain before measuring
+    progress(f"servers idle after {settle_s}s; candidate connects, then {rounds} video toggles")
     candidate_id = "broadcast-candidate"
     (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
     cpu_before = target.cpu_s()
@@ -308,6 +334,7 @@ async def broadcast(
     details = {
         "connect_s": round(connect_s, 2),
         "connect_errors": errors,
+        "settle_s": settle_s,
         "last_delivery_ms_per_round": [round(x * 1000, 1) for x in last],
         "server_ts_last_written_ms_per_round": [round(x * 1000, 1) for x in written],
         "missing_per_action": result["missing"],

@@ -596,3 +596,10 @@ async def _lockstep(url: str, ops: list[tuple]) -> None:
 @given(ops=OPS)
 def test_stores_agree_on_random_histories(redis_server: RedisServer, ops: list[tuple]) -> None:
     asyncio.run(_lockstep(redis_server.url, ops))
+
+
+async def test_node_alive_tells_a_reaped_node_it_was_dropped(store: Store) -> None:
+    assert await store.node_alive("n1", until=100.0) is False  # first registration
+    assert await store.node_alive("n1", until=200.0) is True
+    await store.reap_dead_nodes(now=250.0, grace_s=GRACE)
+    assert await store.node_alive("n1", until=400.0) is False  # it stalled and was reaped

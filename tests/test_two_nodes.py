@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 from tests.client import login, token
 from tests.conftest import SECRET
@@ -72,3 +73,20 @@ async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_serv
     other, _ = await login(node_b.ws, token(SECRET, "p2", "proctor", event))
     await proctor.send("flag", {"candidate_id": "c", "note": "noise", "severity": "medium"})
     assert (await other.expect("flag.added"))["data"]["note"] == "noise"
+
+
+async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_server: RedisServer) -> None:
+    """SIGSTOP past the node TTL: the others reap it; on SIGCONT its live sockets are online again."""
+    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 30, "HUB_NODE_TTL_S": 1}
+    node_a = hub_factory(HUB_NODE_ID="stall-a", **common)
+    node_b = hub_factory(HUB_NODE_ID="stall-b", **common)
+    event = "two-nodes-stall"
+    proctor, _ = await login(node_a.ws, token(SECRET, "p", "proctor", event))
+    await login(node_b.ws, token(SECRET, "c", event=event))
+    await proctor.expect("candidate.status", status_of("c", "online"))
+    node_b.proc.send_signal(signal.SIGSTOP)
+    try:
+        await proctor.expect("candidate.status", status_of("c", "reconnecting"), timeout=5)
+    finally:
+        node_b.proc.send_signal(signal.SIGCONT)
+    await proctor.expect("candidate.status", status_of("c", "online"), timeout=5)

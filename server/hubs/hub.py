@@ -58,7 +58,7 @@ class Hub:
         await self.presence.sweep()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self.presence.run(), name="presence-sweep"),
+            loop.create_task(self.presence.run(self.connections.values), name="presence-sweep"),
             loop.create_task(self.stats.run(), name="event-stats"),
             loop.create_task(self.timers.run(), name="timers"),
         ]

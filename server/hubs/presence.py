@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from server.config import Settings
 from server.hubs.connection import Connection
@@ -96,21 +96,35 @@ class PresenceService:
             return
         await self._fanout.publish(watch_topic(record.event_id), status_message(record))
 
-    async def sweep(self) -> None:
-        """Renew this node's liveness, end graces, release the users of dead nodes."""
+    async def sweep(self, connections: Iterable[Connection] = ()) -> None:
+        """Renew this node's liveness, end graces, release the users of dead nodes.
+
+        A node that stalled past its deadline was reaped by the others: its users went
+        `reconnecting`. Its sockets are still open, so it registers them again.
+        """
         now = self._clock()
         settings = self._settings
-        await self._store.node_alive(settings.node_id, until=now + settings.node_ttl_s)
+        registered = await self._store.node_alive(settings.node_id, until=now + settings.node_ttl_s)
+        if not registered:
+            live = [c for c in connections if c.session is not None]
+            if live:
+                log.warning(
+                    "node %s was reaped while stalled; registering %d sockets again",
+                    settings.node_id,
+                    len(live),
+                )
+            for conn in live:
+                await self.joined(conn)
         for record in await self._store.reap_dead_nodes(now=now, grace_s=settings.presence_grace_s):
             await self.announce(record)
         for record in await self._store.expire_graces(now):
             await self.announce(record)
 
-    async def run(self) -> None:
+    async def run(self, connections: Callable[[], Iterable[Connection]]) -> None:
         interval = min(1.0, self._settings.node_ttl_s / 4, max(0.1, self._settings.presence_grace_s / 4))
         while True:
             try:
-                await self.sweep()
+                await self.sweep(list(connections()))
             except (OSError, ConnectionError) as exc:
                 log.warning("presence sweep failed (store unreachable?): %s", exc)
             except Exception:

@@ -137,7 +137,9 @@ class Store(Protocol):
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None: ...
 
     # nodes
-    async def node_alive(self, node_id: str, *, until: float) -> None: ...
+    async def node_alive(self, node_id: str, *, until: float) -> bool:
+        """Push this node's deadline; False if it was not registered (new, or reaped while it stalled)."""
+
     async def node_gone(self, node_id: str) -> None:
         """A node that shuts down cleanly leaves the registry (its sockets were closed one by one)."""
 

@@ -135,8 +135,10 @@ class MemoryStore:
 
     # nodes
 
-    async def node_alive(self, node_id: str, *, until: float) -> None:
+    async def node_alive(self, node_id: str, *, until: float) -> bool:
+        registered = node_id in self._nodes
         self._nodes[node_id] = until
+        return registered
 
     async def node_gone(self, node_id: str) -> None:
         self._nodes.pop(node_id, None)

@@ -345,8 +345,9 @@ class RedisStore:
 
     # nodes
 
-    async def node_alive(self, node_id: str, *, until: float) -> None:
-        await self._redis.zadd(NODES, {node_id: until})
+    async def node_alive(self, node_id: str, *, until: float) -> bool:
+        added = await self._redis.zadd(NODES, {node_id: until})
+        return not added
 
     async def node_gone(self, node_id: str) -> None:
         await self._redis.zrem(NODES, node_id)
