@@ -44,11 +44,32 @@ class Settings:
     node_ttl_s: float = 10.0
     stats_interval_s: float = 1.0
     allowed_origins: tuple[str, ...] = ()
+    # 100ms
+    hms_access_key: str = ""
+    hms_secret: str = ""
+    hms_api_base: str | None = None
+    hms_candidate_role: str = "candidate"
+    hms_proctor_role: str = "proctor"
+    hms_template_id: str = "proctorhub-template"
+    hms_region: str = "auto"
+    hms_webhook_header: str = "X-Proctorhub-Webhook-Secret"
+    hms_webhook_secret: str = ""
+    # recordings storage: S3 when a bucket is set, else a local folder
+    s3_bucket: str | None = None
+    s3_prefix: str = "proctorhub"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    archive_dir: str = "archive"
 
     @property
     def pong_timeout_s(self) -> float:
         """How long a ping may go unanswered: HUB_HEARTBEAT_TIMEOUT_S, else one heartbeat."""
         return self.heartbeat_s if self.heartbeat_timeout_s is None else self.heartbeat_timeout_s
+
+    @property
+    def hms_simulated(self) -> bool:
+        """No HMS_API_BASE: the in-process 100ms simulator stands in for 100ms."""
+        return self.hms_api_base is None
 
     @property
     def store_kind(self) -> str:
@@ -109,6 +130,39 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _url(name: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"Config '{name}' must be an http(s) URL, got {raw!r}.")
+    return raw.rstrip("/")
+
+
+def _token_like(name: str, raw: str) -> str:
+    if not 1 <= len(raw) <= 128 or not all(c.isalnum() or c in "-_.:" for c in raw):
+        raise ConfigError(f"Config '{name}' must be 1-128 letters, digits or - _ . :, got {raw!r}.")
+    return raw
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def read(name: str, raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"Config '{name}' must be one of {', '.join(choices)}, got {raw!r}.")
+        return raw
+
+    return read
+
+
+def _header_name(name: str, raw: str) -> str:
+    if not raw or not all(c.isalnum() or c == "-" for c in raw):
+        raise ConfigError(f"Config '{name}' must be an HTTP header name (letters, digits, -), got {raw!r}.")
+    return raw
+
+
+def _text(name: str, raw: str) -> str:
+    if len(raw) > 1024:
+        raise ConfigError(f"Config '{name}' must be at most 1024 characters.")
+    return raw
+
+
 def _node_id(name: str, raw: str) -> str:
     if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
         raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
@@ -136,6 +190,20 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
     "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
     "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
+    "HMS_ACCESS_KEY": ("hms_access_key", _token_like),
+    "HMS_SECRET": ("hms_secret", _secret(32)),
+    "HMS_API_BASE": ("hms_api_base", _url),
+    "HMS_CANDIDATE_ROLE": ("hms_candidate_role", _token_like),
+    "HMS_PROCTOR_ROLE": ("hms_proctor_role", _token_like),
+    "HMS_TEMPLATE_ID": ("hms_template_id", _token_like),
+    "HMS_REGION": ("hms_region", _choice("auto", "in", "us", "eu")),
+    "HMS_WEBHOOK_HEADER": ("hms_webhook_header", _header_name),
+    "HMS_WEBHOOK_SECRET": ("hms_webhook_secret", _secret(16)),
+    "S3_BUCKET": ("s3_bucket", _token_like),
+    "S3_PREFIX": ("s3_prefix", _text),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
+    "S3_REGION": ("s3_region", _token_like),
+    "ARCHIVE_DIR": ("archive_dir", _text),
 }
 
 
@@ -155,7 +223,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
         values["hub_secret"] = secrets.token_urlsafe(32)
         values["embedded_secret"] = True
+    _hms_defaults(values)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _hms_defaults(values: dict[str, object]) -> None:
+    """Real 100ms needs its keys; the in-process simulator gets random ones shared with it."""
+    if "hms_api_base" in values:
+        for env, attr in (("HMS_ACCESS_KEY", "hms_access_key"), ("HMS_SECRET", "hms_secret")):
+            if attr not in values:
+                raise ConfigError(f"Config '{env}' is required when HMS_API_BASE is set.")
+        return
+    values.setdefault("hms_access_key", secrets.token_hex(12))
+    values.setdefault("hms_secret", secrets.token_urlsafe(32))
+    values.setdefault("hms_webhook_secret", secrets.token_urlsafe(24))
 
 
 def configure_logging(level: str) -> None:

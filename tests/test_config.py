@@ -37,14 +37,25 @@ def test_defaults_with_an_embedded_random_secret() -> None:
     settings = load_settings({})
     assert settings.embedded_secret
     assert len(settings.hub_secret) >= 32
-    assert settings == Settings(
-        hub_secret=settings.hub_secret, embedded_secret=True, node_id=settings.node_id
-    )
+    generated = ("hub_secret", "node_id", "hms_access_key", "hms_secret", "hms_webhook_secret")
+    assert settings == Settings(embedded_secret=True, **{k: getattr(settings, k) for k in generated})
+    assert settings.hms_simulated and len(settings.hms_secret) >= 32 and settings.hms_access_key
     assert settings.store_kind == "memory"
     assert settings.redis_url is None and settings.api_key is None
     assert settings.allowed_origins == ()
     assert settings.node_id and " " not in settings.node_id
     assert load_settings({}).hub_secret != settings.hub_secret
+
+
+def test_real_100ms_needs_its_keys() -> None:
+    assert "'HMS_ACCESS_KEY'" in refused({"HMS_API_BASE": "https://api.100ms.live/v2"})
+    assert "'HMS_SECRET'" in refused({"HMS_API_BASE": "https://api.100ms.live/v2", "HMS_ACCESS_KEY": "k1"})
+    assert "'HMS_API_BASE'" in refused({"HMS_API_BASE": "ftp://x"})
+    assert "'HMS_REGION'" in refused({"HMS_REGION": "mars"})
+    real = load_settings(
+        {"HMS_API_BASE": "https://api.100ms.live/v2/", "HMS_ACCESS_KEY": "k1", "HMS_SECRET": "s" * 40}
+    )
+    assert real.hms_api_base == "https://api.100ms.live/v2" and not real.hms_simulated
 
 
 def test_empty_values_count_as_unset() -> None:
