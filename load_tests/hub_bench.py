@@ -56,10 +56,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nodes", type=int, default=1, help="hub nodes (more than 1 needs --redis)")
     parser.add_argument("--redis", action="store_true", help="run redis-server and use the redis store")
     parser.add_argument("--baseline", action="store_true", help="also run against the bare websockets server")
+    parser.add_argument(
+        "--hub-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the hub processes, for diagnosis (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per target run, seconds")
     args = parser.parse_args(argv)
     if args.nodes > 1 and not args.redis:
         parser.error("--nodes above 1 needs --redis (nodes share state through Redis)")
+    if any("=" not in item for item in args.hub_env):
+        parser.error("--hub-env takes NAME=VALUE")
     if args.nodes < 1 or args.workers < 1:
         parser.error("--nodes and --workers must be at least 1")
     return args
@@ -91,9 +100,17 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
         node_id = f"bench-{name}" if redis else None
         log = procs.RESULTS / f"{run_id}-{name}.log"
         servers.append(
-            procs.start_hub(name, secret, log, redis_url=redis.url if redis else None, node_id=node_id)
+            procs.start_hub(
+                name,
+                secret,
+                log,
+                redis_url=redis.url if redis else None,
+                node_id=node_id,
+                extra_env=dict(item.split("=", 1) for item in args.hub_env),
+            )
         )
-    return Target("hub", servers, secret, redis=redis)
+    notes = [f"hub environment adds {' '.join(args.hub_env)}"] if args.hub_env else []
+    return Target("hub", servers, secret, redis=redis, notes=notes)
 
 
 def _stop_target(target: Target) -> dict[str, Any]:

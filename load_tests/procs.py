@@ -152,7 +152,13 @@ class Server:
 
 
 def start_hub(
-    name: str, secret: str, log_path: Path, *, redis_url: str | None = None, node_id: str | None = None
+    name: str,
+    secret: str,
+    log_path: Path,
+    *,
+    redis_url: str | None = None,
+    node_id: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     """`python -m server run` on a free port with the bench's settings; returns when /readyz is 200."""
     port = free_port()
@@ -162,6 +168,7 @@ def start_hub(
         env["REDIS_URL"] = redis_url
     if node_id:
         env["HUB_NODE_ID"] = node_id
+    env.update(extra_env or {})
     argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
     proc = _spawn(argv, env, log_path)
     server = Server(name, port, proc, log_path, {"node_id": node_id or ""})

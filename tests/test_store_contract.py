@@ -18,7 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from server.store.base import ConnRef, EventConfig, FlagRecord, Store, Transition, UserRecord
+from server.store.base import (
+    ConnRef,
+    EventConfig,
+    FlagRecord,
+    HeldToken,
+    RoomRecord,
+    Store,
+    Transition,
+    UserRecord,
+)
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
 from tests.servers import RedisServer, free_port, wait_for_port
@@ -603,3 +612,48 @@ async def test_node_alive_tells_a_reaped_node_it_was_dropped(store: Store) -> No
     assert await store.node_alive("n1", until=200.0) is True
     await store.reap_dead_nodes(now=250.0, grace_s=GRACE)
     assert await store.node_alive("n1", until=400.0) is False  # it stalled and was reaped
+
+
+# rooms, tokens, counters
+
+
+async def test_room_seq_counts_per_event(store: Store) -> None:
+    assert [await store.next_room_seq("ev-a") for _ in range(3)] == [1, 2, 3]
+    assert await store.next_room_seq("ev-b") == 1
+
+
+async def test_place_candidate_first_fit_and_sticky(store: Store) -> None:
+    for user in ("u1", "u2", "u3"):
+        await online(store, user)
+    assert await store.place_candidate(EV, "u1", room_size=2) is None  # no room yet
+    await store.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))
+    await store.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))  # adding twice is a no-op
+    await store.add_room(RoomRecord(EV, "r2", "ev-2", created_at=2.0))
+    assert [r.room_id for r in await store.list_rooms(EV)] == ["r1", "r2"]
+    assert await store.place_candidate(EV, "u1", room_size=2) == "r1"
+    assert await store.place_candidate(EV, "u2", room_size=2) == "r1"
+    assert await store.place_candidate(EV, "u3", room_size=2) == "r2"
+    assert await store.place_candidate(EV, "u1", room_size=2) == "r1"  # sticky
+    assert await store.room_members(EV) == {"r1": ["u1", "u2"], "r2": ["u3"]}
+    assert (await store.get_user(EV, "u3")).room_id == "r2"  # type: ignore[union-attr]
+    assert await store.place_candidate(EV, "nobody", room_size=2) is None
+
+
+async def test_swap_token_keeps_one_token_per_user_and_room(store: Store) -> None:
+    first = HeldToken(EV, "u1", "r1", "t1", "j1", 100.0)
+    assert await store.get_token(EV, "u1", "r1") is None
+    assert await store.swap_token(first, replaces=None) == first
+    second = HeldToken(EV, "u1", "r1", "t2", "j2", 200.0)
+    rival = HeldToken(EV, "u1", "r1", "t3", "j3", 210.0)
+    assert await store.swap_token(second, replaces="j1") == second
+    assert await store.swap_token(rival, replaces="j1") == second  # lost the race: gets the winner
+    assert await store.swap_token(rival, replaces=None) == second
+    assert await store.get_token(EV, "u1", "r1") == second
+    assert await store.get_token(EV, "u1", "r2") is None
+
+
+async def test_counters(store: Store) -> None:
+    assert await store.get_counters(EV) == {}
+    assert await store.incr_counter(EV, "tokens_refreshed") == 1
+    assert await store.incr_counter(EV, "tokens_refreshed", 4) == 5
+    assert await store.get_counters(EV) == {"tokens_refreshed": 5}

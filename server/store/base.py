@@ -107,6 +107,42 @@ class FlagRecord:
         return cls(**raw)
 
 
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A 100ms room that belongs to an event."""
+
+    event_id: str
+    room_id: str
+    name: str
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RoomRecord:
+        return cls(**raw)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldToken:
+    """The 100ms app token a user holds for one room: one per user and room, whatever its tabs."""
+
+    event_id: str
+    user_id: str
+    room_id: str
+    token: str
+    jti: str
+    exp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> HeldToken:
+        return cls(**raw)
+
+
 class Store(Protocol):
     """What the hub needs from shared state. Both backends pass tests/test_store_contract.py."""
 
@@ -151,6 +187,32 @@ class Store(Protocol):
         """Append a flag; the candidate's record with its new flag count (None if unknown)."""
 
     async def list_flags(self, event_id: str, candidate_id: str) -> list[FlagRecord]: ...
+
+    # rooms
+    async def next_room_seq(self, event_id: str) -> int:
+        """1, 2, 3, ... per event: room names built from it are unique, so a retried create is idempotent."""
+
+    async def add_room(self, room: RoomRecord) -> None: ...
+    async def list_rooms(self, event_id: str) -> list[RoomRecord]:
+        """In the order they were added."""
+
+    async def place_candidate(self, event_id: str, user_id: str, *, room_size: int) -> str | None:
+        """The candidate's room: its own if it has one (sticky), else the first room with a free seat
+        (taken atomically), else None: the caller adds a room and asks again."""
+
+    async def room_members(self, event_id: str) -> dict[str, list[str]]:
+        """room_id -> candidate ids placed in it."""
+
+    # tokens
+    async def get_token(self, event_id: str, user_id: str, room_id: str) -> HeldToken | None: ...
+    async def swap_token(self, new: HeldToken, *, replaces: str | None) -> HeldToken:
+        """Hold `new` unless another token than `replaces` is held; then return that one.
+
+        Two nodes refreshing one user's token at once both get the same winner back."""
+
+    # counters
+    async def incr_counter(self, event_id: str, name: str, by: int = 1) -> int: ...
+    async def get_counters(self, event_id: str) -> dict[str, int]: ...
 
     # dedupe
     async def once(self, key: str, *, now: float, ttl_s: float) -> bool:

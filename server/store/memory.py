@@ -9,7 +9,9 @@ from server.store.base import (
     ConnRef,
     EventConfig,
     FlagRecord,
+    HeldToken,
     MessageHandler,
+    RoomRecord,
     Transition,
     Tristate,
     UserRecord,
@@ -30,6 +32,11 @@ class MemoryStore:
         self._flags: dict[tuple[str, str], list[FlagRecord]] = defaultdict(list)
         self._once: dict[str, float] = {}
         self._handlers: dict[str, MessageHandler] = {}
+        self._room_seq: dict[str, int] = defaultdict(int)
+        self._rooms: dict[str, list[RoomRecord]] = defaultdict(list)
+        self._members: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._tokens: dict[tuple[str, str, str], HeldToken] = {}
+        self._counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     async def start(self) -> None:
         return None
@@ -169,6 +176,61 @@ class MemoryStore:
 
     async def list_flags(self, event_id: str, candidate_id: str) -> list[FlagRecord]:
         return list(self._flags.get((event_id, candidate_id), ()))
+
+    # rooms
+
+    async def next_room_seq(self, event_id: str) -> int:
+        self._room_seq[event_id] += 1
+        return self._room_seq[event_id]
+
+    async def add_room(self, room: RoomRecord) -> None:
+        rooms = self._rooms[room.event_id]
+        if all(r.room_id != room.room_id for r in rooms):
+            rooms.append(room)
+
+    async def list_rooms(self, event_id: str) -> list[RoomRecord]:
+        return list(self._rooms.get(event_id, ()))
+
+    async def place_candidate(self, event_id: str, user_id: str, *, room_size: int) -> str | None:
+        key = (event_id, user_id)
+        record = self._users.get(key)
+        if record is None:
+            return None
+        if record.room_id is not None:
+            return record.room_id
+        for room in self._rooms.get(event_id, ()):
+            members = self._members[(event_id, room.room_id)]
+            if len(members) < room_size:
+                members.add(user_id)
+                self._users[key] = record.with_changes(room_id=room.room_id)
+                return room.room_id
+        return None
+
+    async def room_members(self, event_id: str) -> dict[str, list[str]]:
+        rooms = self._rooms.get(event_id, ())
+        return {r.room_id: sorted(self._members.get((event_id, r.room_id), ())) for r in rooms}
+
+    # tokens
+
+    async def get_token(self, event_id: str, user_id: str, room_id: str) -> HeldToken | None:
+        return self._tokens.get((event_id, user_id, room_id))
+
+    async def swap_token(self, new: HeldToken, *, replaces: str | None) -> HeldToken:
+        key = (new.event_id, new.user_id, new.room_id)
+        held = self._tokens.get(key)
+        if held is not None and held.jti != replaces:
+            return held
+        self._tokens[key] = new
+        return new
+
+    # counters
+
+    async def incr_counter(self, event_id: str, name: str, by: int = 1) -> int:
+        self._counters[event_id][name] += by
+        return self._counters[event_id][name]
+
+    async def get_counters(self, event_id: str) -> dict[str, int]:
+        return dict(self._counters.get(event_id, {}))
 
     # dedupe
 

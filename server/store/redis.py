@@ -40,6 +40,7 @@ from server.store.base import (
     Tristate,
     UserRecord,
 )
+from server.store.redis_rooms import RedisRooms
 
 log = logging.getLogger("proctorhub.store.redis")
 
@@ -230,7 +231,7 @@ def _transition(reply: Any) -> Transition | None:
     return Transition(_record(reply[1]), bool(reply[0]))
 
 
-class RedisStore:
+class RedisStore(RedisRooms):
     """The `Store` for many nodes. `batch` bounds how many graces one script claims."""
 
     def __init__(self, url: str, *, batch: int = 256) -> None:
@@ -256,6 +257,7 @@ class RedisStore:
         self._set_video = script(_SET_VIDEO)
         self._add_flag = script(_ADD_FLAG)
         self._once = script(_ONCE)
+        self._register_room_scripts()
 
     async def start(self) -> None:
         """Connections open lazily; `ping()` is the readiness check."""
