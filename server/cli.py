@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -67,6 +68,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def simulate_100ms(args: argparse.Namespace) -> int:
+    """`proctorhub simulate-100ms`: the 100ms simulator as its own process (for load tests)."""
+    from server.hms.simulator import LocalTarget, Simulator, config_from_env
+
+    try:
+        settings = load_settings()
+        config = config_from_env(settings, os.environ)
+    except ValueError as exc:  # ConfigError, or SimulatorConfig refusing a value
+        print(f"proctorhub: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    storage = config.storage
+    if isinstance(storage, LocalTarget):
+        where = f"folder {storage.root}/{storage.prefix}"
+    else:
+        where = f"s3://{storage.bucket}/{storage.prefix}" if storage is not None else "memory"
+    generated = (
+        "" if os.environ.get("HMS_SECRET") else "   (generated for this run; set HMS_SECRET to keep it)"
+    )
+    hook = config.webhook_url or "none (set HMS_SIM_WEBHOOK_URL)"
+    print(
+        f"\n100ms simulator on http://{args.host}:{args.port}  (REST /v2, media /media, control /_sim)\n"
+        f"  HMS_ACCESS_KEY={config.access_key}\n"
+        f"  HMS_SECRET={config.secret}{generated}\n"
+        f"  template {config.template_id}, roles {', '.join(sorted(config.roles))}\n"
+        f"  webhooks   -> {hook}  headers: {', '.join(config.webhook_headers) or 'none'}\n"
+        f"  recordings -> {where}\n",
+        flush=True,
+    )
+    if args.host not in LOOPBACK:
+        print("proctorhub: warning: /_sim has no auth; listen on loopback only", file=sys.stderr)
+    uvicorn.run(
+        Simulator(config).asgi_app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="proctorhub", description="Real-time coordination hub for proctoring."
@@ -76,6 +122,12 @@ def parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--host", default="127.0.0.1")
     run_cmd.add_argument("--port", type=int, default=8000)
     run_cmd.set_defaults(handler=run)
+    sim_cmd = commands.add_parser(
+        "simulate-100ms", help="run the 100ms simulator on its own (settings from the environment)"
+    )
+    sim_cmd.add_argument("--host", default="127.0.0.1")
+    sim_cmd.add_argument("--port", type=int, default=8100)
+    sim_cmd.set_defaults(handler=simulate_100ms)
     return root
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import settings
 
 from tests.client import close_all
+from tests.s3 import s3_server  # noqa: F401  (a session fixture: moto's S3 server)
 from tests.servers import HubProcess, RedisServer, start_hub, start_redis
 
 # Loaded here, at collection: Python 3.11.7's parser can fail when hypothesis is first imported

@@ -123,14 +123,21 @@ class HubProcess:
         return self.proc.returncode
 
 
-def start_hub(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
+def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
+    """`proctorhub simulate-100ms` as its own process, shared by several hub nodes."""
+    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/log")
+
+
+def start_hub(
+    env: Mapping[str, str], *, timeout: float = 20.0, command: str = "run", ready_path: str = "/readyz"
+) -> HubProcess:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
     full_env.update(env)
     fd, log_path = tempfile.mkstemp(prefix="proctorhub-hub-", suffix=".log")
     with os.fdopen(fd, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "server", command, "--host", "127.0.0.1", "--port", str(port)],
             env=full_env,
             cwd=ROOT,
             stdout=log,
@@ -142,7 +149,7 @@ def start_hub(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
         if proc.poll() is not None:
             raise RuntimeError(f"hub exited with {proc.returncode}:\n{hub.log()}")
         try:
-            if httpx.get(f"{hub.http}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{hub.http}{ready_path}", timeout=1).status_code == 200:
                 return hub
         except httpx.HTTPError:
             pass

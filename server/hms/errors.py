@@ -6,7 +6,7 @@ there was an answer, 100ms's `message` and `details` (contract §2.1's error bod
 
     create_room(name='evt1-r1'): 400 Invalid body param: template. Use template_id (details: ...)
 
-    HmsError                  call, status, message, details, retry_after_s
+    HmsError                  call, status, message, details, attempts, retry_after_s
     ├── HmsUnavailable        5xx, timeout or connection error, after the retries (status None
     │                         when nothing was answered); `temporary`
     ├── HmsRateLimited        429 after the retries, or a Retry-After longer than we wait; `temporary`
@@ -34,12 +34,14 @@ class HmsError(Exception):
         details: Sequence[str] = (),
         *,
         retry_after_s: float | None = None,
+        attempts: int = 1,
     ) -> None:
         self.call = call
         self.status = status
         self.message = message
         self.details = tuple(details)
         self.retry_after_s = retry_after_s
+        self.attempts = attempts
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -49,6 +51,8 @@ class HmsError(Exception):
         text += self.message
         if self.details:
             text += f" (details: {'; '.join(self.details)})"
+        if self.attempts > 1:
+            text += f" [after {self.attempts} attempts]"
         if self.retry_after_s is not None:
             text += f" (retry after {self.retry_after_s:g}s)"
         return text

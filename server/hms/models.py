@@ -421,7 +421,10 @@ def recording_info_for_s3(
     """
     if (key is None) != (secret is None):
         raise ValueError("recording_info_for_s3 needs both key and secret, or neither")
-    upload: Json = {"type": "s3", "location": bucket, "prefix": prefix, "options": {"region": region}}
+    upload: Json = {"type": "s3", "location": bucket}
+    if prefix:
+        upload["prefix"] = prefix
+    upload["options"] = {"region": region}
     if key is not None:
         upload["credentials"] = {"key": key, "secret": secret}
     return {"enabled": True, "upload_info": upload}
