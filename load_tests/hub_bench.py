@@ -63,6 +63,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the hub processes, for diagnosis (repeatable)",
     )
+    parser.add_argument(
+        "--hub-commit",
+        metavar="REV",
+        help="run the hub from this git commit (extracted with git archive) instead of the working tree",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per target run, seconds")
     args = parser.parse_args(argv)
     if args.nodes > 1 and not args.redis:
@@ -107,10 +112,38 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
                 redis_url=redis.url if redis else None,
                 node_id=node_id,
                 extra_env=dict(item.split("=", 1) for item in args.hub_env),
+                root=args.hub_root,
             )
         )
     notes = [f"hub environment adds {' '.join(args.hub_env)}"] if args.hub_env else []
     return Target("hub", servers, secret, redis=redis, notes=notes)
+
+
+class _CpuMeter:
+    """CPU used during a run by the bench's own processes and by everything else on the machine."""
+
+    def __init__(self, target: Target, pool: WorkerPool) -> None:
+        pids = [s.pid for s in target.servers] + pool.pids + [os.getpid()]
+        if target.redis is not None:
+            pids.append(target.redis.proc.pid)
+        self.pids = pids
+        self.started = time.monotonic()
+        self.machine = procs.machine_busy_s()
+        self.ours = sum(procs.cpu_s(pid) for pid in pids)
+        self.servers = target.cpu_s()
+        self.target = target
+
+    def read(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self.started, 1e-9)
+        machine = procs.machine_busy_s() - self.machine
+        ours = sum(procs.cpu_s(pid) for pid in self.pids) - self.ours
+        return {
+            "wall_s": round(wall, 1),
+            "machine_cores": round(machine / wall, 2),
+            "servers_cores": round((self.target.cpu_s() - self.servers) / wall, 2),
+            "bench_cores": round(ours / wall, 2),
+            "other_processes_cores": round(max(machine - ours, 0.0) / wall, 2),
+        }
 
 
 def _stop_target(target: Target) -> dict[str, Any]:
@@ -143,14 +176,28 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any
         for kind in kinds:
             await pool.each("status", [{} for _ in range(len(pool))], timeout=60)
             print(f"[{time.strftime('%H:%M:%S')}] {args.scenario}: {kind} ...", file=sys.stderr, flush=True)
-            target = _start_target(kind, args, run_id, secret)
+            try:
+                target = _start_target(kind, args, run_id, secret)
+            except (RuntimeError, OSError) as exc:
+                procs.kill_all()
+                runs[kind] = {"figures": {}, "error": f"could not start: {exc}"[:4000], "notes": []}
+                continue
             run: dict[str, Any] = {"nodes": [s.url for s in target.servers]}
+            meter = _CpuMeter(target, pool)
             try:
                 async with asyncio.timeout(args.timeout):
                     run["figures"], run["details"] = await scenario(target, pool, opts)
+                run["cpu"] = meter.read()
+                if run["cpu"]["other_processes_cores"] > 0.1:
+                    target.notes.append(
+                        f"other processes on this machine used {run['cpu']['other_processes_cores']:.2f}"
+                        " cores on average during the run (noise)"
+                    )
             except Exception as exc:  # a timeout or a failure: report it, start clean for the next
                 reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
                 run["figures"], run["error"] = {}, reason
+                run["at_failure"] = {"server_metrics": target.metrics(), "server_rss_kib": target.rss_kib()}
+                run["cpu"] = meter.read()
                 target.notes.append(f"run failed: {reason}")
                 pool.stop()
                 pool = WorkerPool(args.workers)
@@ -176,6 +223,7 @@ def _watchdog(seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    args.hub_root = procs.snapshot(args.hub_commit) if args.hub_commit else procs.ROOT
     soft, hard = procs.raise_nofile()
     needed = max(args.sockets if args.scenario == "idle" else args.watchers, args.proctors) + 256
     if soft < needed:
@@ -194,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": vars(args),
         "nofile": [soft, hard],
         "environment": report.environment(),
+        "hub_source": f"commit {args.hub_commit} ({args.hub_root})" if args.hub_commit else "working tree",
         "wall_s": round(time.time() - started, 1),
         "runs": runs,
         "hub_over_bare": report.ratios(runs["hub"].get("figures", {}), runs["bare"].get("figures", {}))
@@ -201,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         else None,
     }
     path = report.write_json(run_id, payload)
-    setting = f"nodes={args.nodes} redis={'yes' if args.redis else 'no'} workers={args.workers}"
+    source = f"hub at {args.hub_commit}" if args.hub_commit else "hub from the working tree"
+    setting = f"nodes={args.nodes} redis={'yes' if args.redis else 'no'} workers={args.workers}, {source}"
     print(report.table(f"{args.scenario} ({setting})", runs))
     for kind, run in runs.items():
         if run.get("error"):
             print(f"{kind}: {run['error']}")
+            for node, samples in run.get("at_failure", {}).get("server_metrics", {}).items():
+                print(f"  {node} at that moment: {samples}")
     print(f"results: {path}")
     return 1 if any(run.get("error") for run in runs.values()) else 0
 

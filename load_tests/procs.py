@@ -71,13 +71,15 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def _spawn(argv: list[str], env: dict[str, str] | None, log_path: Path | None) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], env: dict[str, str] | None, log_path: Path | None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         proc = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_child_setup
+            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_child_setup
         )
     finally:
         if log_path:
@@ -159,8 +161,9 @@ def start_hub(
     redis_url: str | None = None,
     node_id: str | None = None,
     extra_env: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Server:
-    """`python -m server run` on a free port with the bench's settings; returns when /readyz is 200."""
+    """`python -m server run` (from the tree `root`) on a free port; returns when /readyz is 200."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
     env.update(HUB_SECRET=secret, HUB_HEARTBEAT_S="20", LOG_LEVEL="INFO")
@@ -170,7 +173,7 @@ def start_hub(
         env["HUB_NODE_ID"] = node_id
     env.update(extra_env or {})
     argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
-    proc = _spawn(argv, env, log_path)
+    proc = _spawn(argv, env, log_path, cwd=root)
     server = Server(name, port, proc, log_path, {"node_id": node_id or ""})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -191,6 +194,23 @@ def start_bare(secret: str, log_path: Path) -> Server:
     proc = _spawn(argv, env, log_path)
     wait_for_port(port, proc)
     return Server("bare", port, proc, log_path)
+
+
+def snapshot(commit: str) -> Path:
+    """The hub's source at `commit`, extracted with `git archive` (read-only on the repository)."""
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", f"{commit}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = Path(tempfile.gettempdir()) / f"proctorhub-bench-{rev}"
+    if not (target / "server" / "__main__.py").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 @dataclass
@@ -242,6 +262,14 @@ def cpu_s(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have used (from /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def hub_metrics(port: int) -> dict[str, float]:

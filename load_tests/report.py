@@ -70,17 +70,15 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return "-"
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = "-"
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
+            ).stdout.strip()
+        except OSError:
+            return "-"
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "server").splitlines()]
     with open("/proc/cpuinfo") as cpuinfo:
         model = next(
             (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "-"
@@ -92,7 +90,8 @@ def environment() -> dict[str, Any]:
         "cpu_model": model,
         "websockets": version("websockets"),
         "uvicorn": version("uvicorn"),
-        "git_commit": commit,
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "working_tree_server_changes": dirty,
     }
 
 

@@ -83,10 +83,29 @@ def _tokens(secret: str, users: list[tuple[str, Role]]) -> list[str]:
     ]
 
 
+@dataclass
+class Opened:
+    """How opening a batch of sockets went."""
+
+    count: int
+    seconds: float
+    errors: dict[str, int]
+    server_cpu_s: float
+
+    def details(self) -> dict[str, Any]:
+        rate = round(self.count / self.seconds, 1) if self.seconds else 0.0
+        return {
+            "connect_s": round(self.seconds, 2),
+            "connects_per_s": rate,
+            "server_cpu_connect_s": round(self.server_cpu_s, 2),
+            "connect_errors": self.errors,
+        }
+
+
 async def _open_many(
     target: Target, pool: WorkerPool, users: list[tuple[str, Role]], *, record: bool, opts: Options
-) -> tuple[int, float, dict[str, int]]:
-    """Spread sockets over workers (round-robin) and nodes; (opened, seconds, errors)."""
+) -> Opened:
+    """Spread sockets over workers (round-robin) and nodes, concurrently."""
     tokens = _tokens(target.secret, users)
     nodes = target.servers
     per_worker: list[list[tuple[str, str]]] = [[] for _ in range(len(pool))]
@@ -94,6 +113,7 @@ async def _open_many(
         worker = i % len(pool)
         node = nodes[(i // len(pool)) % len(nodes)]
         per_worker[worker].append((node.url, token))
+    cpu_before = target.cpu_s()
     started = time.time()
     replies = await pool.each(
         "open",
@@ -104,11 +124,15 @@ async def _open_many(
     for reply in replies:
         for text, count in reply["errors"].items():
             errors[text] = errors.get(text, 0) + count
-    opened, seconds = sum(r["opened"] for r in replies), max(r["ended"] for r in replies) - started
-    progress(
-        f"opened {opened}/{len(users)} sockets in {seconds:.1f}s" + (f"; errors {errors}" if errors else "")
+    opened = Opened(
+        sum(r["opened"] for r in replies),
+        max(r["ended"] for r in replies) - started,
+        errors,
+        target.cpu_s() - cpu_before,
     )
-    return opened, seconds, errors
+    note = f"; errors {errors}" if errors else ""
+    progress(f"opened {opened.count}/{len(users)} sockets in {opened.seconds:.1f}s{note}")
+    return opened
 
 
 async def _pool_status(pool: WorkerPool) -> dict[str, Any]:
@@ -140,10 +164,9 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     """N authenticated candidates: connect time, RSS per socket, none dropped over the hold."""
     await asyncio.sleep(1.0)
     rss_before = target.rss_kib()
-    cpu_before = target.cpu_s()
     users: list[tuple[str, Role]] = [(f"idle-{i}", "candidate") for i in range(opts.sockets)]
-    opened, connect_s, errors = await _open_many(target, pool, users, record=False, opts=opts)
-    cpu_connect = target.cpu_s() - cpu_before
+    batch = await _open_many(target, pool, users, record=False, opts=opts)
+    opened = batch.count
     await asyncio.sleep(1.0)
     rss_after = target.rss_kib()
     progress(f"holding {opened} sockets for {opts.hold_s:.0f}s")
@@ -166,9 +189,9 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     per_socket = (rss_after - rss_before) / opened if opened else float("nan")
     figures = {
         "sockets_opened": opened,
-        "connect_s": round(connect_s, 2),
-        "connects_per_s": round(opened / connect_s, 1) if connect_s else 0.0,
-        "server_cpu_connect_s": round(cpu_connect, 2),
+        "connect_s": round(batch.seconds, 2),
+        "connects_per_s": batch.details()["connects_per_s"],
+        "server_cpu_connect_s": round(batch.server_cpu_s, 2),
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "rss_per_socket_kib": round(per_socket, 2),
@@ -178,7 +201,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
         "close_all_s": round(close_s, 2),
     }
     details = {
-        "connect_errors": errors,
+        "connect_errors": batch.errors,
         "hold_samples": samples,
         "final_status": status,
         "hub_metrics_after_hold": metrics,
@@ -189,15 +212,16 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
 # ---------------------------------------------------------------- the driving candidate
 
 
-async def _candidate(url: str, token: str) -> tuple[ClientConnection, float]:
-    """Connect a candidate, send `auth`; (socket, time auth was sent) once `hello` arrived."""
+async def _candidate(url: str, token: str) -> tuple[ClientConnection, float, float]:
+    """Connect a candidate and authenticate: (socket, TCP connect started, `auth` sent), after `hello`."""
+    started = time.time()
     ws = await connect(url, subprotocols=[SUBPROTOCOL], compression=None, ping_interval=None, open_timeout=30)
     sent = time.time()
     await ws.send(orjson.dumps({"type": "auth", "id": 1, "data": {"token": token}}).decode())
     async with asyncio.timeout(30):
         while True:
             if orjson.loads(await ws.recv()).get("type") == "hello":
-                return ws, sent
+                return ws, started, sent
 
 
 async def _collect(pool: WorkerPool, candidate_id: str, actions: list[Action]) -> dict[str, Any]:
@@ -221,9 +245,10 @@ async def presence(
     """One candidate connects and disconnects; latency to each proctor's `candidate.status`."""
     rounds = opts.rounds or 200
     pause = opts.interval_s if opts.interval_s is not None else 0.1
-    opened, connect_s, errors = await _open_many(
+    batch = await _open_many(
         target, pool, _watchers(opts.proctors, "proctor", "proctor"), record=True, opts=opts
     )
+    opened = batch.count
     candidate_id = "presence-candidate"
     (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
     url = target.servers[0].url
@@ -231,8 +256,10 @@ async def presence(
     progress(f"servers idle after {settle_s}s; {rounds} connect/close rounds")
     actions: list[Action] = []
     cpu_before = target.cpu_s()
+    handshakes: list[float] = []  # TCP connect started -> auth sent, per round
     for _ in range(rounds):
-        ws, sent = await _candidate(url, token)
+        ws, started, sent = await _candidate(url, token)
+        handshakes.append(sent - started)
         actions.append((sent, "online", None))
         await asyncio.sleep(pause)
         closing = time.time()
@@ -248,7 +275,8 @@ async def presence(
     every = [x for per in result["recv"] for x in per]
     online = [x for i, per in enumerate(result["recv"]) if i % 2 == 0 for x in per]
     offline = [x for i, per in enumerate(result["recv"]) if i % 2 == 1 for x in per]
-    total, on, off = summary_ms(every), summary_ms(online), summary_ms(offline)
+    from_tcp = [x + handshakes[i // 2] for i, per in enumerate(result["recv"]) if i % 2 == 0 for x in per]
+    total, on, off, tcp = summary_ms(every), summary_ms(online), summary_ms(offline), summary_ms(from_tcp)
     figures = {
         "proctors_opened": opened,
         "presence_changes": len(actions),
@@ -259,14 +287,15 @@ async def presence(
         "latency_max_ms": total["max_ms"],
         "online_p50_ms": on["p50_ms"],
         "online_p99_ms": on["p99_ms"],
+        "online_from_tcp_connect_p50_ms": tcp["p50_ms"],
+        "online_from_tcp_connect_p99_ms": tcp["p99_ms"],
         "reconnecting_p50_ms": off["p50_ms"],
         "reconnecting_p99_ms": off["p99_ms"],
         "server_cpu_s": round(cpu_used, 2),
         "proctors_dropped": opened - status["open"],
     }
     details = {
-        "connect_s": round(connect_s, 2),
-        "connect_errors": errors,
+        **batch.details(),
         "settle_s": settle_s,
         "final_status": status,
         "hub_metrics": metrics,
@@ -284,15 +313,16 @@ async def broadcast(
     """One candidate toggles video; time until the last of many watchers has each change."""
     rounds = opts.rounds or 20
     pause = opts.interval_s if opts.interval_s is not None else 1.0
-    opened, connect_s, errors = await _open_many(
+    batch = await _open_many(
         target, pool, _watchers(opts.watchers, opts.role, "watcher"), record=True, opts=opts
     )
+    opened = batch.count
     settle_s = await _settle(target)  # let the join storm's backlog drain before measuring
     progress(f"servers idle after {settle_s}s; candidate connects, then {rounds} video toggles")
     candidate_id = "broadcast-candidate"
     (token,) = _tokens(target.secret, [(candidate_id, "candidate")])
     cpu_before = target.cpu_s()
-    ws, sent = await _candidate(target.servers[0].url, token)
+    ws, _, sent = await _candidate(target.servers[0].url, token)
     actions: list[Action] = [(sent, "online", None)]
     await asyncio.sleep(pause)
     for k in range(rounds):
@@ -332,8 +362,7 @@ async def broadcast(
         "watchers_dropped": opened - status["open"],
     }
     details = {
-        "connect_s": round(connect_s, 2),
-        "connect_errors": errors,
+        **batch.details(),
         "settle_s": settle_s,
         "last_delivery_ms_per_round": [round(x * 1000, 1) for x in last],
         "server_ts_last_written_ms_per_round": [round(x * 1000, 1) for x in written],

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from server.api import events, health
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
+from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
 from server.store import create_store
@@ -27,11 +28,13 @@ DEMO_EVENT = EventConfig(event_id="demo", name="Demo exam", expected_candidates=
 
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
-    hub = Hub(settings, store)
+    hms = build_hms(settings)
+    hub = Hub(settings, store, hms.rooms)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
+        await hms.start()
         if settings.embedded_secret:
             await store.create_event(DEMO_EVENT)
         await hub.start()
@@ -40,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await hub.stop()
+            await hms.stop()
             await store.close()
 
     routes: list[Route | WebSocketRoute | Mount] = [
@@ -47,12 +51,16 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *events.routes,
     ]
+    if hms.simulator is not None:
+        # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
+        routes.append(Mount("/hms-sim", app=hms.simulator.asgi_app))
     if WEB_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub
+    app.state.hms = hms
     return app
 
 

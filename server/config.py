@@ -54,6 +54,7 @@ class Settings:
     hms_region: str = "auto"
     hms_webhook_header: str = "X-Proctorhub-Webhook-Secret"
     hms_webhook_secret: str = ""
+    hms_room_prefix: str = "proctorhub"
     # recordings storage: S3 when a bucket is set, else a local folder
     s3_bucket: str | None = None
     s3_prefix: str = "proctorhub"
@@ -199,6 +200,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HMS_REGION": ("hms_region", _choice("auto", "in", "us", "eu")),
     "HMS_WEBHOOK_HEADER": ("hms_webhook_header", _header_name),
     "HMS_WEBHOOK_SECRET": ("hms_webhook_secret", _secret(16)),
+    "HMS_ROOM_PREFIX": ("hms_room_prefix", _token_like),
     "S3_BUCKET": ("s3_bucket", _token_like),
     "S3_PREFIX": ("s3_prefix", _text),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),

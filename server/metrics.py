@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from server.protocol import CLIENT_TYPES
@@ -33,6 +33,32 @@ class HubMetrics:
         self.fanout_errors = Counter(
             "proctorhub_fanout_errors",
             "Cross-node messages that could not be decoded or delivered",
+            registry=r,
+        )
+        self.tokens_minted = Counter(
+            "proctorhub_tokens_minted", "100ms app tokens minted and held", registry=r
+        )
+        self.token_refreshes_sent = Counter(
+            "proctorhub_token_refreshes_sent", "token.refresh pushes queued", registry=r
+        )
+        self.token_refreshes_acked = Counter(
+            "proctorhub_token_refreshes_acked", "token pushes acked by clients", registry=r
+        )
+        self.token_resends = Counter(
+            "proctorhub_token_resends", "token.refresh sent again for want of an ack", registry=r
+        )
+        self.token_refresh_errors = Counter(
+            "proctorhub_token_refresh_errors", "token refreshes that failed and were retried", registry=r
+        )
+        self.token_margin = Histogram(
+            "proctorhub_token_margin_seconds",
+            "Seconds left on the old 100ms token when the client acked its replacement",
+            buckets=(0, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
+        self.room_assign_failures = Counter(
+            "proctorhub_room_assign_failures",
+            "room.assign that could not be made at connect (retried)",
             registry=r,
         )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}

@@ -221,13 +221,16 @@ class Outbound:
     """A server message before its per-connection envelope.
 
     `coalesce_key`: a newer message with the same key replaces this one while it
-    still waits in a send queue (status updates: latest wins).
+    still waits in a send queue (status updates: latest wins). Types starting
+    with `_` are internal: they reach observers on every node, never a socket.
     """
 
     type: str
     data: dict[str, Any]
     re: int | None = None
     coalesce_key: str | None = None
+    ack_key: object = None
+    """Local only: remembered with the message's id, handed back when the client acks it."""
     _encoded: dict[Codec, bytes] = field(default_factory=dict, repr=False)
 
     def encoded_data(self, codec: Codec) -> bytes:

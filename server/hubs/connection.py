@@ -23,6 +23,7 @@ from server.protocol import Codec, Outbound, encode
 
 log = logging.getLogger("proctorhub.hubs.connection")
 
+MAX_AWAITING_ACK = 64
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -59,6 +60,10 @@ class Connection:
         self.session: Session | None = None
         self.topics: set[str] = set()
         self.last_ack: int | None = None
+        self.awaiting_ack: dict[int, object] = {}
+        """Message id -> the `ack_key` of a pushed message the client has not acked yet."""
+        self.tokens: dict[str, tuple[str, float]] = {}
+        """room_id -> (jti, exp) of the 100ms token the client has acked for that room."""
         self.sent = 0
         self._asgi_send = send
         self._queue: deque[_Slot] = deque()
@@ -127,8 +132,13 @@ class Connection:
             self._writer = None
 
     async def _write(self, message: Outbound) -> None:
-        frame = encode(message, self.codec, msg_id=self._next_id, ts_ms=int(time.time() * 1000))
+        msg_id = self._next_id
+        frame = encode(message, self.codec, msg_id=msg_id, ts_ms=int(time.time() * 1000))
         self._next_id += 1
+        if message.ack_key is not None:
+            if len(self.awaiting_ack) >= MAX_AWAITING_ACK:
+                del self.awaiting_ack[next(iter(self.awaiting_ack))]
+            self.awaiting_ack[msg_id] = message.ack_key
         self.sent += 1
         key = "text" if isinstance(frame, str) else "bytes"
         async with asyncio.timeout(self._send_timeout_s):

@@ -82,7 +82,8 @@ class Fanout:
             return
         for observer in self._observers:
             observer(topic, message)
-        self.deliver(topic, message)
+        if not message.type.startswith("_"):
+            self.deliver(topic, message)
 
     def deliver(self, topic: str, message: Outbound) -> None:
         """Queue a message on every local socket of a topic."""

@@ -10,21 +10,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from server.allocation.service import RoomFactory, RoomService
 from server.auth import Session
 from server.config import Settings
+from server.hubs.assignment import proctor_assignment, room_assign
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout, user_topic, watch_topic
 from server.hubs.presence import PresenceService
 from server.hubs.state_sync import StateSync
 from server.hubs.stats import StatsPublisher
 from server.hubs.timers import Timer, TimerLoop
+from server.hubs.tokens import TokenKeeper
 from server.metrics import HubMetrics
 from server.protocol import Codec, Outbound
-from server.store.base import Store
+from server.store.base import RoomRecord, Store
 
 log = logging.getLogger("proctorhub.hubs.hub")
 
-AckListener = Callable[[Connection, int], None]
+ROOM_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Hub:
@@ -32,6 +35,7 @@ class Hub:
         self,
         settings: Settings,
         store: Store,
+        room_factory: RoomFactory,
         metrics: HubMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -42,12 +46,17 @@ class Hub:
         self.fanout = Fanout(store, self.metrics)
         self.presence = PresenceService(settings, store, self.fanout, clock)
         self.stats = StatsPublisher(store, self.fanout, settings.stats_interval_s)
-        self.state_sync = StateSync()
         self.timers = TimerLoop(clock)
+        self.tokens = TokenKeeper(settings, store, self.metrics, self.timers, clock)
+        self.rooms = RoomService(
+            store, room_factory, prefix=settings.hms_room_prefix, clock=clock, on_new_room=self._announce_room
+        )
+        self.state_sync = StateSync()
+        self.state_sync.add("room.assign", self._room_assign_or_retry, before="roster")
+        self.fanout.observe(self._observe)
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}
-        self._ack_listeners: list[AckListener] = []
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
@@ -74,6 +83,7 @@ class Hub:
 
     async def stop(self) -> None:
         await self.drain()
+        await self.tokens.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -100,9 +110,7 @@ class Hub:
         self._spawn_close(conn, 1013, "slow consumer: send queue full")
 
     def _spawn_close(self, conn: Connection, code: int, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(conn.close(code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._spawn(conn.close(code, reason))
 
     async def attach(self, conn: Connection, session: Session) -> None:
         """Register an authenticated socket, greet it and send its whole state."""
@@ -141,6 +149,7 @@ class Hub:
         if not was_open or conn.session is None:
             return
         self.metrics.connections.labels(conn.session.role).dec()
+        self.tokens.release(conn)
         self.stats.unsubscribe_all(conn)
         try:
             await self.fanout.leave_all(conn)
@@ -174,12 +183,49 @@ class Hub:
         conn.session = session
         self._schedule_expiry(conn, session)
 
-    # ------------------------------------------------------------------ acks
+    # ------------------------------------------------------------------ rooms
 
-    def on_ack(self, listener: AckListener) -> None:
-        """Later parts (token refresh, room assignment) learn here which pushes a client applied."""
-        self._ack_listeners.append(listener)
+    async def _room_assign_or_retry(self, hub: Hub, conn: Connection, attempt: int = 0) -> list[Outbound]:
+        """A room the hub cannot get now (100ms down, say) is retried and said, never silently skipped."""
+        try:
+            return await room_assign(self, conn)
+        except Exception as exc:
+            log.warning("no room for %s yet (attempt %d): %s", conn.conn_id, attempt + 1, exc)
+            self.metrics.room_assign_failures.inc()
+            delay = ROOM_RETRY_S[min(attempt, len(ROOM_RETRY_S) - 1)]
+            self.timers.call_at(
+                self.clock() + delay, lambda: self._spawn(self._retry_assign(conn, attempt + 1))
+            )
+            return [
+                Outbound(
+                    "error",
+                    {"code": "room_unavailable", "message": f"no video room yet; retrying in {delay:g} s"},
+                )
+            ]
 
-    def acknowledged(self, conn: Connection, msg_id: int) -> None:
-        for listener in self._ack_listeners:
-            listener(conn, msg_id)
+    async def _retry_assign(self, conn: Connection, attempt: int) -> None:
+        if conn.state is not ConnectionState.OPEN:
+            return
+        for message in await self._room_assign_or_retry(self, conn, attempt):
+            conn.send(message)
+
+    async def _announce_room(self, room: RoomRecord) -> None:
+        await self.fanout.publish(watch_topic(room.event_id), Outbound("_rooms", {"event_id": room.event_id}))
+
+    def _observe(self, topic: str, message: Outbound) -> None:
+        if message.type == "_rooms":
+            for conn in list(self.fanout.listeners(topic)):
+                if conn.session is not None and conn.session.role == "proctor":
+                    self._spawn(self._reassign_proctor(conn))
+
+    async def _reassign_proctor(self, conn: Connection) -> None:
+        if conn.state is not ConnectionState.OPEN:
+            return
+        message = await proctor_assignment(self, conn, reason="rebalance")
+        if message is not None:
+            conn.send(message)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

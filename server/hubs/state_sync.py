@@ -43,7 +43,9 @@ class StateSync:
     def __init__(self) -> None:
         self._providers: list[tuple[str, StateProvider]] = [("roster", roster), ("event.stats", admin_stats)]
 
-    def add(self, name: str, provider: StateProvider, *, before: str | None = None) -> None:
+    def add(
+        self, name: str, provider: Callable[..., Awaitable[list[Outbound]]], *, before: str | None = None
+    ) -> None:
         """Register a provider, e.g. `add("room.assign", rooms, before="roster")`."""
         index = len(self._providers)
         if before is not None:

@@ -13,25 +13,30 @@ from collections import Counter, defaultdict
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
 from server.protocol import EventStats, Outbound
-from server.store.base import Store, UserRecord
+from server.store.base import RoomRecord, Store, UserRecord
 
 log = logging.getLogger("proctorhub.hubs.stats")
 
 
-def event_stats(event_id: str, users: list[UserRecord]) -> EventStats:
-    """Counts for one event (pure). Rooms, alerts and tokens come with the later parts of the hub."""
+def event_stats(
+    event_id: str, users: list[UserRecord], rooms: list[RoomRecord], counters: dict[str, int]
+) -> EventStats:
+    """Counts for one event (pure). Until allocation lands every proctor watches every room, so a
+    room is unwatched when it has a seated candidate and no proctor is online."""
     candidates = Counter(u.presence for u in users if u.role == "candidate")
+    proctors = sum(1 for u in users if u.role == "proctor" and u.presence == "online")
+    seated = {u.room_id for u in users if u.role == "candidate" and u.room_id and u.presence != "finished"}
     return {
         "event_id": event_id,
         "online": candidates["online"],
         "reconnecting": candidates["reconnecting"],
         "offline": candidates["offline"],
         "finished": candidates["finished"],
-        "proctors": sum(1 for u in users if u.role == "proctor" and u.presence == "online"),
-        "rooms": 0,
-        "unwatched_rooms": 0,
-        "open_alerts": 0,
-        "tokens_refreshed": 0,
+        "proctors": proctors,
+        "rooms": len(rooms),
+        "unwatched_rooms": 0 if proctors else len(seated),
+        "open_alerts": counters.get("open_alerts", 0),
+        "tokens_refreshed": counters.get("tokens_refreshed", 0),
     }
 
 
@@ -48,7 +53,13 @@ class StatsPublisher:
             self._dirty.add(topic.removeprefix("watch:"))
 
     async def message(self, event_id: str, *, re: int | None = None) -> Outbound:
-        stats = event_stats(event_id, await self._store.list_users(event_id))
+        store = self._store
+        stats = event_stats(
+            event_id,
+            await store.list_users(event_id),
+            await store.list_rooms(event_id),
+            await store.get_counters(event_id),
+        )
         return Outbound("event.stats", dict(stats), re=re, coalesce_key=f"stats:{event_id}")
 
     def subscribe(self, conn: Connection, event_id: str) -> None:
