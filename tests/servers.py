@@ -58,11 +58,12 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_redis() -> RedisServer:
+def start_redis(port: int | None = None) -> RedisServer:
+    """A redis-server on a free port (or on `port`, to restart one where it was)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed; run `make test`, which installs it")
-    port = free_port()
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="proctorhub-redis-")
     proc = subprocess.Popen(
         [

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,7 +28,7 @@ from server.store.base import (
 )
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, free_port, start_redis
 
 EV = "ev1"
 GRACE = 10.0
@@ -450,22 +448,21 @@ async def test_reader_resubscribes_after_connection_killed(redis_url: str) -> No
         await store.close()
 
 
-async def test_reader_survives_redis_restart(tmp_path: Path) -> None:
-    port = free_port()
-    proc = _redis_on(port, tmp_path)
-    store = RedisStore(f"redis://127.0.0.1:{port}/0")
+async def test_reader_survives_redis_restart() -> None:
+    server = start_redis()
+    store = RedisStore(server.url)
     received: list[bytes] = []
     try:
         await store.subscribe("t", lambda _topic, payload: received.append(payload))
         await store.publish("t", b"before")
         await eventually(lambda: received == [b"before"])
-        _stop(proc)
+        server.stop()
         await eventually(lambda: store.read_errors >= 1, timeout=30.0)
-        proc = _redis_on(port, tmp_path)
+        server = start_redis(server.port)
         await _publish_until_received(store, received, timeout=30.0)
     finally:
         await store.close()
-        _stop(proc)
+        server.stop()
 
 
 async def test_unsubscribe_leaves_the_redis_channel(redis_url: str) -> None:
@@ -513,34 +510,6 @@ async def _publish_until_received(store: RedisStore, received: list[bytes], *, t
         with contextlib.suppress(RedisConnectionError):
             await store.publish("t", b"after")
         await asyncio.sleep(0.05)
-
-
-def _redis_on(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, proc=proc)
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # both stores in lockstep

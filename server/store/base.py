@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 Presence = Literal["online", "reconnecting", "offline", "finished"]
 Tristate = Literal["on", "off", "unknown"]
@@ -25,8 +25,21 @@ MessageHandler = Callable[[str, bytes], None]
 """Called with (topic, payload) for every message published on a subscribed topic."""
 
 
+class Record:
+    """Stored records round-trip through plain dicts (JSON in Redis, copies in memory)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        return cls(**raw)
+
+
 @dataclass(frozen=True, slots=True)
-class EventConfig:
+class EventConfig(Record):
     event_id: str
     name: str
     room_size: int = 10
@@ -37,13 +50,6 @@ class EventConfig:
     recording: bool = True
     starts_at: str | None = None
     ends_at: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> EventConfig:
-        return cls(**raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ class ConnRef:
 
 
 @dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(Record):
     event_id: str
     user_id: str
     role: str
@@ -68,13 +74,6 @@ class UserRecord:
     video: Tristate = "unknown"
     flags: int = 0
     room_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> UserRecord:
-        return cls(**raw)
 
     def with_changes(self, **changes: Any) -> UserRecord:
         return replace(self, **changes)
@@ -89,7 +88,7 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class FlagRecord:
+class FlagRecord(Record):
     flag_id: str
     event_id: str
     candidate_id: str
@@ -99,16 +98,9 @@ class FlagRecord:
     ts: float
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> FlagRecord:
-        return cls(**raw)
-
 
 @dataclass(frozen=True, slots=True)
-class RoomRecord:
+class RoomRecord(Record):
     """A 100ms room that belongs to an event."""
 
     event_id: str
@@ -116,16 +108,9 @@ class RoomRecord:
     name: str
     created_at: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RoomRecord:
-        return cls(**raw)
-
 
 @dataclass(frozen=True, slots=True)
-class HeldToken:
+class HeldToken(Record):
     """The 100ms app token a user holds for one room: one per user and room, whatever its tabs."""
 
     event_id: str
@@ -134,13 +119,6 @@ class HeldToken:
     token: str
     jti: str
     exp: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> HeldToken:
-        return cls(**raw)
 
 
 class Store(Protocol):
