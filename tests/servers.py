@@ -38,6 +38,18 @@ def wait_for_port(port: int, *, timeout: float = 15.0, proc: subprocess.Popen[by
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_process(proc: subprocess.Popen[bytes], *, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if it does not exit within `timeout`; its return code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 @dataclass
 class RedisServer:
     port: int
@@ -49,12 +61,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=5)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -114,14 +121,7 @@ class HubProcess:
             self.proc.wait()
 
     def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout=timeout)
 
 
 def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
