@@ -184,3 +184,22 @@ async def test_tabs_on_two_nodes_share_one_token(hub_factory, redis_server: Redi
         a.stop()
         b.stop()
         simulator.stop()
+
+
+async def test_proctors_see_the_candidates_room(hub_factory) -> None:
+    hub = hub_factory()
+    create_event(hub, "tok-seat", room_size=2)
+    proctor, _ = await login(hub.ws, token(SECRET, "p", "proctor", "tok-seat"))
+    seats = {}
+    for user in ("c1", "c2", "c3"):
+        client, _ = await login(hub.ws, token(SECRET, user, event="tok-seat"))
+        seats[user] = (await client.expect("room.assign"))["data"]["room_id"]
+    assert seats["c1"] == seats["c2"] != seats["c3"]  # room size 2: the third opens a second room
+    for user, room_id in seats.items():
+        status = await proctor.expect(
+            "candidate.status", lambda m, u=user: m["data"]["candidate_id"] == u and m["data"]["room_id"]
+        )
+        assert status["data"]["room_id"] == room_id
+    rooms = await proctor.expect("room.assign", lambda m: len(m["data"]["rooms"]) == 2)
+    assert rooms["data"]["reason"] == "rebalance"
+    assert {r["room_id"] for r in rooms["data"]["rooms"]} == set(seats.values())

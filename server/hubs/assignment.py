@@ -48,6 +48,10 @@ async def candidate_assignment(hub: Hub, conn: Connection) -> Outbound | None:
     if record is not None and record.presence == "finished":
         return None
     room, placed = await hub.rooms.room_for_candidate(session.event_id, session.user_id)
+    if placed:
+        seated = await hub.store.get_user(session.event_id, session.user_id)
+        if seated is not None:
+            await hub.presence.announce(seated)  # proctors see the candidate's room
     event = await hub.rooms.event(session.event_id)
     token = await _token(hub, conn, room, event.token_ttl_s)
     data = {**_entry(room, token), "reason": "join" if placed else "recovery"}
