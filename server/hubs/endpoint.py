@@ -79,7 +79,7 @@ class HubEndpoint:
             hub.metrics.closed(exc.code)
             await conn.close(exc.code, exc.message)
         except Disconnected:
-            pass
+            log.debug("conn %s: the client went away", conn.conn_id)
         finally:
             await hub.detach(conn)
 
