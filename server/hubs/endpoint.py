@@ -80,6 +80,11 @@ class HubEndpoint:
             await conn.close(exc.code, exc.message)
         except Disconnected:
             log.debug("conn %s: the client went away", conn.conn_id)
+        except Exception:
+            # The store or 100ms failed under us: the client retries later (1013), we log the cause.
+            log.exception("conn %s: failed; closing 1013", conn.conn_id)
+            hub.metrics.closed(1013)
+            await conn.close(1013, "the hub could not serve this connection; try again")
         finally:
             await hub.detach(conn)
 
