@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from tests.client import login, token
+import httpx
+
+from tests.client import login, open_client, token
 from tests.conftest import SECRET
-from tests.servers import RedisServer
+from tests.servers import RedisServer, start_redis
 
 
 def status_of(candidate: str, presence: str):
@@ -90,3 +92,14 @@ async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_ser
     finally:
         node_b.proc.send_signal(signal.SIGCONT)
     await proctor.expect("candidate.status", status_of("c", "online"), timeout=5)
+
+
+async def test_redis_gone_means_1013_and_not_ready(hub_factory) -> None:
+    own_redis = start_redis()
+    hub = hub_factory(REDIS_URL=own_redis.url)
+    own_redis.stop()
+    client = await open_client(hub.ws)
+    await client.send("auth", {"token": token(SECRET, "c-unlucky", event="no-redis")})
+    assert await client.closed_with(timeout=15) == 1013
+    assert httpx.get(f"{hub.http}/readyz", timeout=10).status_code == 503
+    assert hub.proc.poll() is None
