@@ -14,6 +14,9 @@ from typing import Any
 
 from load_tests.procs import RESULTS, ROOT
 
+# The bare server stamps one broadcast once; the hub stamps every socket's frame: not comparable.
+NO_RATIO = frozenset({"server_stamp_last_p50_ms"})
+
 
 def ratio(hub: object, bare: object) -> float | None:
     """hub / bare for two positive finite numbers, else None."""
@@ -25,7 +28,7 @@ def ratio(hub: object, bare: object) -> float | None:
 
 
 def ratios(hub: dict[str, Any], bare: dict[str, Any]) -> dict[str, float | None]:
-    return {key: ratio(value, bare.get(key)) for key, value in hub.items()}
+    return {key: ratio(value, bare.get(key)) for key, value in hub.items() if key not in NO_RATIO}
 
 
 def _cell(value: object) -> str:
@@ -48,7 +51,8 @@ def table(title: str, runs: dict[str, dict[str, Any]]) -> str:
     for key in keys:
         row = [key, _cell(hub.get(key))]
         if bare is not None:
-            row += [_cell(bare.get(key)), _cell(ratio(hub.get(key), bare.get(key)))]
+            shown = None if key in NO_RATIO else ratio(hub.get(key), bare.get(key))
+            row += [_cell(bare.get(key)), _cell(shown)]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [title, "-" * len(title)]
