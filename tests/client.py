@@ -66,6 +66,15 @@ class HubClient:
                 return message
             self.skipped.append(message)
 
+    def presences(self, candidate_id: str | None = None) -> list[str]:
+        """The presences seen in `candidate.status`, each change once (statuses repeat for other fields)."""
+        seen: list[str] = []
+        for m in self.inbox:
+            mine = m["type"] == "candidate.status" and candidate_id in (None, m["data"]["candidate_id"])
+            if mine and (not seen or seen[-1] != m["data"]["presence"]):
+                seen.append(m["data"]["presence"])
+        return seen
+
     async def closed_with(self, timeout: float = 5.0) -> int | None:
         """Read until the hub closes; the close code."""
         try:

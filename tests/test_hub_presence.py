@@ -37,7 +37,7 @@ async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: H
     await back.close()
     await proctor.expect("candidate.status", status_of("c1", "reconnecting"))
     await proctor.expect("candidate.status", status_of("c1", "offline"), timeout=5)
-    seen = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    seen = proctor.presences()
     assert seen == ["online", "reconnecting", "online", "reconnecting", "offline"]
 
 
@@ -72,7 +72,7 @@ async def test_finish_is_final_and_media_status_reaches_the_proctor(shared_hub: 
     await again.send("ping")
     await again.expect("pong")
     await asyncio.sleep(0.3)
-    presences = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    presences = proctor.presences()
     assert presences[-1] == "finished" and "reconnecting" not in presences
 
 

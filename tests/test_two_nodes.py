@@ -51,7 +51,7 @@ async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
     node_b.kill()
     await proctor.expect("candidate.status", status_of("c1", "reconnecting"), timeout=5)
     await proctor.expect("candidate.status", status_of("c1", "offline"), timeout=5)
-    seen = [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"]
+    seen = proctor.presences()
     assert seen == ["online", "reconnecting", "online", "reconnecting", "offline"]
     stats = await admin.expect("event.stats", lambda m: m["data"]["offline"] == 1)
     assert stats["data"]["online"] == 0 and stats["data"]["proctors"] == 1
@@ -70,7 +70,7 @@ async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_serv
     await asyncio.sleep(1.5)
     await tab_b.send("ping")
     await tab_b.expect("pong")
-    assert [m["data"]["presence"] for m in proctor.inbox if m["type"] == "candidate.status"] == ["online"]
+    assert proctor.presences() == ["online"]
     # The proctor on node A flags; a proctor on node B sees it.
     other, _ = await login(node_b.ws, token(SECRET, "p2", "proctor", event))
     await proctor.send("flag", {"candidate_id": "c", "note": "noise", "severity": "medium"})

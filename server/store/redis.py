@@ -51,6 +51,8 @@ NODES = f"{P}nodes"
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 READ_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 64
+POOL_TIMEOUT_S = 10.0
 
 # Shared by `disconnect` and `reap`: drop one socket of a user, the last one
 # gone makes an online user `reconnecting` with a grace deadline.
@@ -235,9 +237,16 @@ class RedisStore(RedisRooms):
     """The `Store` for many nodes. `batch` bounds how many graces one script claims."""
 
     def __init__(self, url: str, *, batch: int = 256) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url, decode_responses=False, socket_keepalive=True, health_check_interval=15
+        # A blocking pool: a burst of handshakes waits for a connection instead of failing with
+        # MaxConnectionsError (the default pool's behaviour in redis-py 8).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT_S,
+            socket_keepalive=True,
+            health_check_interval=15,
         )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._batch = batch
         self._pubsub: PubSub = self._redis.pubsub()
         self._pubsub_lock = asyncio.Lock()
@@ -271,7 +280,7 @@ class RedisStore(RedisRooms):
             self._reader = None
         self._handlers.clear()
         await self._pubsub.aclose()
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
     async def ping(self) -> None:
         await self._redis.ping()
