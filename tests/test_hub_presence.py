@@ -132,3 +132,18 @@ async def test_admin_sees_event_stats_live_and_can_subscribe_to_any_event(shared
     await candidates[2].close()
     await overseer.expect("candidate.status", status_of("c2", "reconnecting"))
     await proctor.close()
+
+
+async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProcess) -> None:
+    event = "presence-proctors"
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
+    first, _ = await login(shared_hub.ws, token(SECRET, "p1", "proctor", event))
+    second, _ = await login(shared_hub.ws, token(SECRET, "p2", "proctor", event))
+    online = await admin.expect("proctor.status", lambda m: m["data"]["user_id"] == "p2")
+    assert online["data"]["presence"] == "online"
+    await second.close()
+    gone = await admin.expect("proctor.status", lambda m: m["data"]["presence"] == "reconnecting")
+    assert gone["data"]["user_id"] == "p2"
+    await first.send("ping")
+    await first.expect("pong")
+    assert not [m for m in first.inbox if m["type"] == "proctor.status"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from server.auth import InvalidSession, Session, verify_session
 from server.errors import Answer, Forbidden
 from server.hubs.connection import Connection
-from server.hubs.fanout import user_topic, watch_topic
+from server.hubs.fanout import admin_topic, user_topic, watch_topic
 from server.hubs.presence import status_message
 from server.protocol import ClientMessage, Outbound
 from server.store.base import FlagRecord
@@ -127,6 +127,7 @@ async def on_subscribe(hub: Hub, conn: Connection, message: ClientMessage) -> No
     if not session.sees_event(event_id):
         raise Forbidden(f"admin of {session.event_id!r} may not subscribe to {event_id!r}")
     await hub.fanout.join(conn, watch_topic(event_id))
+    await hub.fanout.join(conn, admin_topic(event_id))
     hub.stats.subscribe(conn, event_id)
     conn.send(await hub.stats.message(event_id, re=message.id))
 

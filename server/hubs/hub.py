@@ -15,7 +15,7 @@ from server.auth import Session
 from server.config import Settings
 from server.hubs.assignment import proctor_assignment, room_assign
 from server.hubs.connection import Connection, ConnectionState
-from server.hubs.fanout import Fanout, user_topic, watch_topic
+from server.hubs.fanout import Fanout, admin_topic, user_topic, watch_topic
 from server.hubs.presence import PresenceService
 from server.hubs.state_sync import StateSync
 from server.hubs.stats import StatsPublisher
@@ -122,6 +122,7 @@ class Hub:
         if session.role in ("proctor", "admin") and session.event_id != "*":
             await self.fanout.join(conn, watch_topic(session.event_id))
         if session.role == "admin" and session.event_id != "*":
+            await self.fanout.join(conn, admin_topic(session.event_id))
             self.stats.subscribe(conn, session.event_id)
         conn.send(
             Outbound(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from server.config import Settings
 from server.hubs.connection import Connection
-from server.hubs.fanout import Fanout, watch_topic
+from server.hubs.fanout import Fanout, admin_topic, watch_topic
 from server.protocol import CandidateStatus, Outbound
 from server.store.base import ConnRef, Store, Transition, Tristate, UserRecord
 
@@ -92,9 +92,11 @@ class PresenceService:
             await self.announce(transition.record)
 
     async def announce(self, record: UserRecord) -> None:
-        if record.role == "admin":
-            return
-        await self._fanout.publish(watch_topic(record.event_id), status_message(record))
+        if record.role == "candidate":
+            await self._fanout.publish(watch_topic(record.event_id), status_message(record))
+        elif record.role == "proctor":
+            # Admins only: sent to every proctor, proctors coming and going would cost O(proctors²).
+            await self._fanout.publish(admin_topic(record.event_id), status_message(record))
 
     async def sweep(self, connections: Iterable[Connection] = ()) -> None:
         """Renew this node's liveness, end graces, release the users of dead nodes.

@@ -49,8 +49,9 @@ class StatsPublisher:
         fanout.observe(self._observe)
 
     def _observe(self, topic: str, message: Outbound) -> None:
-        if topic.startswith("watch:"):
-            self._dirty.add(topic.removeprefix("watch:"))
+        kind, _, event_id = topic.partition(":")
+        if kind in ("watch", "admins"):
+            self._dirty.add(event_id)
 
     async def message(self, event_id: str, *, re: int | None = None) -> Outbound:
         store = self._store
