@@ -45,10 +45,17 @@ class Fanout:
         self._metrics = metrics
         self._local: dict[str, set[Connection]] = defaultdict(set)
         self._observers: list[Observer] = []
+        self._subscribed: dict[str, int] = {}
+        self._subscriptions = 0
 
     def observe(self, observer: Observer) -> None:
         """Call `observer(topic, message)` for every message this node receives."""
         self._observers.append(observer)
+
+    def subscription(self, topic: str) -> int | None:
+        """An id of this node's current subscription to `topic` (None: not subscribed). It changes when
+        the node unsubscribes and subscribes again, so a reader can tell it may have missed messages."""
+        return self._subscribed.get(topic)
 
     def listeners(self, topic: str) -> set[Connection]:
         return self._local.get(topic, set())
@@ -59,6 +66,8 @@ class Fanout:
         listeners.add(conn)
         conn.topics.add(topic)
         if first:
+            self._subscriptions += 1
+            self._subscribed[topic] = self._subscriptions
             await self._store.subscribe(topic, self._receive)
 
     async def leave(self, conn: Connection, topic: str) -> None:
@@ -69,6 +78,7 @@ class Fanout:
         listeners.discard(conn)
         if not listeners:
             del self._local[topic]
+            self._subscribed.pop(topic, None)
             await self._store.unsubscribe(topic)
 
     async def leave_all(self, conn: Connection) -> None:

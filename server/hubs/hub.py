@@ -17,6 +17,7 @@ from server.hubs.assignment import proctor_assignment, room_assign
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout, admin_topic, user_topic, watch_topic
 from server.hubs.presence import PresenceService
+from server.hubs.snapshots import UserSnapshots
 from server.hubs.state_sync import StateSync
 from server.hubs.stats import StatsPublisher
 from server.hubs.timers import Timer, TimerLoop
@@ -45,7 +46,8 @@ class Hub:
         self.clock = clock
         self.fanout = Fanout(store, self.metrics)
         self.presence = PresenceService(settings, store, self.fanout, clock)
-        self.stats = StatsPublisher(store, self.fanout, settings.stats_interval_s)
+        self.snapshots = UserSnapshots(store, self.fanout)
+        self.stats = StatsPublisher(store, self.fanout, self.snapshots, settings.stats_interval_s)
         self.timers = TimerLoop(clock)
         self.tokens = TokenKeeper(settings, store, self.metrics, self.timers, clock)
         self.rooms = RoomService(

@@ -27,7 +27,7 @@ async def roster(hub: Hub, conn: Connection) -> list[Outbound]:
     session = conn.session
     if session is None or session.role != "proctor":
         return []
-    users = await hub.store.list_users(session.event_id)
+    users = await hub.snapshots.users(session.event_id)
     candidates = [dict(candidate_status(u)) for u in users if u.role == "candidate"]
     return [Outbound("roster", {"candidates": candidates})]
 

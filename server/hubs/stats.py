@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
+from server.hubs.snapshots import UserSnapshots
 from server.protocol import EventStats, Outbound
 from server.store.base import RoomRecord, Store, UserRecord
 
@@ -41,8 +42,9 @@ def event_stats(
 
 
 class StatsPublisher:
-    def __init__(self, store: Store, fanout: Fanout, interval_s: float) -> None:
+    def __init__(self, store: Store, fanout: Fanout, snapshots: UserSnapshots, interval_s: float) -> None:
         self._store = store
+        self._snapshots = snapshots
         self._interval_s = interval_s
         self._subscribers: dict[str, set[Connection]] = defaultdict(set)
         self._dirty: set[str] = set()
