@@ -35,9 +35,13 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check server tests load_tests
 	$(BIN)/pytest -q
 
+PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.py server/hubs/timers.py \
+	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py
+
 check: $(STAMP)
 	$(BIN)/ruff format --check server tests load_tests
 	$(BIN)/ruff check server tests load_tests
+	$(BIN)/mypy $(PURE_CORES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

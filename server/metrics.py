@@ -62,6 +62,8 @@ class HubMetrics:
             registry=r,
         )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
+        for role in ("candidate", "proctor", "admin"):
+            self.connections.labels(role)  # present (at 0) before the first socket, for dashboards
 
     def _child(self, metric: MetricWrapperBase, label: str) -> MetricWrapperBase:
         key = (id(metric), label)

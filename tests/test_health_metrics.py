@@ -1,0 +1,49 @@
+"""/healthz, /readyz and /metrics on a real hub: the figures move with what happens."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.client import login, open_client, token
+from tests.conftest import SECRET
+from tests.servers import HubProcess
+
+
+def metric(text: str, name: str, labels: str = "", *, default: float | None = None) -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
+    found = re.search(pattern, text, re.M)
+    if found is None:
+        if default is not None:
+            return default
+        raise AssertionError(f"{name}{labels} not in /metrics")
+    return float(found.group(1))
+
+
+async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None:
+    assert httpx.get(f"{shared_hub.http}/healthz").json()["status"] == "ok"
+    ready = httpx.get(f"{shared_hub.http}/readyz")
+    assert ready.status_code == 200 and ready.json()["store"] == "memory"
+    before = httpx.get(f"{shared_hub.http}/metrics").text
+    client, _ = await login(shared_hub.ws, token(SECRET, "m1", event="metrics"))
+    await client.send("ping")
+    await client.expect("pong")
+    refused = await open_client(shared_hub.ws)
+    await refused.send("auth", {"token": "garbage"})
+    assert await refused.closed_with() == 4401
+    after = httpx.get(f"{shared_hub.http}/metrics").text
+    online = '{role="candidate"}'
+    assert (
+        metric(after, "proctorhub_connections", online)
+        == metric(before, "proctorhub_connections", online) + 1
+    )
+    ping = '{type="ping"}'
+    pings_before = metric(before, "proctorhub_messages_in_total", ping, default=0.0)
+    assert metric(after, "proctorhub_messages_in_total", ping) >= pings_before + 1
+    assert metric(after, "proctorhub_messages_out_total", '{type="candidate.status"}') >= 1
+    invalid = '{reason="invalid_token"}'
+    assert metric(after, "proctorhub_auth_failures_total", invalid) >= 1
+    assert metric(after, "proctorhub_closes_total", '{code="4401"}') >= 1
+    assert metric(after, "proctorhub_send_queue_drops_total") == 0
+    assert metric(after, "proctorhub_tokens_minted_total") >= 1
