@@ -14,7 +14,9 @@ class HubMetrics:
         r = self.registry
         self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
         self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
-        self.messages_out = Counter("proctorhub_messages_out", "Server messages queued", ["type"], registry=r)
+        self.messages_out = Counter(
+            "proctorhub_messages_out", "Server messages written to sockets", ["type"], registry=r
+        )
         self.presence = Gauge(
             "proctorhub_presence_users", "Users by role and presence", ["role", "presence"], registry=r
         )
@@ -75,8 +77,8 @@ class HubMetrics:
     def received(self, msg_type: str) -> None:
         self._child(self.messages_in, msg_type if msg_type in CLIENT_TYPES else "unknown").inc()  # type: ignore[attr-defined]
 
-    def queued(self, msg_type: str, count: int = 1) -> None:
-        self._child(self.messages_out, msg_type).inc(count)  # type: ignore[attr-defined]
+    def sent(self, msg_type: str) -> None:
+        self._child(self.messages_out, msg_type).inc()  # type: ignore[attr-defined]
 
     def closed(self, code: int) -> None:
         self._child(self.closes, str(code)).inc()  # type: ignore[attr-defined]

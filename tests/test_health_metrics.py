@@ -41,7 +41,8 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     ping = '{type="ping"}'
     pings_before = metric(before, "proctorhub_messages_in_total", ping, default=0.0)
     assert metric(after, "proctorhub_messages_in_total", ping) >= pings_before + 1
-    assert metric(after, "proctorhub_messages_out_total", '{type="candidate.status"}') >= 1
+    hellos_before = metric(before, "proctorhub_messages_out_total", '{type="hello"}', default=0.0)
+    assert metric(after, "proctorhub_messages_out_total", '{type="hello"}') >= hellos_before + 1
     invalid = '{reason="invalid_token"}'
     assert metric(after, "proctorhub_auth_failures_total", invalid) >= 1
     assert metric(after, "proctorhub_closes_total", '{code="4401"}') >= 1

@@ -53,6 +53,7 @@ class Connection:
         queue_size: int,
         send_timeout_s: float,
         on_overflow: Callable[[Connection], None],
+        on_sent: Callable[[str], None] = lambda msg_type: None,
     ) -> None:
         self.conn_id = conn_id
         self.codec = codec
@@ -71,6 +72,7 @@ class Connection:
         self._queue_size = queue_size
         self._send_timeout_s = send_timeout_s
         self._on_overflow = on_overflow
+        self._on_sent = on_sent
         self._writer: asyncio.Task[None] | None = None
         self._next_id = 1
 
@@ -143,6 +145,7 @@ class Connection:
         key = "text" if isinstance(frame, str) else "bytes"
         async with asyncio.timeout(self._send_timeout_s):
             await self._asgi_send({"type": "websocket.send", key: frame})
+        self._on_sent(message.type)
 
     @property
     def queued(self) -> int:

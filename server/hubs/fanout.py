@@ -107,4 +107,3 @@ class Fanout:
             return
         for conn in list(listeners):
             conn.send(message)
-        self._metrics.queued(message.type, len(listeners))

@@ -104,6 +104,7 @@ class Hub:
             queue_size=self.settings.send_queue_size,
             send_timeout_s=self.settings.send_timeout_s,
             on_overflow=self._overflowed,
+            on_sent=self.metrics.sent,
         )
 
     def _overflowed(self, conn: Connection) -> None:
