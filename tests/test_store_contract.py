@@ -626,3 +626,39 @@ async def test_counters(store: Store) -> None:
     assert await store.incr_counter(EV, "tokens_refreshed") == 1
     assert await store.incr_counter(EV, "tokens_refreshed", 4) == 5
     assert await store.get_counters(EV) == {"tokens_refreshed": 5}
+
+
+# allocation
+
+
+async def test_lock_with_fencing(store: Store) -> None:
+    first = await store.acquire_lock("alloc:ev1", "node-a", now=100.0, ttl_s=5)
+    assert first is not None
+    assert await store.acquire_lock("alloc:ev1", "node-b", now=101.0, ttl_s=5) is None
+    again = await store.acquire_lock("alloc:ev1", "node-a", now=101.0, ttl_s=5)  # re-entry extends
+    assert again is not None and again > first
+    await store.release_lock("alloc:ev1", "node-b")  # not the owner: no effect
+    assert await store.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5) is None
+    await store.release_lock("alloc:ev1", "node-a")
+    taken = await store.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5)
+    assert taken is not None and taken > again
+
+
+async def test_save_allocation_is_fenced_and_moves_seats(store: Store) -> None:
+    await online(store, "c:1")
+    await online(store, "c2")
+    await store.add_room(RoomRecord(EV, "r1", "n1"))
+    stale = await store.acquire_lock(f"alloc:{EV}", "node-a", now=0.0, ttl_s=1)
+    fresh = await store.acquire_lock(f"alloc:{EV}", "node-b", now=5.0, ttl_s=1)  # a's lock ran out
+    assert stale is not None and fresh is not None
+    doc = {"rooms": {"r1": {"proctors": ["p1"]}}}
+    assert not await store.save_allocation(EV, fence=stale, document={"x": 1}, seat=[("c2", "r1")], unseat=[])
+    assert await store.load_allocation(EV) == {}
+    assert await store.save_allocation(
+        EV, fence=fresh, document=doc, seat=[("c:1", "r1"), ("c2", "r1")], unseat=[]
+    )
+    assert await store.load_allocation(EV) == doc
+    assert await store.room_members(EV) == {"r1": ["c2", "c:1"]}
+    assert (await store.get_user(EV, "c:1")).room_id == "r1"  # type: ignore[union-attr]
+    assert await store.save_allocation(EV, fence=fresh, document=doc, seat=[], unseat=[("c2", "r1")])
+    assert await store.room_members(EV) == {"r1": ["c:1"]}

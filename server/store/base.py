@@ -181,6 +181,27 @@ class Store(Protocol):
     async def room_members(self, event_id: str) -> dict[str, list[str]]:
         """room_id -> candidate ids placed in it."""
 
+    # allocation: one writer per event at a time (lock + fencing), one document per event
+    async def acquire_lock(self, name: str, owner: str, *, now: float, ttl_s: float) -> int | None:
+        """Take the lock `name` for `ttl_s`; a fencing token that grows with every acquisition, or None
+        while another owner holds it."""
+
+    async def release_lock(self, name: str, owner: str) -> None: ...
+    async def load_allocation(self, event_id: str) -> dict[str, Any]:
+        """The event's allocation document (rooms' proctors, open flags, times; reports), {} if none."""
+
+    async def save_allocation(
+        self,
+        event_id: str,
+        *,
+        fence: int,
+        document: dict[str, Any],
+        seat: list[tuple[str, str]],
+        unseat: list[tuple[str, str]],
+    ) -> bool:
+        """Write the document and move seats (candidate, room) at once, unless a newer lock holder
+        wrote since `fence` was issued; False (and nothing written) then."""
+
     # tokens
     async def get_token(self, event_id: str, user_id: str, room_id: str) -> HeldToken | None: ...
     async def swap_token(self, new: HeldToken, *, replaces: str | None) -> HeldToken:

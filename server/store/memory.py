@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import defaultdict
+from typing import Any
 
 from server.store.base import (
     ConnRef,
@@ -37,6 +39,9 @@ class MemoryStore:
         self._members: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._tokens: dict[tuple[str, str, str], HeldToken] = {}
         self._counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._fences: dict[str, int] = defaultdict(int)
+        self._allocations: dict[str, dict[str, Any]] = {}
 
     async def start(self) -> None:
         return None
@@ -209,6 +214,45 @@ class MemoryStore:
     async def room_members(self, event_id: str) -> dict[str, list[str]]:
         rooms = self._rooms.get(event_id, ())
         return {r.room_id: sorted(self._members.get((event_id, r.room_id), ())) for r in rooms}
+
+    # allocation
+
+    async def acquire_lock(self, name: str, owner: str, *, now: float, ttl_s: float) -> int | None:
+        held = self._locks.get(name)
+        if held is not None and held[0] != owner and held[1] > now:
+            return None
+        self._locks[name] = (owner, now + ttl_s)
+        self._fences[name] += 1
+        return self._fences[name]
+
+    async def release_lock(self, name: str, owner: str) -> None:
+        held = self._locks.get(name)
+        if held is not None and held[0] == owner:
+            del self._locks[name]
+
+    async def load_allocation(self, event_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self._allocations.get(event_id, {}))
+
+    async def save_allocation(
+        self,
+        event_id: str,
+        *,
+        fence: int,
+        document: dict[str, Any],
+        seat: list[tuple[str, str]],
+        unseat: list[tuple[str, str]],
+    ) -> bool:
+        if fence != self._fences[f"alloc:{event_id}"]:
+            return False
+        for candidate_id, room_id in unseat:
+            self._members[(event_id, room_id)].discard(candidate_id)
+        for candidate_id, room_id in seat:
+            self._members[(event_id, room_id)].add(candidate_id)
+            record = self._users.get((event_id, candidate_id))
+            if record is not None:
+                self._users[(event_id, candidate_id)] = record.with_changes(room_id=room_id)
+        self._allocations[event_id] = copy.deepcopy(document)
+        return True
 
     # tokens
 

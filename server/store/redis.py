@@ -40,6 +40,7 @@ from server.store.base import (
     Tristate,
     UserRecord,
 )
+from server.store.redis_alloc import RedisAllocation
 from server.store.redis_rooms import RedisRooms
 
 log = logging.getLogger("proctorhub.store.redis")
@@ -233,7 +234,7 @@ def _transition(reply: Any) -> Transition | None:
     return Transition(_record(reply[1]), bool(reply[0]))
 
 
-class RedisStore(RedisRooms):
+class RedisStore(RedisRooms, RedisAllocation):
     """The `Store` for many nodes. `batch` bounds how many graces one script claims."""
 
     def __init__(self, url: str, *, batch: int = 256) -> None:
@@ -267,6 +268,7 @@ class RedisStore(RedisRooms):
         self._add_flag = script(_ADD_FLAG)
         self._once = script(_ONCE)
         self._register_room_scripts()
+        self._register_alloc_scripts()
 
     async def start(self) -> None:
         """Connections open lazily; `ping()` is the readiness check."""
