@@ -26,3 +26,6 @@ class HmsRoomFactory:
             recording_info=recording,
         )
         return room.id
+
+    async def disable_room(self, room_id: str) -> None:
+        await self._client.disable_room(room_id)

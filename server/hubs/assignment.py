@@ -1,30 +1,42 @@
-"""`room.assign` for a socket: the user's room(s) with a fresh 100ms token each.
+"""`room.assign` and `roster` for a socket: the user's room(s) with a fresh 100ms token each.
 
-Used by the state sync on every (re)connect and when the rooms of an event
-change. A candidate gets its one room; a proctor every room it watches. Each
-token sent is then kept fresh by the `TokenKeeper`.
+Used by the state sync on every (re)connect and whenever an allocation pass changed
+what the user is assigned. A candidate gets its one room; a proctor the rooms the
+planner gave it, and the roster of the candidates seated there. Each token sent is
+then kept fresh by the `TokenKeeper`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from server.allocation.service import NoRoom
 from server.hubs.connection import Connection
+from server.hubs.presence import candidate_status
 from server.hubs.tokens import TokenAck
 from server.protocol import Outbound
 from server.store.base import HeldToken, RoomRecord
 
 if TYPE_CHECKING:
+    from server.auth import Session
     from server.hubs.hub import Hub
 
 log = logging.getLogger("proctorhub.hubs.assignment")
 
+SEAT_TIMEOUT_S = 10.0
+"""How long a joining candidate's state sync waits for an allocation pass to seat it."""
+
+
+def _session(conn: Connection) -> Session:
+    if conn.session is None:
+        raise RuntimeError("Expected an authenticated connection, but got none")
+    return conn.session
+
 
 async def _token(hub: Hub, conn: Connection, room: RoomRecord, lifetime_s: float) -> HeldToken:
-    session = conn.session
-    if session is None:
-        raise RuntimeError("Expected an authenticated connection, but got none")
+    session = _session(conn)
     key = (session.event_id, session.user_id, room.room_id)
     token = await hub.tokens.token_for(key, role=session.role, lifetime_s=lifetime_s)
     hub.tokens.hold(conn, key, token, role=session.role, lifetime_s=lifetime_s)
@@ -40,31 +52,48 @@ def _entry(room: RoomRecord, token: HeldToken) -> dict[str, object]:
     }
 
 
-async def candidate_assignment(hub: Hub, conn: Connection) -> Outbound | None:
-    session = conn.session
-    if session is None:
-        return None
+async def _seat(hub: Hub, event_id: str, user_id: str) -> tuple[str, bool]:
+    """The candidate's room id, and whether it was seated just now (an allocation pass ran for it)."""
+    record = await hub.store.get_user(event_id, user_id)
+    if record is not None and record.room_id is not None:
+        return record.room_id, False
+    await asyncio.wait_for(hub.rooms.request(event_id), SEAT_TIMEOUT_S)
+    record = await hub.store.get_user(event_id, user_id)
+    if record is None or record.room_id is None:
+        raise NoRoom(f"no room for {user_id!r} in event {event_id!r} yet")
+    return record.room_id, True
+
+
+async def candidate_assignment(
+    hub: Hub, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False
+) -> Outbound | None:
+    session = _session(conn)
     record = await hub.store.get_user(session.event_id, session.user_id)
     if record is not None and record.presence == "finished":
         return None
-    room, placed = await hub.rooms.room_for_candidate(session.event_id, session.user_id)
-    if placed:
-        seated = await hub.store.get_user(session.event_id, session.user_id)
-        if seated is not None:
-            await hub.presence.announce(seated)  # proctors see the candidate's room
+    if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
+        return None
+    room_id, placed = await _seat(hub, session.event_id, session.user_id)
+    room = await hub.rooms.room_of(session.event_id, room_id)
     event = await hub.rooms.event(session.event_id)
     token = await _token(hub, conn, room, event.token_ttl_s)
-    data = {**_entry(room, token), "reason": "join" if placed else "recovery"}
+    data = {**_entry(room, token), "reason": reason or ("join" if placed else "recovery")}
+    conn.assigned = frozenset({room.room_id})
     return Outbound("room.assign", data, ack_key=TokenAck(((room.room_id, token.jti, token.exp),)))
 
 
-async def proctor_assignment(hub: Hub, conn: Connection, *, reason: str) -> Outbound | None:
-    session = conn.session
-    if session is None:
-        return None
-    rooms = await hub.rooms.rooms_for_proctor(session.event_id)
-    if not rooms:
-        return None
+async def proctor_assignment(
+    hub: Hub, conn: Connection, *, reason: str, always: bool = False
+) -> list[Outbound]:
+    """`room.assign` with the proctor's rooms and its `roster`; nothing at connect if it has no room yet."""
+    session = _session(conn)
+    rooms = await hub.rooms.proctor_rooms(session.event_id, session.user_id)
+    kept = {r.room_id for r in rooms}
+    for room_id in [r for r in conn.tokens if r not in kept]:
+        hub.tokens.release_key(conn, (session.event_id, session.user_id, room_id))
+        del conn.tokens[room_id]
+    if not rooms and not always:
+        return []
     event = await hub.rooms.event(session.event_id)
     entries = []
     acks = []
@@ -72,18 +101,27 @@ async def proctor_assignment(hub: Hub, conn: Connection, *, reason: str) -> Outb
         token = await _token(hub, conn, room, event.token_ttl_s)
         entries.append(_entry(room, token))
         acks.append((room.room_id, token.jti, token.exp))
-    return Outbound("room.assign", {"rooms": entries, "reason": reason}, ack_key=TokenAck(tuple(acks)))
+    assign = Outbound("room.assign", {"rooms": entries, "reason": reason}, ack_key=TokenAck(tuple(acks)))
+    conn.assigned = frozenset(kept)
+    users = await hub.snapshots.users(session.event_id)
+    watched = [dict(candidate_status(u)) for u in users if u.role == "candidate" and u.room_id in kept]
+    return [assign, Outbound("roster", {"candidates": watched})]
 
 
 async def room_assign(hub: Hub, conn: Connection) -> list[Outbound]:
-    """State-sync provider: what the socket's user is assigned, with tokens."""
-    session = conn.session
-    if session is None or session.event_id == "*":
+    """State-sync provider: what the socket's user is assigned, with tokens (and a proctor's roster)."""
+    session = _session(conn)
+    if session.event_id == "*":
         return []
     if session.role == "candidate":
         message = await candidate_assignment(hub, conn)
-    elif session.role == "proctor":
-        message = await proctor_assignment(hub, conn, reason="join")
-    else:
-        return []
-    return [] if message is None else [message]
+        return [] if message is None else [message]
+    if session.role == "proctor":
+        # A proctor arriving changes the allocation (it gets a share): wait for that pass, so its
+        # first roster is whole. If the pass is slow, what it has now goes out, the rest follows.
+        try:
+            await asyncio.wait_for(hub.rooms.request(session.event_id), SEAT_TIMEOUT_S)
+        except (TimeoutError, NoRoom) as exc:
+            log.warning("proctor %s synced before its allocation pass: %s", session.user_id, exc)
+        return await proctor_assignment(hub, conn, reason="join", always=True)
+    return []

@@ -61,6 +61,12 @@ class Connection:
         self.session: Session | None = None
         self.topics: set[str] = set()
         self.last_ack: int | None = None
+        self.synced = False
+        """The state sync after `hello` is out: later changes are pushed, not read by it."""
+        self.assigned: frozenset[str] = frozenset()
+        """The rooms of the last `room.assign` sent to this socket."""
+        self.stale = False
+        """An assignment changed during the state sync, after it may have read it: push it again."""
         self.awaiting_ack: dict[int, object] = {}
         """Message id -> the `ack_key` of a pushed message the client has not acked yet."""
         self.tokens: dict[str, tuple[str, float]] = {}

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from server.allocation.service import RoomFactory, RoomService
+from server.allocation.service import AllocationService, RoomFactory
 from server.auth import Session
 from server.config import Settings
-from server.hubs.assignment import proctor_assignment, room_assign
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout, admin_topic, user_topic, watch_topic
 from server.hubs.presence import PresenceService
+from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
 from server.hubs.state_sync import StateSync
 from server.hubs.stats import StatsPublisher
@@ -24,11 +24,9 @@ from server.hubs.timers import Timer, TimerLoop
 from server.hubs.tokens import TokenKeeper
 from server.metrics import HubMetrics
 from server.protocol import Codec, Outbound
-from server.store.base import RoomRecord, Store
+from server.store.base import Store
 
 log = logging.getLogger("proctorhub.hubs.hub")
-
-ROOM_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Hub:
@@ -50,12 +48,18 @@ class Hub:
         self.stats = StatsPublisher(store, self.fanout, self.snapshots, settings.stats_interval_s)
         self.timers = TimerLoop(clock)
         self.tokens = TokenKeeper(settings, store, self.metrics, self.timers, clock)
-        self.rooms = RoomService(
-            store, room_factory, prefix=settings.hms_room_prefix, clock=clock, on_new_room=self._announce_room
+        self.seating = Seating(self)
+        self.rooms = AllocationService(
+            store,
+            room_factory,
+            prefix=settings.hms_room_prefix,
+            owner=settings.node_id,
+            clock=clock,
+            notify=self.seating.allocated,
         )
+        self.presence.on_change(self.seating.presence_changed)
         self.state_sync = StateSync()
-        self.state_sync.add("room.assign", self._room_assign_or_retry, before="roster")
-        self.fanout.observe(self._observe)
+        self.state_sync.add("room.assign", self.seating.assign_or_retry, before="event.stats")
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}
@@ -113,7 +117,7 @@ class Hub:
         self._spawn_close(conn, 1013, "slow consumer: send queue full")
 
     def _spawn_close(self, conn: Connection, code: int, reason: str) -> None:
-        self._spawn(conn.close(code, reason))
+        self.spawn(conn.close(code, reason))
 
     async def attach(self, conn: Connection, session: Session) -> None:
         """Register an authenticated socket, greet it and send its whole state."""
@@ -143,6 +147,9 @@ class Hub:
         )
         for message in await self.state_sync.messages(self, conn):
             conn.send(message)
+        conn.synced = True
+        if conn.stale:
+            self.spawn(self.seating.reassign(conn))
         self._schedule_expiry(conn, session)
 
     async def detach(self, conn: Connection) -> None:
@@ -187,49 +194,8 @@ class Hub:
         conn.session = session
         self._schedule_expiry(conn, session)
 
-    # ------------------------------------------------------------------ rooms
-
-    async def _room_assign_or_retry(self, hub: Hub, conn: Connection, attempt: int = 0) -> list[Outbound]:
-        """A room the hub cannot get now (100ms down, say) is retried and said, never silently skipped."""
-        try:
-            return await room_assign(self, conn)
-        except Exception as exc:
-            log.warning("no room for %s yet (attempt %d): %s", conn.conn_id, attempt + 1, exc)
-            self.metrics.room_assign_failures.inc()
-            delay = ROOM_RETRY_S[min(attempt, len(ROOM_RETRY_S) - 1)]
-            self.timers.call_at(
-                self.clock() + delay, lambda: self._spawn(self._retry_assign(conn, attempt + 1))
-            )
-            return [
-                Outbound(
-                    "error",
-                    {"code": "room_unavailable", "message": f"no video room yet; retrying in {delay:g} s"},
-                )
-            ]
-
-    async def _retry_assign(self, conn: Connection, attempt: int) -> None:
-        if conn.state is not ConnectionState.OPEN:
-            return
-        for message in await self._room_assign_or_retry(self, conn, attempt):
-            conn.send(message)
-
-    async def _announce_room(self, room: RoomRecord) -> None:
-        await self.fanout.publish(watch_topic(room.event_id), Outbound("_rooms", {"event_id": room.event_id}))
-
-    def _observe(self, topic: str, message: Outbound) -> None:
-        if message.type == "_rooms":
-            for conn in list(self.fanout.listeners(topic)):
-                if conn.session is not None and conn.session.role == "proctor":
-                    self._spawn(self._reassign_proctor(conn))
-
-    async def _reassign_proctor(self, conn: Connection) -> None:
-        if conn.state is not ConnectionState.OPEN:
-            return
-        message = await proctor_assignment(self, conn, reason="rebalance")
-        if message is not None:
-            conn.send(message)
-
-    def _spawn(self, coro: object) -> None:
+    def spawn(self, coro: object) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

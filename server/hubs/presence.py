@@ -60,6 +60,11 @@ class PresenceService:
         self._store = store
         self._fanout = fanout
         self._clock = clock
+        self._listeners: list[Callable[[UserRecord], None]] = []
+
+    def on_change(self, listener: Callable[[UserRecord], None]) -> None:
+        """Called with every record whose presence changed, on the node that changed it."""
+        self._listeners.append(listener)
 
     def _ref(self, conn: Connection) -> ConnRef:
         event_id, user_id = conn.user_key
@@ -92,6 +97,8 @@ class PresenceService:
             await self.announce(transition.record)
 
     async def announce(self, record: UserRecord) -> None:
+        for listener in self._listeners:
+            listener(record)
         if record.role == "candidate":
             await self._fanout.publish(watch_topic(record.event_id), status_message(record))
         elif record.role == "proctor":

@@ -13,23 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from server.hubs.connection import Connection
-from server.hubs.presence import candidate_status
 from server.protocol import Outbound
 
 if TYPE_CHECKING:
     from server.hubs.hub import Hub
 
 StateProvider = Callable[["Hub", Connection], Awaitable[list[Outbound]]]
-
-
-async def roster(hub: Hub, conn: Connection) -> list[Outbound]:
-    """Proctors: the candidates they watch. Until allocation lands, a proctor watches its whole event."""
-    session = conn.session
-    if session is None or session.role != "proctor":
-        return []
-    users = await hub.snapshots.users(session.event_id)
-    candidates = [dict(candidate_status(u)) for u in users if u.role == "candidate"]
-    return [Outbound("roster", {"candidates": candidates})]
 
 
 async def admin_stats(hub: Hub, conn: Connection) -> list[Outbound]:
@@ -41,12 +30,12 @@ async def admin_stats(hub: Hub, conn: Connection) -> list[Outbound]:
 
 class StateSync:
     def __init__(self) -> None:
-        self._providers: list[tuple[str, StateProvider]] = [("roster", roster), ("event.stats", admin_stats)]
+        self._providers: list[tuple[str, StateProvider]] = [("event.stats", admin_stats)]
 
     def add(
         self, name: str, provider: Callable[..., Awaitable[list[Outbound]]], *, before: str | None = None
     ) -> None:
-        """Register a provider, e.g. `add("room.assign", rooms, before="roster")`."""
+        """Register a provider, e.g. `add("room.assign", rooms, before="event.stats")`."""
         index = len(self._providers)
         if before is not None:
             index = next(i for i, (n, _) in enumerate(self._providers) if n == before)

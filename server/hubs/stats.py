@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
+from typing import Any
 
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
@@ -20,22 +21,31 @@ log = logging.getLogger("proctorhub.hubs.stats")
 
 
 def event_stats(
-    event_id: str, users: list[UserRecord], rooms: list[RoomRecord], counters: dict[str, int]
+    event_id: str,
+    users: list[UserRecord],
+    rooms: list[RoomRecord],
+    allocation: dict[str, Any],
+    counters: dict[str, int],
 ) -> EventStats:
-    """Counts for one event (pure). Until allocation lands every proctor watches every room, so a
-    room is unwatched when it has a seated candidate and no proctor is online."""
+    """Counts for one event (pure). A room is unwatched when a candidate who has not finished sits
+    in it and none of its proctors is present."""
     candidates = Counter(u.presence for u in users if u.role == "candidate")
-    proctors = sum(1 for u in users if u.role == "proctor" and u.presence == "online")
+    present = {u.user_id for u in users if u.role == "proctor" and u.presence in ("online", "reconnecting")}
+    meta = allocation.get("rooms", {})
     seated = {u.room_id for u in users if u.role == "candidate" and u.room_id and u.presence != "finished"}
+    open_rooms = [r.room_id for r in rooms if meta.get(r.room_id, {}).get("open", True)]
+    unwatched = [
+        r for r in open_rooms if r in seated and not present.intersection(meta.get(r, {}).get("proctors", ()))
+    ]
     return {
         "event_id": event_id,
         "online": candidates["online"],
         "reconnecting": candidates["reconnecting"],
         "offline": candidates["offline"],
         "finished": candidates["finished"],
-        "proctors": proctors,
-        "rooms": len(rooms),
-        "unwatched_rooms": 0 if proctors else len(seated),
+        "proctors": sum(1 for u in users if u.role == "proctor" and u.presence == "online"),
+        "rooms": len(open_rooms),
+        "unwatched_rooms": len(unwatched),
         "open_alerts": counters.get("open_alerts", 0),
         "tokens_refreshed": counters.get("tokens_refreshed", 0),
     }
@@ -59,8 +69,9 @@ class StatsPublisher:
         store = self._store
         stats = event_stats(
             event_id,
-            await store.list_users(event_id),
+            await self._snapshots.users(event_id),
             await store.list_rooms(event_id),
+            await store.load_allocation(event_id),
             await store.get_counters(event_id),
         )
         return Outbound("event.stats", dict(stats), re=re, coalesce_key=f"stats:{event_id}")

@@ -1,0 +1,112 @@
+"""The hub's side of allocation: run passes when presence changes, tell users what a pass changed.
+
+A pass (on whichever node holds the event's lock) ends in an `Outcome`; this module
+publishes a `_seat` note on the user topic of everyone whose assignment changed, so
+the nodes holding their sockets send `room.assign` (and a proctor's `roster`), and a
+`proctor.shortage` alert on the event's watch topic when the shortage opens or closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from server.allocation.service import Outcome
+from server.hubs.assignment import candidate_assignment, proctor_assignment, room_assign
+from server.hubs.connection import Connection, ConnectionState
+from server.hubs.fanout import user_topic, watch_topic
+from server.protocol import Outbound
+from server.store.base import UserRecord
+
+if TYPE_CHECKING:
+    from server.hubs.hub import Hub
+
+log = logging.getLogger("proctorhub.hubs.seating")
+
+ROOM_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+SEAT_NOTE = "_seat"
+
+
+class Seating:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        hub.fanout.observe(self._observe)
+
+    # ------------------------------------------------------------------ triggers
+
+    def presence_changed(self, record: UserRecord) -> None:
+        """A proctor came or went, a candidate finished: the allocation may change."""
+        if record.role == "proctor" or (record.role == "candidate" and record.presence == "finished"):
+            self._hub.rooms.request(record.event_id)
+
+    async def allocated(self, outcome: Outcome) -> None:
+        hub = self._hub
+        for user_id in (*outcome.placed, *outcome.proctors):
+            await hub.fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
+        for candidate_id in outcome.placed:
+            record = await hub.store.get_user(outcome.event_id, candidate_id)
+            if record is not None:
+                await hub.presence.announce(record)  # proctors see the candidate's room
+        if outcome.shortage_changed:
+            await hub.fanout.publish(watch_topic(outcome.event_id), self._shortage_alert(outcome))
+
+    def _shortage_alert(self, outcome: Outcome) -> Outbound:
+        shortage = outcome.shortage
+        data: dict[str, object] = {
+            "alert_id": f"proctor.shortage:{outcome.event_id}",
+            "kind": "proctor.shortage",
+            "state": "open" if shortage else "closed",
+            "candidate_id": None,
+            "room_id": None,
+            "started_at": int(self._hub.clock() * 1000),
+            "detail": {}
+            if shortage is None
+            else {
+                "proctors": shortage.proctors_present,
+                "rooms_needing": shortage.rooms_needing,
+                "rooms_unwatched": shortage.rooms_unwatched,
+            },
+        }
+        return Outbound("alert", data)
+
+    def _observe(self, topic: str, message: Outbound) -> None:
+        if message.type != SEAT_NOTE:
+            return
+        for conn in list(self._hub.fanout.listeners(topic)):
+            self._hub.spawn(self.reassign(conn))
+
+    async def reassign(self, conn: Connection) -> None:
+        session = conn.session
+        if conn.state is not ConnectionState.OPEN or session is None:
+            return
+        if not conn.synced:
+            conn.stale = True  # its state sync may have read the old allocation; it pushes again after
+            return
+        conn.stale = False
+        if session.role == "candidate":
+            message = await candidate_assignment(self._hub, conn, reason="rebalance", only_if_changed=True)
+            messages = [] if message is None else [message]
+        else:
+            messages = await proctor_assignment(self._hub, conn, reason="rebalance", always=True)
+        for out in messages:
+            conn.send(out)
+
+    # ------------------------------------------------------------------ state sync
+
+    async def assign_or_retry(self, hub: Hub, conn: Connection, attempt: int = 0) -> list[Outbound]:
+        """A room the hub cannot get now (100ms down, say) is retried and said, never silently skipped."""
+        try:
+            return await room_assign(hub, conn)
+        except Exception as exc:
+            log.warning("no room for %s yet (attempt %d): %s", conn.conn_id, attempt + 1, exc)
+            hub.metrics.room_assign_failures.inc()
+            delay = ROOM_RETRY_S[min(attempt, len(ROOM_RETRY_S) - 1)]
+            hub.timers.call_at(hub.clock() + delay, lambda: hub.spawn(self._retry(conn, attempt + 1)))
+            message = f"no video room yet; retrying in {delay:g} s"
+            return [Outbound("error", {"code": "room_unavailable", "message": message})]
+
+    async def _retry(self, conn: Connection, attempt: int) -> None:
+        if conn.state is not ConnectionState.OPEN:
+            return
+        for message in await self.assign_or_retry(self._hub, conn, attempt):
+            conn.send(message)
