@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server.api import events, health
+from server.api import events, health, rooms
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws", HubEndpoint(hub)),
         *health.routes,
         *events.routes,
+        *rooms.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.

@@ -41,12 +41,14 @@ class Seating:
 
     async def allocated(self, outcome: Outcome) -> None:
         hub = self._hub
-        for user_id in (*outcome.placed, *outcome.proctors):
-            await hub.fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
+        # Statuses first: they also tell every node that its snapshot of the event's users is stale,
+        # before the _seat notes make it build rosters from one.
         for candidate_id in outcome.placed:
             record = await hub.store.get_user(outcome.event_id, candidate_id)
             if record is not None:
                 await hub.presence.announce(record)  # proctors see the candidate's room
+        for user_id in (*outcome.placed, *outcome.proctors):
+            await hub.fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
         if outcome.shortage_changed:
             await hub.fanout.publish(watch_topic(outcome.event_id), self._shortage_alert(outcome))
 
