@@ -63,6 +63,14 @@ class HubMetrics:
             "room.assign that could not be made at connect (retried)",
             registry=r,
         )
+        self.allocation_passes = Counter(
+            "proctorhub_allocation_passes", "Allocation passes this node ran", registry=r
+        )
+        self.allocation_lock_waits = Counter(
+            "proctorhub_allocation_lock_waits",
+            "Times a pass waited for another node's allocation lock",
+            registry=r,
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards

@@ -56,6 +56,11 @@ class NoRoom(Exception):
     """No room could be found or made for a candidate; the message says why."""
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def room_name(prefix: str, event_id: str, seq: int) -> str:
     return f"{prefix}-{_NAME_UNSAFE.sub('_', event_id)}-{seq}"
 
@@ -145,6 +150,7 @@ class AllocationService:
         owner: str,
         clock: Callable[[], float],
         notify: Callable[[Outcome], Awaitable[None]],
+        counted: Callable[[str], None] = lambda what: None,
     ) -> None:
         self._store = store
         self._factory = factory
@@ -153,8 +159,8 @@ class AllocationService:
         self._clock = clock
         self._notify = notify
         self._work: dict[str, _EventWork] = {}
-        self.passes = 0
-        self.lock_waits = 0
+        self._counted = counted
+        """Told "pass" and "lock_wait" as they happen (the hub's metrics)."""
 
     async def event(self, event_id: str) -> EventConfig:
         return await self._store.get_event(event_id) or DEFAULT_EVENT
@@ -166,6 +172,7 @@ class AllocationService:
         work = self._work.setdefault(event_id, _EventWork())
         work.dirty = True
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)  # callers that do not wait must not leave a warning behind
         work.waiters.append(done)
         if work.task is None or work.task.done():
             work.task = asyncio.get_running_loop().create_task(self._drain(event_id, work))
@@ -192,7 +199,7 @@ class AllocationService:
         while (
             fence := await self._store.acquire_lock(name, self._owner, now=self._clock(), ttl_s=LOCK_TTL_S)
         ) is None:
-            self.lock_waits += 1
+            self._counted("lock_wait")
             await asyncio.sleep(LOCK_RETRY_S)
         try:
             outcome = await self._pass(event_id, fence)
@@ -220,7 +227,7 @@ class AllocationService:
         return state, document, rooms
 
     async def _pass(self, event_id: str, fence: int) -> Outcome | None:
-        self.passes += 1
+        self._counted("pass")
         event = await self.event(event_id)
         state, document, _ = await self._read(event, event_id)
         decided = plan(state)

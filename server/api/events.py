@@ -72,6 +72,8 @@ class Events(HTTPEndpoint):
         store = _store(request)
         if not await store.create_event(config):
             raise ApiError(409, "exists", f"event {config.event_id!r} already exists")
+        # The warm pool: rooms are created ahead of the first candidate, not during the join storm.
+        request.app.state.hub.rooms.request(config.event_id)
         return JSONResponse(await event_json(store, config), status_code=201)
 
     async def get(self, request: Request) -> JSONResponse:

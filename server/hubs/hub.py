@@ -56,6 +56,7 @@ class Hub:
             owner=settings.node_id,
             clock=clock,
             notify=self.seating.allocated,
+            counted=self._count_allocation,
         )
         self.presence.on_change(self.seating.presence_changed)
         self.state_sync = StateSync()
@@ -193,6 +194,10 @@ class Hub:
     def renew_session(self, conn: Connection, session: Session) -> None:
         conn.session = session
         self._schedule_expiry(conn, session)
+
+    def _count_allocation(self, what: str) -> None:
+        counter = self.metrics.allocation_passes if what == "pass" else self.metrics.allocation_lock_waits
+        counter.inc()
 
     def spawn(self, coro: object) -> None:
         """Run a coroutine in the background, keeping a reference until it ends."""

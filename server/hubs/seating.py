@@ -25,6 +25,7 @@ log = logging.getLogger("proctorhub.hubs.seating")
 
 ROOM_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SEAT_NOTE = "_seat"
+ROTATION_CHECK_S = 30.0
 
 
 class Seating:
@@ -51,6 +52,9 @@ class Seating:
             await hub.fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
         if outcome.shortage_changed:
             await hub.fanout.publish(watch_topic(outcome.event_id), self._shortage_alert(outcome))
+        if outcome.shortage is not None:
+            # Fewer proctors than rooms: plan again later so the unwatched rooms take turns.
+            hub.timers.call_at(hub.clock() + ROTATION_CHECK_S, lambda: hub.rooms.request(outcome.event_id))
 
     def _shortage_alert(self, outcome: Outcome) -> Outbound:
         shortage = outcome.shortage
