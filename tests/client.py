@@ -106,11 +106,13 @@ async def close_all() -> None:
         await client.ws.close()
 
 
-async def login(url: str, tok: str, codec: str = JSON) -> tuple[HubClient, dict[str, Any]]:
+async def login(
+    url: str, tok: str, codec: str = JSON, *, timeout: float = 5.0
+) -> tuple[HubClient, dict[str, Any]]:
     """Connect, authenticate; the client and its `hello`."""
     client = await open_client(url, codec)
     await client.send("auth", {"token": tok})
-    hello = await client.recv()
+    hello = await client.recv(timeout)
     if hello["type"] != "hello":
         raise AssertionError(f"expected hello, got {hello}")
     return client, hello
