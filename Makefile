@@ -36,7 +36,7 @@ test: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
 PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.py server/hubs/timers.py \
-	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py
+	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py server/allocation/planner_proctors.py
 
 check: $(STAMP)
 	$(BIN)/ruff format --check server tests load_tests

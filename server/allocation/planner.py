@@ -62,9 +62,11 @@ class Capacity:
         for name in ("room_size", "proctors_per_room", "proctor_load"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Capacity {name} must be at least 1, got {getattr(self, name)!r}")
-        for name in ("expected_candidates", "spare_rooms", "rotation_s"):
+        for name in ("expected_candidates", "spare_rooms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Capacity {name} must not be negative, got {getattr(self, name)!r}")
+        if not self.rotation_s > 0:  # 0 would swap rooms back and forth within one plan
+            raise ValueError(f"Capacity rotation_s must be positive, got {self.rotation_s!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +187,17 @@ class _Census:
         self.newcomers: list[str] = []
         self.unfinished = 0
         for cid, c in cands.items():
-            i = self.index.get(c.room_id) if c.room_id is not None else None
-            if i is not None:
-                self.used[i] = True
+            at = self.index.get(c.room_id) if c.room_id is not None else None
+            if at is not None:
+                self.used[at] = True
             if c.presence == "finished":
                 continue
             self.unfinished += 1
-            if i is not None:
-                self.named[i] = True
+            if at is not None:
+                self.named[at] = True
             if c.presence in PRESENT and cid not in seated:
-                if i is not None and rooms[i].open:
-                    self.returning.append((cid, i))
+                if at is not None and rooms[at].open:
+                    self.returning.append((cid, at))
                 else:
                     self.newcomers.append(cid)
 
@@ -213,7 +215,8 @@ class _Census:
         partial = [i for i, r in enumerate(rooms) if r.open and 0 < self.occ[i] < n]
         partial.sort(key=lambda i: (not watched[i], -self.occ[i], i))
         warm = [i for i, r in enumerate(rooms) if r.open and not self.used[i]]
-        targets, k, unplaced = partial + warm, 0, []
+        targets, k = partial + warm, 0
+        unplaced: list[str] = []
         for cid in overflow + self.newcomers:
             while k < len(targets) and self.occ[targets[k]] >= n:
                 k += 1
@@ -266,7 +269,9 @@ def _plan_proctors(
     for r in rooms:
         for p in r.proctors:
             before.setdefault(p, set()).add(r.room_id)
-    changes = {p: frozenset() for p, had in before.items() if p not in is_present and had}
+    changes: dict[str, frozenset[str]] = {
+        p: frozenset() for p, had in before.items() if p not in is_present and had
+    }
     for p in present:
         now_held = frozenset(rooms[i].room_id for i in held[p])
         if now_held != before.get(p, set()):
@@ -306,7 +311,9 @@ def place_joins(state: EventState, candidate_ids: Iterable[str]) -> Plan:
     joiners = _joiners(state, candidate_ids)
     olds = {c.room_id for c in joiners}
     occ: dict[int, int] = {}
-    partial, warm, by_id = [], [], {}
+    partial: list[int] = []
+    warm: list[int] = []
+    by_id: dict[str, int] = {}
     for i, room in enumerate(rooms):
         if not room.open:
             continue
@@ -321,18 +328,19 @@ def place_joins(state: EventState, candidate_ids: Iterable[str]) -> Plan:
     rest: list[str] = []
     opened: list[int] = []  # rooms this batch takes from empty to occupied: they need a proctor
     for c in joiners:
-        i = by_id.get(c.room_id) if c.room_id is not None else None
-        if i is not None and c.candidate_id in rooms[i].candidates:
+        old = by_id.get(c.room_id) if c.room_id is not None else None
+        if old is not None and c.candidate_id in rooms[old].candidates:
             continue  # already seated in an open room: nothing to do
-        if i is not None and occ[i] < n:
-            if occ[i] == 0:
-                opened.append(i)
-            occ[i] += 1
-            placed.append((c.candidate_id, rooms[i].room_id))
+        if old is not None and occ[old] < n:
+            if occ[old] == 0:
+                opened.append(old)
+            occ[old] += 1
+            placed.append((c.candidate_id, rooms[old].room_id))
         else:
             rest.append(c.candidate_id)
     partial.sort(key=lambda i: (not _present(rooms[i].proctors, state.proctors), -occ[i], i))
-    targets, k, unplaced = partial + warm, 0, []
+    targets, k = partial + warm, 0
+    unplaced: list[str] = []
     for cid in rest:
         while k < len(targets) and occ[targets[k]] >= n:
             k += 1
@@ -344,7 +352,10 @@ def place_joins(state: EventState, candidate_ids: Iterable[str]) -> Plan:
             opened.append(i)
         occ[i] += 1
         placed.append((cid, rooms[i].room_id))
-    proctor_rooms, shortage = _watch_opened(state, opened, occ) if opened else ({}, None)
+    proctor_rooms: dict[str, frozenset[str]] = {}
+    shortage: Shortage | None = None
+    if opened:
+        proctor_rooms, shortage = _watch_opened(state, opened, occ)
     needed = _ceil_div(len(unplaced), n)
     free = sum(n - occ[i] for i in partial + opened if occ[i] < n)
     left_warm = len(warm) - len(opened)
@@ -373,32 +384,35 @@ def _joiners(state: EventState, candidate_ids: Iterable[str]) -> list[CandidateS
 def _watch_opened(
     state: EventState, opened: list[int], occ: dict[int, int]
 ) -> tuple[dict[str, frozenset[str]], Shortage | None]:
-    """Give each room the batch opened the lightest present proctor within L (or with no room)."""
+    """Give each room the batch opened the lightest present proctor within L (or with no room).
+
+    One pass over the rooms for the loads; a chosen proctor's own rooms are looked up after."""
     rooms, limit = state.rooms, state.capacity.proctor_load
     present = [pid for pid, p in state.proctors.items() if p.presence in PRESENT]
     load = dict.fromkeys(present, 0)
-    held: dict[str, set[str]] = {p: set() for p in present}
     occupied = unwatched = 0
     for room in rooms:
-        if room.open and room.candidates:
-            occupied += 1
-            unwatched += not _present(room.proctors, state.proctors)
+        busy = room.open and bool(room.candidates)
+        seen = False
+        weight = len(room.candidates) if room.open else 0
         for p in room.proctors:
             if p in load:
-                held[p].add(room.room_id)
-                load[p] += len(room.candidates) if room.open else 0
+                load[p] += weight
+                seen = True
+        occupied += busy
+        unwatched += busy and not seen
     heap = [(load[p], k, p) for k, p in enumerate(present)]
     heapq.heapify(heap)
     changes: dict[str, frozenset[str]] = {}
     for i in opened:
         occupied += 1
-        if heap and (heap[0][0] == 0 or heap[0][0] + occ[i] <= limit):
-            lp, k, p = heap[0]
-            held[p].add(rooms[i].room_id)
-            changes[p] = frozenset(held[p])
-            heapq.heapreplace(heap, (lp + occ[i], k, p))
-        else:
+        if not heap or (heap[0][0] and heap[0][0] + occ[i] > limit):
             unwatched += 1
+            continue
+        lp, k, p = heap[0]
+        had = changes.get(p) or frozenset(r.room_id for r in rooms if p in r.proctors)
+        changes[p] = had | {rooms[i].room_id}
+        heapq.heapreplace(heap, (lp + occ[i], k, p))
     shortage = Shortage(len(present), occupied, unwatched) if unwatched else None
     return changes, shortage
 
@@ -431,7 +445,7 @@ def apply(state: EventState, plan: Plan) -> EventState:
     for i, room in enumerate(rooms):
         is_open = room.open and room.room_id not in disabled
         occupied = is_open and any(
-            (c := cands.get(cid)) is None or c.presence != "finished" for cid in seats[i]
+            (seated := cands.get(cid)) is None or seated.presence != "finished" for cid in seats[i]
         )
         times: tuple[float | None, float | None] = (None, None)
         if occupied:

@@ -12,8 +12,8 @@ Works on room indices and plain lists so it needs none of the planner's types. T
 - hysteresis: proctors keep what they hold; a room moves between two proctors only when their
   loads differ by more than one room (N candidates), and only if the move narrows the gap;
 - rotation (shortage only): a room that has waited `rotation_s` takes the proctor of the room
-  watched longest, if that room has been watched `rotation_s` too. So one room changes hands at
-  most once per `rotation_s`, and the longest-waiting room is always next.
+  watched longest, if that room has been watched `rotation_s` too. So a room loses its proctor
+  to rotation only after `rotation_s` of being watched, and the longest-waiting room is next.
 
 `assign` runs cover, balance and rotate until a whole pass changes nothing, so the result is a
 fixed point: planning it again (same `now`) moves nobody.
@@ -188,7 +188,9 @@ class Board:
     def _movable(self, h: str, q: str) -> int | None:
         """The room of `h` that `q` could take and that narrows their gap the most."""
         gap = self.load[h] - self.load[q]
-        fitting = [i for i in self.held[h] if q not in self.watchers[i] and self.fits(q, i)]
+        fitting = [
+            i for i in self.held[h] if q not in self.watchers[i] and self.w[i] < gap and self.fits(q, i)
+        ]
         return min(fitting, key=lambda i: (abs(gap - 2 * self.w[i]), i), default=None)
 
     # -------------------------------------------------------------- rotation
@@ -217,8 +219,11 @@ class Board:
     # --------------------------------------------------------------- seconds
 
     def add_seconds(self) -> None:
-        """Once every room is watched, idle proctors join the rooms with fewest and most to watch."""
-        if self.limits.per_room < 2 or self.uncovered():
+        """Idle proctors join the rooms with the fewest proctors and the most candidates.
+
+        Coverage comes first without a check here: an idle proctor fits any room, so after
+        `cover` there are idle proctors only if every room already has one."""
+        if self.limits.per_room < 2:
             return
         idle = [p for p, held in self.held.items() if not held]
         heap = [(len(self.watchers[i]), -self.w[i], i) for i in self.rooms]
