@@ -33,14 +33,18 @@ from websockets.uri import parse_uri
 
 from load_tests.procs import die_with_parent, raise_nofile
 from load_tests.stats import Action, Record, match_deliveries
+from load_tests.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
 
 SUBPROTOCOL = Subprotocol("proctorhub.v1.json")
 
 
 class LeanClient(asyncio.Protocol):
-    """One authenticated socket: handshake, `auth`, waits for `hello`, records statuses."""
+    """One authenticated socket: handshake, `auth`, waits for `hello`, records statuses.
 
-    def __init__(self, url: str, token: str, record: bool) -> None:
+    With a `TokenHolder` it also keeps its 100ms tokens and acks each at once (token_watch.py).
+    """
+
+    def __init__(self, url: str, token: str, record: bool, tokens: TokenHolder | None = None) -> None:
         self.ws = ClientProtocol(parse_uri(url), subprotocols=[SUBPROTOCOL], max_size=1 << 20)
         self.token = token
         self.records: list[Record] | None = [] if record else None
@@ -49,7 +53,9 @@ class LeanClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.other: collections.Counter[str] = collections.Counter()
         self.close_code: int | None = None
+        self.tokens = tokens
         self._fragments: list[bytes] = []
+        self._sent_id = 1  # `auth` is 1
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -130,6 +136,13 @@ class LeanClient(asyncio.Protocol):
             self.hello.set_result(None)
         else:
             self.other[str(kind)] += 1
+            if kind in TOKEN_TYPES and self.tokens is not None:
+                acked = self.tokens.receive(kind, message, now)
+                if acked is not None and self.ws.state is State.OPEN:
+                    self._sent_id += 1
+                    ack = {"type": "ack", "id": self._sent_id, "data": {"id": acked}}
+                    self.ws.send_text(orjson.dumps(ack))
+                    self.tokens.log.acks += 1
 
     @property
     def is_open(self) -> bool:
@@ -149,13 +162,15 @@ class LeanClient(asyncio.Protocol):
             self.transport.abort()
 
 
-async def open_client(url: str, token: str, record: bool, timeout: float) -> LeanClient:
+async def open_client(
+    url: str, token: str, record: bool, timeout: float, tokens: TokenHolder | None = None
+) -> LeanClient:
     """Connect, authenticate, wait for `hello`; raises on any failure."""
     parsed = parse_uri(url)
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
         _, client = await loop.create_connection(
-            lambda: LeanClient(url, token, record), parsed.host, parsed.port
+            lambda: LeanClient(url, token, record, tokens), parsed.host, parsed.port
         )
         await client.hello
     return client
@@ -167,6 +182,7 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.clients: list[LeanClient] = []
+        self.tokens = TokenWatch(lambda: self.clients)
 
     async def handle(self, command: str, args: dict[str, Any]) -> Any:
         handlers: dict[str, Callable[..., Any]] = {
@@ -174,20 +190,31 @@ class _Worker:
             "status": self.status,
             "collect": self.collect,
             "close": self.close,
+            "tokens_watch": self.tokens.start,
+            "tokens_report": self.tokens.report,
+            "tokens_sample": self.tokens.sample,
         }
         return await handlers[command](**args)
 
     async def open(
-        self, targets: list[tuple[str, str]], record: bool, concurrency: int = 128, timeout: float = 30.0
+        self,
+        targets: list[tuple[str, str]],
+        record: bool,
+        concurrency: int = 128,
+        timeout: float = 30.0,
+        tokens: bool = False,
     ) -> dict[str, Any]:
-        """Open one socket per (url, token), `concurrency` handshakes in flight at a time."""
+        """Open one socket per (url, token), `concurrency` handshakes in flight at a time.
+
+        `tokens`: the clients keep and ack their 100ms tokens (the `tokens` scenario)."""
         semaphore = asyncio.Semaphore(concurrency)
         errors: collections.Counter[str] = collections.Counter()
 
         async def one(url: str, token: str) -> None:
             async with semaphore:
                 try:
-                    self.clients.append(await open_client(url, token, record, timeout))
+                    holder = self.tokens.holder() if tokens else None
+                    self.clients.append(await open_client(url, token, record, timeout, holder))
                 except Exception as exc:
                     errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
 

@@ -2,7 +2,8 @@
 
 Scenarios (see load_tests/README.md): `idle` (N authenticated sockets held: connect time,
 RSS per socket, drops), `presence` (one candidate connects/disconnects; latency to each
-proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers).
+proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers),
+`tokens` (N candidates hold sockets while the hub pushes `token.refresh`; they ack at once).
 `--nodes 2 --redis` runs the hub as two nodes on one redis-server; `--baseline` runs the
 same scenario against load_tests/bare_server.py and prints hub/bare for each figure.
 
@@ -24,7 +25,12 @@ from typing import Any, NoReturn
 
 from load_tests import procs, report
 from load_tests.clients import WorkerPool
-from load_tests.scenarios import SCENARIOS, Options, Target
+from load_tests.scenarios import SCENARIOS as BASE_SCENARIOS
+from load_tests.scenarios import Options, Target
+from load_tests.token_scenario import tokens
+
+SCENARIOS = {**BASE_SCENARIOS, "tokens": tokens}
+DEFAULT_HOLD_S = {"idle": 30.0, "tokens": 300.0}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m load_tests.hub_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
-    parser.add_argument("--sockets", type=int, default=10_000, help="idle: sockets to hold")
+    parser.add_argument("--sockets", type=int, default=10_000, help="idle, tokens: sockets to hold")
     parser.add_argument("--proctors", type=int, default=100, help="presence: proctors watching")
     parser.add_argument("--watchers", type=int, default=5_000, help="broadcast: watcher sockets")
     parser.add_argument(
@@ -50,7 +56,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--interval", type=float, default=None, help="seconds between actions (presence 0.1, broadcast 1.0)"
     )
-    parser.add_argument("--hold", type=float, default=30.0, help="idle: seconds to hold the sockets")
+    parser.add_argument(
+        "--hold", type=float, default=None, help="idle (30), tokens (300): seconds to hold the sockets"
+    )
+    parser.add_argument("--ttl", type=int, default=60, help="tokens: the event's token_ttl_s (10..86400)")
+    parser.add_argument("--room-size", type=int, default=100, help="tokens: the event's room_size (1..100)")
     parser.add_argument("--workers", type=int, default=2, help="client worker processes")
     parser.add_argument("--concurrency", type=int, default=128, help="handshakes in flight per worker")
     parser.add_argument("--nodes", type=int, default=1, help="hub nodes (more than 1 needs --redis)")
@@ -68,8 +78,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="REV",
         help="run the hub from this git commit (extracted with git archive) instead of the working tree",
     )
-    parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per target run, seconds")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="hard limit per target run, seconds (180; tokens: hold + 300)",
+    )
     args = parser.parse_args(argv)
+    if args.hold is None:
+        args.hold = DEFAULT_HOLD_S.get(args.scenario, 30.0)
+    if args.timeout is None:
+        args.timeout = args.hold + 300.0 if args.scenario == "tokens" else 180.0
+    if args.scenario == "tokens" and (args.baseline or args.nodes > 1):
+        parser.error("tokens runs on one hub node and has no bare baseline (the bare server has no tokens)")
+    if not 10 <= args.ttl <= 86_400 or not 1 <= args.room_size <= 100:
+        parser.error("--ttl must be 10..86400 and --room-size 1..100 (the hub's limits)")
     if args.nodes > 1 and not args.redis:
         parser.error("--nodes above 1 needs --redis (nodes share state through Redis)")
     if any("=" not in item for item in args.hub_env):
@@ -90,6 +113,8 @@ def _options(args: argparse.Namespace) -> Options:
         hold_s=args.hold,
         concurrency=args.concurrency,
         timeout_s=args.timeout,
+        token_ttl_s=args.ttl,
+        room_size=args.room_size,
     )
 
 
@@ -99,6 +124,10 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
         notes = ["baseline is one bare websockets process"] if args.nodes > 1 else []
         return Target("bare", [server], secret, notes=notes)
     redis = procs.start_redis() if args.redis else None
+    api_key = secrets.token_urlsafe(24) if args.scenario == "tokens" else None
+    extra_env = dict(item.split("=", 1) for item in args.hub_env)
+    if api_key:
+        extra_env["HUB_API_KEY"] = api_key
     servers = []
     for n in range(args.nodes):
         name = f"hub-{'abcdefgh'[n % 8]}{n // 8 or ''}"
@@ -111,12 +140,12 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
                 log,
                 redis_url=redis.url if redis else None,
                 node_id=node_id,
-                extra_env=dict(item.split("=", 1) for item in args.hub_env),
+                extra_env=extra_env,
                 root=args.hub_root,
             )
         )
     notes = [f"hub environment adds {' '.join(args.hub_env)}"] if args.hub_env else []
-    return Target("hub", servers, secret, redis=redis, notes=notes)
+    return Target("hub", servers, secret, redis=redis, notes=notes, api_key=api_key)
 
 
 class _CpuMeter:
@@ -223,9 +252,11 @@ def _watchdog(seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.hub_commit:  # pinned to the full id, so a moving HEAD cannot change it mid-run
+        args.hub_commit = procs.resolve_commit(args.hub_commit)
     args.hub_root = procs.snapshot(args.hub_commit) if args.hub_commit else procs.ROOT
     soft, hard = procs.raise_nofile()
-    needed = max(args.sockets if args.scenario == "idle" else args.watchers, args.proctors) + 256
+    needed = max(args.sockets if args.scenario in ("idle", "tokens") else args.watchers, args.proctors) + 256
     if soft < needed:
         print(f"hub_bench: RLIMIT_NOFILE is {soft} (hard {hard}); {needed} wanted", file=sys.stderr)
     run_id = f"{args.scenario}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -129,6 +129,10 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def pid(self) -> int:
         return self.proc.pid
 
@@ -194,6 +198,17 @@ def start_bare(secret: str, log_path: Path) -> Server:
     proc = _spawn(argv, env, log_path)
     wait_for_port(port, proc)
     return Server("bare", port, proc, log_path)
+
+
+def resolve_commit(rev: str) -> str:
+    """The full id of the commit `rev` names (HEAD, a branch, a short id)."""
+    return subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def snapshot(commit: str) -> Path:
@@ -274,8 +289,9 @@ def machine_busy_s() -> float:
     return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
-def hub_metrics(port: int) -> dict[str, float]:
-    """The hub's /metrics samples that say whether sockets were lost (empty if unreachable)."""
+def hub_metrics(port: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """The hub's /metrics samples that say whether sockets were lost, and those starting with
+    one of `extra` (`_created` samples left out); empty if unreachable."""
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
@@ -287,10 +303,11 @@ def hub_metrics(port: int) -> dict[str, float]:
         "proctorhub_auth_failures_total",
         "proctorhub_handler_errors_total",
         "proctorhub_fanout_errors_total",
+        *extra,
     )
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(wanted):
+        if line.startswith(wanted) and "_created" not in line:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out

@@ -1,5 +1,7 @@
 """The three scenarios: idle sockets, presence changes to proctors, one status to many watchers.
 
+(The fourth, `tokens`, is in token_scenario.py and uses the helpers here.)
+
 Each scenario runs against a `Target` (hub nodes or the bare server, already started) with the
 worker pool holding the many sockets, and returns `(figures, details)`: `figures` is a flat
 dict of numbers compared hub/bare, `details` whatever else explains them.
@@ -33,6 +35,7 @@ class Target:
     secret: str
     redis: Redis | None = None
     notes: list[str] = field(default_factory=list)
+    api_key: str | None = None  # HUB_API_KEY, when the scenario needs the HTTP API
 
     def rss_kib(self) -> int:
         return sum(rss_kib(s.pid) for s in self.servers)
@@ -40,10 +43,10 @@ class Target:
     def cpu_s(self) -> float:
         return sum(cpu_s(s.pid) for s in self.servers)
 
-    def metrics(self) -> dict[str, dict[str, float]]:
+    def metrics(self, extra: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
         if self.kind != "hub":
             return {}
-        return {s.name: hub_metrics(s.port) for s in self.servers}
+        return {s.name: hub_metrics(s.port, extra) for s in self.servers}
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Options:
     hold_s: float = 30.0
     concurrency: int = 128
     timeout_s: float = 180.0
+    token_ttl_s: int = 60
+    room_size: int = 100
 
 
 def progress(message: str) -> None:
@@ -75,10 +80,10 @@ async def _settle(target: Target, limit_s: float = 60.0) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def _tokens(secret: str, users: list[tuple[str, Role]]) -> list[str]:
+def _tokens(secret: str, users: list[tuple[str, Role]], event: str = EVENT) -> list[str]:
     now = time.time()
     return [
-        mint_session(secret, user_id=user, event_id=EVENT, role=role, now=now, ttl_s=4 * 3600)
+        mint_session(secret, user_id=user, event_id=event, role=role, now=now, ttl_s=4 * 3600)
         for user, role in users
     ]
 
@@ -103,10 +108,17 @@ class Opened:
 
 
 async def _open_many(
-    target: Target, pool: WorkerPool, users: list[tuple[str, Role]], *, record: bool, opts: Options
+    target: Target,
+    pool: WorkerPool,
+    users: list[tuple[str, Role]],
+    *,
+    record: bool,
+    opts: Options,
+    event: str = EVENT,
+    keep_tokens: bool = False,
 ) -> Opened:
     """Spread sockets over workers (round-robin) and nodes, concurrently."""
-    tokens = _tokens(target.secret, users)
+    tokens = _tokens(target.secret, users, event)
     nodes = target.servers
     per_worker: list[list[tuple[str, str]]] = [[] for _ in range(len(pool))]
     for i, token in enumerate(tokens):
@@ -117,7 +129,10 @@ async def _open_many(
     started = time.time()
     replies = await pool.each(
         "open",
-        [{"targets": t, "record": record, "concurrency": opts.concurrency} for t in per_worker],
+        [
+            {"targets": t, "record": record, "concurrency": opts.concurrency, "tokens": keep_tokens}
+            for t in per_worker
+        ],
         timeout=opts.timeout_s,
     )
     errors: dict[str, int] = {}
@@ -172,6 +187,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     progress(f"holding {opened} sockets for {opts.hold_s:.0f}s")
     samples: list[dict[str, Any]] = []
     held_from = time.monotonic()
+    cpu_held_from = target.cpu_s()
     while time.monotonic() - held_from < opts.hold_s:
         await asyncio.sleep(min(5.0, opts.hold_s - (time.monotonic() - held_from)))
         status = await _pool_status(pool)
@@ -183,6 +199,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
             }
         )
     status = await _pool_status(pool)
+    hold_cores = (target.cpu_s() - cpu_held_from) / max(time.monotonic() - held_from, 1e-9)
     rss_held = target.rss_kib()
     metrics = target.metrics()
     close_s = await _close_all(pool)
@@ -198,6 +215,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
         "rss_per_socket_after_hold_kib": round((rss_held - rss_before) / opened, 2) if opened else 0.0,
         "dropped_during_hold": opened - status["open"],
         "server_pings_answered": status["other_messages"].get("ping", 0),
+        "server_cores_during_hold": round(hold_cores, 3),
         "close_all_s": round(close_s, 2),
     }
     details = {

@@ -83,3 +83,14 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
         "p99_ms": round(percentile(values, 99) * 1000, 2),
         "max_ms": round(max(values) * 1000, 2) if values else math.nan,
     }
+
+
+def max_in_window(times: Sequence[float], width: float) -> int:
+    """The largest number of `times` (sorted) falling in any window `width` long."""
+    best = 0
+    start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -55,7 +55,7 @@ class HubMetrics:
         self.token_margin = Histogram(
             "proctorhub_token_margin_seconds",
             "Seconds left on the old 100ms token when the client acked its replacement",
-            buckets=(0, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+            buckets=(0, 1, 2, 5, 10, 15, 20, 25, 30, 40, 60, 90, 120, 300, 600, 1800, 3600),
             registry=r,
         )
         self.room_assign_failures = Counter(

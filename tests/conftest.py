@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx
 import pytest
 from hypothesis import settings
 
@@ -18,6 +19,15 @@ SECRET = "test-secret-" + "x" * 24
 API_KEY = "test-api-key-" + "y" * 24
 
 HubFactory = Callable[..., HubProcess]
+
+
+def create_event(hub: HubProcess, event_id: str, **config: object) -> None:
+    """POST an event to a running hub with the API key; fails the test if refused."""
+    body = {"event_id": event_id, "name": event_id, **config}
+    response = httpx.post(
+        f"{hub.http}/api/v1/events", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    assert response.status_code == 201, response.text
 
 
 @pytest.fixture(scope="session")

@@ -11,16 +11,10 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import HubClient, login, token
-from tests.conftest import API_KEY, SECRET
+from tests.conftest import API_KEY, SECRET, create_event
 from tests.servers import HubProcess, RedisServer, start_simulator
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def create_event(hub: HubProcess, event_id: str, **config: Any) -> None:
-    body = {"event_id": event_id, "name": event_id, **config}
-    response = httpx.post(f"{hub.http}/api/v1/events", json=body, headers=AUTH)
-    assert response.status_code == 201, response.text
 
 
 def allocation(hub: HubProcess, event_id: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.client import login, open_client, token
-from tests.conftest import SECRET
+from tests.conftest import SECRET, create_event
 from tests.servers import HubProcess
 
 
@@ -25,6 +25,7 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     assert httpx.get(f"{shared_hub.http}/healthz").json()["status"] == "ok"
     ready = httpx.get(f"{shared_hub.http}/readyz")
     assert ready.status_code == 200 and ready.json()["store"] == "memory"
+    create_event(shared_hub, "metrics")
     before = httpx.get(f"{shared_hub.http}/metrics").text
     client, _ = await login(shared_hub.ws, token(SECRET, "m1", event="metrics"))
     await client.send("ping")

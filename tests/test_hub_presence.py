@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.client import login, token
-from tests.conftest import SECRET
+from tests.conftest import SECRET, create_event
 from tests.servers import HubProcess
 
 
@@ -15,6 +15,7 @@ def status_of(candidate: str, presence: str):
 
 async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: HubProcess) -> None:
     event = "presence-tabs"
+    create_event(shared_hub, event)
     proctor, _ = await login(shared_hub.ws, token(SECRET, "p1", "proctor", event))
     assert (await proctor.expect("roster"))["data"]["candidates"] == []
     tab1, hello = await login(shared_hub.ws, token(SECRET, "c1", event=event, name="Ada"))
@@ -43,6 +44,7 @@ async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: H
 
 async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubProcess) -> None:
     event = "presence-sync"
+    create_event(shared_hub, event)
     candidate, _ = await login(shared_hub.ws, token(SECRET, "c-sync", event=event))
     await candidate.send("media.status", {"room_id": None, "joined": True, "video": True, "audio": True})
     proctor, _ = await login(shared_hub.ws, token(SECRET, "p-sync", "proctor", event))
@@ -84,6 +86,7 @@ async def test_finish_is_final_and_media_status_reaches_the_proctor(shared_hub: 
 
 async def test_flag_is_stored_and_shown_to_proctors_and_admins(shared_hub: HubProcess) -> None:
     event = "presence-flag"
+    create_event(shared_hub, event)
     candidate, _ = await login(shared_hub.ws, token(SECRET, "c-flag", event=event))
     p1, _ = await login(shared_hub.ws, token(SECRET, "p1", "proctor", event))
     p2, _ = await login(shared_hub.ws, token(SECRET, "p2", "proctor", event))
@@ -156,3 +159,14 @@ async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProces
     await first.send("ping")
     await first.expect("pong")
     assert not [m for m in first.inbox if m["type"] == "proctor.status"]
+
+
+async def test_an_event_never_created_gets_presence_but_no_room(shared_hub: HubProcess) -> None:
+    proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", "made-up-event"))
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event="made-up-event"))
+    refusal = await candidate.expect("error")
+    assert refusal["data"]["code"] == "event_unknown"
+    await proctor.expect("candidate.status", lambda m: m["data"]["presence"] == "online")
+    await candidate.send("ping")
+    await candidate.expect("pong")
+    assert not [m for m in candidate.inbox if m["type"] == "room.assign"]

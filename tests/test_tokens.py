@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from server.hubs.tokens import refresh_at, refresh_lead
 from server.store.base import HeldToken
 from tests.client import HubClient, login, token
-from tests.conftest import API_KEY, SECRET
+from tests.conftest import SECRET, create_event
 from tests.servers import HubProcess, RedisServer, start_simulator
 
 
@@ -34,14 +34,6 @@ def test_tokens_minted_together_are_not_renewed_together() -> None:
     assert all(1000 - 30 <= t <= 1000 - 20 for t in times)
     busiest = max(sum(1 for t in times if start <= t < start + 0.1) for start in times)
     assert busiest < 100
-
-
-def create_event(hub: HubProcess, event_id: str, **config: Any) -> None:
-    body = {"event_id": event_id, "name": event_id, **config}
-    response = httpx.post(
-        f"{hub.http}/api/v1/events", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
-    )
-    assert response.status_code == 201, response.text
 
 
 class TokenHolder:

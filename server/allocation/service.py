@@ -37,7 +37,6 @@ from server.store.base import EventConfig, RoomRecord, Store, UserRecord
 
 log = logging.getLogger("proctorhub.allocation.service")
 
-DEFAULT_EVENT = EventConfig(event_id="", name="")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.\-:_]")
 LOCK_TTL_S = 15.0
 LOCK_RETRY_S = 0.02
@@ -54,6 +53,11 @@ class RoomFactory(Protocol):
 
 class NoRoom(Exception):
     """No room could be found or made for a candidate; the message says why."""
+
+
+class UnknownEvent(NoRoom):
+    """Sessions may name an event the hub was never told about: presence works, rooms are not made
+    (a made-up event id in a validly signed token must not create 100ms rooms)."""
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -163,7 +167,10 @@ class AllocationService:
         """Told "pass" and "lock_wait" as they happen (the hub's metrics)."""
 
     async def event(self, event_id: str) -> EventConfig:
-        return await self._store.get_event(event_id) or DEFAULT_EVENT
+        event = await self._store.get_event(event_id)
+        if event is None:
+            raise UnknownEvent(f"event {event_id!r} is not configured: create it with POST /api/v1/events")
+        return event
 
     # ------------------------------------------------------------------ requests
 
@@ -228,7 +235,10 @@ class AllocationService:
 
     async def _pass(self, event_id: str, fence: int) -> Outcome | None:
         self._counted("pass")
-        event = await self.event(event_id)
+        try:
+            event = await self.event(event_id)
+        except UnknownEvent:
+            return None
         state, document, _ = await self._read(event, event_id)
         decided = plan(state)
         created: list[RoomRecord] = []

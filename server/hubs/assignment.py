@@ -111,8 +111,11 @@ async def proctor_assignment(
 async def room_assign(hub: Hub, conn: Connection) -> list[Outbound]:
     """State-sync provider: what the socket's user is assigned, with tokens (and a proctor's roster)."""
     session = _session(conn)
-    if session.event_id == "*":
+    if session.event_id == "*" or session.role == "admin":
         return []
+    if await hub.store.get_event(session.event_id) is None:
+        message = f"event {session.event_id!r} is not configured on the hub: no video room"
+        return [Outbound("error", {"code": "event_unknown", "message": message})]
     if session.role == "candidate":
         message = await candidate_assignment(hub, conn)
         return [] if message is None else [message]
