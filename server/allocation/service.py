@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ log = logging.getLogger("proctorhub.allocation.service")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.\-:_]")
 LOCK_TTL_S = 15.0
 LOCK_RETRY_S = 0.02
+MAX_GATHER_S = 0.2
 MAX_ROOM_ROUNDS = 3
 """Create rooms and plan again at most this often in one pass."""
 
@@ -85,7 +87,7 @@ class Outcome:
 class _EventWork:
     dirty: bool = False
     task: asyncio.Task[None] | None = None
-    passes: int = 0
+    last_pass_s: float = 0.0
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -187,8 +189,13 @@ class AllocationService:
 
     async def _drain(self, event_id: str, work: _EventWork) -> None:
         while work.dirty:
+            if work.last_pass_s > 0:
+                # Let requests gather for as long as the last pass took: under a storm a pass costs
+                # O(event) to read and plan, so passes take at most half of the node's time.
+                await asyncio.sleep(min(work.last_pass_s, MAX_GATHER_S))
             work.dirty = False
             waiters, work.waiters = work.waiters, []
+            started = time.monotonic()
             try:
                 await self._locked_pass(event_id)
             except Exception as exc:
@@ -197,9 +204,12 @@ class AllocationService:
                     if not waiter.done():
                         waiter.set_exception(NoRoom(f"allocation of {event_id!r} failed: {exc}"))
                 continue
+            finally:
+                work.last_pass_s = time.monotonic() - started
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+        work.last_pass_s = 0.0  # a quiet event: the next request is planned at once
 
     async def _locked_pass(self, event_id: str) -> None:
         name = f"alloc:{event_id}"
