@@ -58,10 +58,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -88,8 +88,8 @@ def _spawn(
     return proc
 
 
-def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace_s`."""
+def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int:
+    """SIGTERM, then SIGKILL after `grace_s`; the return code."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -99,6 +99,7 @@ def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
             proc.wait()
     with contextlib.suppress(ValueError):
         _CHILDREN.remove(proc)
+    return proc.returncode
 
 
 def kill_all() -> None:
@@ -243,9 +244,12 @@ class Redis:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_redis() -> Redis:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
+def start_redis(port: int | None = None) -> Redis:
+    """A redis-server on a free loopback port (or on `port`, to restart one where it was)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; scripts/test installs it")
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="proctorhub-bench-redis-")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = _spawn([*argv, "--dir", workdir, "--maxclients", "10000"], None, None)

@@ -55,7 +55,7 @@ class S3Server:
         return name
 
     def stop(self) -> None:
-        stop_process(self.proc, timeout=5)
+        stop_process(self.proc)
 
 
 def start_s3(*, timeout: float = 20.0) -> S3Server:

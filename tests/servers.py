@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,83 +14,22 @@ from pathlib import Path
 
 import httpx
 
+from load_tests.procs import Redis as RedisServer
+from load_tests.procs import free_port, start_redis, wait_for_port
+from load_tests.procs import kill as stop_process
+
+__all__ = [
+    "HubProcess",
+    "RedisServer",
+    "free_port",
+    "start_hub",
+    "start_redis",
+    "start_simulator",
+    "stop_process",
+    "wait_for_port",
+]
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, *, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop_process(proc: subprocess.Popen[bytes], *, timeout: float) -> int:
-    """SIGTERM, then SIGKILL if it does not exit within `timeout`; its return code."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-@dataclass
-class RedisServer:
-    port: int
-    proc: subprocess.Popen[bytes]
-    workdir: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        stop_process(self.proc, timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def start_redis(port: int | None = None) -> RedisServer:
-    """A redis-server on a free port (or on `port`, to restart one where it was)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed; run `make test`, which installs it")
-    port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="proctorhub-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, proc=proc)
-    return RedisServer(port, proc, workdir)
 
 
 @dataclass
@@ -121,7 +58,7 @@ class HubProcess:
             self.proc.wait()
 
     def stop(self, timeout: float = 10.0) -> int:
-        return stop_process(self.proc, timeout=timeout)
+        return stop_process(self.proc, grace_s=timeout)
 
 
 def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
