@@ -17,7 +17,7 @@ from server.hubs.connection import Connection
 from server.hubs.presence import candidate_status
 from server.hubs.tokens import TokenAck
 from server.protocol import Outbound
-from server.store.base import HeldToken, RoomRecord
+from server.store.base import HeldToken, RoomRecord, UserRecord
 
 if TYPE_CHECKING:
     from server.auth import Session
@@ -52,9 +52,8 @@ def _entry(room: RoomRecord, token: HeldToken) -> dict[str, object]:
     }
 
 
-async def _seat(hub: Hub, event_id: str, user_id: str) -> tuple[str, bool]:
+async def _seat(hub: Hub, event_id: str, user_id: str, record: UserRecord | None) -> tuple[str, bool]:
     """The candidate's room id, and whether it was seated just now (an allocation pass ran for it)."""
-    record = await hub.store.get_user(event_id, user_id)
     if record is not None and record.room_id is not None:
         return record.room_id, False
     await asyncio.wait_for(hub.rooms.request(event_id), SEAT_TIMEOUT_S)
@@ -73,7 +72,7 @@ async def candidate_assignment(
         return None
     if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
         return None
-    room_id, placed = await _seat(hub, session.event_id, session.user_id)
+    room_id, placed = await _seat(hub, session.event_id, session.user_id, record)
     room = await hub.rooms.room_of(session.event_id, room_id)
     event = await hub.rooms.event(session.event_id)
     token = await _token(hub, conn, room, event.token_ttl_s)

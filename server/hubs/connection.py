@@ -60,7 +60,6 @@ class Connection:
         self.state = ConnectionState.CONNECTING
         self.session: Session | None = None
         self.topics: set[str] = set()
-        self.last_ack: int | None = None
         self.synced = False
         """The state sync after `hello` is out: later changes are pushed, not read by it."""
         self.assigned: frozenset[str] = frozenset()
@@ -72,6 +71,7 @@ class Connection:
         self.tokens: dict[str, tuple[str, float]] = {}
         """room_id -> (jti, exp) of the 100ms token the client has acked for that room."""
         self.sent = 0
+        """Frames written to the socket."""
         self._asgi_send = send
         self._queue: deque[_Slot] = deque()
         self._pending: dict[str, _Slot] = {}

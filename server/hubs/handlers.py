@@ -61,7 +61,6 @@ async def on_ping(hub: Hub, conn: Connection, message: ClientMessage) -> None:
 
 
 async def on_ack(hub: Hub, conn: Connection, message: ClientMessage) -> None:
-    conn.last_ack = message.data["id"]
     pushed = conn.awaiting_ack.pop(message.data["id"], None)
     if pushed is not None:
         hub.tokens.acked(conn, pushed)
