@@ -261,6 +261,56 @@ async def test_set_video(store: Store) -> None:
     assert (await store.get_user(EV, "u1")).video == "on"  # type: ignore[union-attr]
 
 
+async def test_set_status_changes_some_fields_and_says_whether_any_differed(store: Store) -> None:
+    await online(store, "u1")
+    t = await store.set_status(EV, "u1", {"recording": "on", "open_alerts": 2})
+    assert t is not None and t.changed
+    assert (t.record.recording, t.record.open_alerts, t.record.video) == ("on", 2, "unknown")
+    again = await store.set_status(EV, "u1", {"open_alerts": 2})
+    assert again is not None and not again.changed
+    assert await store.get_user(EV, "u1") == t.record
+    assert await store.set_status(EV, "ghost", {"open_alerts": 1}) is None
+
+
+# timelines
+
+
+async def test_signals_are_kept_once_each(store: Store) -> None:
+    assert await store.add_signals(EV, "c1", [b'{"a":1}', b'{"b":2}']) == 2
+    assert await store.add_signals(EV, "c1", [b'{"a":1}', b'{"c":3}']) == 1
+    assert sorted(await store.get_signals(EV, "c1")) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert await store.get_signals(EV, "c2") == []
+
+
+async def test_alerts_are_kept_per_candidate_and_indexed_per_event(store: Store) -> None:
+    await store.put_alerts(EV, "c1", {"x": b"1"})
+    await store.put_alerts(EV, "c1", {"x": b"2", "y": b"3"})
+    await store.put_alerts(EV, "c2", {})
+    assert await store.get_alerts(EV, "c1") == {"x": b"2", "y": b"3"}
+    assert await store.alerted_candidates(EV) == ["c1"]
+
+
+async def test_rooms_and_sessions_lead_back_to_events_and_candidates(store: Store) -> None:
+    await store.add_room(RoomRecord(EV, "room-9", "ph-ev1-9"))
+    assert await store.room_event("room-9") == EV
+    assert await store.room_event("elsewhere") is None
+    await store.add_session_member("s1", EV, "c1")
+    await store.add_session_member("s1", EV, "c1")
+    await store.add_session_member("s1", "ev2", "c1")
+    assert await store.session_members("s1") == [(EV, "c1"), ("ev2", "c1")]
+
+
+async def test_due_checks_come_once_at_their_earliest_time(store: Store) -> None:
+    await store.schedule_check("a", 10.0)
+    await store.schedule_check("a", 5.0)
+    await store.schedule_check("a", 8.0)
+    await store.schedule_check("b", 7.0)
+    assert await store.due_checks(4.9) == []
+    assert await store.due_checks(5.0) == ["a"]
+    assert await store.due_checks(100.0) == ["b"]
+    assert await store.due_checks(100.0) == []
+
+
 # flags
 
 

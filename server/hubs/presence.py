@@ -22,17 +22,15 @@ from server.store.base import ConnRef, Store, Transition, Tristate, UserRecord
 log = logging.getLogger("proctorhub.hubs.presence")
 
 
-def candidate_status(
-    record: UserRecord, *, open_alerts: int = 0, recording: Tristate = "unknown"
-) -> CandidateStatus:
+def candidate_status(record: UserRecord) -> CandidateStatus:
     return {
         "candidate_id": record.user_id,
         "name": record.name,
         "room_id": record.room_id,
         "presence": record.presence,
         "video": record.video,
-        "recording": recording,
-        "open_alerts": open_alerts,
+        "recording": record.recording,
+        "open_alerts": record.open_alerts,
         "flags": record.flags,
         "since": int(record.since * 1000),
     }

@@ -31,6 +31,8 @@ def patched(old: UserRecord | None, event_id: str, message: Outbound) -> UserRec
             room_id=data.get("room_id"),
             presence=data["presence"],
             video=data["video"],
+            recording=data.get("recording", "unknown"),
+            open_alerts=data.get("open_alerts", 0),
             flags=data["flags"],
             since=data["since"] / 1000,
         )

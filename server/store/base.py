@@ -74,6 +74,8 @@ class UserRecord(Record):
     video: Tristate = "unknown"
     flags: int = 0
     room_id: str | None = None
+    recording: Tristate = "unknown"
+    open_alerts: int = 0
 
     def with_changes(self, **changes: Any) -> UserRecord:
         return replace(self, **changes)
@@ -149,6 +151,8 @@ class Store(Protocol):
     async def get_user(self, event_id: str, user_id: str) -> UserRecord | None: ...
     async def list_users(self, event_id: str) -> list[UserRecord]: ...
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None: ...
+    async def set_status(self, event_id: str, user_id: str, changes: dict[str, Any]) -> Transition | None:
+        """Set some of `video`, `recording`, `open_alerts`; `changed` says whether any differed."""
 
     # nodes
     async def node_alive(self, node_id: str, *, until: float) -> bool:
@@ -221,3 +225,24 @@ class Store(Protocol):
     async def publish(self, topic: str, payload: bytes) -> None: ...
     async def subscribe(self, topic: str, handler: MessageHandler) -> None: ...
     async def unsubscribe(self, topic: str) -> None: ...
+
+    # timelines (the recording monitor)
+    async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
+        """Keep each signal (its canonical JSON) once; how many were new."""
+
+    async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]: ...
+    async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None: ...
+    async def get_alerts(self, event_id: str, candidate_id: str) -> dict[str, bytes]: ...
+    async def alerted_candidates(self, event_id: str) -> list[str]: ...
+    async def room_event(self, room_id: str) -> str | None:
+        """The event a room was added for (`add_room`), None for rooms of no event here."""
+
+    async def add_session_member(self, session_id: str, event_id: str, candidate_id: str) -> None: ...
+    async def session_members(self, session_id: str) -> list[tuple[str, str]]:
+        """(event, candidate) of every candidate seen in a 100ms session."""
+
+    async def schedule_check(self, member: str, at: float) -> None:
+        """Ask for `member` to be checked at `at` (an earlier request wins)."""
+
+    async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
+        """Checks whose time came, each handed out once cluster-wide."""

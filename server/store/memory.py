@@ -18,12 +18,14 @@ from server.store.base import (
     Tristate,
     UserRecord,
 )
+from server.store.memory_timelines import MemoryTimelines
 
 log = logging.getLogger("proctorhub.store.memory")
 
 
-class MemoryStore:
+class MemoryStore(MemoryTimelines):
     def __init__(self) -> None:
+        self._init_timelines()
         self._events: dict[str, EventConfig] = {}
         self._users: dict[tuple[str, str], UserRecord] = {}
         self._event_users: dict[str, set[str]] = defaultdict(set)
@@ -136,13 +138,16 @@ class MemoryStore:
         return [self._users[(event_id, u)] for u in sorted(self._event_users.get(event_id, ()))]
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
+        return await self.set_status(event_id, user_id, {"video": video})
+
+    async def set_status(self, event_id: str, user_id: str, changes: dict[str, Any]) -> Transition | None:
         key = (event_id, user_id)
         record = self._users.get(key)
         if record is None:
             return None
-        if record.video == video:
+        if all(getattr(record, name) == value for name, value in changes.items()):
             return Transition(record, False)
-        record = self._users[key] = record.with_changes(video=video)
+        record = self._users[key] = record.with_changes(**changes)
         return Transition(record, True)
 
     # nodes
@@ -190,6 +195,7 @@ class MemoryStore:
 
     async def add_room(self, room: RoomRecord) -> None:
         rooms = self._rooms[room.event_id]
+        self._index_room(room.room_id, room.event_id)
         if all(r.room_id != room.room_id for r in rooms):
             rooms.append(room)
 

@@ -42,6 +42,7 @@ from server.store.base import (
 )
 from server.store.redis_alloc import RedisAllocation
 from server.store.redis_rooms import RedisRooms
+from server.store.redis_timelines import RedisTimelines
 
 log = logging.getLogger("proctorhub.store.redis")
 
@@ -162,13 +163,17 @@ return {node, out}
 """
 )
 
-# KEYS: user   ARGV: video
-_SET_VIDEO = """
-local video = redis.call('HGET', KEYS[1], 'video')
-if not video then return false end
-if video == ARGV[1] then return {0, redis.call('HGETALL', KEYS[1])} end
-redis.call('HSET', KEYS[1], 'video', ARGV[1])
-return {1, redis.call('HGETALL', KEYS[1])}
+# KEYS: user   ARGV: field, value, field, value, ...
+_SET_STATUS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local changed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    changed = 1
+  end
+end
+return {changed, redis.call('HGETALL', KEYS[1])}
 """
 
 # KEYS: user, flags   ARGV: flag
@@ -225,6 +230,8 @@ def _record(row: list[bytes] | dict[bytes, bytes]) -> UserRecord:
         video=cast(Tristate, raw["video"]),
         flags=int(raw["flags"]),
         room_id=raw.get("room_id"),
+        recording=cast(Tristate, raw.get("recording", "unknown")),
+        open_alerts=int(raw.get("open_alerts", 0)),
     )
 
 
@@ -234,7 +241,7 @@ def _transition(reply: Any) -> Transition | None:
     return Transition(_record(reply[1]), bool(reply[0]))
 
 
-class RedisStore(RedisRooms, RedisAllocation):
+class RedisStore(RedisRooms, RedisAllocation, RedisTimelines):
     """The `Store` for many nodes. `batch` bounds how many graces one script claims."""
 
     def __init__(self, url: str, *, batch: int = 256) -> None:
@@ -264,11 +271,12 @@ class RedisStore(RedisRooms, RedisAllocation):
         self._finish = script(_FINISH)
         self._expire = script(_EXPIRE)
         self._reap = script(_REAP)
-        self._set_video = script(_SET_VIDEO)
+        self._set_status = script(_SET_STATUS)
         self._add_flag = script(_ADD_FLAG)
         self._once = script(_ONCE)
         self._register_room_scripts()
         self._register_alloc_scripts()
+        self._register_timeline_scripts()
 
     async def start(self) -> None:
         """Connections open lazily; `ping()` is the readiness check."""
@@ -353,7 +361,11 @@ class RedisStore(RedisRooms, RedisAllocation):
         return [_record(row) for row in rows if row]
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
-        reply = await self._set_video(keys=[f"{P}user:{_tail(event_id, user_id)}"], args=[video])
+        return await self.set_status(event_id, user_id, {"video": video})
+
+    async def set_status(self, event_id: str, user_id: str, changes: dict[str, Any]) -> Transition | None:
+        args = [str(part) for pair in sorted(changes.items()) for part in pair]
+        reply = await self._set_status(keys=[f"{P}user:{_tail(event_id, user_id)}"], args=args)
         return _transition(reply)
 
     # nodes

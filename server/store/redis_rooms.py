@@ -43,9 +43,10 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return ARGV[1]
 """
 
-# KEYS: rooms, room   ARGV: room_id, record JSON
+# KEYS: rooms, room, room index   ARGV: room_id, record JSON, event_id
 _ADD_ROOM = """
 if redis.call('SET', KEYS[2], ARGV[2], 'NX') then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 return 1
 """
 
@@ -72,8 +73,8 @@ class RedisRooms:
 
     async def add_room(self, room: RoomRecord) -> None:
         event = _esc(room.event_id)
-        keys = [f"{P}rooms:{event}", f"{P}room:{event}:{_esc(room.room_id)}"]
-        await self._add_room(keys=keys, args=[room.room_id, orjson.dumps(room.to_dict())])
+        keys = [f"{P}rooms:{event}", f"{P}room:{event}:{_esc(room.room_id)}", f"{P}roomevent"]
+        await self._add_room(keys=keys, args=[room.room_id, orjson.dumps(room.to_dict()), room.event_id])
 
     async def list_rooms(self, event_id: str) -> list[RoomRecord]:
         event = _esc(event_id)
