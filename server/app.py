@@ -11,12 +11,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server.api import events, health, rooms
+from server.api import events, health, rooms, timelines
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
+from server.recording.monitor import RecordingMonitor
+from server.recording.timeline import Rules
 from server.store import create_store
 from server.store.base import EventConfig
 
@@ -30,6 +32,7 @@ def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
+    monitor = RecordingMonitor(hub, Rules(settings.gap_threshold_s, settings.recording_deadline_s))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -38,10 +41,12 @@ def create_app(settings: Settings) -> Starlette:
         if settings.embedded_secret:
             await store.create_event(DEMO_EVENT)
         await hub.start()
+        await monitor.start()
         log.info("proctorhub node %s ready (store: %s)", settings.node_id, settings.store_kind)
         try:
             yield
         finally:
+            await monitor.stop()
             await hub.stop()
             await hms.stop()
             await store.close()
@@ -51,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *events.routes,
         *rooms.routes,
+        *timelines.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -61,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub
+    app.state.monitor = monitor
     app.state.hms = hms
     return app
 

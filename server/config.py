@@ -61,6 +61,9 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     archive_dir: str = "archive"
+    # recording monitor
+    gap_threshold_s: float = 10.0
+    recording_deadline_s: float = 900.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -206,6 +209,8 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_REGION": ("s3_region", _token_like),
     "ARCHIVE_DIR": ("archive_dir", _text),
+    "RECORDING_GAP_THRESHOLD_S": ("gap_threshold_s", _number(float, minimum=0.5, maximum=3600)),
+    "RECORDING_DEADLINE_S": ("recording_deadline_s", _number(float, minimum=1, maximum=7 * 24 * 3600)),
 }
 
 

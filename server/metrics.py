@@ -71,6 +71,15 @@ class HubMetrics:
             "Times a pass waited for another node's allocation lock",
             registry=r,
         )
+        self.alerts = Counter(
+            "proctorhub_alerts",
+            "Recording monitor alerts published, by kind and state",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.timeline_checks = Counter(
+            "proctorhub_timeline_checks", "Candidate timelines evaluated by this node", registry=r
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards

@@ -73,6 +73,8 @@ async def on_media_status(hub: Hub, conn: Connection, message: ClientMessage) ->
     data = message.data
     video = "on" if data["joined"] and data["video"] else "off"
     await hub.presence.video(session.event_id, session.user_id, video)
+    for observer in hub.media_observers:
+        await observer(session.event_id, session.user_id, data, f"{conn.conn_id}:{message.id}")
 
 
 async def on_finish(hub: Hub, conn: Connection, message: ClientMessage) -> None:

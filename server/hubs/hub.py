@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.allocation.service import AllocationService, RoomFactory
@@ -27,6 +27,8 @@ from server.protocol import Codec, Outbound
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.hubs.hub")
+
+MediaObserver = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
 
 
 class Hub:
@@ -61,6 +63,8 @@ class Hub:
         self.presence.on_change(self.seating.presence_changed)
         self.state_sync = StateSync()
         self.state_sync.add("room.assign", self.seating.assign_or_retry, before="event.stats")
+        self.media_observers: list[MediaObserver] = []
+        """Called with (event, candidate, media.status data, source) for every candidate report."""
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}

@@ -100,12 +100,6 @@ class Gap:
     room_id: str = ""
     session_id: str = ""
 
-    @property
-    def alert_id(self) -> str:
-        if self.kind == VIDEO_GAP:
-            return f"{self.kind}:{int(self.start * 1000)}"
-        return f"{self.kind}:{self.peer_id}"
-
 
 @dataclass(frozen=True, slots=True)
 class PeerRecording:

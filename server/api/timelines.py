@@ -1,0 +1,74 @@
+"""The recording monitor over HTTP: a candidate's timeline, the event's alerts, and the report."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.api.errors import ApiError
+from server.api.rooms import _event_id
+from server.api.security import caller
+from server.recording.report import report_csv, report_row, timeline_json
+from server.store.base import UserRecord
+
+
+async def _candidate(request: Request, event_id: str) -> UserRecord:
+    candidate_id = request.path_params["candidate_id"]
+    user = await request.app.state.store.get_user(event_id, candidate_id)
+    if user is None or user.role != "candidate":
+        raise ApiError(404, "not_found", f"no candidate {candidate_id!r} in event {event_id!r}")
+    return user
+
+
+async def timeline(request: Request) -> JSONResponse:
+    who = await caller(request)
+    who.require_reader(request.path_params["event_id"])
+    event_id = await _event_id(request)
+    user = await _candidate(request, event_id)
+    monitor, store = request.app.state.monitor, request.app.state.store
+    found, flags = await asyncio.gather(
+        monitor.timeline(event_id, user.user_id), store.list_flags(event_id, user.user_id)
+    )
+    now = request.app.state.hub.clock()
+    return JSONResponse(timeline_json(user, found, flags, now=now, threshold_s=monitor.rules.threshold_s))
+
+
+async def alerts(request: Request) -> JSONResponse:
+    who = await caller(request)
+    who.require_reader(request.path_params["event_id"])
+    event_id = await _event_id(request)
+    return JSONResponse({"event_id": event_id, "alerts": await request.app.state.monitor.alerts(event_id)})
+
+
+async def report(request: Request) -> Response:
+    who = await caller(request)
+    who.require_reader(request.path_params["event_id"])
+    event_id = await _event_id(request)
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(400, "invalid", "format must be json or csv")
+    monitor, hub = request.app.state.monitor, request.app.state.hub
+    users = [u for u in await request.app.state.store.list_users(event_id) if u.role == "candidate"]
+    timelines = await asyncio.gather(*(monitor.timeline(event_id, u.user_id) for u in users))
+    now = hub.clock()
+    rows = [report_row(u, t, u.flags, now=now) for u, t in zip(users, timelines, strict=True)]
+    if fmt == "csv":
+        headers = {"Content-Disposition": f'attachment; filename="report-{event_id}.csv"'}
+        return Response(report_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+    body = {
+        "event_id": event_id,
+        "generated_at": int(now * 1000),
+        "threshold_s": monitor.rules.threshold_s,
+        "candidates": rows,
+    }
+    return JSONResponse(body)
+
+
+routes = [
+    Route("/api/v1/events/{event_id}/candidates/{candidate_id}/timeline", timeline, methods=["GET"]),
+    Route("/api/v1/events/{event_id}/alerts", alerts, methods=["GET"]),
+    Route("/api/v1/events/{event_id}/report", report, methods=["GET"]),
+]

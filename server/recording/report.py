@@ -1,0 +1,116 @@
+"""What the review and the report show of timelines, as JSON and CSV. Pure."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from server.recording.alerts import alert_id
+from server.recording.intervals import Intervals
+from server.recording.timeline import Timeline
+from server.store.base import FlagRecord, UserRecord
+
+REPORT_COLUMNS = (
+    "candidate_id",
+    "name",
+    "expected_minutes",
+    "recorded_minutes",
+    "coverage_pct",
+    "gaps",
+    "flags",
+    "recordings_expected",
+    "recordings_arrived",
+    "recordings_missing",
+    "recordings_failed",
+)
+
+
+def _ms(at: float | None) -> int | None:
+    return None if at is None else int(at * 1000)
+
+
+def _spans(spans: Intervals) -> list[list[int | None]]:
+    return [[_ms(start), _ms(end)] for start, end in spans]
+
+
+def flag_json(flag: FlagRecord) -> dict[str, Any]:
+    return {
+        "flag_id": flag.flag_id,
+        "by": flag.by,
+        "note": flag.note,
+        "severity": flag.severity,
+        "ts": _ms(flag.ts),
+    }
+
+
+def timeline_json(
+    user: UserRecord, timeline: Timeline, flags: list[FlagRecord], *, now: float, threshold_s: float
+) -> dict[str, Any]:
+    return {
+        "event_id": user.event_id,
+        "candidate_id": user.user_id,
+        "name": user.name,
+        "now": _ms(now),
+        "threshold_s": threshold_s,
+        "intervals": {
+            "present": _spans(timeline.present),
+            "in_room": _spans(timeline.in_room),
+            "video": _spans(timeline.video),
+            "recorded": _spans(timeline.recorded),
+        },
+        "gaps": [
+            {
+                "alert_id": alert_id(user.user_id, g),
+                "kind": g.kind,
+                "cause": g.cause,
+                "started_at": _ms(g.start),
+                "ended_at": _ms(g.end),
+                "peer_id": g.peer_id or None,
+            }
+            for g in timeline.gaps
+        ],
+        "recordings": [
+            {
+                "peer_id": p.peer_id,
+                "room_id": p.room_id,
+                "session_id": p.session_id,
+                "status": p.status,
+                "started_at": _ms(p.start),
+                "ended_at": _ms(p.end),
+                "due_at": _ms(p.due_at),
+            }
+            for p in timeline.peers
+            if p.status != "not_expected"
+        ],
+        "flags": [flag_json(f) for f in flags],
+    }
+
+
+def report_row(user: UserRecord, timeline: Timeline, flags: int, *, now: float) -> dict[str, Any]:
+    expected_s, recorded_s = timeline.coverage(now)
+    statuses = [p.status for p in timeline.peers if p.status != "not_expected"]
+    return {
+        "candidate_id": user.user_id,
+        "name": user.name or "",
+        "expected_minutes": round(expected_s / 60, 2),
+        "recorded_minutes": round(recorded_s / 60, 2),
+        "coverage_pct": round(100 * recorded_s / expected_s, 1) if expected_s > 0 else 0.0,
+        "gaps": len(timeline.gaps),
+        "flags": flags,
+        "recordings_expected": len(statuses),
+        "recordings_arrived": statuses.count("recorded"),
+        "recordings_missing": statuses.count("missing"),
+        "recordings_failed": statuses.count("failed"),
+    }
+
+
+def report_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        # A name starting with = + - @ would be a formula in a spreadsheet: quote it as text.
+        name = str(row["name"])
+        writer.writerow({**row, "name": "'" + name if name[:1] in ("=", "+", "-", "@") else name})
+    return out.getvalue()
