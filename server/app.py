@@ -32,7 +32,8 @@ def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
-    monitor = RecordingMonitor(hub, Rules(settings.gap_threshold_s, settings.recording_deadline_s))
+    rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
+    monitor = RecordingMonitor(hub, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

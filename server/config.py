@@ -64,6 +64,7 @@ class Settings:
     # recording monitor
     gap_threshold_s: float = 10.0
     recording_deadline_s: float = 900.0
+    reconcile_s: float = 300.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -211,6 +212,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "ARCHIVE_DIR": ("archive_dir", _text),
     "RECORDING_GAP_THRESHOLD_S": ("gap_threshold_s", _number(float, minimum=0.5, maximum=3600)),
     "RECORDING_DEADLINE_S": ("recording_deadline_s", _number(float, minimum=1, maximum=7 * 24 * 3600)),
+    "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
 }
 
 

@@ -21,9 +21,10 @@ import orjson
 
 from server.hubs.fanout import admin_topic, user_topic
 from server.protocol import Outbound
-from server.recording.alerts import AlertChange, alert_changes, alert_key
-from server.recording.signals import media_signal, presence_signal, webhook_fact
-from server.recording.timeline import Rules, Signal, Timeline, evaluate
+from server.recording.alerts import AlertChange, alert_changes, alert_id, alert_key
+from server.recording.reconciler import HmsReader, Reconciler
+from server.recording.signals import WebhookFact, media_signal, presence_signal, webhook_fact
+from server.recording.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import UserRecord
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ class Envelope(Protocol):
     data: dict[str, Any]
 
 
-RecordedHook = Callable[[str, str, Timeline], None]
-"""Called (event, candidate, timeline) after an evaluation that saw a new recording: the archive."""
+ChangeHook = Callable[[str, str, Timeline], None]
+"""Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
+alert: the archive keeps the candidate's folder and manifest current."""
 
 
 def _member(event_id: str, candidate_id: str) -> str:
@@ -52,19 +54,27 @@ def _member(event_id: str, candidate_id: str) -> str:
 
 
 class RecordingMonitor:
-    def __init__(self, hub: Hub, rules: Rules) -> None:
+    def __init__(
+        self, hub: Hub, rules: Rules, *, hms: HmsReader | None = None, reconcile_s: float = 300.0
+    ) -> None:
         self._hub = hub
         self.rules = rules
+        self._reconciler = (
+            None if hms is None else Reconciler(hms, hub.settings.hms_candidate_role, self._noted)
+        )
+        self._reconcile_s = reconcile_s
+        self._asked: set[str] = set()
+        """Sessions whose recordings were asked of 100ms before declaring one missing (per process)."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._room_events: dict[str, str | None] = {}
-        self._recorded_hooks: list[RecordedHook] = []
-        self._task: asyncio.Task[None] | None = None
+        self._change_hooks: list[ChangeHook] = []
+        self._tasks: list[asyncio.Task[None]] = []
         hub.presence.on_change(self._presence_changed)
         hub.media_observers.append(self.media)
         hub.state_sync.add("alerts", self._state_sync)
 
-    def on_recorded(self, hook: RecordedHook) -> None:
-        self._recorded_hooks.append(hook)
+    def on_change(self, hook: ChangeHook) -> None:
+        self._change_hooks.append(hook)
 
     # ------------------------------------------------------------------ inputs
 
@@ -80,23 +90,41 @@ class RecordingMonitor:
         fact = webhook_fact(
             envelope.type, envelope.data, envelope.timestamp, self._hub.settings.hms_candidate_role
         )
-        if fact is None:
-            return
+        if fact is not None:
+            await self.fact(fact)
+
+    async def fact(self, fact: WebhookFact) -> None:
+        """One fact about a room (from a webhook or the reconciler): stored, then the timelines checked."""
+        for event_id, candidate_id, recorded in await self._record(fact):
+            await self.check(event_id, candidate_id, recorded=recorded)
+
+    async def _record(self, fact: WebhookFact) -> list[tuple[str, str, bool]]:
+        """Store a fact on the timelines it concerns; (event, candidate, is a recording) of changed ones."""
         event_id = await self._event_of(fact.room_id)
         if event_id is None:
-            return  # a room of no event here (another environment's rooms are relayed before this)
+            return []  # a room of no event here (another environment's rooms are relayed before this)
         store = self._hub.store
         if fact.session_closed:
-            members = await store.session_members(fact.signal.session_id)
-            await asyncio.gather(*(self.add(e, c, [fact.signal]) for e, c in members if e == event_id))
-            return
-        assert fact.user_id is not None
-        user = await store.get_user(event_id, fact.user_id)
-        if user is None or user.role != "candidate":
-            return
-        if fact.signal.kind == "join":
-            await store.add_session_member(fact.signal.session_id, event_id, fact.user_id)
-        await self.add(event_id, fact.user_id, [fact.signal])
+            members = [c for e, c in await store.session_members(fact.signal.session_id) if e == event_id]
+        else:
+            assert fact.user_id is not None
+            user = await store.get_user(event_id, fact.user_id)
+            if user is None or user.role != "candidate":
+                return []
+            members = [fact.user_id]
+            if fact.signal.kind == "join":
+                await store.add_session_member(fact.signal.session_id, event_id, fact.user_id)
+        payload = [orjson.dumps(fact.signal.to_dict(), option=orjson.OPT_SORT_KEYS)]
+        changed = []
+        for candidate_id in members:
+            if await store.add_signals(event_id, candidate_id, payload):
+                changed.append((event_id, candidate_id, fact.signal.kind == "recorded"))
+        return changed
+
+    async def _noted(self, fact: WebhookFact) -> None:
+        """A reconciled fact: stored, and its timelines checked by the due loop (we may hold a lock)."""
+        for event_id, candidate_id, _ in await self._record(fact):
+            await self._hub.store.schedule_check(_member(event_id, candidate_id), self._hub.clock())
 
     async def _event_of(self, room_id: str) -> str | None:
         if room_id not in self._room_events:
@@ -127,12 +155,12 @@ class RecordingMonitor:
                 await store.schedule_check(_member(event_id, candidate_id), self._hub.clock() + DUE_POLL_S)
                 return
             try:
-                timeline = await self._evaluate_and_publish(event_id, candidate_id)
+                timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
             finally:
                 await store.release_lock(_lock_name(event_id, candidate_id), self._owner)
         self._hub.metrics.timeline_checks.inc()
-        if recorded:
-            for hook in self._recorded_hooks:
+        if recorded or alerts_changed:
+            for hook in self._change_hooks:
                 hook(event_id, candidate_id, timeline)
 
     @property
@@ -150,10 +178,12 @@ class RecordingMonitor:
             await asyncio.sleep(0.02)
         return None
 
-    async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> Timeline:
+    async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
         hub = self._hub
         timeline = await self.timeline(event_id, candidate_id)
         stored = {k: orjson.loads(v) for k, v in (await hub.store.get_alerts(event_id, candidate_id)).items()}
+        if await self._ask_before_missing(candidate_id, timeline, stored):
+            timeline = await self.timeline(event_id, candidate_id)
         user = await hub.store.get_user(event_id, candidate_id)
         room_id = (user.room_id if user else None) or timeline.room_id
         changes = alert_changes(candidate_id, room_id, timeline, stored)
@@ -173,7 +203,28 @@ class RecordingMonitor:
             await hub.presence.announce(transition.record)
         if timeline.next_check is not None:
             await hub.store.schedule_check(_member(event_id, candidate_id), timeline.next_check)
-        return timeline
+        return timeline, bool(changes)
+
+    async def _ask_before_missing(
+        self, candidate_id: str, timeline: Timeline, stored: dict[str, dict[str, Any]]
+    ) -> bool:
+        """Before a recording is declared missing, ask 100ms for the session's recordings once."""
+        if self._reconciler is None:
+            return False
+        sessions = {
+            (g.room_id, g.session_id)
+            for g in timeline.gaps
+            if g.kind == RECORDING_MISSING
+            and alert_id(candidate_id, g) not in stored
+            and g.session_id not in self._asked
+        }
+        for room_id, session_id in sessions:
+            self._asked.add(session_id)
+            try:
+                await self._reconciler.session_recordings(room_id, session_id)
+            except Exception as exc:
+                log.warning("could not ask 100ms for the recordings of session %s: %s", session_id, exc)
+        return bool(sessions)
 
     async def _publish(self, event_id: str, room_id: str | None, changes: list[AlertChange]) -> None:
         hub = self._hub
@@ -216,14 +267,37 @@ class RecordingMonitor:
     # ------------------------------------------------------------------ due checks
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="recording-due-checks")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name="recording-due-checks")]
+        if self._reconciler is not None:
+            self._tasks.append(loop.create_task(self._reconcile_loop(), name="recording-reconcile"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+
+    async def _reconcile_loop(self) -> None:
+        """Every `reconcile_s` (first soon after start), one node asks 100ms about every room of events."""
+        hub = self._hub
+        await asyncio.sleep(min(5.0, self._reconcile_s))
+        while self._reconciler is not None:
+            try:
+                fence = await hub.store.acquire_lock(
+                    "recording-reconcile", self._owner, now=hub.clock(), ttl_s=self._reconcile_s
+                )
+                if fence is not None:
+                    for event in await hub.store.list_events():
+                        rooms = [r.room_id for r in await hub.store.list_rooms(event.event_id)]
+                        await self._reconciler.rooms(rooms)
+            except (OSError, ConnectionError) as exc:
+                log.warning("reconciliation failed (store unreachable?): %s", exc)
+            except Exception:
+                log.exception("reconciliation failed")
+            await asyncio.sleep(self._reconcile_s)
 
     async def _run(self) -> None:
         while True:
