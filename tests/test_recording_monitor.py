@@ -14,7 +14,7 @@ import pytest
 
 from tests.client import HubClient, login, token
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event
-from tests.servers import HubProcess
+from tests.servers import HubProcess, RedisServer
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 THRESHOLD = 1.0
@@ -182,3 +182,25 @@ async def test_a_lost_socket_is_a_gap_with_its_cause_and_shows_in_the_timeline_a
     assert rows[0]["candidate_id"] == "c1" and rows[0]["gaps"] == "1"
     assert get(hub, f"/api/v1/events/{event}/report", format="xml").status_code == 400
     assert httpx.get(f"{hub.http}/api/v1/events/{event}/report", timeout=5).status_code == 401
+
+
+async def test_a_gap_seen_on_one_node_is_alerted_to_a_proctor_on_another(
+    hub_factory: HubFactory, redis_server: RedisServer
+) -> None:
+    common = {"REDIS_URL": redis_server.url, "RECORDING_GAP_THRESHOLD_S": str(THRESHOLD)}
+    node_a = hub_factory(HUB_NODE_ID="rec-a", **common)
+    node_b = hub_factory(HUB_NODE_ID="rec-b", **common)
+    event = "mon-two-nodes"
+    create_event(node_a, event, room_size=5, expected_candidates=5)
+    proctor, _ = await seated(node_a, "p1", event, "proctor")
+    cand, room = await seated(node_b, "c1", event)
+    await camera(cand, room, True)
+    await camera(cand, room, False)
+    opened = await proctor.expect("alert", is_alert("video.gap", "open", "c1"), timeout=THRESHOLD + 5)
+    await camera(cand, room, True)
+    closed = await proctor.expect("alert", is_alert("video.gap", "closed", "c1"))
+    assert closed["data"]["alert_id"] == opened["data"]["alert_id"]
+    # Each transition was published once although both nodes run due checks.
+    await no_alert(proctor, lambda m: m["data"]["candidate_id"] == "c1", 1.5)
+    alerts = get(node_b, f"/api/v1/events/{event}/alerts").json()["alerts"]
+    assert [a["state"] for a in alerts] == ["closed"]
