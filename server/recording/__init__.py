@@ -1,0 +1,1 @@
+"""Recording monitor: webhook intake, timelines and gaps, live alerts, archive."""
