@@ -11,12 +11,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server.api import events, health, rooms
+from server.api import events, health, recordings, rooms
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
+from server.recording import archive_routes
+from server.recording.archive import build_archive
 from server.store import create_store
 from server.store.base import EventConfig
 
@@ -30,11 +32,13 @@ def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
+    archive = build_archive(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await hms.start()
+        await archive.start()
         if settings.embedded_secret:
             await store.create_event(DEMO_EVENT)
         await hub.start()
@@ -43,6 +47,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await hub.stop()
+            await archive.aclose()
             await hms.stop()
             await store.close()
 
@@ -51,6 +56,8 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *events.routes,
         *rooms.routes,
+        *recordings.routes,
+        *archive_routes.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -62,6 +69,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.store = store
     app.state.hub = hub
     app.state.hms = hms
+    app.state.archive = archive
     return app
 
 
