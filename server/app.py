@@ -11,12 +11,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server.api import events, health, rooms, timelines
+from server.api import events, health, recordings, rooms, timelines
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
+from server.recording import archive_routes
+from server.recording.archive import build_archive
 from server.recording.monitor import RecordingMonitor
 from server.recording.timeline import Rules
 from server.store import create_store
@@ -34,11 +36,13 @@ def create_app(settings: Settings) -> Starlette:
     hub = Hub(settings, store, hms.rooms)
     rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
     monitor = RecordingMonitor(hub, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    archive = build_archive(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await hms.start()
+        await archive.start()
         if settings.embedded_secret:
             await store.create_event(DEMO_EVENT)
         await hub.start()
@@ -49,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await monitor.stop()
             await hub.stop()
+            await archive.aclose()
             await hms.stop()
             await store.close()
 
@@ -58,6 +63,8 @@ def create_app(settings: Settings) -> Starlette:
         *events.routes,
         *rooms.routes,
         *timelines.routes,
+        *recordings.routes,
+        *archive_routes.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -70,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hub = hub
     app.state.monitor = monitor
     app.state.hms = hms
+    app.state.archive = archive
     return app
 
 

@@ -65,6 +65,7 @@ class Settings:
     gap_threshold_s: float = 10.0
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
+    archive_url_ttl_s: float = 3600.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -168,6 +169,13 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+def _key_prefix(name: str, raw: str) -> str:
+    parts = [p for p in _text(name, raw).split("/") if p]
+    if any(p in (".", "..") or "\\" in p for p in parts):
+        raise ConfigError(f"Config '{name}' must not have '.' or '..' segments or backslashes, got {raw!r}.")
+    return "/".join(parts)
+
+
 def _node_id(name: str, raw: str) -> str:
     if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
         raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
@@ -206,13 +214,15 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HMS_WEBHOOK_SECRET": ("hms_webhook_secret", _secret(16)),
     "HMS_ROOM_PREFIX": ("hms_room_prefix", _token_like),
     "S3_BUCKET": ("s3_bucket", _token_like),
-    "S3_PREFIX": ("s3_prefix", _text),
+    "S3_PREFIX": ("s3_prefix", _key_prefix),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_REGION": ("s3_region", _token_like),
     "ARCHIVE_DIR": ("archive_dir", _text),
     "RECORDING_GAP_THRESHOLD_S": ("gap_threshold_s", _number(float, minimum=0.5, maximum=3600)),
     "RECORDING_DEADLINE_S": ("recording_deadline_s", _number(float, minimum=1, maximum=7 * 24 * 3600)),
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
+    # 7 days is the longest a SigV4 presigned URL may live
+    "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
 }
 
 

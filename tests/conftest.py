@@ -6,6 +6,7 @@ import httpx
 import pytest
 from hypothesis import settings
 
+from tests.archive_support import aws_env, no_aws_env  # noqa: F401  (fixtures: AWS credentials or none)
 from tests.client import close_all
 from tests.s3 import s3_server  # noqa: F401  (a session fixture: moto's S3 server)
 from tests.servers import HubProcess, RedisServer, start_hub, start_redis
