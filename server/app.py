@@ -19,6 +19,7 @@ from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
 from server.recording import archive_routes
 from server.recording.archive import build_archive
+from server.recording.archiver import Archiver
 from server.recording.monitor import RecordingMonitor
 from server.recording.timeline import Rules
 from server.store import create_store
@@ -37,6 +38,9 @@ def create_app(settings: Settings) -> Starlette:
     rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
     monitor = RecordingMonitor(hub, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
     archive = build_archive(settings)
+    archiver = Archiver(archive, store, monitor.timeline, hub.clock)
+    monitor.on_change(archiver.changed)
+    hub.flag_observers.append(archiver.changed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,6 +57,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await monitor.stop()
             await hub.stop()
+            await archiver.stop()
             await archive.aclose()
             await hms.stop()
             await store.close()

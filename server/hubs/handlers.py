@@ -109,6 +109,8 @@ async def on_flag(hub: Hub, conn: Connection, message: ClientMessage) -> None:
     shown.pop("extra")
     await hub.fanout.publish(topic, Outbound("flag.added", shown))
     await hub.fanout.publish(topic, status_message(record))
+    for observer in hub.flag_observers:
+        observer(session.event_id, flag.candidate_id)
 
 
 async def on_warn(hub: Hub, conn: Connection, message: ClientMessage) -> None:

@@ -65,6 +65,8 @@ class Hub:
         self.state_sync.add("room.assign", self.seating.assign_or_retry, before="event.stats")
         self.media_observers: list[MediaObserver] = []
         """Called with (event, candidate, media.status data, source) for every candidate report."""
+        self.flag_observers: list[Callable[[str, str], None]] = []
+        """Called with (event, candidate) after a flag was stored."""
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}

@@ -1,0 +1,156 @@
+"""Keep each candidate's archive folder current: recordings copied into the layout, and its manifest.
+
+The monitor calls `changed(event, candidate, timeline)` when a recording arrived or an alert
+changed. Work is per candidate, coalesced (a change while a write runs asks for one more write),
+and retried with backoff when the store of recordings fails, so a slow bucket never holds up
+alerts. The manifest is rebuilt whole from the timeline each time: no read-modify-write, so
+two nodes writing it converge on the same content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.recording.alerts import alert_id
+from server.recording.archive import Archive, ArchiveError, Segment, SegmentSource
+from server.recording.report import flag_json
+from server.recording.timeline import PeerRecording, Timeline
+from server.store.base import Store
+
+log = logging.getLogger("proctorhub.recording.archiver")
+
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+def _ms(at: float | None) -> int | None:
+    return None if at is None else int(at * 1000)
+
+
+def segment_source(event_id: str, candidate_id: str, peer: PeerRecording) -> SegmentSource | None:
+    signal = peer.signal
+    if peer.status != "recorded" or signal is None or peer.start is None or peer.end is None:
+        return None
+    if not signal.path and not signal.url:
+        return None
+    return SegmentSource(
+        event_id=event_id,
+        candidate_id=candidate_id,
+        room_id=peer.room_id,
+        session_id=peer.session_id,
+        peer_id=peer.peer_id,
+        recording_id=signal.recording_id,
+        kind="stream",
+        source_path=signal.path,
+        presigned_url=signal.url or None,
+        started_at=peer.start,
+        ended_at=peer.end,
+        duration_s=signal.duration_s,
+        size=signal.size,
+    )
+
+
+def manifest(
+    event_id: str,
+    candidate_id: str,
+    name: str | None,
+    timeline: Timeline,
+    segments: list[Segment],
+    flags: list[dict[str, Any]],
+    now: float,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "candidate_id": candidate_id,
+        "name": name,
+        "updated_at": _ms(now),
+        "segments": [s.to_dict() for s in sorted(segments, key=lambda s: (s.started_at, s.key))],
+        "gaps": [
+            {
+                "alert_id": alert_id(candidate_id, g),
+                "kind": g.kind,
+                "cause": g.cause,
+                "started_at": _ms(g.start),
+                "ended_at": _ms(g.end),
+            }
+            for g in timeline.gaps
+        ],
+        "flags": flags,
+        "failed": [
+            {
+                "peer_id": p.peer_id,
+                "room_id": p.room_id,
+                "session_id": p.session_id,
+                "at": _ms(p.end),
+                "error": p.signal.error if p.signal else "",
+            }
+            for p in timeline.peers
+            if p.status == "failed"
+        ],
+        "missing": [
+            {"peer_id": p.peer_id, "room_id": p.room_id, "session_id": p.session_id, "due_at": _ms(p.due_at)}
+            for p in timeline.peers
+            if p.status == "missing"
+        ],
+    }
+
+
+class Archiver:
+    def __init__(
+        self,
+        archive: Archive,
+        store: Store,
+        timeline_of: Callable[[str, str], Awaitable[Timeline]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._archive = archive
+        self._store = store
+        self._timeline_of = timeline_of
+        self._clock = clock
+        self._dirty: set[tuple[str, str]] = set()
+        self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.failures = 0
+
+    def changed(self, event_id: str, candidate_id: str, timeline: Timeline | None = None) -> None:
+        key = (event_id, candidate_id)
+        self._dirty.add(key)
+        if key not in self._running:
+            task = asyncio.get_running_loop().create_task(self._drain(key), name=f"archive-{candidate_id}")
+            self._running[key] = task
+
+    async def _drain(self, key: tuple[str, str]) -> None:
+        try:
+            attempt = 0
+            while key in self._dirty:
+                self._dirty.discard(key)
+                try:
+                    await self.write(*key)
+                    attempt = 0
+                except (ArchiveError, OSError) as exc:
+                    self.failures += 1
+                    delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                    log.warning("archiving %s failed (%s); again in %g s", key, exc, delay)
+                    self._dirty.add(key)
+                    attempt += 1
+                    await asyncio.sleep(delay)
+        finally:
+            self._running.pop(key, None)
+
+    async def write(self, event_id: str, candidate_id: str) -> str:
+        """Copy the candidate's recordings into the layout and write its manifest; the manifest's key."""
+        timeline = await self._timeline_of(event_id, candidate_id)
+        sources = [s for s in (segment_source(event_id, candidate_id, p) for p in timeline.peers) if s]
+        segments = [await self._archive.store_segment(s) for s in sources]
+        user = await self._store.get_user(event_id, candidate_id)
+        flags = [flag_json(f) for f in await self._store.list_flags(event_id, candidate_id)]
+        body = manifest(
+            event_id, candidate_id, user.name if user else None, timeline, segments, flags, self._clock()
+        )
+        return await self._archive.write_manifest(event_id, candidate_id, body)
+
+    async def stop(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
