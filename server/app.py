@@ -17,6 +17,7 @@ from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
+from server.recording.wiring import build_webhooks, handle_until_monitor
 from server.store import create_store
 from server.store.base import EventConfig
 
@@ -30,6 +31,8 @@ def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
+    # handle_until_monitor: placeholder, replaced by the monitor's handler (issue 5).
+    webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=handle_until_monitor)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -38,10 +41,12 @@ def create_app(settings: Settings) -> Starlette:
         if settings.embedded_secret:
             await store.create_event(DEMO_EVENT)
         await hub.start()
+        await webhooks.start()
         log.info("proctorhub node %s ready (store: %s)", settings.node_id, settings.store_kind)
         try:
             yield
         finally:
+            await webhooks.stop()
             await hub.stop()
             await hms.stop()
             await store.close()
@@ -51,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *events.routes,
         *rooms.routes,
+        *webhooks.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -62,6 +68,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.store = store
     app.state.hub = hub
     app.state.hms = hms
+    app.state.inbox = webhooks.inbox
+    hms.bind_app(app)
     return app
 
 
