@@ -60,7 +60,14 @@ class WebhookMetrics:
         self.backlog = Gauge(
             "proctorhub_webhooks_backlog", "Inbox entries stored and not yet acked (all nodes)", registry=r
         )
-        for reason in ("not_allowed", "missing_secret", "bad_secret", "malformed", "store_unavailable"):
+        for reason in (
+            "not_allowed",
+            "disabled",
+            "missing_secret",
+            "bad_secret",
+            "malformed",
+            "store_unavailable",
+        ):
             self.refused.labels(reason)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from server.metrics import WebhookMetrics
+from server.recording.acks import GATHER_S, STOP_WAIT_S, AckWriter
 from server.recording.envelope import BadWebhook, Envelope, parse_envelope
 from server.recording.outage import Outage
 from server.store.base import Store
@@ -38,7 +39,6 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 DEDUPE_TTL_S = 7 * 24 * 3600.0
 RECENT_IDS = 16_384
 BACKLOG_EVERY_S = 0.5
-STOP_WAIT_S = 5.0
 
 
 class RetryLater(Exception):
@@ -90,40 +90,33 @@ class Inbox:
         self._min_idle_s = min_idle_s
         self._timeout_s = handle_timeout_s
         self._delays = retry_delays
-        self._ttl_s = dedupe_ttl_s
         self._clock = clock
         self._slots = asyncio.Semaphore(workers)
         self._held: dict[str, _Held] = {}  # entry id -> what it belongs to
         self._leaders: dict[str, _Held] = {}  # event id -> the entry being handled or waiting to retry
         self._recent: OrderedDict[str, None] = OrderedDict()  # event ids handled lately, on this node
-        self._marks: list[str] = []
-        self._acks: list[str] = []
-        self._flush_wanted = asyncio.Event()
+        self._writes = AckWriter(store, metrics, ttl_s=dedupe_ttl_s, clock=clock)
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._backlog_at = 0.0
         self._claims = Outage(log, "webhook inbox: reading the store")
-        self._writes = Outage(log, "webhook inbox: acking in the store")
 
     # lifecycle
 
     def start(self) -> None:
         if self._loops:
             return
-        loop = asyncio.get_running_loop()
-        self._loops = [
-            loop.create_task(self._claim_loop(), name="webhook-inbox-claim"),
-            loop.create_task(self._flush_loop(), name="webhook-inbox-flush"),
-        ]
+        self._writes.start()
+        self._loops = [asyncio.get_running_loop().create_task(self._claim_loop(), name="webhook-inbox-claim")]
 
     async def stop(self) -> None:
         """Stop claiming, give running handlers a moment, write what is done; the rest stays pending in
         the store for any node to reclaim."""
         if not self._loops:
             return
-        claim, flush = self._loops
+        (claim,) = self._loops
         self._loops = []
         await _cancel(claim)
         for timer in self._timers:
@@ -133,9 +126,7 @@ class Inbox:
             _done, running = await asyncio.wait(set(self._tasks), timeout=STOP_WAIT_S)
             for task in running:
                 await _cancel(task)
-        await _cancel(flush)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._flush(), STOP_WAIT_S)
+        await self._writes.stop()
 
     @property
     def held(self) -> int:
@@ -158,6 +149,8 @@ class Inbox:
                 if entries:
                     await self._admit(entries)
                 await self._report_backlog()
+                if 0 < len(entries) < count:
+                    await asyncio.sleep(GATHER_S)
             except Exception as exc:
                 self._metrics.store_errors.inc()
                 await self._claims.pause(exc)
@@ -180,14 +173,14 @@ class Inbox:
                 flags = await self._store.seen([dedupe_key(i) for i in ask], now=self._clock())
             except Exception as exc:  # handling an event twice is safe, leaving it for later is slow
                 self._metrics.store_errors.inc()
-                self._writes.failed(exc)
+                self._writes.outage.failed(exc)
                 flags = [False] * len(ask)
             done = {event_id for event_id, flag in zip(ask, flags, strict=True) if flag}
         for entry_id, envelope in fresh:
             leader = self._leaders.get(envelope.id)
             if envelope.id in self._recent or envelope.id in done:
                 self._metrics.duplicates.inc()
-                self._ack(entry_id)
+                self._writes.done([entry_id])
             elif leader is not None:
                 leader.followers.append(entry_id)
                 self._held[entry_id] = leader
@@ -219,8 +212,7 @@ class Inbox:
             return
         self._metrics.processed.inc()
         self._remember(held.envelope.id)
-        self._marks.append(dedupe_key(held.envelope.id))
-        self._release(held, ack=True)
+        self._release(held, handled=True)
 
     async def _failed(self, held: _Held, exc: Exception) -> None:
         held.attempts += 1
@@ -239,7 +231,7 @@ class Inbox:
             log.error(
                 "webhook %s %s parked after %d attempts: %s", envelope.type, envelope.id, held.attempts, error
             )
-            self._release(held, ack=False)
+            self._release(held, handled=False)
         else:
             self._later(self._delays[-1] if self._delays else 1.0, held)
 
@@ -248,7 +240,7 @@ class Inbox:
             await self._store.webhook_park(entry_id, payload, error=error)
         except Exception as exc:
             self._metrics.store_errors.inc()
-            self._writes.failed(exc)
+            self._writes.outage.failed(exc)
             return False
         self._metrics.parked.labels(kind).inc()
         return True
@@ -263,13 +255,13 @@ class Inbox:
         timer = loop.call_later(delay, fire)
         self._timers.add(timer)
 
-    def _release(self, held: _Held, *, ack: bool) -> None:
-        """`held` is finished: its followers are duplicates (acked), and so is its entry if `ack`."""
-        if ack:
-            self._ack(held.entry_id)
+    def _release(self, held: _Held, *, handled: bool) -> None:
+        """`held` is finished: handled (marked and acked) or parked (out of the queue already); its
+        followers are duplicates either way."""
+        self._metrics.duplicates.inc(len(held.followers))
+        mark = dedupe_key(held.envelope.id) if handled else None
+        self._writes.done(([held.entry_id] if handled else []) + held.followers, mark=mark)
         for follower in held.followers:
-            self._metrics.duplicates.inc()
-            self._ack(follower)
             self._held.pop(follower, None)
         self._held.pop(held.entry_id, None)
         self._leaders.pop(held.envelope.id, None)
@@ -280,41 +272,6 @@ class Inbox:
         self._recent[event_id] = None
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-
-    # acks and marks, in batches
-
-    def _ack(self, entry_id: str) -> None:
-        self._acks.append(entry_id)
-        self._flush_wanted.set()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
-            await asyncio.sleep(0)  # let the other completions of this round join the batch
-            try:
-                await self._flush()
-            except Exception as exc:
-                self._metrics.store_errors.inc()
-                await self._writes.pause(exc)
-                self._flush_wanted.set()
-                continue
-            self._writes.recovered()
-
-    async def _flush(self) -> None:
-        """Marks first: an entry acked but not marked could be handled again; one marked but not acked
-        is found done when it is reclaimed."""
-        marks, self._marks = self._marks, []
-        acks, self._acks = self._acks, []
-        try:
-            if marks:
-                await self._store.mark_seen(marks, now=self._clock(), ttl_s=self._ttl_s)
-            if acks:
-                await self._store.webhook_ack(acks)
-        except BaseException:
-            self._marks[:0] = marks
-            self._acks[:0] = acks
-            raise
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

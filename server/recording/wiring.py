@@ -51,6 +51,8 @@ def build_webhooks(
 ) -> Webhooks:
     dispatcher = Dispatcher(settings, store, hms, handle, metrics)
     inbox = None
+    if settings.hms_webhook_workers == 0 and settings.store_kind == "memory":
+        log.warning("HMS_WEBHOOK_WORKERS=0 without REDIS_URL: webhooks are stored and never processed")
     if settings.hms_webhook_workers > 0:
         inbox = Inbox(
             store,
