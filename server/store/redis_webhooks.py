@@ -21,6 +21,7 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 P = "ph:"
@@ -54,7 +55,10 @@ class RedisWebhooks:
         self._wh_scanned_at = -SCAN_EVERY_S
 
     async def webhook_append(self, payload: bytes) -> str:
-        entry_id = await self._redis.xadd(STREAM, {FIELD: payload})
+        try:
+            entry_id = await self._redis.xadd(STREAM, {FIELD: payload})
+        except RedisConnectionError:  # e.g. a pooled connection that a restarted Redis closed: once more
+            entry_id = await self._redis.xadd(STREAM, {FIELD: payload})  # (a double is a duplicate)
         return str(entry_id.decode())
 
     async def webhook_claim(
