@@ -239,19 +239,25 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """SIGTERM (a persistent Redis writes its AOF out first); `keep_data` keeps its folder."""
         kill(self.proc)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_redis(port: int | None = None) -> Redis:
-    """A redis-server on a free loopback port (or on `port`, to restart one where it was)."""
+def start_redis(port: int | None = None, *, appendonly: bool = False, workdir: str | None = None) -> Redis:
+    """A redis-server on a free loopback port (or on `port`, to restart one where it was).
+
+    `appendonly`: persistence on (AOF, fsync every second), so data survives a restart on the same
+    `workdir` (pass the stopped server's `workdir`)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed; scripts/test installs it")
     port = port or free_port()
-    workdir = tempfile.mkdtemp(prefix="proctorhub-bench-redis-")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    workdir = workdir or tempfile.mkdtemp(prefix="proctorhub-bench-redis-")
+    aof = "yes" if appendonly else "no"
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", aof]
     proc = _spawn([*argv, "--dir", workdir, "--maxclients", "10000"], None, None)
     wait_for_port(port, proc)
     return Redis(port, proc, workdir)

@@ -22,6 +22,7 @@ from server.recording.archive import build_archive
 from server.recording.archiver import Archiver
 from server.recording.monitor import RecordingMonitor
 from server.recording.timeline import Rules
+from server.recording.wiring import build_webhooks
 from server.store import create_store
 from server.store.base import EventConfig
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> Starlette:
     archiver = Archiver(archive, store, monitor.timeline, hub.clock)
     monitor.on_change(archiver.changed)
     hub.flag_observers.append(archiver.changed)
+    webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,10 +53,12 @@ def create_app(settings: Settings) -> Starlette:
             await store.create_event(DEMO_EVENT)
         await hub.start()
         await monitor.start()
+        await webhooks.start()
         log.info("proctorhub node %s ready (store: %s)", settings.node_id, settings.store_kind)
         try:
             yield
         finally:
+            await webhooks.stop()
             await monitor.stop()
             await hub.stop()
             await archiver.stop()
@@ -70,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
         *timelines.routes,
         *recordings.routes,
         *archive_routes.routes,
+        *webhooks.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -83,6 +88,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.monitor = monitor
     app.state.hms = hms
     app.state.archive = archive
+    app.state.inbox = webhooks.inbox
+    hms.bind_app(app)
     return app
 
 

@@ -6,13 +6,14 @@ Every setting has a documented default (see README.md). A bad value raises
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -55,6 +56,9 @@ class Settings:
     hms_webhook_header: str = "X-Proctorhub-Webhook-Secret"
     hms_webhook_secret: str = ""
     hms_room_prefix: str = "proctorhub"
+    hms_webhook_allow_nets: tuple[str, ...] = ()
+    hms_webhook_relay: tuple[tuple[str, str], ...] = ()
+    hms_webhook_workers: int = 64
     # recordings storage: S3 when a bucket is set, else a local folder
     s3_bucket: str | None = None
     s3_prefix: str = "proctorhub"
@@ -163,6 +167,37 @@ def _header_name(name: str, raw: str) -> str:
     return raw
 
 
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    nets: list[str] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(part)))
+        except ValueError as exc:
+            raise ConfigError(
+                f"Config '{name}' entries must be CIDR networks like 10.0.0.0/8: {exc}."
+            ) from None
+    return tuple(nets)
+
+
+def _relays(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`prefix=url,prefix=url`: rooms named `{prefix}-...` belong to the environment at `url`."""
+    relays: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        prefix, sep, url = (x.strip() for x in part.partition("="))
+        if not sep:
+            raise ConfigError(f"Config '{name}' entries must be prefix=url, got {part!r}.")
+        _token_like(name, prefix)
+        _url(name, url)
+        if prefix in relays:
+            raise ConfigError(f"Config '{name}' names the prefix {prefix!r} twice.")
+        relays[prefix] = url
+    return tuple(relays.items())
+
+
 def _text(name: str, raw: str) -> str:
     if len(raw) > 1024:
         raise ConfigError(f"Config '{name}' must be at most 1024 characters.")
@@ -213,6 +248,9 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HMS_WEBHOOK_HEADER": ("hms_webhook_header", _header_name),
     "HMS_WEBHOOK_SECRET": ("hms_webhook_secret", _secret(16)),
     "HMS_ROOM_PREFIX": ("hms_room_prefix", _token_like),
+    "HMS_WEBHOOK_ALLOW_NETS": ("hms_webhook_allow_nets", _networks),
+    "HMS_WEBHOOK_RELAY": ("hms_webhook_relay", _relays),
+    "HMS_WEBHOOK_WORKERS": ("hms_webhook_workers", _number(int, minimum=0, maximum=10_000)),
     "S3_BUCKET": ("s3_bucket", _token_like),
     "S3_PREFIX": ("s3_prefix", _key_prefix),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
@@ -243,6 +281,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["hub_secret"] = secrets.token_urlsafe(32)
         values["embedded_secret"] = True
     _hms_defaults(values)
+    own = values.get("hms_room_prefix", Settings.hms_room_prefix)
+    relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
+    if any(prefix == own for prefix, _url in relays):
+        raise ConfigError(f"Config 'HMS_WEBHOOK_RELAY' must not relay this hub's own prefix {own!r}.")
     return Settings(**values)  # type: ignore[arg-type]
 
 

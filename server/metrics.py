@@ -8,10 +8,74 @@ from prometheus_client.metrics import MetricWrapperBase
 from server.protocol import CLIENT_TYPES
 
 
+class WebhookMetrics:
+    """100ms webhooks: intake answers, the inbox's work, relays. Registered on the hub's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = r = registry
+        self.received = Counter("proctorhub_webhooks_received", "POST /webhooks/100ms requests", registry=r)
+        self.accepted = Counter("proctorhub_webhooks_accepted", "Webhooks stored in the inbox", registry=r)
+        self.ignored = Counter(
+            "proctorhub_webhooks_ignored",
+            "Webhooks of a type not in the catalogue (200, not stored)",
+            registry=r,
+        )
+        self.refused = Counter(
+            "proctorhub_webhooks_refused", "Webhooks refused, by reason", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "proctorhub_webhooks_duplicates", "Inbox entries whose event id was already handled", registry=r
+        )
+        self.processed = Counter(
+            "proctorhub_webhooks_processed",
+            "Inbox entries handled and acked (own rooms, relayed, foreign)",
+            registry=r,
+        )
+        self.failed = Counter(
+            "proctorhub_webhooks_failed", "Handling attempts that raised (retried later)", registry=r
+        )
+        self.parked = Counter(
+            "proctorhub_webhooks_parked",
+            "Entries given up on, kept in the dead-letter list",
+            ["error"],
+            registry=r,
+        )
+        self.foreign = Counter(
+            "proctorhub_webhooks_foreign",
+            "Events for rooms of no known environment (not processed)",
+            registry=r,
+        )
+        self.relayed = Counter(
+            "proctorhub_webhooks_relayed", "Events forwarded to another environment", ["target"], registry=r
+        )
+        self.relay_errors = Counter(
+            "proctorhub_webhooks_relay_errors",
+            "Forwarding attempts that failed (retried)",
+            ["target"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "proctorhub_webhooks_store_errors", "Inbox reads or acks that failed (retried)", registry=r
+        )
+        self.backlog = Gauge(
+            "proctorhub_webhooks_backlog", "Inbox entries stored and not yet acked (all nodes)", registry=r
+        )
+        for reason in (
+            "not_allowed",
+            "disabled",
+            "missing_secret",
+            "bad_secret",
+            "malformed",
+            "store_unavailable",
+        ):
+            self.refused.labels(reason)
+
+
 class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.webhooks = WebhookMetrics(r)
         self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
         self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
         self.messages_out = Counter(

@@ -4,8 +4,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import settings
 
+from server.store.base import Store
+from server.store.memory import MemoryStore
+from server.store.redis import RedisStore
 from tests.archive_support import aws_env, no_aws_env  # noqa: F401  (fixtures: AWS credentials or none)
 from tests.client import close_all
 from tests.s3 import s3_server  # noqa: F401  (a session fixture: moto's S3 server)
@@ -36,6 +40,31 @@ def redis_server() -> Iterator[RedisServer]:
     server = start_redis()
     yield server
     server.stop()
+
+
+async def flush(url: str) -> None:
+    """Empty a test Redis (FLUSHDB)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each store backend in turn (Redis emptied first): for the contract suite and the inbox tests."""
+    if request.param == "memory":
+        backend: Store = MemoryStore()
+    else:
+        url = request.getfixturevalue("redis_server").url
+        await flush(url)
+        backend = RedisStore(url)
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
 
 
 @pytest.fixture(autouse=True)

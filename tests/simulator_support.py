@@ -34,9 +34,11 @@ WEBHOOK_SECRET = "webhook-secret-0123456789"
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free port; yield its base URL; stop it at the end."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning")
+async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on `port` (default: a free one); yield its base URL; stop it at the end."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port or free_port(), lifespan="on", log_level="warning"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -104,9 +106,9 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiving(receiver: Receiver) -> AsyncIterator[str]:
+async def receiving(receiver: Receiver, port: int | None = None) -> AsyncIterator[str]:
     """`receiver` under uvicorn; yields its webhook URL."""
-    async with serve(receiver.app()) as base:
+    async with serve(receiver.app(), port) as base:
         yield f"{base}/hook"
 
 

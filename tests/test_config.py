@@ -186,3 +186,27 @@ def test_bad_setting_stops_the_server_with_one_line() -> None:
     assert len(lines) == 1, done.stderr
     assert "HUB_PRESENCE_GRACE_S" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_webhook_allow_list_relays_and_workers() -> None:
+    settings = load_settings(
+        {
+            "HMS_WEBHOOK_ALLOW_NETS": "34.100.213.146/32, 10.0.0.0/8,,2001:db8::/32",
+            "HMS_WEBHOOK_RELAY": "staging=https://staging.example.com/webhooks/100ms, edge=http://10.0.0.5:8000/w",
+            "HMS_WEBHOOK_WORKERS": "0",
+        }
+    )
+    assert settings.hms_webhook_allow_nets == ("34.100.213.146/32", "10.0.0.0/8", "2001:db8::/32")
+    assert settings.hms_webhook_relay == (
+        ("staging", "https://staging.example.com/webhooks/100ms"),
+        ("edge", "http://10.0.0.5:8000/w"),
+    )
+    assert settings.hms_webhook_workers == 0
+    assert load_settings({}).hms_webhook_relay == () and load_settings({}).hms_webhook_allow_nets == ()
+    for bad in ("10.0.0.0/33", "10.0.0.1/8", "example.com"):
+        assert "'HMS_WEBHOOK_ALLOW_NETS'" in refused({"HMS_WEBHOOK_ALLOW_NETS": bad})
+    for bad in ("staging", "staging=ftp://x", "a b=https://x", "s=https://a,s=https://b", "=https://x"):
+        assert "'HMS_WEBHOOK_RELAY'" in refused({"HMS_WEBHOOK_RELAY": bad})
+    own = refused({"HMS_ROOM_PREFIX": "prod", "HMS_WEBHOOK_RELAY": "prod=https://x"})
+    assert "'HMS_WEBHOOK_RELAY'" in own and "'prod'" in own
+    assert "'HMS_WEBHOOK_WORKERS'" in refused({"HMS_WEBHOOK_WORKERS": "-1"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -28,6 +28,7 @@ from server.store.base import (
 )
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
+from tests.conftest import flush
 from tests.servers import RedisServer, free_port, start_redis
 
 EV = "ev1"
@@ -40,14 +41,6 @@ def ref(user: str, conn: str = "c1", node: str = "n1", event: str = EV) -> ConnR
 
 def flag(user: str, flag_id: str, ts: float) -> FlagRecord:
     return FlagRecord(flag_id, EV, user, "proctor-1", f"note {flag_id}", "high", ts, {"k": [1, 2]})
-
-
-async def flush(url: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
@@ -63,21 +56,6 @@ async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> Non
 async def redis_url(redis_server: RedisServer) -> str:
     await flush(redis_server.url)
     return redis_server.url
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        backend: Store = MemoryStore()
-    else:
-        url = request.getfixturevalue("redis_server").url
-        await flush(url)
-        backend = RedisStore(url)
-    await backend.start()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 async def online(store: Store, user: str, *, conn: str = "c1", node: str = "n1", now: float = 0.0) -> None:
@@ -712,3 +690,94 @@ async def test_save_allocation_is_fenced_and_moves_seats(store: Store) -> None:
     assert (await store.get_user(EV, "c:1")).room_id == "r1"  # type: ignore[union-attr]
     assert await store.save_allocation(EV, fence=fresh, document=doc, seat=[], unseat=[("c2", "r1")])
     assert await store.room_members(EV) == {"r1": ["c:1"]}
+
+
+# webhook inbox (a durable queue), dedupe marks, room names
+
+
+async def test_webhook_queue_round_trip(store: Store) -> None:
+    payloads = [b'{"n": 1}', b"\x00\xffnot utf-8", b'{"n": 3}']
+    ids = [await store.webhook_append(p) for p in payloads]
+    assert len(set(ids)) == 3 and await store.webhook_backlog() == 3
+    first = await store.webhook_claim("a", count=2, block_s=0, min_idle_s=60)
+    rest = await store.webhook_claim("a", count=10, block_s=0, min_idle_s=60)
+    assert first + rest == list(zip(ids, payloads, strict=True))  # new entries in order of arrival
+    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=60) == []  # all pending on a
+    await store.webhook_ack(ids[:2])
+    await store.webhook_ack([])
+    assert await store.webhook_backlog() == 1
+    await store.webhook_ack(ids[2:])
+    assert await store.webhook_backlog() == 0
+
+
+async def test_webhook_idle_entries_go_to_another_consumer(store: Store) -> None:
+    kept = await store.webhook_append(b"kept")
+    acked = await store.webhook_append(b"acked")
+    assert len(await store.webhook_claim("dead-node", count=10, block_s=0, min_idle_s=60)) == 2
+    await store.webhook_ack([acked])
+    await asyncio.sleep(0.1)
+    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=60) == []  # not idle enough
+    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=0.05) == [(kept, b"kept")]
+    assert await store.webhook_claim("c", count=10, block_s=0, min_idle_s=60) == []  # b holds it now
+    assert await store.webhook_backlog() == 1
+
+
+async def test_webhook_claim_blocks_until_an_entry_arrives(store: Store) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await store.webhook_claim("a", count=10, block_s=0.2, min_idle_s=60) == []
+    assert loop.time() - started >= 0.15
+    waiting = asyncio.create_task(store.webhook_claim("a", count=10, block_s=5, min_idle_s=60))
+    await asyncio.sleep(0.05)
+    entry = await store.webhook_append(b"late")
+    assert await asyncio.wait_for(waiting, 2) == [(entry, b"late")]
+
+
+async def test_webhook_park_keeps_the_entry_out_of_the_queue(store: Store) -> None:
+    entry = await store.webhook_append(b"poison")
+    assert await store.webhook_claim("a", count=1, block_s=0, min_idle_s=60) == [(entry, b"poison")]
+    await store.webhook_park(entry, b"poison", error="ValueError: bad")
+    assert await store.webhook_backlog() == 0
+    assert await store.webhook_parked() == [(entry, b"poison", "ValueError: bad")]
+    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=0) == []
+
+
+async def test_seen_and_mark_seen_share_once_keys(store: Store) -> None:
+    assert await store.seen([], now=0.0) == []
+    assert await store.seen(["w:a", "w:b"], now=100.0) == [False, False]
+    await store.mark_seen(["w:a"], now=100.0, ttl_s=10)
+    assert await store.seen(["w:a", "w:b"], now=105.0) == [True, False]
+    assert await store.seen(["w:a"], now=110.5) == [False]  # ttl ran out
+    assert not await store.once("w:a", now=105.0, ttl_s=10)  # marked: once agrees
+    assert await store.once("w:c", now=105.0, ttl_s=10)
+    assert await store.seen(["w:c"], now=106.0) == [True]
+
+
+async def test_room_names(store: Store) -> None:
+    assert await store.room_name_of("r1") is None
+    await store.remember_room_name("r1", "proctorhub-ev1-1")
+    await store.remember_room_name("r1", "proctorhub-ev1-1")
+    assert await store.room_name_of("r1") == "proctorhub-ev1-1"
+
+
+async def test_webhook_consumer_resumes_what_it_held_before_a_restart(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    ids = [await store.webhook_append(f"e{n}".encode()) for n in range(5)]
+    assert len(await store.webhook_claim("node-1", count=10, block_s=0, min_idle_s=60)) == 5
+    await store.webhook_ack(ids[1:2])
+    if isinstance(store, RedisStore):  # a restart: a new store object on the same Redis
+        restarted: Store = RedisStore(request.getfixturevalue("redis_server").url)
+    else:  # the memory store's restart is forgetting which consumers already read back
+        store._wh_resumed.clear()  # type: ignore[attr-defined]
+        restarted = store
+    try:
+        assert await restarted.webhook_claim("node-2", count=10, block_s=0, min_idle_s=60) == []
+        first = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
+        second = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
+        third = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
+        assert [i for i, _ in first + second + third] == [ids[0], *ids[2:]]
+        assert await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60) == []
+    finally:
+        if restarted is not store:
+            await restarted.close()

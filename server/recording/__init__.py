@@ -1,1 +1,1 @@
-"""Recording monitor: webhook intake, timelines and gaps, live alerts, archive."""
+"""The recording monitor: 100ms webhooks in (intake, durable inbox, relay), timelines, alerts, archive."""

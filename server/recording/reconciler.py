@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.hms.models import RecordingAsset, Session
-from server.recording.signals import WebhookFact, parse_time
+from server.recording.envelope import parse_time
+from server.recording.signals import WebhookFact
 from server.recording.timeline import Signal
 
 log = logging.getLogger("proctorhub.recording.reconciler")

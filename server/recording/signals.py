@@ -8,28 +8,11 @@ learnt again from the REST reconciler is one fact. Times come from the message i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from server.recording.envelope import parse_time
 from server.recording.timeline import Signal
 from server.store.base import UserRecord
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def parse_time(value: object) -> float | None:
-    """RFC 3339 (nanoseconds allowed) to epoch seconds; None for absent or Go's zero time."""
-    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
-        return None
-    text = value.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # Python parses at most microseconds: keep 6 digits of the fraction
-        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

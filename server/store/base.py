@@ -221,6 +221,42 @@ class Store(Protocol):
     async def once(self, key: str, *, now: float, ttl_s: float) -> bool:
         """True the first time `key` is seen within `ttl_s`, False after."""
 
+    async def seen(self, keys: list[str], *, now: float) -> list[bool]:
+        """For each key, whether it was marked (by `once` or `mark_seen`) and is still within its ttl.
+        Marks nothing: a check before work whose success is marked afterwards."""
+
+    async def mark_seen(self, keys: list[str], *, now: float, ttl_s: float) -> None: ...
+
+    # webhook inbox: a durable queue with one consumer group (every node takes a share)
+    async def webhook_append(self, payload: bytes) -> str:
+        """Store one webhook durably; its entry id. Raises if the backend is unreachable."""
+
+    async def webhook_claim(
+        self, consumer: str, *, count: int, block_s: float, min_idle_s: float
+    ) -> list[tuple[str, bytes]]:
+        """Up to `count` entries for `consumer`: first those delivered (to any consumer) more than
+        `min_idle_s` ago and never acked, then new ones; waits up to `block_s` when there are none.
+        Idle time is the backend's own clock (Redis measures it; the memory store, monotonic time).
+        The first claim of a consumer name on this store object (after a restart) returns at once the
+        entries still pending on that name."""
+
+    async def webhook_ack(self, ids: list[str]) -> None:
+        """Done with these entries: they leave the queue."""
+
+    async def webhook_backlog(self) -> int:
+        """Entries stored and not yet acked (new and pending)."""
+
+    async def webhook_park(self, entry_id: str, payload: bytes, *, error: str) -> None:
+        """Move an entry that kept failing to the dead-letter list (and out of the queue)."""
+
+    async def webhook_parked(self) -> list[tuple[str, bytes, str]]:
+        """The dead-letter list: (entry id, payload, error), oldest first."""
+
+    async def remember_room_name(self, room_id: str, name: str) -> None:
+        """100ms room id -> name, learnt from webhooks that carry both (recording events do not)."""
+
+    async def room_name_of(self, room_id: str) -> str | None: ...
+
     # cross-node messages
     async def publish(self, topic: str, payload: bytes) -> None: ...
     async def subscribe(self, topic: str, handler: MessageHandler) -> None: ...

@@ -19,13 +19,15 @@ from server.store.base import (
     UserRecord,
 )
 from server.store.memory_timelines import MemoryTimelines
+from server.store.memory_webhooks import MemoryWebhooks
 
 log = logging.getLogger("proctorhub.store.memory")
 
 
-class MemoryStore(MemoryTimelines):
+class MemoryStore(MemoryTimelines, MemoryWebhooks):
     def __init__(self) -> None:
         self._init_timelines()
+        self._init_webhooks()
         self._events: dict[str, EventConfig] = {}
         self._users: dict[tuple[str, str], UserRecord] = {}
         self._event_users: dict[str, set[str]] = defaultdict(set)
@@ -35,6 +37,7 @@ class MemoryStore(MemoryTimelines):
         self._graces: dict[tuple[str, str], float] = {}
         self._flags: dict[tuple[str, str], list[FlagRecord]] = defaultdict(list)
         self._once: dict[str, float] = {}
+        self._once_kept = 1024
         self._handlers: dict[str, MessageHandler] = {}
         self._room_seq: dict[str, int] = defaultdict(int)
         self._rooms: dict[str, list[RoomRecord]] = defaultdict(list)
@@ -290,6 +293,16 @@ class MemoryStore(MemoryTimelines):
             return False
         self._once[key] = now + ttl_s
         return True
+
+    async def seen(self, keys: list[str], *, now: float) -> list[bool]:
+        return [self._once.get(key, now) > now for key in keys]
+
+    async def mark_seen(self, keys: list[str], *, now: float, ttl_s: float) -> None:
+        for key in keys:
+            self._once[key] = now + ttl_s
+        if len(self._once) > 2 * self._once_kept:  # forget expired keys now and then, as Redis's PX does
+            self._once = {k: until for k, until in self._once.items() if until > now}
+            self._once_kept = max(len(self._once), 1024)
 
     # cross-node messages: one process, so delivery is a direct call
 

@@ -15,6 +15,7 @@ never share a key; `tail` below is `{event}:{user}` escaped):
     ph:nodes              zset node -> until      ph:grace             zset tail -> deadline
     ph:flags:{tail}       list of FlagRecord JSON ph:once:{key}        deadline of a dedupe key
     ph:topic:{topic}      pub/sub channel
+    (rooms and tokens: see redis_rooms.py; allocation: redis_alloc.py; webhooks: redis_webhooks.py)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from server.store.base import (
 from server.store.redis_alloc import RedisAllocation
 from server.store.redis_rooms import RedisRooms
 from server.store.redis_timelines import RedisTimelines
+from server.store.redis_webhooks import RedisWebhooks
 
 log = logging.getLogger("proctorhub.store.redis")
 
@@ -241,7 +243,7 @@ def _transition(reply: Any) -> Transition | None:
     return Transition(_record(reply[1]), bool(reply[0]))
 
 
-class RedisStore(RedisRooms, RedisAllocation, RedisTimelines):
+class RedisStore(RedisRooms, RedisAllocation, RedisTimelines, RedisWebhooks):
     """The `Store` for many nodes. `batch` bounds how many graces one script claims."""
 
     def __init__(self, url: str, *, batch: int = 256) -> None:
@@ -277,6 +279,7 @@ class RedisStore(RedisRooms, RedisAllocation, RedisTimelines):
         self._register_room_scripts()
         self._register_alloc_scripts()
         self._register_timeline_scripts()
+        self._init_webhooks()
 
     async def start(self) -> None:
         """Connections open lazily; `ping()` is the readiness check."""
@@ -402,6 +405,21 @@ class RedisStore(RedisRooms, RedisAllocation, RedisTimelines):
     async def once(self, key: str, *, now: float, ttl_s: float) -> bool:
         px = max(1, math.ceil(ttl_s * 1000))
         return bool(await self._once(keys=[f"{P}once:{key}"], args=[_num(now), _num(now + ttl_s), px]))
+
+    async def seen(self, keys: list[str], *, now: float) -> list[bool]:
+        if not keys:
+            return []
+        untils = await self._redis.mget([f"{P}once:{key}" for key in keys])
+        return [until is not None and float(until) > now for until in untils]
+
+    async def mark_seen(self, keys: list[str], *, now: float, ttl_s: float) -> None:
+        if not keys:
+            return
+        px = max(1, math.ceil(ttl_s * 1000))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(f"{P}once:{key}", _num(now + ttl_s), px=px)
+            await pipe.execute()
 
     # cross-node messages
 

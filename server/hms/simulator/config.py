@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from server.config import ConfigError, Settings
 
 
@@ -52,6 +54,7 @@ class SimulatorConfig:
     webhook_retry_delays: tuple[float, ...] = (1.0, 3.0, 10.0)
     webhook_timeout_s: float = 5.0  # not documented by 100ms (contract §3.1 [gap])
     webhook_concurrency: int = 4  # first attempts run in emission order with 1
+    webhook_transport: httpx.AsyncBaseTransport | None = None  # e.g. ASGITransport: deliver in-process
     reconnect_window_s: float = 60.0
     recording_delay_s: float = 2.0
     remove_delay_s: float = 0.0  # lag of the asynchronous remove-peers / end-room

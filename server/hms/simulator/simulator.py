@@ -50,6 +50,7 @@ class Simulator:
             faults=self.faults,
             tasks=self.tasks,
             clock=self.clock,
+            transport=config.webhook_transport,
         )
         self.recorder = Recorder(
             workspace=self.workspace,

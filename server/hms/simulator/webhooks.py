@@ -86,8 +86,10 @@ class WebhookSender:
         faults: Faults,
         tasks: Tasks,
         clock: Callable[[], float],
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._delays = retry_delays
+        self._transport = transport
         self._timeout_s = timeout_s
         self._concurrency = concurrency
         self._faults = faults
@@ -101,7 +103,7 @@ class WebhookSender:
     def start(self) -> None:
         if self._client is not None:
             return
-        self._client = httpx.AsyncClient(timeout=self._timeout_s)
+        self._client = httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport)
         for n in range(self._concurrency):
             self._tasks.spawn(self._worker(), name=f"hms-sim-webhooks-{n}")
 

@@ -1,0 +1,58 @@
+"""The webhook side of one hub: intake route, dispatcher (own rooms / relay / foreign) and inbox."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.routing import Route
+
+from server.config import Settings
+from server.hms.client import HmsClient
+from server.metrics import WebhookMetrics
+from server.recording.inbox import Handler, Inbox
+from server.recording.relay import Dispatcher
+from server.recording.webhooks import WebhookIntake
+from server.store.base import Store
+
+log = logging.getLogger("proctorhub.recording")
+
+
+@dataclass
+class Webhooks:
+    intake: WebhookIntake
+    dispatcher: Dispatcher
+    inbox: Inbox | None
+    """None when HMS_WEBHOOK_WORKERS is 0: this node stores webhooks, other nodes process them."""
+
+    @property
+    def routes(self) -> list[Route]:
+        return self.intake.routes
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+        if self.inbox is not None:
+            self.inbox.start()
+
+    async def stop(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.stop()
+        await self.dispatcher.aclose()
+
+
+def build_webhooks(
+    settings: Settings, store: Store, hms: HmsClient | None, metrics: WebhookMetrics, handle: Handler
+) -> Webhooks:
+    dispatcher = Dispatcher(settings, store, hms, handle, metrics)
+    inbox = None
+    if settings.hms_webhook_workers == 0 and settings.store_kind == "memory":
+        log.warning("HMS_WEBHOOK_WORKERS=0 without REDIS_URL: webhooks are stored and never processed")
+    if settings.hms_webhook_workers > 0:
+        inbox = Inbox(
+            store,
+            dispatcher,
+            consumer=settings.node_id,
+            metrics=metrics,
+            workers=settings.hms_webhook_workers,
+        )
+    return Webhooks(WebhookIntake(settings, store, metrics), dispatcher, inbox)
