@@ -1,0 +1,137 @@
+"""Simulated exam sittings for the recording tests: candidates on the hub and the simulator's media
+plane, proctors and an admin that log every alert they receive with the time they received it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.exceptions import ConnectionClosed
+
+from tests.client import HubClient, login, token
+from tests.conftest import SECRET
+from tests.servers import HubProcess
+
+
+@dataclass
+class Received:
+    at: float
+    data: dict[str, Any]
+
+
+@dataclass
+class Watcher:
+    """A proctor or admin socket read to its end: alerts and room assignments, with receive times."""
+
+    client: HubClient
+    alerts: list[Received] = field(default_factory=list)
+    rooms: set[str] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> Watcher:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                message = await self.client.recv(timeout=3600)
+                if message["type"] == "alert":
+                    self.alerts.append(Received(time.time(), message["data"]))
+                elif message["type"] == "room.assign":
+                    await self.client.send("ack", {"id": message["id"]})
+                    self.rooms = {r["room_id"] for r in message["data"].get("rooms", [])}
+
+    def opened(self, kind: str) -> dict[str, Received]:
+        """candidate -> the first `open` alert of `kind` it got."""
+        out: dict[str, Received] = {}
+        for r in self.alerts:
+            if r.data["kind"] == kind and r.data["state"] == "open":
+                out.setdefault(r.data["candidate_id"], r)
+        return out
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def watcher(hub: HubProcess, user: str, role: str, event: str) -> Watcher:
+    client, _ = await login(hub.ws, token(SECRET, user, role, event), timeout=30)
+    return Watcher(client).start()
+
+
+@dataclass
+class Candidate:
+    """A candidate's page: its hub socket and its peer in the simulator's media plane."""
+
+    user_id: str
+    client: HubClient
+    room_id: str
+    peer_id: str
+    media: httpx.AsyncClient
+    camera_off_at: float | None = None
+
+    async def report(self, *, joined: bool, video: bool) -> None:
+        data = {
+            "peer_id": self.peer_id,
+            "room_id": self.room_id,
+            "joined": joined,
+            "video": video,
+            "audio": True,
+        }
+        await self.client.send("media.status", data)
+
+    async def camera(self, on: bool) -> None:
+        """The camera is lost (or back): 100ms stops getting video, the page says so to the hub."""
+        response = await self.media.post(
+            f"/hms-sim/media/peers/{self.peer_id}/publish", json={"video": on, "audio": True}
+        )
+        response.raise_for_status()
+        if not on:
+            self.camera_off_at = time.time()
+        await self.report(joined=True, video=on)
+
+    async def finish(self) -> None:
+        await self.client.send("finish", {})
+        await asyncio.sleep(0.05)
+        response = await self.media.post(f"/hms-sim/media/peers/{self.peer_id}/leave")
+        response.raise_for_status()
+        await self.report(joined=False, video=False)
+
+
+async def sit(hub: HubProcess, event: str, user_id: str, media: httpx.AsyncClient) -> Candidate:
+    """Log in, take the pushed room and token, join the media plane with it and publish video."""
+    client, _ = await login(
+        hub.ws, token(SECRET, user_id, "candidate", event, name=f"Candidate {user_id}"), timeout=60
+    )
+    assign = await client.expect("room.assign", timeout=60)
+    await client.send("ack", {"id": assign["id"]})
+    data = assign["data"]
+    joined = await media.post("/hms-sim/media/join", json={"token": data["hms_token"], "user_name": user_id})
+    joined.raise_for_status()
+    candidate = Candidate(user_id, client, data["room_id"], joined.json()["peer_id"], media)
+    published = await media.post(
+        f"/hms-sim/media/peers/{candidate.peer_id}/publish", json={"video": True, "audio": True}
+    )
+    published.raise_for_status()
+    await candidate.report(joined=True, video=True)
+    return candidate
+
+
+async def add_fault(media: httpx.AsyncClient, **rule: Any) -> None:
+    response = await media.post("/hms-sim/_sim/faults", json=rule)
+    response.raise_for_status()
+
+
+async def eventually(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.1)
