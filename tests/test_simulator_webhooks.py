@@ -167,6 +167,30 @@ async def test_lose_and_duplicate_faults() -> None:
         assert "lost (injected)" in [d.outcome for d in h.sim.deliveries]
 
 
+async def test_a_failed_attempt_is_retried_and_the_event_arrives_late() -> None:
+    receiver = Receiver()
+    async with (
+        receiving(receiver) as url,
+        running(webhook_url=url, webhook_retry_delays=(0.1, 0.2, 0.3)) as h,
+    ):
+        room = await h.create_room("exam-1")
+        h.sim.add_fault("webhook.fail", event_type="peer.join.success", count=2)
+        a = await h.join(room["id"], "cand-1")
+        await receiver.wait_for(2)
+        assert receiver.types() == ["session.open.success", "peer.join.success"]
+        assert receiver.events("peer.join.success")[0]["data"]["peer_id"] == a["peer_id"]
+
+        def joins() -> list:  # type: ignore[type-arg]
+            return [d for d in h.sim.deliveries if d.event_type == "peer.join.success"]
+
+        await eventually(lambda: len(joins()) == 3)
+        assert [(d.attempt, d.outcome, d.error) for d in joins()] == [
+            (0, "retrying", "attempt lost (injected)"),
+            (1, "retrying", "attempt lost (injected)"),
+            (2, "delivered", None),
+        ]
+
+
 async def test_delay_and_reorder_faults() -> None:
     receiver = Receiver()
     async with receiving(receiver) as url, running(webhook_url=url) as h:

@@ -22,6 +22,7 @@ KINDS = {
     "recording.drop": "a peer's stream recording never arrives: no event, no object, no asset",
     "recording.fail": "stream.recording.failure with error_message INTERNAL_ERROR, no object",
     "webhook.lose": "the event is never delivered",
+    "webhook.fail": "one delivery attempt is lost on the way (100ms retries it, then gives up)",
     "webhook.duplicate": "the event is delivered twice (same id)",
     "webhook.delay": "the event is delivered `seconds` late",
     "webhook.reorder": "the event is held back and delivered after the next event",

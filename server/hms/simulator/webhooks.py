@@ -7,7 +7,8 @@ attempt), then dropped. Every attempt is appended to `deliveries`.
 
 First attempts leave a queue in emission order through `concurrency` workers (with one worker they
 arrive in that order); retries run on their own timers, as 100ms's do. Faults act before the queue:
-`webhook.lose` (never sent), `webhook.duplicate` (sent twice, same `id`), `webhook.delay` (queued
+`webhook.lose` (never sent), `webhook.fail` (one attempt lost on the way: retried as any failure),
+`webhook.duplicate` (sent twice, same `id`), `webhook.delay` (queued
 `seconds` late), `webhook.reorder` (held back until the next event has been queued, or for at most
 `seconds`, default 5).
 """
@@ -74,6 +75,7 @@ class _Outgoing:
     url: str
     headers: Mapping[str, str]
     room_id: str | None
+    occasion: Occasion | None = None
 
 
 class WebhookSender:
@@ -128,7 +130,7 @@ class WebhookSender:
         delay = self._faults.take("webhook.delay", occasion)
         reorder = self._faults.take("webhook.reorder", occasion)
         for _ in range(copies):
-            item = _Outgoing(event, url, dict(headers), room_id)
+            item = _Outgoing(event, url, dict(headers), room_id, occasion)
             if delay is not None:
                 self._tasks.later(delay.seconds, lambda item=item: self._enqueue(item))
             elif reorder is not None:
@@ -156,6 +158,8 @@ class WebhookSender:
         error: str | None = None
         if self._client is None:
             error = "simulator stopped"
+        elif item.occasion is not None and self._faults.take("webhook.fail", item.occasion):
+            error = "attempt lost (injected)"
         else:
             try:
                 answer = await self._client.post(
