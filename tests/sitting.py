@@ -75,6 +75,7 @@ class Candidate:
     room_id: str
     peer_id: str
     media: httpx.AsyncClient
+    hms_token: str
     camera_off_at: float | None = None
 
     async def report(self, *, joined: bool, video: bool) -> None:
@@ -97,12 +98,20 @@ class Candidate:
             self.camera_off_at = time.time()
         await self.report(joined=True, video=on)
 
-    async def finish(self) -> None:
-        await self.client.send("finish", {})
-        await asyncio.sleep(0.05)
+    async def finish_media(self) -> None:
+        """The page leaves the 100ms room."""
         response = await self.media.post(f"/hms-sim/media/peers/{self.peer_id}/leave")
         response.raise_for_status()
         await self.report(joined=False, video=False)
+
+    async def join_again(self) -> Candidate:
+        """The page joins the room again with its newest token: a new peer (contract §1.5)."""
+        return await _join(self.user_id, self.client, self.room_id, self.hms_token, self.media)
+
+    async def finish(self) -> None:
+        await self.client.send("finish", {})
+        await asyncio.sleep(0.05)
+        await self.finish_media()
 
 
 async def sit(hub: HubProcess, event: str, user_id: str, media: httpx.AsyncClient) -> Candidate:
@@ -113,9 +122,15 @@ async def sit(hub: HubProcess, event: str, user_id: str, media: httpx.AsyncClien
     assign = await client.expect("room.assign", timeout=60)
     await client.send("ack", {"id": assign["id"]})
     data = assign["data"]
-    joined = await media.post("/hms-sim/media/join", json={"token": data["hms_token"], "user_name": user_id})
+    return await _join(user_id, client, data["room_id"], data["hms_token"], media)
+
+
+async def _join(
+    user_id: str, client: HubClient, room_id: str, hms_token: str, media: httpx.AsyncClient
+) -> Candidate:
+    joined = await media.post("/hms-sim/media/join", json={"token": hms_token, "user_name": user_id})
     joined.raise_for_status()
-    candidate = Candidate(user_id, client, data["room_id"], joined.json()["peer_id"], media)
+    candidate = Candidate(user_id, client, room_id, joined.json()["peer_id"], media, hms_token)
     published = await media.post(
         f"/hms-sim/media/peers/{candidate.peer_id}/publish", json={"video": True, "audio": True}
     )

@@ -1,0 +1,115 @@
+"""Webhooks as a lossy network delivers them (30 % of attempts lost, duplicates, reordering, 100ms's
+retries) give the same timelines, alerts and report as every event delivered twice more, shuffled."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import API_KEY, HubFactory, create_event
+from tests.sitting import add_fault, eventually, sit, watcher
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+WEBHOOK_SECRET = "delivery-webhook-secret-" + "w" * 16
+CANDIDATES = 30
+
+
+async def snapshot(http: httpx.AsyncClient, event: str, ids: list[str]) -> dict[str, Any]:
+    """What the hub knows of the event's recordings, without the parts that depend on the clock."""
+    timelines = {}
+    for candidate_id in ids:
+        body = (
+            await http.get(f"/api/v1/events/{event}/candidates/{candidate_id}/timeline", headers=AUTH)
+        ).json()
+        body.pop("now")
+        timelines[candidate_id] = body
+    report = (await http.get(f"/api/v1/events/{event}/report", headers=AUTH)).json()
+    report.pop("generated_at")
+    alerts = (await http.get(f"/api/v1/events/{event}/alerts", headers=AUTH)).json()["alerts"]
+    return {"timelines": timelines, "report": report, "alerts": alerts}
+
+
+async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_report(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(
+        ARCHIVE_DIR=str(tmp_path),
+        HMS_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        HMS_SIM_WEBHOOK_RETRY_DELAYS="0.2,0.5,1",
+        HMS_SIM_RECORDING_DELAY_S="0.2",
+        HMS_SIM_SEED="7",
+        RECORDING_GAP_THRESHOLD_S="2",
+        RECORDING_DEADLINE_S="2",
+        RECORDING_RECONCILE_S="2",
+    )
+    event = "delivery"
+    create_event(hub, event, room_size=10, expected_candidates=CANDIDATES)
+    rng = random.Random(7)
+    ids = [f"c{i:02d}" for i in range(CANDIDATES)]
+    dropped, failed, dark, rejoin = ids[0:2], ids[2:3], ids[3:6], ids[6:9]
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        for kind, probability in (
+            ("webhook.fail", 0.3),
+            ("webhook.duplicate", 0.3),
+            ("webhook.reorder", 0.3),
+        ):
+            await add_fault(http, kind=kind, probability=probability, seconds=0.5)
+        for user_id in dropped:
+            await add_fault(http, kind="recording.drop", user_id=user_id, count=1)
+        for user_id in failed:
+            await add_fault(http, kind="recording.fail", user_id=user_id, count=1)
+        admin = await watcher(hub, "admin", "admin", event)
+        candidates = {c.user_id: c for c in await asyncio.gather(*(sit(hub, event, u, http) for u in ids))}
+
+        async def go_dark(user_id: str) -> None:
+            await candidates[user_id].camera(False)
+            await asyncio.sleep(3 + rng.random())
+            await candidates[user_id].camera(True)
+
+        async def rejoin_media(user_id: str) -> None:
+            # The page leaves the room and joins again with its token: a second peer, a second recording.
+            old = candidates[user_id]
+            await old.finish_media()
+            candidates[user_id] = await old.join_again()
+
+        await asyncio.gather(*(go_dark(u) for u in dark), *(rejoin_media(u) for u in rejoin))
+        await asyncio.sleep(0.5)
+        await asyncio.gather(*(c.finish() for c in candidates.values()))
+        await eventually(
+            lambda: (
+                set(admin.opened("recording.missing")) == set(dropped)
+                and set(admin.opened("recording.failed")) == set(failed)
+            ),
+            30,
+            "the dropped and failed recordings are alerted",
+        )
+        await asyncio.sleep(4)  # retries (1.7 s at most) and one reconciliation have run
+        live = await snapshot(http, event, ids)
+
+        emitted = (await http.get("/hms-sim/_sim/events")).json()["events"]
+        lost = sum(
+            1
+            for d in (await http.get("/hms-sim/_sim/webhooks")).json()["deliveries"]
+            if d["outcome"] == "dropped"
+        )
+        replay = emitted * 2
+        rng.shuffle(replay)
+        headers = {"X-Proctorhub-Webhook-Secret": WEBHOOK_SECRET}
+        for envelope in replay:
+            answer = await http.post("/webhooks/100ms", json=envelope, headers=headers)
+            assert answer.status_code == 200, answer.text
+        await asyncio.sleep(3)
+        replayed = await snapshot(http, event, ids)
+
+    assert replayed == live, f"{lost} events were lost on the way"
+    assert set(admin.opened("video.gap")) == set(dark)
+    alerted = {a["candidate_id"] for a in live["alerts"]}
+    assert alerted == set(dropped + failed + dark)
+    rows = {r["candidate_id"]: r for r in live["report"]["candidates"]}
+    for user_id in rejoin:
+        assert rows[user_id]["recordings_expected"] == 2 and rows[user_id]["recordings_arrived"] == 2
+    assert rows[dropped[0]]["recordings_missing"] == 1 and rows[failed[0]]["recordings_failed"] == 1
