@@ -102,8 +102,8 @@ form.addEventListener("submit", async (event) => {
   }
   try {
     const saved = creating ? await api.post(paths.events(), body) : await api.patch(paths.event(editing.event_id), body);
-    setText($("#form-status"), creating ? `Event ${saved.event_id} created.` : `Event ${saved.event_id} saved.`);
     select(saved);
+    setText($("#form-status"), creating ? `Event ${saved.event_id} created.` : `Event ${saved.event_id} saved.`);
     loadEvents();
   } catch (err) {
     const field = err.field || (err.code === "exists" ? "event_id" : null);

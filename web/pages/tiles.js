@@ -16,7 +16,7 @@ export class Tile {
   constructor(candidateId, { onWarn, onFlag, media }) {
     this.id = candidateId;
     const fact = (label) => {
-      const dd = el("dd");
+      const dd = el("dd", { data: { field: label.toLowerCase().replace(" ", "-") } });
       return [el("dt", { text: label }), dd];
     };
     const [presenceDt, presence] = fact("Presence");
