@@ -16,8 +16,9 @@ from tests.servers import HubProcess
 _ids = itertools.count(1)
 
 
-async def new_event(hub: HubProcess, prefix: str, **config: object) -> str:
-    event_id = f"{prefix}-{os.getpid()}-{next(_ids)}"
+async def new_event(hub: HubProcess, prefix: str, *, event_id: str | None = None, **config: object) -> str:
+    """Create an event (a fresh id from `prefix`, or `event_id`) on the hub with the API key."""
+    event_id = event_id or f"{prefix}-{os.getpid()}-{next(_ids)}"
     async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
         response = await http.post(
             "/api/v1/events",

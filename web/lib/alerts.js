@@ -70,8 +70,8 @@ export class AlertsPanel {
     this.alerts = new Map(); // alert_id -> {alert, row, state}
   }
 
-  /** Apply one `alert` message. */
-  apply(alert) {
+  /** Apply one `alert` message (`quiet`: from a list read back, no cue). */
+  apply(alert, { quiet = false } = {}) {
     let entry = this.alerts.get(alert.alert_id);
     const opened = alert.state === "open" && (!entry || entry.state !== "open");
     if (!entry) {
@@ -83,7 +83,7 @@ export class AlertsPanel {
     entry.alert = alert;
     entry.state = alert.state === "open" ? "open" : "closed";
     this.render(entry);
-    if (opened) {
+    if (opened && !quiet) {
       this.panel.classList.remove("flash");
       void this.panel.offsetWidth; // restart the animation
       this.panel.classList.add("flash");
@@ -132,10 +132,13 @@ export class AlertsPanel {
     }
   }
 
-  /** The hub's list (`GET .../alerts`): what it does not list as open is closed. */
-  reconcile(alerts) {
-    const listed = new Map(alerts.map((a) => [a.alert_id, a]));
-    for (const alert of [...alerts].reverse()) this.apply(alert);
+  /** The hub's list (`GET .../alerts`, open first, then newest first): what it does not list as open is
+   * closed. `mine` picks the alerts this page shows (a proctor: its candidates'). */
+  reconcile(alerts, mine = () => true) {
+    const shown = alerts.filter(mine);
+    const listed = new Map(shown.map((a) => [a.alert_id, a]));
+    const order = [...shown].sort((a, b) => a.started_at - b.started_at);
+    for (const alert of order) this.apply(alert, { quiet: true });
     for (const entry of this.alerts.values()) {
       if (entry.state === "stale" && !listed.has(entry.alert.alert_id)) {
         entry.state = "closed";

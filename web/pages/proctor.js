@@ -144,7 +144,7 @@ media.onStatus(() => hub.send("media.status", media.wire()));
 async function reconcileAlerts() {
   try {
     const answer = await api.get(paths.alerts(me.event));
-    alerts.reconcile(answer.alerts || []);
+    alerts.reconcile(answer.alerts || [], (a) => a.candidate_id == null || tiles.has(a.candidate_id));
   } catch {
     // An older hub without the alerts list: what was open stays shown as not confirmed.
   }
