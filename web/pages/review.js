@@ -99,6 +99,18 @@ function drawTimeline(t) {
   );
 }
 
+const RECORDING_WORDS = { recorded: "recorded", failed: "failed", missing: "missing", pending: "not arrived yet" };
+
+/** What the monitor knows of each recording (timeline.recordings): the ones not (yet) in the archive. */
+function drawRecordingStates(timeline) {
+  const lines = (timeline.recordings || [])
+    .filter((r) => r.status !== "recorded")
+    .map((r) =>
+      el("li", { data: { recording: r.status } }, `${time(r.started_at)}: ${RECORDING_WORDS[r.status] || r.status}`),
+    );
+  $("#recording-states").replaceChildren(...lines);
+}
+
 function drawSegments(answer) {
   const items = (answer.segments || []).map((s) =>
     el(
@@ -117,19 +129,28 @@ async function load() {
   const candidate = $("#candidate").value;
   wanted = candidate;
   if (!candidate || !eventId()) return;
+  let timeline = null;
   try {
-    const timeline = await api.get(paths.timeline(eventId(), candidate));
+    timeline = await api.get(paths.timeline(eventId(), candidate));
     names.set(candidate, timeline.name || candidate);
     setText($("#timeline-name"), `of ${timeline.name || candidate}`);
     setText($("#timeline-note"), `Gaps shorter than ${timeline.threshold_s} s are not counted.`);
     drawTimeline(timeline);
+    drawRecordingStates(timeline);
   } catch (err) {
     setText($("#timeline-note"), `No timeline: ${err.message}`);
+  }
+  if (timeline && Array.isArray(timeline.recordings) && !timeline.recordings.some((r) => r.status === "recorded")) {
+    // Nothing archived yet: the monitor says so, no need to ask the archive (it would answer 404).
+    $("#segments").replaceChildren();
+    setText($("#recordings-note"), "No recordings yet.");
+    return;
   }
   try {
     drawSegments(await api.get(paths.recordings(eventId(), candidate)));
   } catch (err) {
-    setText($("#recordings-note"), `No recordings: ${err.message}`);
+    $("#segments").replaceChildren();
+    setText($("#recordings-note"), err.status === 404 ? "No recordings yet." : `No recordings: ${err.message}`);
   }
 }
 
