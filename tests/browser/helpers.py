@@ -6,10 +6,10 @@ import itertools
 import os
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from server.auth import Role
-from tests.browser.conftest import session
+from tests.browser.conftest import Pages, session
 from tests.conftest import API_KEY
 from tests.servers import HubProcess
 
@@ -55,3 +55,14 @@ CAMERA_BACK = "() => { navigator.mediaDevices.getUserMedia = window.__realGetUse
 NO_ALERTS_LIST = (r"status of 404 .*/alerts\]",)
 """The admin page (and a proctor after a reconnect) read `GET .../alerts`, which the recording monitor adds
 (issue 5). Until that lands the hub answers 404, which Chromium logs; remove this once main has it."""
+
+
+async def proctor_and_candidate(hub: HubProcess, pages: Pages, prefix: str) -> tuple[str, Page, Page]:
+    """A new event with proctor Pat (p1) watching candidate Cleo (c1), whose video is on: (event, pages)."""
+    event = await new_event(hub, prefix)
+    proctor = await pages.open(page_url(hub, "proctor", event, "p1", "proctor", "Pat"), label="proctor")
+    candidate = await pages.open(
+        page_url(hub, "candidate", event, "c1", "candidate", "Cleo"), label="candidate"
+    )
+    await expect(tile(proctor, "c1").locator('[data-field="video"]')).to_have_text("On")
+    return event, proctor, candidate

@@ -7,7 +7,15 @@ import time
 from playwright.async_api import expect
 
 from tests.browser.conftest import Pages, session
-from tests.browser.helpers import CAMERA_BACK, LOSE_CAMERA, NO_ALERTS_LIST, new_event, page_url, tile
+from tests.browser.helpers import (
+    CAMERA_BACK,
+    LOSE_CAMERA,
+    NO_ALERTS_LIST,
+    new_event,
+    page_url,
+    proctor_and_candidate,
+    tile,
+)
 from tests.servers import HubProcess
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -34,13 +42,8 @@ async def test_a_candidate_appears_on_the_proctor_dashboard_with_its_video(
 
 
 async def test_a_proctors_warning_reaches_the_candidate_by_keyboard(hub: HubProcess, pages: Pages) -> None:
-    event = await new_event(hub, "warn")
-    proctor = await pages.open(page_url(hub, "proctor", event, "p1", "proctor", "Pat"), label="proctor")
-    candidate = await pages.open(
-        page_url(hub, "candidate", event, "c1", "candidate", "Cleo"), label="candidate"
-    )
+    _, proctor, candidate = await proctor_and_candidate(hub, pages, "warn")
     card = tile(proctor, "c1")
-    await expect(card.locator('[data-field="presence"]')).to_have_text("Online")
     await card.locator("button.warn").focus()
     await proctor.keyboard.press("Enter")
     await expect(proctor.locator("#warn-dialog")).to_be_visible()
@@ -54,13 +57,8 @@ async def test_a_proctors_warning_reaches_the_candidate_by_keyboard(hub: HubProc
 
 
 async def test_a_lost_camera_shows_on_the_tile_and_comes_back(hub: HubProcess, pages: Pages) -> None:
-    event = await new_event(hub, "camera")
-    proctor = await pages.open(page_url(hub, "proctor", event, "p1", "proctor"), label="proctor")
-    candidate = await pages.open(
-        page_url(hub, "candidate", event, "c1", "candidate", "Cleo"), label="candidate"
-    )
+    _, proctor, candidate = await proctor_and_candidate(hub, pages, "camera")
     video = tile(proctor, "c1").locator('[data-field="video"]')
-    await expect(video).to_have_text("On")
     await candidate.evaluate(LOSE_CAMERA)
     await expect(candidate.locator("#f-camera")).to_have_text("Lost: trying again…")
     await expect(video).to_have_text("Off")
@@ -139,6 +137,7 @@ async def test_the_admin_mints_a_link_that_opens_a_candidate_page(hub: HubProces
     await admin.locator("#l-user_id").fill("linked-1")
     await admin.locator("#l-name").fill("Linked One")
     await admin.locator("#mint").click()
+    await expect(admin.locator("#link-out")).to_be_visible()
     link = await admin.locator("#link-out").input_value()
     assert link.startswith(f"{hub.http}/candidate#token=")
     candidate = await pages.open(link, label="candidate")

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import Pages, hub_env
-from tests.browser.helpers import CAMERA_BACK, LOSE_CAMERA, new_event, page_url, tile
+from tests.browser.helpers import CAMERA_BACK, LOSE_CAMERA, new_event, page_url, proctor_and_candidate, tile
 from tests.servers import HubProcess, start_hub
 
 
@@ -26,13 +26,8 @@ def hub() -> Iterator[HubProcess]:
 
 
 async def test_a_video_gap_alert_opens_on_the_proctor_page_and_closes(hub: HubProcess, pages: Pages) -> None:
-    event = await new_event(hub, "gap")
-    proctor = await pages.open(page_url(hub, "proctor", event, "p1", "proctor", "Pat"), label="proctor")
-    candidate = await pages.open(
-        page_url(hub, "candidate", event, "c1", "candidate", "Cleo"), label="candidate"
-    )
+    _, proctor, candidate = await proctor_and_candidate(hub, pages, "gap")
     card = tile(proctor, "c1")
-    await expect(card.locator('[data-field="video"]')).to_have_text("On")
     await expect(card.locator('[data-field="recording"]')).to_have_text("On")
     await candidate.evaluate(LOSE_CAMERA)
     gap = proctor.locator('#alerts li[data-kind="video.gap"]')
@@ -54,10 +49,7 @@ async def test_a_video_gap_alert_opens_on_the_proctor_page_and_closes(hub: HubPr
 
 
 async def test_a_flag_appears_on_the_review_timeline(hub: HubProcess, pages: Pages) -> None:
-    event = await new_event(hub, "flag")
-    proctor = await pages.open(page_url(hub, "proctor", event, "p1", "proctor", "Pat"), label="proctor")
-    await pages.open(page_url(hub, "candidate", event, "c1", "candidate", "Cleo"), label="candidate")
-    await expect(tile(proctor, "c1").locator('[data-field="video"]')).to_have_text("On")
+    event, proctor, _ = await proctor_and_candidate(hub, pages, "flag")
     review = await pages.open(
         f"{page_url(hub, 'review', event, 'p1', 'proctor', 'Pat')}&candidate=c1", label="review"
     )

@@ -17,6 +17,7 @@ DOWNTIME_ERRORS = (
     r"WebSocket connection to .* failed",  # the browser logs each refused reconnect
     r"ERR_CONNECTION_REFUSED",  # the media plane's health checks while nothing listens
     r"status of 404 .*/hms-sim/media/",  # the old simulated peer, unknown to the new process
+    r"status of 404 .*/rooms\]",  # the admin asked before the event was created again
     *NO_ALERTS_LIST,
 )
 

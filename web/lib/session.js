@@ -5,6 +5,8 @@
 // the host go back with `postMessage` to the host's origin only (the origin that sent the token, else the
 // embedding page's origin from document.referrer).
 
+import { HubClient, hubUrl } from "./hub.js";
+
 export const fragment = () => new URLSearchParams(globalThis.location.hash.replace(/^#/, ""));
 
 /** The claims of a JWT, for display only (the hub verifies it). */
@@ -74,4 +76,19 @@ export async function sessionToken(host) {
   if (token) return token;
   if (embedded()) host.post("ready");
   return host.nextToken(24 * 3600 * 1000);
+}
+
+/** The page's HubClient: a newer token posted by the host is used at once, and `session.expiring` asks
+ * the host for one (30 s) before the hub would close the socket. */
+export function pageHub(host, token) {
+  const hub = new HubClient({
+    url: hubUrl(),
+    token,
+    refreshToken: () => {
+      host.post("session.expiring");
+      return host.nextToken(30000);
+    },
+  });
+  host.onToken((fresh) => hub.refresh(fresh).catch(() => null));
+  return hub;
 }

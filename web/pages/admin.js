@@ -3,8 +3,7 @@
 import { AlertsPanel } from "../lib/alerts.js";
 import { Api, paths } from "../lib/api.js";
 import { $, el, setText, showConnection } from "../lib/dom.js";
-import { HubClient, hubUrl } from "../lib/hub.js";
-import { claims, Host, sessionToken } from "../lib/session.js";
+import { claims, Host, pageHub, sessionToken } from "../lib/session.js";
 import { fill, read, showErrors } from "./event-form.js";
 import { downloadCsv, reportTable } from "./report.js";
 
@@ -26,7 +25,7 @@ const token = await sessionToken(host);
 const me = claims(token);
 const allEvents = me.event === "*";
 const api = new Api(token);
-const hub = new HubClient({ url: hubUrl(), token });
+const hub = pageHub(host, token);
 showConnection(hub, $("#conn"), $("#conn-detail"));
 setText($("#who"), `${me.name || me.sub} · ${allEvents ? "all events" : `event ${me.event}`}`);
 

@@ -3,9 +3,8 @@
 // (postMessage events for the host: connected, warning, finished, session.expiring).
 import { clientConfig } from "../lib/api.js";
 import { $, el, setState, setText, showConnection, time } from "../lib/dom.js";
-import { HubClient, hubUrl } from "../lib/hub.js";
 import { createMedia, roomsOf } from "../lib/media.js";
-import { claims, Host, sessionToken } from "../lib/session.js";
+import { claims, Host, pageHub, sessionToken } from "../lib/session.js";
 
 const CAMERA_WORDS = {
   on: "On",
@@ -25,15 +24,7 @@ const token = await sessionToken(host);
 const me = claims(token);
 setText($("#name"), me.name || me.sub || "");
 const media = await createMedia(await clientConfig(), { role: "candidate", name: me.name || me.sub, selfView: $("#self") });
-const hub = new HubClient({
-  url: hubUrl(),
-  token,
-  refreshToken: () => {
-    host.post("session.expiring");
-    return host.nextToken(30000);
-  },
-});
-host.onToken((fresh) => hub.refresh(fresh).catch(() => null));
+const hub = pageHub(host, token);
 showConnection(hub, $("#conn"), $("#conn-detail"));
 
 let lastSent = "";

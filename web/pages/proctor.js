@@ -4,9 +4,8 @@
 import { AlertsPanel, Cue, describe } from "../lib/alerts.js";
 import { Api, clientConfig, paths } from "../lib/api.js";
 import { $, announce, setText, showConnection } from "../lib/dom.js";
-import { HubClient, hubUrl } from "../lib/hub.js";
 import { createMedia, roomsOf } from "../lib/media.js";
-import { claims, fragment, Host, sessionToken } from "../lib/session.js";
+import { claims, fragment, Host, pageHub, sessionToken } from "../lib/session.js";
 import { Tile } from "./tiles.js";
 
 const host = new Host();
@@ -15,15 +14,7 @@ const me = claims(token);
 const bench = fragment().has("bench");
 setText($("#who"), `${me.name || me.sub} · event ${me.event}`);
 const media = await createMedia(await clientConfig(), { role: "proctor", name: me.name || me.sub });
-const hub = new HubClient({
-  url: hubUrl(),
-  token,
-  refreshToken: () => {
-    host.post("session.expiring");
-    return host.nextToken(30000);
-  },
-});
-host.onToken((fresh) => hub.refresh(fresh).catch(() => null));
+const hub = pageHub(host, token);
 const api = new Api(token);
 showConnection(hub, $("#conn"), $("#conn-detail"));
 

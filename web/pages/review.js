@@ -3,8 +3,7 @@
 import { Api, paths } from "../lib/api.js";
 import { CAUSE_WORDS, KIND_WORDS } from "../lib/alerts.js";
 import { $, duration, el, setText, showConnection, time } from "../lib/dom.js";
-import { HubClient, hubUrl } from "../lib/hub.js";
-import { claims, fragment, Host, sessionToken } from "../lib/session.js";
+import { claims, fragment, Host, pageHub, sessionToken } from "../lib/session.js";
 
 const ROWS = [
   ["present", "Present"],
@@ -17,7 +16,7 @@ const host = new Host();
 const token = await sessionToken(host);
 const me = claims(token);
 const api = new Api(token);
-const hub = new HubClient({ url: hubUrl(), token });
+const hub = pageHub(host, token);
 showConnection(hub, $("#conn"), $("#conn-detail"));
 setText($("#who"), `${me.name || me.sub} (${me.role})`);
 const names = new Map();
