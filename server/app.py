@@ -10,7 +10,6 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 
 from server import web
 from server.api import events, health, rooms
@@ -59,7 +58,6 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount("/hms-sim", app=hms.simulator.asgi_app))
     if WEB_DIR.is_dir():
         routes += web.routes(settings, WEB_DIR)
-        routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

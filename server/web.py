@@ -16,12 +16,15 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import Settings
 
 PAGES = ("candidate", "proctor", "admin", "review")
+PUBLIC_DIRS = ("lib", "pages", "css", "vendor")
+"""What of web/ is served: not package.json, node_modules/ or the tests."""
 SIMULATOR_MEDIA = "/hms-sim/media"
 HMS_SOURCES = ("https://*.100ms.live", "wss://*.100ms.live")
 """What the 100ms Web SDK talks to (signalling, init, analytics); only when real 100ms is configured."""
@@ -101,21 +104,26 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return {"media": "100ms", "media_base": None}
 
 
-def routes(settings: Settings, web_dir: Path) -> list[Route]:
+def routes(settings: Settings, web_dir: Path) -> list[Route | Mount]:
     config = client_config(settings)
 
-    def page(name: str) -> Route:
-        path = web_dir / f"{name}.html"
+    def file(url: str, name: str, media_type: str) -> Route:
+        path = web_dir / name
 
         async def serve(request: Request) -> Response:
-            return FileResponse(path, media_type="text/html; charset=utf-8")
+            return FileResponse(path, media_type=media_type)
 
-        return Route(f"/{name}", serve, methods=["GET", "HEAD"], name=f"page-{name}")
+        return Route(url, serve, methods=["GET", "HEAD"])
 
     async def config_json(request: Request) -> Response:
         return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
+    html = "text/html; charset=utf-8"
     return [
-        *(page(name) for name in PAGES if (web_dir / f"{name}.html").is_file()),
+        file("/", "index.html", html),
+        *(file(f"/{name}", f"{name}.html", html) for name in PAGES if (web_dir / f"{name}.html").is_file()),
+        file("/favicon.svg", "favicon.svg", "image/svg+xml"),
         Route("/client-config.json", config_json, methods=["GET"]),
+        # vendor/ exists once scripts/_web.sh ran npm; until then its files are 404.
+        *(Mount(f"/{d}", StaticFiles(directory=web_dir / d, check_dir=False)) for d in PUBLIC_DIRS),
     ]

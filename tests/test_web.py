@@ -109,6 +109,10 @@ async def test_run_prints_a_link_per_role_that_opens_its_page() -> None:
                     page.status_code == 200 and "unsafe-inline" not in page.headers["content-security-policy"]
                 )
             assert (await http.get(f"{hub.http}/client-config.json")).json()["media"] == "simulator"
+            for served in ("/", "/lib/hub.js", "/pages/proctor.js", "/css/app.css", "/favicon.svg"):
+                assert (await http.get(f"{hub.http}{served}")).status_code == 200, served
+            for hidden in ("/package.json", "/package-lock.json", "/vendor.mjs", "/tests/hub.test.mjs"):
+                assert (await http.get(f"{hub.http}{hidden}")).status_code == 404, hidden
         client, hello = await login(hub.ws, links["proctor"].partition("#token=")[2])
         assert (hello["data"]["role"], hello["data"]["event_id"]) == ("proctor", "demo")
         await client.close()
