@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 
+from server import web
 from server.api import events, health, recordings, rooms, timelines
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
@@ -80,8 +81,13 @@ def create_app(settings: Settings) -> Starlette:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
         routes.append(Mount("/hms-sim", app=hms.simulator.asgi_app))
     if WEB_DIR.is_dir():
-        routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
+        routes += web.routes(settings, WEB_DIR)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
+        middleware=[Middleware(web.SecurityHeaders, settings=settings)],
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub

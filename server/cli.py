@@ -29,15 +29,17 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
             name=user.replace("-", " ").title(),
         )
 
+    admin = token("admin-1", "admin")
     print(
         "\nproctorhub is running on its embedded defaults (memory store, no REDIS_URL).\n"
-        f"  browser:   {base}/             status: {base}/healthz   metrics: {base}/metrics\n"
-        f'  websocket: ws://{host}:{port}/ws  (first message: {{"type": "auth", "data": {{"token": ...}}}})\n'
-        "  HUB_SECRET was not set, so a random one was made for this run. Tokens for event 'demo' (12 h):\n"
-        f"  candidate: {token('candidate-1', 'candidate')}\n"
-        f"  proctor:   {token('proctor-1', 'proctor')}\n"
-        f"  admin:     {token('admin-1', 'admin')}\n"
-        f"  HTTP API:  curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/events\n",
+        f"  status: {base}/healthz   metrics: {base}/metrics   websocket: ws://{host}:{port}/ws\n"
+        "  HUB_SECRET was not set, so a random one was made for this run. Pages of event 'demo' (12 h):\n"
+        f"  candidate: {base}/candidate#token={token('candidate-1', 'candidate')}\n"
+        f"  proctor:   {base}/proctor#token={token('proctor-1', 'proctor')}\n"
+        f"  admin:     {base}/admin#token={admin}\n"
+        f"  review:    {base}/review#token={admin}\n"
+        "  HTTP API:  curl -H 'Authorization: Bearer <the admin link's token>' "
+        f"{base}/api/v1/events\n",
         flush=True,
     )
 

@@ -45,6 +45,7 @@ class Settings:
     node_ttl_s: float = 10.0
     stats_interval_s: float = 1.0
     allowed_origins: tuple[str, ...] = ()
+    frame_ancestors: tuple[str, ...] = ("'self'",)
     # 100ms
     hms_access_key: str = ""
     hms_secret: str = ""
@@ -138,6 +139,22 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
         if not origin.startswith(("http://", "https://")):
             raise ConfigError(f"Config '{name}' entries must be http(s) origins, got {origin!r}.")
     return origins
+
+
+def _frame_ancestors(name: str, raw: str) -> tuple[str, ...]:
+    """CSP `frame-ancestors` sources: 'self', 'none' or http(s) origins (a leading `*.` host allowed)."""
+    sources = tuple(s for s in raw.replace(",", " ").split() if s)
+    for source in sources:
+        if source in ("'self'", "'none'"):
+            continue
+        scheme, sep, host = source.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or any(c in host for c in "/;'\"\\"):
+            raise ConfigError(
+                f"Config '{name}' entries must be 'self', 'none' or http(s) origins, got {source!r}."
+            )
+    if "'none'" in sources and len(sources) > 1:
+        raise ConfigError(f"Config '{name}' may not combine 'none' with other sources.")
+    return sources or ("'self'",)
 
 
 def _url(name: str, raw: str) -> str:
@@ -238,6 +255,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
     "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
     "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
+    "HUB_FRAME_ANCESTORS": ("frame_ancestors", _frame_ancestors),
     "HMS_ACCESS_KEY": ("hms_access_key", _token_like),
     "HMS_SECRET": ("hms_secret", _secret(32)),
     "HMS_API_BASE": ("hms_api_base", _url),

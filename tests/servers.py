@@ -67,9 +67,15 @@ def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProc
 
 
 def start_hub(
-    env: Mapping[str, str], *, timeout: float = 20.0, command: str = "run", ready_path: str = "/readyz"
+    env: Mapping[str, str],
+    *,
+    timeout: float = 20.0,
+    command: str = "run",
+    ready_path: str = "/readyz",
+    port: int | None = None,
 ) -> HubProcess:
-    port = free_port()
+    """A hub on a free port, or on `port` (a restart where open pages expect it)."""
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
     full_env.update(env)
     fd, log_path = tempfile.mkstemp(prefix="proctorhub-hub-", suffix=".log")

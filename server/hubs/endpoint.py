@@ -50,11 +50,20 @@ def _frame(message: dict[str, Any]) -> str | bytes:
     return text if text is not None else message.get("bytes") or b""
 
 
-def _origin(scope: Scope) -> str | None:
+def _header(scope: Scope, wanted: bytes) -> str | None:
     for name, value in scope.get("headers", ()):
-        if name == b"origin":
+        if name == wanted:
             return str(value.decode("latin-1"))
     return None
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No list: any origin. With a list: the listed origins, clients that send none (not browsers), and
+    the hub's own pages (the Origin's host is the Host the socket came to, whatever the scheme a proxy
+    terminated)."""
+    if not allowed or origin is None or origin in allowed:
+        return True
+    return host is not None and origin.partition("://")[2] == host
 
 
 class HubEndpoint:
@@ -91,9 +100,8 @@ class HubEndpoint:
     def _admit(self, scope: Scope) -> None:
         if self.hub.draining:
             raise Draining("node is draining; reconnect to another")
-        allowed = self.hub.settings.allowed_origins
-        origin = _origin(scope)
-        if allowed and origin is not None and origin not in allowed:
+        origin = _header(scope, b"origin")
+        if not origin_allowed(origin, _header(scope, b"host"), self.hub.settings.allowed_origins):
             raise OriginRefused(f"origin {origin} is not allowed")
 
     async def _authenticate(self, conn: Connection, receive: Any) -> Session:
