@@ -52,10 +52,6 @@ LOSE_CAMERA = """() => {
 
 CAMERA_BACK = "() => { navigator.mediaDevices.getUserMedia = window.__realGetUserMedia; }"
 
-NO_ALERTS_LIST = (r"status of 404 .*/alerts\]",)
-"""The admin page (and a proctor after a reconnect) read `GET .../alerts`, which the recording monitor adds
-(issue 5). Until that lands the hub answers 404, which Chromium logs; remove this once main has it."""
-
 
 async def proctor_and_candidate(hub: HubProcess, pages: Pages, prefix: str) -> tuple[str, Page, Page]:
     """A new event with proctor Pat (p1) watching candidate Cleo (c1), whose video is on: (event, pages)."""
