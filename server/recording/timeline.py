@@ -253,8 +253,8 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     video_state: Tristate = "unknown" if not media else ("on" if iv.contains(seen, now) else "off")
     failed_now = any(p.status == "failed" and (p.end is None or p.end >= now) for p in peers)
     recording_state: Tristate = "unknown"
-    if media and sitting_now:
-        recording_state = "on" if video_state == "on" and not failed_now else "off"
+    if media:
+        recording_state = "on" if sitting_now and video_state == "on" and not failed_now else "off"
     room = media[-1].room_id if media else None
     return Timeline(
         present=present,
