@@ -180,11 +180,14 @@ class RecordingMonitor:
 
     async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
         hub = self._hub
-        timeline = await self.timeline(event_id, candidate_id)
-        stored = {k: orjson.loads(v) for k, v in (await hub.store.get_alerts(event_id, candidate_id)).items()}
+        timeline, held, user = await asyncio.gather(
+            self.timeline(event_id, candidate_id),
+            hub.store.get_alerts(event_id, candidate_id),
+            hub.store.get_user(event_id, candidate_id),
+        )
+        stored = {k: orjson.loads(v) for k, v in held.items()}
         if await self._ask_before_missing(candidate_id, timeline, stored):
             timeline = await self.timeline(event_id, candidate_id)
-        user = await hub.store.get_user(event_id, candidate_id)
         room_id = (user.room_id if user else None) or timeline.room_id
         changes = alert_changes(candidate_id, room_id, timeline, stored)
         if changes:
