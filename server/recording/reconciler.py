@@ -18,7 +18,7 @@ from typing import Protocol
 
 from server.hms.models import RecordingAsset, Session
 from server.recording.envelope import parse_time
-from server.recording.signals import WebhookFact
+from server.recording.signals import WebhookFact, peer_signal
 from server.recording.timeline import Signal
 
 log = logging.getLogger("proctorhub.recording.reconciler")
@@ -42,28 +42,10 @@ def session_facts(session: Session, candidate_role: str) -> list[WebhookFact]:
     for peer in session.peers.values():
         if peer.role != candidate_role or not peer.user_id:
             continue
-        joined = parse_time(peer.joined_at)
-        if joined is not None:
-            join = Signal(
-                f"join:{peer.id}",
-                joined,
-                "join",
-                peer_id=peer.id,
-                room_id=session.room_id,
-                session_id=session.id,
-            )
-            facts.append(WebhookFact(session.room_id, peer.user_id, join))
-        left = parse_time(peer.left_at)
-        if left is not None:
-            leave = Signal(
-                f"leave:{peer.id}",
-                left,
-                "leave",
-                peer_id=peer.id,
-                room_id=session.room_id,
-                session_id=session.id,
-            )
-            facts.append(WebhookFact(session.room_id, peer.user_id, leave))
+        for name, at in (("join", parse_time(peer.joined_at)), ("leave", parse_time(peer.left_at))):
+            if at is not None:
+                signal = peer_signal(name, peer.id, at, session.room_id, session.id)  # type: ignore[arg-type]
+                facts.append(WebhookFact(session.room_id, peer.user_id, signal))
     closed_at = parse_time(session.updated_at) if not session.active else None
     if closed_at is not None:
         close = Signal(

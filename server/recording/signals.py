@@ -8,7 +8,7 @@ learnt again from the REST reconciler is one fact. Times come from the message i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from server.recording.envelope import parse_time
 from server.recording.timeline import Signal
@@ -23,6 +23,13 @@ class WebhookFact:
     user_id: str | None
     signal: Signal
     session_closed: bool = False
+
+
+def peer_signal(
+    name: Literal["join", "leave"], peer_id: str, at: float, room_id: str, session_id: str
+) -> Signal:
+    """A peer joining or leaving: one fact per peer and direction, whoever reports it."""
+    return Signal(f"{name}:{peer_id}", at, name, peer_id=peer_id, room_id=room_id, session_id=session_id)
 
 
 def _number(value: object) -> float:
