@@ -113,3 +113,45 @@ async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_r
     for user_id in rejoin:
         assert rows[user_id]["recordings_expected"] == 2 and rows[user_id]["recordings_arrived"] == 2
     assert rows[dropped[0]]["recordings_missing"] == 1 and rows[failed[0]]["recordings_failed"] == 1
+
+
+async def test_webhooks_100ms_gave_up_on_are_read_back_from_its_rest_api(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(
+        ARCHIVE_DIR=str(tmp_path),
+        HMS_SIM_RECORDING_DELAY_S="0.2",
+        RECORDING_DEADLINE_S="1",
+        RECORDING_RECONCILE_S="1",
+    )
+    event = "read-back"
+    create_event(hub, event, room_size=5, expected_candidates=2)
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        for kind in ("peer.join.success", "peer.leave.success", "session.close.success", "stream.recording"):
+            await add_fault(http, kind="webhook.lose", event_type=kind, user_id="lost", count=1)
+        await add_fault(http, kind="webhook.lose", event_type="session.close.success", count=1)
+        admin = await watcher(hub, "admin", "admin", event)
+        lost = await sit(hub, event, "lost", http)
+        await asyncio.sleep(2.5)  # recordings are counted in whole seconds
+        await lost.finish()
+
+        async def timeline() -> dict[str, Any]:
+            answer = await http.get(f"/api/v1/events/{event}/candidates/lost/timeline", headers=AUTH)
+            return dict(answer.json())
+
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            found = await timeline()
+            statuses = [r["status"] for r in found["recordings"]]
+            if statuses == ["recorded"] or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        injected = (await http.get("/hms-sim/_sim/log")).json()["injected"]
+    assert {i["event_type"] for i in injected} >= {
+        "peer.join.success",
+        "session.close.success",
+        "stream.recording.success",
+    }
+    assert statuses == ["recorded"], found
+    assert found["intervals"]["recorded"] and found["intervals"]["in_room"]
+    assert not [a for a in admin.alerts if a.data["kind"].startswith("recording.")]
