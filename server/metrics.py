@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from server.protocol import CLIENT_TYPES
@@ -12,6 +12,9 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total, ...: RSS and CPU over time for the
+        # load tester (and any scraper) without access to the hub's machine
+        ProcessCollector(registry=r)
         self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
         self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
         self.messages_out = Counter(
