@@ -273,7 +273,8 @@ async def _serve(pipe: Connection, index: int) -> None:
             client.transport.abort()
 
 
-def _watch_parent() -> None:
+def watch_parent() -> None:
+    """Exit when the parent process is gone (also if PR_SET_PDEATHSIG could not be set)."""
     parent = os.getppid()
     while os.getppid() == parent:
         time.sleep(1)
@@ -284,7 +285,7 @@ def worker_main(pipe: Connection, index: int) -> None:
     """Entry point of a worker process (multiprocessing, spawn)."""
     die_with_parent()
     raise_nofile()
-    threading.Thread(target=_watch_parent, daemon=True).start()
+    threading.Thread(target=watch_parent, daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(pipe, index))
 
@@ -292,14 +293,16 @@ def worker_main(pipe: Connection, index: int) -> None:
 class WorkerPool:
     """Worker processes (spawned, daemonic) and the pipes that drive them."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(
+        self, count: int, target: Callable[[Connection, int], None] | None = None, name: str = "bench-worker"
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(count):
             parent, child = context.Pipe()
             proc = context.Process(
-                target=worker_main, args=(child, index), daemon=True, name=f"bench-worker-{index}"
+                target=target or worker_main, args=(child, index), daemon=True, name=f"{name}-{index}"
             )
             proc.start()
             child.close()
