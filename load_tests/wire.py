@@ -1,9 +1,8 @@
 """One simulated user's WebSocket to the hub: lean, callback-driven, JSON or msgpack.
 
-An `asyncio.Protocol` around the `websockets` sans-I/O `ClientProtocol`, as clients.py does for the
-benches: no compression, no task per socket, pings answered by the protocol. Measured on this
-machine (load_tests/README.md): the `websockets` asyncio client costs about twice the CPU per held
-socket and per message, which is what lets 10,000 simulated candidates share two cores with a hub.
+An `asyncio.Protocol` around the `websockets` sans-I/O `ClientProtocol` (the benches' LeanClient in
+clients.py is one too): no compression, no task per socket, pings answered by the protocol; see
+load_tests/README.md for what it costs against the `websockets` asyncio client.
 
 The owner gets `on_open()` once the HTTP upgrade is done, `on_message(message, now)` for every
 decoded frame (`now` = when its bytes arrived, before decoding) and `on_close(code)` once.
@@ -93,7 +92,9 @@ class Socket(asyncio.Protocol):
 
     def _frame(self, frame: Frame, now: float) -> None:
         if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            return  # pings are answered by the protocol
+            if frame.opcode is Opcode.PING:  # the protocol has queued the pong already
+                self.ping_seen()
+            return
         if not frame.fin:
             self._fragments.append(bytes(frame.data))
             return
@@ -110,6 +111,9 @@ class Socket(asyncio.Protocol):
             return
         if isinstance(message, dict):
             self.owner.on_message(message, now)
+
+    def ping_seen(self) -> None:
+        """A server ping arrived (answered already); subclasses may count it."""
 
     # ---------------------------------------------------------------- sending
 
