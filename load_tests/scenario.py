@@ -187,7 +187,7 @@ class _Checker:
 
     def fail(self, section: str, key: str, reason: str) -> ScenarioError:
         line = locate(self.text, section, key)
-        where = f"{self.source}:{line}" if line else self.source
+        where = f"{self.source}:{line}" if line and not self.source.startswith("--") else self.source
         name = f"{section}.{key}" if section else key
         return ScenarioError(f"{where}: {name}: {reason}")
 
