@@ -22,7 +22,7 @@ import httpx
 from load_tests import assemble, html_report
 from load_tests.coverage import Coverage
 from load_tests.detection import EXPECTED
-from load_tests.observe import Observer
+from load_tests.observe import Sampler
 from load_tests.scenario import Scenario
 from load_tests.target import http_client
 
@@ -114,16 +114,17 @@ def all_alerted(expected: dict[str, set[str]], alerts: list[tuple[float, dict[st
     )
 
 
-def _cores(observer: Observer) -> str:
+def _cores(observer: Sampler) -> str:
     rates = observer.rates()[-1:] or [{}]
     last = rates[0]
     hub = last.get("hub_cores")
     return f"{last.get('tester_cores', 0):.2f} / {'-' if hub is None else f'{hub:.2f}'}"
 
 
-async def drive(session: Session, observer: Observer, ctx: dict[str, Any]) -> int:
+async def drive(session: Session, observer: Sampler, ctx: dict[str, Any]) -> int:
     s, pool, t0 = session.scenario, session.pool, ctx["t0"]
-    assert pool is not None and session.target is not None and session.armory is not None
+    if pool is None or session.target is None or session.armory is None:
+        raise RuntimeError("Expected a started session, but got none")
     live, cov = Live(), Coverage(grace_s=s.hub.grace_s)
     sampling = asyncio.get_running_loop().create_task(observer.run())
     plans = ctx["plans"]
@@ -159,7 +160,8 @@ async def drive(session: Session, observer: Observer, ctx: dict[str, Any]) -> in
 
 def _hub_report(session: Session, event_id: str) -> dict[str, Any] | None:
     target = session.target
-    assert target is not None
+    if target is None:
+        return None
     try:
         with http_client(30.0) as http:
             answer = http.get(
@@ -188,7 +190,7 @@ def profile_top(path: Path, limit: int = 25) -> list[dict[str, Any]]:
 
 def finish(
     session: Session,
-    observer: Observer,
+    observer: Sampler,
     ctx: dict[str, Any],
     parts: list[dict[str, Any]],
     live: Live,
@@ -197,7 +199,8 @@ def finish(
     hub_report: dict[str, Any] | None,
 ) -> int:
     s, target = session.scenario, session.target
-    assert target is not None
+    if target is None:
+        raise RuntimeError("Expected a target, but got none")
     notes = (
         []
         if observer.has_process_metrics

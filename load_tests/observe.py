@@ -59,7 +59,7 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 @dataclass
-class Observer:
+class Sampler:
     hub_url: str
     local_pids: dict[str, int]
     tester_pids: list[int]

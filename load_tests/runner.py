@@ -27,7 +27,7 @@ from load_tests import procs, schedule
 from load_tests.clients import WorkerPool
 from load_tests.drive import drive
 from load_tests.faults import Armory
-from load_tests.observe import Observer
+from load_tests.observe import Sampler
 from load_tests.progress import Progress
 from load_tests.scenario import Scenario
 from load_tests.swarm import swarm_main
@@ -194,7 +194,7 @@ class Session:
             ],
             timeout=60,
         )
-        observer = Observer(target.hub_url, target.pids(), [os.getpid(), *pool.pids])
+        observer = Sampler(target.hub_url, target.pids(), [os.getpid(), *pool.pids])
         context = {
             "event_id": event_id,
             "plans": candidates,
