@@ -76,12 +76,14 @@ def build(
         for e in sim_log
         if str(e.get("kind", "")).startswith("webhook.") and e.get("user_id")
     }
+    fired = dict(collections.Counter(str(e.get("kind")) for e in sim_log))
     found = detection.account(
         injected,
         alerts,
         alert_after_s=scenario.alert_after_s,
         armed=armed,
         touched_by_webhook_faults=webhook_touched,
+        fired_elsewhere=fired,
     )
     peers = [p for part in parts for p in part["peers"]]
     recs = detection.recordings(peers, found, alerts, hub_report)
@@ -131,12 +133,7 @@ def build(
         "detection": found,
         "injected": {
             "armed": armed,
-            "fired": dict(collections.Counter(i["kind"] for i in injected))
-            | dict(
-                collections.Counter(
-                    str(e.get("kind")) for e in sim_log if not str(e.get("kind")).startswith("rec")
-                )
-            ),
+            "fired": {**fired, **collections.Counter(i["kind"] for i in injected)},
             "simulator_log": sim_log,
         },
         "recordings": recs,
