@@ -236,7 +236,10 @@ def finish(
     session.clean_up()  # stop the hub now: its profile is written when it exits
     report["processes_stopped"] = session.stopped
     if target.profile is not None and target.profile.exists():
-        report["hub_profile"] = profile_top(target.profile)
+        if target.profile.suffix == ".prof":
+            report["hub_profile"] = {"by_own": profile_top(target.profile)}
+        else:
+            report["hub_profile"] = json.loads(target.profile.read_text())
     path = session.run_dir / "report.json"
     path.write_text(json.dumps(report, indent=1, default=str))
     page = html_report.write(report, session.run_dir / "report.html")

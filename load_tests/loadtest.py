@@ -63,7 +63,13 @@ def parser() -> argparse.ArgumentParser:
         "--secret", default=os.environ.get("PROCTORHUB_LOADTEST_SECRET"), help="the hub's HUB_SECRET"
     )
     run.add_argument("--out", type=Path, default=procs.RESULTS, help="where the run's folder goes")
-    run.add_argument("--profile-hub", action="store_true", help="run the started hub under cProfile")
+    run.add_argument(
+        "--profile-hub",
+        nargs="?",
+        const="sample",
+        choices=("sample", "cprofile"),
+        help="profile the started hub: sampled stacks (default, a few percent) or cProfile (2-3x slower)",
+    )
     run.add_argument("--progress", choices=("auto", "rich", "plain", "off"), default="auto")
     check = sub.add_parser("check", help="check scenario files")
     check.add_argument("scenarios", nargs="+")

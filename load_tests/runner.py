@@ -54,7 +54,7 @@ class RunOptions:
     api_key: str | None = None
     secret: str | None = None
     out_dir: Path = procs.RESULTS
-    profile_hub: bool = False
+    profile_hub: str | None = None  # "sample" (hub_sampler.py) or "cprofile"
     progress: str = "auto"
 
 
@@ -151,7 +151,9 @@ class Session:
                 secret=o.secret,
                 api_key=o.api_key,
             )
-        profile = self.run_dir / "hub.prof" if o.profile_hub else None
+        profile = None
+        if o.profile_hub:
+            profile = self.run_dir / ("hub.prof" if o.profile_hub == "cprofile" else "hub-profile.json")
         self.progress.note(f"starting the hub ({self.scenario.hub.simulator} simulator) on 127.0.0.1")
         return start_local(self.scenario, self.run_dir, profile)
 

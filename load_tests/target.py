@@ -80,8 +80,8 @@ class Target:
         """Stop what was started here (hub first, so it is not left calling a dead simulator)."""
         codes = {}
         for name, proc in (("hub", self.hub_proc), ("simulator", self.sim_proc)):
-            if proc is not None:
-                codes[name] = procs.stop_group(proc)
+            if proc is not None:  # a profiled hub needs its graceful exit to write the profile
+                codes[name] = procs.stop_group(proc, grace_s=60.0 if self.profile else 15.0)
         if self.workdir is not None:
             shutil.rmtree(self.workdir / "archive", ignore_errors=True)
         return codes
@@ -163,7 +163,11 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
             target.sim_url = f"{target.hub_url}/hms-sim"
         hub_env.update(dict(scenario.hub.env))
         log = run_dir / "hub.log"
-        prefix = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else [sys.executable]
+        prefix = [sys.executable]
+        if profile is not None and profile.suffix == ".prof":  # deterministic: slows the hub 2-3x
+            prefix += ["-m", "cProfile", "-o", str(profile)]
+        elif profile is not None:  # sampled stacks (hub_sampler.py): a few percent
+            prefix += ["-m", "load_tests.hub_sampler", str(profile)]
         argv = [*prefix, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(hub_port)]
         target.hub_proc = procs.spawn_group(argv, hub_env, log)
         target.logs.append(log)

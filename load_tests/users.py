@@ -132,7 +132,7 @@ class SimUser:
         self.connections = 0
         self.auth_sent = 0.0
         self._session: str | None = None
-        self._hello: asyncio.Future[None] | None = None
+        self._hello: asyncio.Future[bool] | None = None  # True: hello came; False: closed first
         self._closed: asyncio.Future[int] | None = None
         self.handlers: dict[str, Callable[[dict[str, Any], float], None]] = {}
 
@@ -150,7 +150,7 @@ class SimUser:
             self.ready = True
             self.connected()
             if self._hello is not None and not self._hello.done():
-                self._hello.set_result(None)
+                self._hello.set_result(True)
             return
         handler = self.handlers.get(str(kind))
         if handler is not None:
@@ -161,7 +161,7 @@ class SimUser:
     def on_close(self, code: int) -> None:
         self.ready = False
         if self._hello is not None and not self._hello.done():
-            self._hello.set_exception(ConnectionError(f"closed {code} before hello"))
+            self._hello.set_result(False)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(code)
 
@@ -180,14 +180,14 @@ class SimUser:
             if self._session is None:
                 self._session = await self.shared.session_token(self.user_id, self.role)
             self.sock = await wire.connect(self.shared.ws_url, self, self.codec, CONNECT_TIMEOUT_S)
-            await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT_S)
+            if not await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT_S):
+                raise ConnectionError("closed before hello")
         except (OSError, TimeoutError, ConnectionError, HttpError) as exc:
             records.error(f"connect: {type(exc).__name__}: {exc}")
             if self.sock is not None:
                 self.sock.abort()
-            if self._hello.done() and not self._hello.cancelled():
-                self._hello.exception()  # retrieved: no "never retrieved" warning
-            return await self._closed if self.sock is not None else wire.ABNORMAL
+                return await self._closed
+            return wire.ABNORMAL
         self.connections += 1
         self.attempt = 0
         return await self._closed
