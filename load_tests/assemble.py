@@ -88,13 +88,15 @@ def build(
     peers = [p for part in parts for p in part["peers"]]
     recs = detection.recordings(peers, found, alerts, hub_report)
     failures = [f for p in parts for f in p["media_failures"]]
+    refused = [f for f in failures if f["status"] >= 400]  # 100ms (the simulator) said no: a token problem
     never = [c for p in parts for c in p["never_assigned"]]
     res = resources(samples, rates, t0, workers)
     figures: dict[str, Any] = {
         **{k: v for k, v in latency.items() if k not in ("join_series", "push_points")},
         **{k: v for k, v in tokens.items() if k != "margins"},
         **coverage.figures(),
-        "failed_media_joins": len(failures),
+        "failed_media_joins": len(refused),
+        "media_calls_unanswered": len(failures) - len(refused),
         "media_joins": sum(p["counts"].get("media_joins", 0) for p in parts),
         "media_reconnects": sum(p["counts"].get("media_reconnects", 0) for p in parts),
         "never_assigned": len(never),

@@ -206,6 +206,12 @@ def finish(
         if observer.has_process_metrics
         else ["the hub's /metrics has no process_* samples: RSS/CPU from /proc"]
     )
+    unanswered = sum(1 for p in parts for f in p["media_failures"] if f["status"] < 400)
+    if unanswered:
+        notes.append(
+            f"{unanswered} media-plane calls got no answer within 15 s: the simulator, not the hub, "
+            "was the limit there (they are not counted as failed joins)"
+        )
     if hub_report is None:
         notes.append(
             "the hub has no report endpoint (GET /api/v1/events/{e}/report): recordings per the tester only"
@@ -263,5 +269,6 @@ def summary(report: dict[str, Any], path: Path, page: Path) -> str:
         f"{f['recordings_expected']}, flagged missing {f['recordings_flagged_missing']}"
     )
     lines.append(f"  tester: {report['resources']['tester_note']}")
+    lines += [f"  note: {note}" for note in report["notes"]]
     lines.append(f"report: {path}\nhtml:   {page}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from load_tests.http_lite import HttpError, HttpPool
 from load_tests.token_watch import TokenLog
 from server.auth import mint_session
 
+IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{24}\b")
 STOP_CODES = frozenset({1000, 1008, 1009, 4400, 4403})
 CONNECT_TIMEOUT_S = 15.0
 HELLO_TIMEOUT_S = 15.0
@@ -68,7 +70,7 @@ class Records:
             self.new_alerts.append((now, data))
 
     def error(self, text: str) -> None:
-        self.errors[text[:160]] += 1
+        self.errors[IDS.sub("<id>", text)[:160]] += 1
 
 
 class Shared:

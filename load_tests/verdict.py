@@ -146,7 +146,7 @@ def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
             "failed_media_joins",
             f.get("failed_media_joins"),
             g.failed_media_joins,
-            why="100ms refused tokens the hub handed out",
+            why="100ms refused tokens the hub handed out (joins answered 4xx)",
         ),
         _check(
             "never_assigned", f.get("never_assigned"), g.never_assigned, why="candidates never got a room"
