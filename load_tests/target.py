@@ -163,12 +163,12 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
             target.sim_url = f"{target.hub_url}/hms-sim"
         hub_env.update(dict(scenario.hub.env))
         log = run_dir / "hub.log"
-        prefix = [sys.executable]
+        command = ["-m", "server", "run", "--host", "127.0.0.1", "--port", str(hub_port)]
         if profile is not None and profile.suffix == ".prof":  # deterministic: slows the hub 2-3x
-            prefix += ["-m", "cProfile", "-o", str(profile)]
+            command = ["-m", "cProfile", "-o", str(profile), *command]
         elif profile is not None:  # sampled stacks (hub_sampler.py): a few percent
-            prefix += ["-m", "load_tests.hub_sampler", str(profile)]
-        argv = [*prefix, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(hub_port)]
+            command = ["-m", "load_tests.hub_sampler", str(profile), *command[2:]]
+        argv = [sys.executable, *command]
         target.hub_proc = procs.spawn_group(argv, hub_env, log)
         target.logs.append(log)
         _wait_ready(f"{target.hub_url}/readyz", target.hub_proc, log, "hub")
