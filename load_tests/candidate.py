@@ -204,17 +204,23 @@ class SimCandidate(SimUser):
         await self._finish()
         await connection
 
-    async def _drop(self, away_s: float) -> None:
+    def _injected(self, kind: str, length_s: float) -> float:
+        """Record a disruption this candidate starts now (for the report's fault accounting)."""
         at = time.time()
         self.shared.records.injected.append(
             {
-                "kind": "churn",
+                "kind": kind,
                 "candidate_id": self.user_id,
                 "at": at,
-                "until": at + away_s,
+                "until": at + length_s,
                 "room_id": self.room_id,
+                "joined": self.peer_state == JOINED,
             }
         )
+        return at
+
+    async def _drop(self, away_s: float) -> None:
+        at = self._injected("churn", away_s)
         self.shared.records.actions.append((at, self.user_id, "presence", "reconnecting"))
         self.lose_network(away_s)
         async with self.media_lock:
@@ -223,17 +229,7 @@ class SimCandidate(SimUser):
                 await self._call(f"/media/peers/{self.peer['peer_id']}/network-loss")
 
     async def _camera(self, length_s: float) -> None:
-        at = time.time()
-        self.shared.records.injected.append(
-            {
-                "kind": "camera",
-                "candidate_id": self.user_id,
-                "at": at,
-                "until": at + length_s,
-                "room_id": self.room_id,
-                "joined": self.peer_state == JOINED,
-            }
-        )
+        self._injected("camera", length_s)
         self.video_wanted = False
         async with self.media_lock:
             await self._publish(False)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from load_tests.scenario import Goals, Scenario
+from load_tests.scenario import Scenario
 from load_tests.stats import percentile
 
 PUSH_WINDOW_S = 30.0  # a delivery later than this is not the answer to that change
@@ -126,57 +126,46 @@ def _check(
     return {"goal": name, "ok": ok, "value": value, "target": goal, "text": text, "why": "" if ok else why}
 
 
+GOALS = (  # (goal in Goals, figure, why it matters when missed)
+    ("join_p99_ms", "join_p99_ms", "joins (auth -> room.assign) too slow"),
+    ("push_p99_ms", "push_p99_ms", "status pushes to proctors too slow"),
+    ("expired_token_s", "expired_token_s", "clients held an expired 100ms token"),
+    (
+        "failed_media_joins",
+        "failed_media_joins",
+        "100ms refused tokens the hub handed out (joins answered 4xx)",
+    ),
+    ("never_assigned", "never_assigned", "candidates never got a room"),
+    (
+        "unwatched_candidate_s",
+        "unwatched_candidate_s",
+        "rooms sat unwatched past the grace although proctors were enough",
+    ),
+    (
+        "shortage_candidate_s",
+        "shortage_candidate_s",
+        "fewer proctors than occupied rooms (at worst {worst}): candidates sat unwatched",
+    ),
+    ("recall", "recall", "injected faults went undetected"),
+    ("alert_delay_s", "alert_delay_max_s", "alerts came too late"),
+    ("false_alerts", "false_alerts", "alerts for candidates with no injected fault"),
+    (
+        "unflagged_missing_recordings",
+        "unflagged_missing_recordings",
+        "dropped recordings were never flagged missing",
+    ),
+)
+
+
 def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
     """Every goal of the scenario, with the figure, whether it was met, and the reason if not."""
-    g: Goals = s.goals
     proctors, rooms = f.get("worst_shortage_proctors", 0), f.get("worst_shortage_rooms", 0)
     worst = f"{proctors} proctors for {rooms} occupied rooms"
     checks = [
         _check(
-            "join_p99_ms", f.get("join_p99_ms"), g.join_p99_ms, why="joins (auth -> room.assign) too slow"
-        ),
-        _check("push_p99_ms", f.get("push_p99_ms"), g.push_p99_ms, why="status pushes to proctors too slow"),
-        _check(
-            "expired_token_s",
-            f.get("expired_token_s"),
-            g.expired_token_s,
-            why="clients held an expired 100ms token",
-        ),
-        _check(
-            "failed_media_joins",
-            f.get("failed_media_joins"),
-            g.failed_media_joins,
-            why="100ms refused tokens the hub handed out (joins answered 4xx)",
-        ),
-        _check(
-            "never_assigned", f.get("never_assigned"), g.never_assigned, why="candidates never got a room"
-        ),
-        _check(
-            "unwatched_candidate_s",
-            f.get("unwatched_candidate_s"),
-            g.unwatched_candidate_s,
-            why="rooms sat unwatched past the grace although proctors were enough",
-        ),
-        _check(
-            "shortage_candidate_s",
-            f.get("shortage_candidate_s"),
-            g.shortage_candidate_s,
-            why=f"fewer proctors than occupied rooms (at worst {worst}): candidates sat unwatched",
-        ),
-        _check("recall", f.get("recall"), g.recall, at_least=True, why="injected faults went undetected"),
-        _check("alert_delay_s", f.get("alert_delay_max_s"), g.alert_delay_s, why="alerts came too late"),
-        _check(
-            "false_alerts",
-            f.get("false_alerts"),
-            g.false_alerts,
-            why="alerts for candidates with no injected fault",
-        ),
-        _check(
-            "unflagged_missing_recordings",
-            f.get("unflagged_missing_recordings"),
-            g.unflagged_missing_recordings,
-            why="dropped recordings were never flagged missing",
-        ),
+            goal, f.get(key), getattr(s.goals, goal), at_least=goal == "recall", why=why.format(worst=worst)
+        )
+        for goal, key, why in GOALS
     ]
     if f.get("interrupted"):
         checks.append(
