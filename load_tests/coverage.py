@@ -2,8 +2,8 @@
 
 Fed once a second with where the connected candidates sit (room -> count, from every worker) and
 which rooms the connected proctors hold. A room without a proctor is allowed the grace (a lost
-proctor's rooms pass to the others when its grace ends); past it, every candidate in it counts one
-candidate-second per second, split by cause: while the connected proctors were at least as many as
+proctor's rooms pass to the others when its grace ends; `SLACK_S` more for the sampling); past it,
+every candidate in it counts one candidate-second per second, split by cause: while the connected proctors were at least as many as
 the occupied rooms the hub could have covered them (`unwatched_s`), while they were fewer the
 scenario could not (`shortage_s`).
 """
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 MAX_STEP_S = 5.0  # a stalled sample counts at most this much
+SLACK_S = 2.0  # once-a-second samples plus the heir's room.assign on its way: a handover at the grace's end
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Coverage:
                 continue
             since = self._since.setdefault(room, t)
             unwatched_now += rooms[room]
-            if t - since > self.grace_s:
+            if t - since > self.grace_s + SLACK_S:
                 if short:
                     self.shortage_s += rooms[room] * step
                 else:

@@ -90,14 +90,14 @@ def test_schedules_fit_the_exam(candidates: int, camera: int, churn: float, drop
 
 
 def test_coverage_counts_unwatched_past_the_grace_and_tells_shortage_apart() -> None:
-    cov = Coverage(grace_s=2)
+    cov = Coverage(grace_s=2)  # counted after grace + SLACK_S (2 s): from t = 5 on
     for t in range(10):  # room b unwatched although 2 proctors for 2 rooms: the hub's fault
         cov.feed(float(t), {"a": 5, "b": 3}, {"a"}, proctors=2)
-    assert cov.unwatched_s == pytest.approx(3 * 7) and cov.shortage_s == 0
+    assert cov.unwatched_s == pytest.approx(3 * 5) and cov.shortage_s == 0
     short = Coverage(grace_s=2)
     for t in range(10):  # 1 proctor for 2 rooms: the scenario's shortage
         short.feed(float(t), {"a": 5, "b": 3}, {"a"}, proctors=1)
-    assert short.shortage_s == pytest.approx(3 * 7) and short.unwatched_s == 0
+    assert short.shortage_s == pytest.approx(3 * 5) and short.unwatched_s == 0
     assert short.figures()["worst_shortage_rooms"] == 2
 
 
