@@ -24,6 +24,7 @@ from load_tests.token_watch import TokenHolder
 from load_tests.users import Shared, SimUser, sleep_until
 
 NONE, JOINED, DISCONNECTED = "none", "joined", "disconnected"
+MEDIA_RETRY_S = (3.0, 10.0)  # a media call that got no answer is tried again after this long (uniform)
 
 
 class SimCandidate(SimUser):
@@ -98,6 +99,12 @@ class SimCandidate(SimUser):
             }
         )
         self.media_pending = True
+        if (
+            status == 0 and not self.finished
+        ):  # no answer (the media plane is swamped): try again, as the SDK does
+            loop = asyncio.get_running_loop()
+            delay = self.shared.rng.uniform(*MEDIA_RETRY_S)
+            loop.call_later(delay, lambda: loop.create_task(self.sync_media(False)))
 
     async def _call(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         try:

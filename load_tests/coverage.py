@@ -3,9 +3,9 @@
 Fed once a second with where the connected candidates sit (room -> count, from every worker) and
 which rooms the connected proctors hold. A room without a proctor is allowed the grace (a lost
 proctor's rooms pass to the others when its grace ends; `SLACK_S` more for the sampling); past it,
-every candidate in it counts one candidate-second per second, split by cause: while the connected proctors were at least as many as
-the occupied rooms the hub could have covered them (`unwatched_s`), while they were fewer the
-scenario could not (`shortage_s`).
+every candidate in it counts one candidate-second per second, split by cause: while the connected
+proctors were at least as many as the occupied rooms the hub could have covered them
+(`unwatched_s`), while they were fewer the scenario could not (`shortage_s`).
 """
 
 from __future__ import annotations
