@@ -2,7 +2,8 @@
 
 The hub's RSS and CPU come from its `/metrics` (`process_resident_memory_bytes`,
 `process_cpu_seconds_total`, Prometheus' process collector), so they are there for a remote
-target too; for processes started here /proc is read as well (and the simulator's). The tester's
+target too; for processes started here /proc is read instead (and the simulator's): a busy hub
+answers /metrics late, and its CPU would then be charged to the wrong interval. The tester's
 own CPU (main process + workers) is read from /proc: when it nears its cores, the client and not the
 hub was the limit, and the report says so.
 """
@@ -106,14 +107,15 @@ class Sampler:
         for a, b in zip(self.series, self.series[1:], strict=False):
             dt = max(b["t"] - a["t"], 1e-6)
             row: dict[str, Any] = {"t": b["t"], "tester_cores": (b["tester_cpu_s"] - a["tester_cpu_s"]) / dt}
-            if "cpu_s" in a and "cpu_s" in b:
-                row["hub_cores"] = (b["cpu_s"] - a["cpu_s"]) / dt
-            elif "hub_proc_cpu_s" in a:
+            # /proc is read at the sample's own moment; /metrics when the (maybe busy) hub answers
+            if "hub_proc_cpu_s" in a:
                 row["hub_cores"] = (b["hub_proc_cpu_s"] - a["hub_proc_cpu_s"]) / dt
-            if "rss_bytes" in b:
-                row["hub_rss_mib"] = b["rss_bytes"] / 2**20
-            elif "hub_proc_rss_kib" in b:
+            elif "cpu_s" in a and "cpu_s" in b:
+                row["hub_cores"] = (b["cpu_s"] - a["cpu_s"]) / dt
+            if "hub_proc_rss_kib" in b:
                 row["hub_rss_mib"] = b["hub_proc_rss_kib"] / 1024
+            elif "rss_bytes" in b:
+                row["hub_rss_mib"] = b["rss_bytes"] / 2**20
             if "simulator_proc_cpu_s" in a:
                 row["simulator_cores"] = (b["simulator_proc_cpu_s"] - a["simulator_proc_cpu_s"]) / dt
             machine = (b["machine_busy_s"] - a["machine_busy_s"]) / dt
