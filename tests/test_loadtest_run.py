@@ -91,7 +91,7 @@ def test_fewer_proctors_than_rooms_turns_the_verdict_red_and_says_why(tmp_path: 
 def test_a_bad_scenario_file_is_refused_with_its_line(tmp_path: Path) -> None:
     scenario = tmp_path / "bad.toml"
     scenario.write_text("name = 'x'\ncandidates = 10\n[churn]\nshare = -0.5\n")
-    done = loadtest(str(scenario), timeout=30)
+    done = loadtest(str(scenario), "--out", str(tmp_path), timeout=30)
     assert done.returncode == 2
     assert f"{scenario}:4: churn.share: must not be negative" in done.stderr
 
@@ -107,14 +107,16 @@ def not_a_hub() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("kind", ["refused", "tls", "wrong"])
-def test_a_target_that_is_not_a_proctorhub_fails_fast(kind: str, not_a_hub: int) -> None:
+def test_a_target_that_is_not_a_proctorhub_fails_fast(kind: str, not_a_hub: int, tmp_path: Path) -> None:
     url = {
         "refused": f"http://127.0.0.1:{free_port()}",
         "tls": f"https://127.0.0.1:{not_a_hub}",
         "wrong": f"http://127.0.0.1:{not_a_hub}",
     }[kind]
     started = time.monotonic()
-    done = loadtest("smoke", "--hub", url, "--simulator", url, "--api-key", "k" * 24, timeout=30)
+    done = loadtest(
+        "smoke", "--hub", url, "--simulator", url, "--api-key", "k" * 24, "--out", str(tmp_path), timeout=30
+    )
     assert done.returncode == 2
     assert time.monotonic() - started < 15
     expected = {"refused": "connection refused", "tls": "TLS error", "wrong": "is not a proctorhub hub"}[kind]
