@@ -254,7 +254,7 @@ def parse(text: str, source: str = "<scenario>", base: Scenario | None = None) -
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
     checker = _Checker(text, source)
-    scenario = checker.table("", Scenario, document, base or Scenario())
+    scenario: Scenario = checker.table("", Scenario, document, base or Scenario())
     check_sense(scenario, checker)
     return replace(scenario, source=source)
 
