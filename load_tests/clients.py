@@ -23,103 +23,47 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-import orjson
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from load_tests.procs import die_with_parent, raise_nofile
 from load_tests.stats import Action, Record, match_deliveries
 from load_tests.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
+from load_tests.wire import Socket
 
 SUBPROTOCOL = Subprotocol("proctorhub.v1.json")
 
 
-class LeanClient(asyncio.Protocol):
+class LeanClient(Socket):
     """One authenticated socket: handshake, `auth`, waits for `hello`, records statuses.
 
-    With a `TokenHolder` it also keeps its 100ms tokens and acks each at once (token_watch.py).
+    The socket is wire.Socket (its own owner); with a `TokenHolder` it also keeps its 100ms tokens
+    and acks each at once (token_watch.py).
     """
 
     def __init__(self, url: str, token: str, record: bool, tokens: TokenHolder | None = None) -> None:
-        self.ws = ClientProtocol(parse_uri(url), subprotocols=[SUBPROTOCOL], max_size=1 << 20)
+        super().__init__(url, self, "json")
         self.token = token
         self.records: list[Record] | None = [] if record else None
         self.hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed: asyncio.Future[None] | None = None
-        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[None] | None = None
         self.other: collections.Counter[str] = collections.Counter()
         self.close_code: int | None = None
         self.tokens = tokens
-        self._fragments: list[bytes] = []
-        self._sent_id = 1  # `auth` is 1
 
-    # -------------------------------------------------------------- asyncio.Protocol
+    # -------------------------------------------------------------- wire.Owner
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.ws.send_request(self.ws.connect())
-        self._flush()
+    def on_open(self, sock: Socket) -> None:
+        self.send("auth", {"token": self.token})  # id 1
 
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.ws.receive_data(data)
-        for event in self.ws.events_received():
-            if isinstance(event, Response):
-                self._handshaken()
-            elif isinstance(event, Frame):
-                self._frame(event, now)
-        self._flush()
-
-    def eof_received(self) -> bool | None:
-        self.ws.receive_eof()
-        self._flush()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        rcvd = self.ws.close_rcvd
-        self.close_code = rcvd.code if rcvd is not None else 1006
+    def on_close(self, code: int) -> None:
+        self.close_code = code
         if not self.hello.done():
-            self.hello.set_exception(ConnectionError(f"closed before hello ({self.close_code})"))
-        if self.closed is not None and not self.closed.done():
-            self.closed.set_result(None)
+            self.hello.set_exception(ConnectionError(f"closed before hello ({code})"))
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
-    # -------------------------------------------------------------- websocket
-
-    def _flush(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            elif transport.can_write_eof():
-                transport.write_eof()
-
-    def _handshaken(self) -> None:
-        if self.ws.state is not State.OPEN:
-            error = self.ws.handshake_exc or ConnectionError("handshake failed")
-            if not self.hello.done():
-                self.hello.set_exception(error)
-            return
-        self.ws.send_text(orjson.dumps({"type": "auth", "id": 1, "data": {"token": self.token}}))
-
-    def _frame(self, frame: Frame, now: float) -> None:
-        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if frame.opcode is Opcode.PING:  # the protocol has queued the pong already
-                self.other["ping"] += 1
-            return
-        if not frame.fin:
-            self._fragments.append(bytes(frame.data))
-            return
-        payload = frame.data
-        if self._fragments:
-            payload = b"".join([*self._fragments, bytes(frame.data)])
-            self._fragments = []
-        message = orjson.loads(payload)
+    def on_message(self, message: dict[str, Any], now: float) -> None:
         kind = message.get("type")
         if kind == "candidate.status" and self.records is not None:
             data = message.get("data") or {}
@@ -138,28 +82,22 @@ class LeanClient(asyncio.Protocol):
             self.other[str(kind)] += 1
             if kind in TOKEN_TYPES and self.tokens is not None:
                 acked = self.tokens.receive(kind, message, now)
-                if acked is not None and self.ws.state is State.OPEN:
-                    self._sent_id += 1
-                    ack = {"type": "ack", "id": self._sent_id, "data": {"id": acked}}
-                    self.ws.send_text(orjson.dumps(ack))
+                if acked is not None and self.send("ack", {"id": acked}):
                     self.tokens.log.acks += 1
 
-    @property
-    def is_open(self) -> bool:
-        return self.ws.state is State.OPEN and self.transport is not None and not self.transport.is_closing()
+    def ping_seen(self) -> None:
+        self.other["ping"] += 1
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def aclose(self, timeout: float = 10.0) -> None:
         """Normal close (1000); abort the TCP connection if the server does not finish it in time."""
         if self.transport is None or self.transport.is_closing():
             return
-        self.closed = asyncio.get_running_loop().create_future()
-        if self.ws.state is State.OPEN:
-            self.ws.send_close(1000)
-            self._flush()
+        self.done = asyncio.get_running_loop().create_future()
+        self.close(1000)
         try:
-            await asyncio.wait_for(self.closed, timeout)
+            await asyncio.wait_for(self.done, timeout)
         except TimeoutError:
-            self.transport.abort()
+            self.abort()
 
 
 async def open_client(
@@ -248,7 +186,7 @@ class _Worker:
 
         async def one(client: LeanClient) -> None:
             async with semaphore:
-                await client.close()
+                await client.aclose()
 
         started = time.time()
         await asyncio.gather(*(one(c) for c in self.clients))
@@ -273,7 +211,8 @@ async def _serve(pipe: Connection, index: int) -> None:
             client.transport.abort()
 
 
-def _watch_parent() -> None:
+def watch_parent() -> None:
+    """Exit when the parent process is gone (also if PR_SET_PDEATHSIG could not be set)."""
     parent = os.getppid()
     while os.getppid() == parent:
         time.sleep(1)
@@ -284,7 +223,7 @@ def worker_main(pipe: Connection, index: int) -> None:
     """Entry point of a worker process (multiprocessing, spawn)."""
     die_with_parent()
     raise_nofile()
-    threading.Thread(target=_watch_parent, daemon=True).start()
+    threading.Thread(target=watch_parent, daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(pipe, index))
 
@@ -292,14 +231,16 @@ def worker_main(pipe: Connection, index: int) -> None:
 class WorkerPool:
     """Worker processes (spawned, daemonic) and the pipes that drive them."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(
+        self, count: int, target: Callable[[Connection, int], None] | None = None, name: str = "bench-worker"
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(count):
             parent, child = context.Pipe()
             proc = context.Process(
-                target=worker_main, args=(child, index), daemon=True, name=f"bench-worker-{index}"
+                target=target or worker_main, args=(child, index), daemon=True, name=f"{name}-{index}"
             )
             proc.start()
             child.close()

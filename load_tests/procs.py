@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 _PR_SET_PDEATHSIG = 1
 _CHILDREN: list[subprocess.Popen[bytes]] = []
+_GROUPS: set[int] = set()  # children that lead their own process group
 
 
 def raise_nofile() -> tuple[int, int]:
@@ -72,14 +73,24 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 
 
 def _spawn(
-    argv: list[str], env: dict[str, str] | None, log_path: Path | None, cwd: Path = ROOT
+    argv: list[str],
+    env: dict[str, str] | None,
+    log_path: Path | None,
+    cwd: Path = ROOT,
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_child_setup
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup,
+            start_new_session=new_session,
         )
     finally:
         if log_path:
@@ -102,9 +113,37 @@ def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int:
     return proc.returncode
 
 
+def spawn_group(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A child in its own session and process group: a Ctrl-C in the terminal reaches only us, and
+    `stop_group` ends the child with everything it started."""
+    proc = _spawn(argv, env, log_path, new_session=True)
+    _GROUPS.add(proc.pid)
+    return proc
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> int:
+    """SIGTERM to the child's process group, SIGKILL to it after `grace_s`; the child's return code."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever the child left behind in its group
+    with contextlib.suppress(ValueError):
+        _CHILDREN.remove(proc)
+    return proc.returncode if proc.returncode is not None else -9
+
+
 def kill_all() -> None:
     """Kill every child still registered (atexit and the bench's finally)."""
     for proc in list(_CHILDREN):
+        if proc.pid in _GROUPS:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -196,7 +196,7 @@ def loss(args: argparse.Namespace) -> dict[str, Any]:
         kill(hub.proc)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="load_tests.storm_bench")
     sub = parser.add_subparsers(dest="scenario", required=True)
     s = sub.add_parser("storm")
@@ -209,7 +209,7 @@ def main() -> None:
     lo.add_argument("--proctors", type=int, default=40)
     lo.add_argument("--grace", type=float, default=5.0)
     lo.set_defaults(run=loss)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = args.run(args)
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from server.protocol import CLIENT_TYPES
@@ -76,6 +76,9 @@ class HubMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.webhooks = WebhookMetrics(r)
+        # process_resident_memory_bytes, process_cpu_seconds_total, ...: RSS and CPU over time for the
+        # load tester (and any scraper) without access to the hub's machine
+        ProcessCollector(registry=r)
         self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
         self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
         self.messages_out = Counter(

@@ -1,0 +1,110 @@
+"""Where the hub's time goes under load: `python -m load_tests.hub_sampler OUT.json run --port ...`.
+
+Runs `proctorhub <args>` in this process with a thread that looks at the main thread's stack every
+`SAMPLE_S` (sys._current_frames) and counts, per function, the samples in which it was running
+(own) and those in which it was anywhere on the stack (cumulative); samples waiting in the event
+loop's selector are idle. cProfile's deterministic tracing slowed the hub so much under exam-5000's
+join storm (2-3x) that it fell behind and the run measured the profiler; sampling at 200 Hz costs
+a few percent. The table is written to OUT.json every 10 s and at exit.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+SAMPLE_S = 0.005
+IDLE = frozenset({"select", "poll", "epoll", "_run_once"})
+
+
+def _name(frame: FrameType) -> str:
+    code = frame.f_code
+    return f"{code.co_name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+
+class StackSampler:
+    def __init__(self, thread_id: int, out: Path) -> None:
+        self.thread_id = thread_id
+        self.out = out
+        self.own: collections.Counter[str] = collections.Counter()
+        self.cumulative: collections.Counter[str] = collections.Counter()
+        self.samples = 0
+        self.idle = 0
+        self.started = time.time()
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        frame = sys._current_frames().get(self.thread_id)
+        if frame is None:
+            return
+        self.samples += 1
+        if frame.f_code.co_name in IDLE:
+            self.idle += 1
+            return
+        self.own[_name(frame)] += 1
+        seen = set()
+        while frame is not None:
+            name = _name(frame)
+            if name not in seen:
+                seen.add(name)
+                self.cumulative[name] += 1
+            frame = frame.f_back  # type: ignore[assignment]
+
+    def table(self, limit: int = 40) -> dict[str, object]:
+        busy = max(self.samples - self.idle, 1)
+        rows = [
+            {
+                "function": name,
+                "own_pct_of_busy": round(100 * n / busy, 2),
+                "cumulative_pct_of_busy": round(100 * self.cumulative[name] / busy, 2),
+            }
+            for name, n in self.own.most_common(limit)
+        ]
+        top_cumulative = [
+            {"function": name, "cumulative_pct_of_busy": round(100 * n / busy, 2)}
+            for name, n in self.cumulative.most_common(limit)
+        ]
+        return {
+            "samples": self.samples,
+            "idle_samples": self.idle,
+            "interval_s": SAMPLE_S,
+            "seconds": round(time.time() - self.started, 1),
+            "by_own": rows,
+            "by_cumulative": top_cumulative,
+        }
+
+    def write(self) -> None:
+        self.out.write_text(json.dumps(self.table(), indent=1))
+
+    def run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(SAMPLE_S):
+            self.sample()
+            if time.monotonic() - last > 10:
+                self.write()
+                last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.write()
+
+
+def main() -> int:
+    out, args = Path(sys.argv[1]), sys.argv[2:]
+    from server.cli import main as proctorhub
+
+    sampler = StackSampler(threading.get_ident(), out)
+    threading.Thread(target=sampler.run, daemon=True, name="hub-sampler").start()
+    try:
+        return proctorhub(args)
+    finally:
+        sampler.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""A worker process of `proctorhub loadtest`: one asyncio loop running its share of simulated users.
+
+Driven by the main process over a pipe (clients.WorkerPool), one command at a time:
+`start` (config and plans: the users begin on their schedule), `snapshot` (once a second: counts,
+the rooms its proctors watch, where its connected candidates sit, new alerts), `stop` (everyone
+closes), `collect` (every record, for the report). SIGINT is ignored here: the main process
+decides when workers stop (a Ctrl-C in the terminal reaches the whole process group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from load_tests.candidate import JOINED, SimCandidate
+from load_tests.clients import watch_parent
+from load_tests.procs import die_with_parent, raise_nofile
+from load_tests.proctor import Observer, SimProctor
+from load_tests.schedule import CandidatePlan, ProctorPlan
+from load_tests.token_watch import TokenWatch
+from load_tests.users import Records, Shared
+
+
+class Swarm:
+    def __init__(self) -> None:
+        self.records = Records()
+        self.candidates: list[SimCandidate] = []
+        self.proctors: list[SimProctor] = []
+        self.observer: Observer | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.watch = TokenWatch(lambda: [*self.candidates, *self.proctors])
+        self.shared: Shared | None = None
+
+    async def start(
+        self,
+        config: dict[str, Any],
+        candidates: list[CandidatePlan],
+        proctors: list[ProctorPlan],
+        observer: bool,
+    ) -> dict[str, Any]:
+        shared = self.shared = Shared(config, self.records, self.watch.log)
+        loop = asyncio.get_running_loop()
+        self.candidates = [SimCandidate(shared, plan) for plan in candidates]
+        self.proctors = [SimProctor(shared, plan) for plan in proctors]
+        users: list[SimCandidate | SimProctor | Observer] = [*self.candidates, *self.proctors]
+        if observer:
+            self.observer = Observer(shared)
+            users.append(self.observer)
+        self.tasks = [loop.create_task(self._guard(user.run())) for user in users]
+        await self.watch.start()
+        return {"users": len(users)}
+
+    async def _guard(self, job: Any) -> None:
+        try:
+            await job
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a simulated user must not end the worker
+            self.records.error(f"user task: {type(exc).__name__}: {exc}")
+
+    async def snapshot(self) -> dict[str, Any]:
+        rooms: collections.Counter[str] = collections.Counter()
+        connected = assigned = joined = 0
+        for c in self.candidates:
+            if c.is_open and not c.finished:
+                connected += 1
+                if c.room_id is not None:
+                    assigned += 1
+                    rooms[c.room_id] += 1
+            joined += c.peer_state == JOINED
+        watched: set[str] = set()
+        for p in self.proctors:
+            watched |= p.watching
+        log, records = self.watch.log, self.records
+        new_alerts, records.new_alerts = records.new_alerts, []
+        return {
+            "t": time.time(),
+            "candidates_connected": connected,
+            "candidates_assigned": assigned,
+            "candidates_finished": sum(c.finished for c in self.candidates),
+            "media_joined": joined,
+            "proctors_connected": sum(p.is_open for p in self.proctors),
+            "candidate_rooms": dict(rooms),
+            "rooms_watched": sorted(watched),
+            "refreshes": log.refreshes,
+            "acks": log.acks,
+            "expired_client_s": log.expired_client_s,
+            "media_failures": len(records.media_failures),
+            "errors": sum(records.errors.values()),
+            "reconnects": records.counts["reconnects"],
+            "new_alerts": new_alerts,
+            "observer": dict(self.observer.stats) if self.observer else None,
+        }
+
+    async def stop(self) -> dict[str, Any]:
+        for user in [*self.candidates, *self.proctors, *([self.observer] if self.observer else [])]:
+            user.stop(1000)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+        for task in self.tasks:
+            task.cancel()
+        if self.shared is not None:
+            await self.shared.aclose()
+        return {"stopped": len(self.tasks)}
+
+    async def collect(self) -> dict[str, Any]:
+        tokens = await self.watch.report()
+        r = self.records
+        return {
+            "joins": r.joins,
+            "actions": r.actions,
+            "deliveries": r.deliveries,
+            "alerts": [(t, data) for t, data in r.alerts.values()],
+            "media_failures": r.media_failures,
+            "peers": r.peers,
+            "injected": r.injected,
+            "closes": dict(r.closes),
+            "errors": dict(r.errors),
+            "counts": dict(r.counts),
+            "never_assigned": [c.user_id for c in self.candidates if not c.assigned_once],
+            "tokens": {k: v for k, v in tokens.items() if k not in ("rooms", "refresh_stamps")},
+        }
+
+
+async def _serve(pipe: Connection) -> None:
+    swarm = Swarm()
+    loop = asyncio.get_running_loop()
+    handlers = {
+        "start": swarm.start,
+        "snapshot": swarm.snapshot,
+        "stop": swarm.stop,
+        "collect": swarm.collect,
+    }
+    while True:
+        command, args = await loop.run_in_executor(None, pipe.recv)
+        if command == "exit":
+            break
+        try:
+            reply: Any = ("ok", await handlers[command](**args))
+        except Exception as exc:
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        pipe.send(reply)
+    for user in [*swarm.candidates, *swarm.proctors]:
+        if user.sock is not None:
+            user.sock.abort()
+
+
+def swarm_main(pipe: Connection, index: int) -> None:
+    """Entry point of a worker process (multiprocessing, spawn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    raise_nofile()
+    threading.Thread(target=watch_parent, daemon=True).start()
+    asyncio.run(_serve(pipe))

@@ -1,0 +1,146 @@
+"""The load tester's pure parts: scenario files refused with line and reason, schedules, coverage,
+fault accounting, the reconnect policy."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from load_tests import scenario as sc
+from load_tests.coverage import Coverage
+from load_tests.detection import account, first_sightings
+from load_tests.schedule import build, deal
+from load_tests.users import reconnect_delay
+
+GOOD = """\
+name = "t"
+candidates = 40
+proctors = 4
+exam_s = 60
+
+[arrival]
+curve = "ramp"
+ramp_s = 10
+
+[faults]
+camera_loss = 2
+"""
+
+
+def test_every_shipped_scenario_loads() -> None:
+    names = sorted(p.stem for p in sc.SCENARIO_DIR.glob("*.toml"))
+    assert {"smoke", "exam-600", "exam-5000", "soak-10k"} <= set(names)
+    exam = sc.load("exam-600")
+    assert (exam.candidates, exam.proctors, exam.token_ttl_s, exam.arrival.ramp_s) == (600, 40, 120, 60)
+    assert (exam.faults.recording_drop, exam.faults.recording_fail, exam.faults.camera_loss) == (14, 3, 20)
+    assert exam.churn.share == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "reason"),
+    [
+        (("candidates = 40", "candidates = 40\ncandidatez = 3"), 3, "candidatez: unknown key"),
+        (("camera_loss = 2", "camera_loss = -2"), 11, "faults.camera_loss: must not be negative"),
+        (("ramp_s = 10", "ramp_s = 90"), 8, "arrival.ramp_s: the ramp (90 s) is longer than the exam (60 s)"),
+        (('curve = "ramp"', 'curve = "sudden"'), 7, "arrival.curve: must be one of all, ramp, waves"),
+        (("proctors = 4", "proctors = 4.5"), 3, "proctors: must be an integer"),
+        (("exam_s = 60", "exam_s = "), 4, "not valid TOML"),
+    ],
+)
+def test_bad_scenarios_are_refused_with_line_and_reason(
+    change: tuple[str, str], line: int, reason: str
+) -> None:
+    text = GOOD.replace(*change)
+    with pytest.raises(sc.ScenarioError) as refused:
+        sc.parse(text, "exam.toml")
+    message = str(refused.value)
+    assert reason in message
+    assert f"line {line}" in message or f"exam.toml:{line}:" in message
+
+
+def test_flags_are_checked_like_the_file() -> None:
+    base = sc.parse(GOOD, "exam.toml")
+    changed = sc.override(base, ["candidates=80", "protocol=msgpack", "faults.recording_drop=3"])
+    assert (changed.candidates, changed.protocol, changed.faults.recording_drop) == (80, "msgpack", 3)
+    with pytest.raises(sc.ScenarioError, match=r"--set: arrival.ramp_s: the ramp \(99 s\) is longer"):
+        sc.override(base, ["arrival.ramp_s=99"])
+
+
+@given(st.integers(1, 300), st.integers(0, 30), st.floats(0, 0.5), st.integers(0, 10), st.integers(0, 2**16))
+def test_schedules_fit_the_exam(candidates: int, camera: int, churn: float, drops: int, seed: int) -> None:
+    s = sc.Scenario(
+        candidates=candidates,
+        exam_s=120,
+        seed=seed,
+        churn=sc.Churn(share=churn),
+        faults=sc.Faults(camera_loss=min(camera, candidates), recording_drop=min(drops, candidates)),
+    )
+    plans, proctors = build(s)
+    assert len(plans) == candidates and len({p.user_id for p in plans}) == candidates
+    for p in plans:
+        assert 0 <= p.arrive_s < p.finish_s
+        for at, length in (*p.churn, *p.camera):
+            assert p.arrive_s < at and at + length < p.finish_s
+    assert sum(p.recording_fault is not None for p in plans) == min(drops, candidates)
+    assert sum(len(h) for h in deal(plans, 3)) == candidates
+    assert build(s) == (plans, proctors)  # seeded: the same run every time
+
+
+def test_coverage_counts_unwatched_past_the_grace_and_tells_shortage_apart() -> None:
+    cov = Coverage(grace_s=2)  # counted after grace + SLACK_S (2 s): from t = 5 on
+    for t in range(10):  # room b unwatched although 2 proctors for 2 rooms: the hub's fault
+        cov.feed(float(t), {"a": 5, "b": 3}, {"a"}, proctors=2)
+    assert cov.unwatched_s == pytest.approx(3 * 5) and cov.shortage_s == 0
+    short = Coverage(grace_s=2)
+    for t in range(10):  # 1 proctor for 2 rooms: the scenario's shortage
+        short.feed(float(t), {"a": 5, "b": 3}, {"a"}, proctors=1)
+    assert short.shortage_s == pytest.approx(3 * 5) and short.unwatched_s == 0
+    assert short.figures()["worst_shortage_rooms"] == 2
+
+
+def test_alerts_are_matched_to_faults_and_false_ones_counted() -> None:
+    injected = [
+        {"kind": "camera", "candidate_id": "c1", "at": 100.0, "until": 120.0},
+        {"kind": "camera", "candidate_id": "c2", "at": 100.0, "until": 102.0},  # too short to alert
+        {"kind": "recording.drop", "candidate_id": "c3", "at": 150.0, "until": 150.0},
+    ]
+    alerts = first_sightings(
+        [
+            (
+                111.0,
+                {
+                    "alert_id": "a1",
+                    "kind": "video.gap",
+                    "state": "open",
+                    "candidate_id": "c1",
+                    "started_at": 100_500,
+                },
+            ),
+            (125.0, {"alert_id": "a1", "kind": "video.gap", "state": "closed", "candidate_id": "c1"}),
+            (180.0, {"alert_id": "a2", "kind": "recording.missing", "state": "open", "candidate_id": "c3"}),
+            (130.0, {"alert_id": "a3", "kind": "video.gap", "state": "open", "candidate_id": "c9"}),
+            (90.0, {"alert_id": "s", "kind": "proctor.shortage", "state": "open", "candidate_id": None}),
+        ]
+    )
+    found = account(
+        injected, alerts, alert_after_s=10, armed={"recording.drop": 1}, touched_by_webhook_faults=set()
+    )
+    assert found["by_kind"]["camera"]["expected"] == 1 and found["by_kind"]["camera"]["detected"] == 1
+    assert found["by_kind"]["camera"]["delays_s"] == [11.0]
+    assert found["by_kind"]["recording.drop"]["delays_s"] == [30.0]
+    assert found["recall"] == 1.0
+    assert [a["alert_id"] for a in found["false_alerts"]] == ["a3"]
+    assert [a["alert_id"] for a in found["event_alerts"]] == ["s"]
+
+
+def test_reconnect_policy_follows_the_close_codes() -> None:
+    rng = random.Random(1)
+    for code in (1000, 1008, 1009, 4400, 4403):
+        assert reconnect_delay(code, 0, rng) is None
+    assert all(0 <= reconnect_delay(1012, 9, rng) <= 1.0 for _ in range(50))  # type: ignore[operator]
+    delays = [reconnect_delay(1013, attempt, rng) for attempt in range(12) for _ in range(20)]
+    assert all(d is not None and 0 <= d <= 15.0 for d in delays)
+    assert max(d for d in delays if d is not None) > 5  # backoff grows towards the cap
