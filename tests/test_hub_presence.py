@@ -92,16 +92,20 @@ async def test_flag_is_stored_and_shown_to_proctors_and_admins(shared_hub: HubPr
     p2, _ = await login(shared_hub.ws, token(SECRET, "p2", "proctor", event))
     admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
     await p1.send("flag", {"candidate_id": "c-flag", "note": "second person in view", "severity": "high"})
+    watching = p1 if (await p1.expect("roster"))["data"]["candidates"] else p2
+    other = p2 if watching is p1 else p1
     for watcher in (p1, p2, admin):
         added = await watcher.expect("flag.added")
         assert added["data"]["candidate_id"] == "c-flag" and added["data"]["by"] == "p1"
         assert added["data"]["severity"] == "high" and added["data"]["note"] == "second person in view"
+    # The new flag count reaches the admin and the proctor watching the candidate's room, no other.
+    for watcher in (watching, admin):
         status = await watcher.expect("candidate.status", lambda m: m["data"]["flags"] == 1)
         assert status["data"]["candidate_id"] == "c-flag"
     unknown = await p1.send("flag", {"candidate_id": "nobody", "note": "n", "severity": "low"})
     assert (await p1.expect("error", lambda m: m["re"] == unknown))["data"]["code"] == "unknown_candidate"
+    assert not [m for m in other.inbox if m["type"] == "candidate.status" and m["data"]["flags"] == 1]
     # The room's proctor, back after a blip, keeps its room and sees the flag count in its roster.
-    watching = p1 if (await p1.expect("roster"))["data"]["candidates"] else p2
     name = "p1" if watching is p1 else "p2"
     await watching.close()
     back, _ = await login(shared_hub.ws, token(SECRET, name, "proctor", event))

@@ -187,11 +187,8 @@ async def test_proctors_see_the_candidates_room(hub_factory) -> None:
         client, _ = await login(hub.ws, token(SECRET, user, event="tok-seat"))
         seats[user] = (await client.expect("room.assign"))["data"]["room_id"]
     assert seats["c1"] == seats["c2"] != seats["c3"]  # room size 2: the third opens a second room
-    for user, room_id in seats.items():
-        status = await proctor.expect(
-            "candidate.status", lambda m, u=user: m["data"]["candidate_id"] == u and m["data"]["room_id"]
-        )
-        assert status["data"]["room_id"] == room_id
     rooms = await proctor.expect("room.assign", lambda m: len(m["data"]["rooms"]) == 2)
     assert rooms["data"]["reason"] == "rebalance"
     assert {r["room_id"] for r in rooms["data"]["rooms"]} == set(seats.values())
+    roster = await proctor.expect("roster", lambda m: len(m["data"]["candidates"]) == 3)
+    assert {c["candidate_id"]: c["room_id"] for c in roster["data"]["candidates"]} == seats

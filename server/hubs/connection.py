@@ -83,6 +83,10 @@ class Connection:
         self._next_id = 1
 
     @property
+    def role(self) -> str | None:
+        return None if self.session is None else self.session.role
+
+    @property
     def user_key(self) -> tuple[str, str]:
         session = self._require_session()
         return session.event_id, session.user_id

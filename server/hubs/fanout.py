@@ -101,9 +101,16 @@ class Fanout:
             self.deliver(topic, message)
 
     def deliver(self, topic: str, message: Outbound) -> None:
-        """Queue a message on every local socket of a topic."""
+        """Queue a message on every local socket of a topic.
+
+        A seated candidate's `candidate.status` goes to the admins and to the proctors watching its
+        room only: sent to every proctor of a 5,000-candidate event, these writes were most of the hub's
+        time. A proctor learns of a candidate moving into its rooms from the `roster` that follows."""
         listeners = self._local.get(topic)
         if not listeners:
             return
+        room = message.data.get("room_id") if message.type == "candidate.status" else None
         for conn in list(listeners):
+            if room is not None and conn.role == "proctor" and room not in conn.assigned:
+                continue
             conn.send(message)
