@@ -105,6 +105,7 @@ def build(
         "faults_detected": found["detected"],
         "alert_delay_max_s": found["delay_max_s"],
         "alert_delay_p50_s": found["delay_p50_s"],
+        "missing_delay_max_s": found["missing_delay_max_s"],
         "false_alerts": len(found["false_alerts"]),
         "alerts_seen": found["alerts_seen"],
         "recordings_expected": recs["expected"],

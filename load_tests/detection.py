@@ -126,7 +126,9 @@ def account(
     unexplained = [a for a in remaining if a.get("candidate_id") in faulty]
     expected_total = sum(r["expected"] for r in rows.values())
     detected_total = sum(r["detected"] for r in rows.values())
-    delays_all = [d for r in rows.values() for d in r["delays_s"]]
+    # A missing recording can only be flagged a deadline after its session closed: judged apart.
+    delays_all = [d for k, r in rows.items() if k != "recording.drop" for d in r["delays_s"]]
+    missing = rows.get("recording.drop", {}).get("delays_s", [])
     return {
         "by_kind": rows,
         "expected": expected_total,
@@ -134,6 +136,7 @@ def account(
         "recall": round(detected_total / expected_total, 4) if expected_total else None,
         "delay_max_s": max(delays_all) if delays_all else None,
         "delay_p50_s": round(percentile(delays_all, 50), 2) if delays_all else None,
+        "missing_delay_max_s": max(missing) if missing else None,
         "false_alerts": [_brief(a) for a in false],
         "alerts_after_webhook_faults": [_brief(a) for a in on_webhook],
         "unexplained_alerts": [_brief(a) for a in unexplained],

@@ -82,7 +82,8 @@ class Goals:
     shortage_candidate_s: float = 0.0  # unwatched while proctors < occupied rooms
     never_assigned: int = 0
     recall: float = 1.0  # faults expected to alert that did
-    alert_delay_s: float = 60.0
+    alert_delay_s: float = 60.0  # live faults: camera, churn, failed recordings
+    missing_delay_s: float = 1200.0  # a dropped recording, from the drop to `recording.missing`
     false_alerts: int = 0
     unflagged_missing_recordings: int = 0
 

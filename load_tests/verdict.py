@@ -148,6 +148,11 @@ GOALS = (  # (goal in Goals, figure, why it matters when missed)
     ),
     ("recall", "recall", "injected faults went undetected"),
     ("alert_delay_s", "alert_delay_max_s", "alerts came too late"),
+    (
+        "missing_delay_s",
+        "missing_delay_max_s",
+        "missing recordings flagged too late (RECORDING_DEADLINE_S counts from the session's close)",
+    ),
     ("false_alerts", "false_alerts", "alerts for candidates with no injected fault"),
     (
         "unflagged_missing_recordings",
