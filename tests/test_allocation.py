@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.client import HubClient, login, token
 from tests.conftest import API_KEY, SECRET, create_event
 from tests.servers import HubProcess, RedisServer, start_simulator
+from tests.sitting import eventually as until
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -51,14 +52,6 @@ class Listener:
         if "rooms" in data:
             return {r["room_id"] for r in data["rooms"]}
         return {data["room_id"]} if "room_id" in data else set()
-
-
-async def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_600_candidates_and_40_proctors_on_two_nodes(hub_factory, redis_server: RedisServer) -> None:
