@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.api.rooms import _event_id
+from server.api.rooms import event_id_of
 from server.api.security import caller
 from server.recording.archive import Archive, ArchiveError, Segment, manifest_key
 
@@ -26,7 +26,7 @@ log = logging.getLogger("proctorhub.api")
 async def recordings(request: Request) -> JSONResponse:
     candidate_id: str = request.path_params["candidate_id"]
     (await caller(request)).require_reader(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     archive: Archive = request.app.state.archive
     ttl_s = max(1, round(request.app.state.settings.archive_url_ttl_s))
     try:

@@ -14,7 +14,7 @@ from server.api.security import caller
 REBALANCE_TIMEOUT_S = 30.0
 
 
-async def _event_id(request: Request) -> str:
+async def event_id_of(request: Request) -> str:
     event_id: str = request.path_params["event_id"]
     if await request.app.state.store.get_event(event_id) is None:
         raise ApiError(404, "not_found", f"event {event_id!r} does not exist")
@@ -24,7 +24,7 @@ async def _event_id(request: Request) -> str:
 async def rooms(request: Request) -> JSONResponse:
     who = await caller(request)
     who.require_reader(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     return JSONResponse(await request.app.state.hub.rooms.allocation(event_id))
 
 
@@ -32,7 +32,7 @@ async def rebalance(request: Request) -> JSONResponse:
     """Plan the event now (e.g. after a PATCH of N, M or L) and answer with the allocation."""
     who = await caller(request)
     who.require_admin(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     service = request.app.state.hub.rooms
     try:
         await asyncio.wait_for(service.request(event_id), REBALANCE_TIMEOUT_S)

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.api.rooms import _event_id
+from server.api.rooms import event_id_of
 from server.api.security import caller
 from server.recording.report import report_csv, report_row, timeline_json
 from server.store.base import UserRecord
@@ -26,7 +26,7 @@ async def _candidate(request: Request, event_id: str) -> UserRecord:
 async def timeline(request: Request) -> JSONResponse:
     who = await caller(request)
     who.require_reader(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     user = await _candidate(request, event_id)
     monitor, store = request.app.state.monitor, request.app.state.store
     found, flags = await asyncio.gather(
@@ -39,14 +39,14 @@ async def timeline(request: Request) -> JSONResponse:
 async def alerts(request: Request) -> JSONResponse:
     who = await caller(request)
     who.require_reader(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     return JSONResponse({"event_id": event_id, "alerts": await request.app.state.monitor.alerts(event_id)})
 
 
 async def report(request: Request) -> Response:
     who = await caller(request)
     who.require_reader(request.path_params["event_id"])
-    event_id = await _event_id(request)
+    event_id = await event_id_of(request)
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "csv"):
         raise ApiError(400, "invalid", "format must be json or csv")

@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.protocol import Outbound
+from server.recording.intervals import epoch_ms
 from server.recording.timeline import VIDEO_GAP, Gap, Timeline
 
 
 def alert_id(candidate_id: str, gap: Gap) -> str:
     suffix = str(int(gap.start * 1000)) if gap.kind == VIDEO_GAP else gap.peer_id
     return f"{gap.kind}:{candidate_id}:{suffix}"
-
-
-def _ms(at: float | None) -> int | None:
-    return None if at is None else int(at * 1000)
 
 
 def alert_of(candidate_id: str, room_id: str | None, gap: Gap) -> dict[str, Any]:
@@ -36,8 +33,8 @@ def alert_of(candidate_id: str, room_id: str | None, gap: Gap) -> dict[str, Any]
         "state": "open" if ongoing or gap.kind != VIDEO_GAP else "closed",
         "candidate_id": candidate_id,
         "room_id": gap.room_id or room_id,
-        "started_at": _ms(gap.start),
-        "ended_at": _ms(gap.end),
+        "started_at": epoch_ms(gap.start),
+        "ended_at": epoch_ms(gap.end),
         "detail": detail,
     }
 

@@ -14,19 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.recording.alerts import alert_id
 from server.recording.archive import Archive, ArchiveError, Segment, SegmentSource
-from server.recording.report import flag_json
+from server.recording.intervals import epoch_ms
+from server.recording.report import flag_json, gap_json
 from server.recording.timeline import PeerRecording, Timeline
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.archiver")
 
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-
-
-def _ms(at: float | None) -> int | None:
-    return None if at is None else int(at * 1000)
 
 
 def segment_source(event_id: str, candidate_id: str, peer: PeerRecording) -> SegmentSource | None:
@@ -65,32 +61,28 @@ def manifest(
         "event_id": event_id,
         "candidate_id": candidate_id,
         "name": name,
-        "updated_at": _ms(now),
+        "updated_at": epoch_ms(now),
         "segments": [s.to_dict() for s in sorted(segments, key=lambda s: (s.started_at, s.key))],
-        "gaps": [
-            {
-                "alert_id": alert_id(candidate_id, g),
-                "kind": g.kind,
-                "cause": g.cause,
-                "started_at": _ms(g.start),
-                "ended_at": _ms(g.end),
-            }
-            for g in timeline.gaps
-        ],
+        "gaps": [gap_json(candidate_id, g) for g in timeline.gaps],
         "flags": flags,
         "failed": [
             {
                 "peer_id": p.peer_id,
                 "room_id": p.room_id,
                 "session_id": p.session_id,
-                "at": _ms(p.end),
+                "at": epoch_ms(p.end),
                 "error": p.signal.error if p.signal else "",
             }
             for p in timeline.peers
             if p.status == "failed"
         ],
         "missing": [
-            {"peer_id": p.peer_id, "room_id": p.room_id, "session_id": p.session_id, "due_at": _ms(p.due_at)}
+            {
+                "peer_id": p.peer_id,
+                "room_id": p.room_id,
+                "session_id": p.session_id,
+                "due_at": epoch_ms(p.due_at),
+            }
             for p in timeline.peers
             if p.status == "missing"
         ],

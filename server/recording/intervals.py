@@ -88,6 +88,11 @@ def subtract(a: Intervals, b: Intervals) -> Intervals:
     return tuple(out)
 
 
+def epoch_ms(at: float | None) -> int | None:
+    """Epoch seconds (Python side) to the wire's epoch milliseconds."""
+    return None if at is None else int(at * 1000)
+
+
 def contains(spans: Intervals, at: float) -> bool:
     return any(start <= at < _end(end) for start, end in spans)
 

@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from server.hubs.fanout import admin_topic, user_topic
 from server.protocol import Outbound
 from server.recording.alerts import AlertChange, alert_changes, alert_id, alert_key
+from server.recording.envelope import Envelope
 from server.recording.reconciler import HmsReader, Reconciler
 from server.recording.signals import WebhookFact, media_signal, presence_signal, webhook_fact
 from server.recording.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
@@ -35,13 +36,6 @@ log = logging.getLogger("proctorhub.recording.monitor")
 
 LOCK_TTL_S = 5.0
 DUE_POLL_S = 0.25
-
-
-class Envelope(Protocol):
-    id: str
-    type: str
-    timestamp: float
-    data: dict[str, Any]
 
 
 ChangeHook = Callable[[str, str, Timeline], None]

@@ -7,8 +7,8 @@ import io
 from typing import Any
 
 from server.recording.alerts import alert_id
-from server.recording.intervals import Intervals
-from server.recording.timeline import Timeline
+from server.recording.intervals import Intervals, epoch_ms
+from server.recording.timeline import Gap, Timeline
 from server.store.base import FlagRecord, UserRecord
 
 REPORT_COLUMNS = (
@@ -26,12 +26,8 @@ REPORT_COLUMNS = (
 )
 
 
-def _ms(at: float | None) -> int | None:
-    return None if at is None else int(at * 1000)
-
-
 def _spans(spans: Intervals) -> list[list[int | None]]:
-    return [[_ms(start), _ms(end)] for start, end in spans]
+    return [[epoch_ms(start), epoch_ms(end)] for start, end in spans]
 
 
 def flag_json(flag: FlagRecord) -> dict[str, Any]:
@@ -40,7 +36,19 @@ def flag_json(flag: FlagRecord) -> dict[str, Any]:
         "by": flag.by,
         "note": flag.note,
         "severity": flag.severity,
-        "ts": _ms(flag.ts),
+        "ts": epoch_ms(flag.ts),
+    }
+
+
+def gap_json(candidate_id: str, gap: Gap) -> dict[str, Any]:
+    """A gap as the timeline API and the archive's manifest show it."""
+    return {
+        "alert_id": alert_id(candidate_id, gap),
+        "kind": gap.kind,
+        "cause": gap.cause,
+        "started_at": epoch_ms(gap.start),
+        "ended_at": epoch_ms(gap.end),
+        "peer_id": gap.peer_id or None,
     }
 
 
@@ -51,7 +59,7 @@ def timeline_json(
         "event_id": user.event_id,
         "candidate_id": user.user_id,
         "name": user.name,
-        "now": _ms(now),
+        "now": epoch_ms(now),
         "threshold_s": threshold_s,
         "intervals": {
             "present": _spans(timeline.present),
@@ -59,26 +67,16 @@ def timeline_json(
             "video": _spans(timeline.video),
             "recorded": _spans(timeline.recorded),
         },
-        "gaps": [
-            {
-                "alert_id": alert_id(user.user_id, g),
-                "kind": g.kind,
-                "cause": g.cause,
-                "started_at": _ms(g.start),
-                "ended_at": _ms(g.end),
-                "peer_id": g.peer_id or None,
-            }
-            for g in timeline.gaps
-        ],
+        "gaps": [gap_json(user.user_id, g) for g in timeline.gaps],
         "recordings": [
             {
                 "peer_id": p.peer_id,
                 "room_id": p.room_id,
                 "session_id": p.session_id,
                 "status": p.status,
-                "started_at": _ms(p.start),
-                "ended_at": _ms(p.end),
-                "due_at": _ms(p.due_at),
+                "started_at": epoch_ms(p.start),
+                "ended_at": epoch_ms(p.end),
+                "due_at": epoch_ms(p.due_at),
             }
             for p in timeline.peers
             if p.status != "not_expected"
