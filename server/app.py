@@ -11,19 +11,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server import web
-from server.api import events, health, recordings, rooms, timelines
+from server.api import allocation, archive_files, events, health, pages, recordings, timelines
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
 from server.hms.wiring import build_hms
 from server.hubs import Hub
 from server.hubs.endpoint import HubEndpoint
-from server.recording import archive_routes
-from server.recording.archive import build_archive
-from server.recording.archiver import Archiver
-from server.recording.monitor import RecordingMonitor
-from server.recording.timeline import Rules
-from server.recording.wiring import build_webhooks
+from server.recording.archive.archiver import Archiver
+from server.recording.archive.factory import build_archive
+from server.recording.intake.wiring import build_webhooks
+from server.recording.monitor.live import RecordingMonitor
+from server.recording.monitor.timeline import Rules
 from server.store import create_store
 from server.store.base import EventConfig
 
@@ -71,22 +69,22 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws", HubEndpoint(hub)),
         *health.routes,
         *events.routes,
-        *rooms.routes,
+        *allocation.routes,
         *timelines.routes,
         *recordings.routes,
-        *archive_routes.routes,
+        *archive_files.routes,
         *webhooks.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
         routes.append(Mount("/hms-sim", app=hms.simulator.asgi_app))
     if WEB_DIR.is_dir():
-        routes += web.routes(settings, WEB_DIR)
+        routes += pages.routes(settings, WEB_DIR)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(web.SecurityHeaders, settings=settings)],
+        middleware=[Middleware(pages.SecurityHeaders, settings=settings)],
     )
     app.state.settings = settings
     app.state.store = store

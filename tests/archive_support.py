@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from server.config import Settings
-from server.recording.archive import SegmentSource
+from server.recording.archive.contract import SegmentSource
 from tests.s3 import CREDENTIALS
 
 SECRET = "archive-test-secret-" + "s" * 24

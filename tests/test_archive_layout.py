@@ -10,10 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.config import ConfigError, load_settings
-from server.recording.archive import (
+from server.recording.archive.contract import Segment, SegmentSource
+from server.recording.archive.layout import (
     MAX_PART_CHARS,
-    Segment,
-    SegmentSource,
     alternate_key,
     content_type,
     extension,
@@ -22,7 +21,7 @@ from server.recording.archive import (
     segment_key,
     stamp,
 )
-from server.recording.archive_local import key_is_safe, sign, signature_problem
+from server.recording.archive.local import key_is_safe, sign, signature_problem
 from tests.archive_support import SECRET, STARTED, source
 
 ids = st.text(min_size=1, max_size=60)

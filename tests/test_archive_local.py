@@ -13,8 +13,9 @@ import pytest
 from server.config import ConfigError
 from server.hms.simulator import LocalTarget
 from server.hms.simulator.recorder import fake_mp4
-from server.recording.archive import ArchiveError, build_archive
-from server.recording.archive_local import LocalArchive
+from server.recording.archive.contract import ArchiveError
+from server.recording.archive.factory import build_archive
+from server.recording.archive.local import LocalArchive
 from tests.archive_support import SECRET, settings, source
 from tests.s3 import S3Server
 from tests.servers import HubProcess, start_hub

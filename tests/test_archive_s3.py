@@ -12,8 +12,9 @@ import pytest
 
 from server.hms.simulator import S3Target
 from server.hms.simulator.recorder import fake_mp4
-from server.recording.archive import ArchiveError, Segment, build_archive
-from server.recording.archive_s3 import IDENTITY, S3Archive
+from server.recording.archive.contract import ArchiveError, Segment
+from server.recording.archive.factory import build_archive
+from server.recording.archive.s3 import IDENTITY, S3Archive
 from tests.archive_support import settings, source
 from tests.s3 import CREDENTIALS, S3Server
 from tests.simulator_support import eventually, running

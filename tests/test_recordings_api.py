@@ -14,7 +14,8 @@ import pytest
 from server.auth import Role, mint_session
 from server.config import Settings
 from server.hms.simulator.recorder import fake_mp4
-from server.recording.archive import Archive, Segment, build_archive
+from server.recording.archive.contract import Archive, Segment
+from server.recording.archive.factory import build_archive
 from tests.archive_support import SECRET, settings, source
 from tests.s3 import CREDENTIALS, S3Server
 from tests.servers import HubProcess, start_hub

@@ -8,8 +8,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.recording import intervals as iv
-from server.recording.timeline import (
+from server.recording.monitor import intervals as iv
+from server.recording.monitor.timeline import (
     RECORDING_FAILED,
     RECORDING_MISSING,
     VIDEO_GAP,

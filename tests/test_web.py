@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server.api.pages import PAGES, client_config, content_security_policy
 from server.config import ConfigError, Settings, load_settings
 from server.hubs.endpoint import origin_allowed
-from server.web import PAGES, client_config, content_security_policy
 from tests.client import login
 from tests.servers import start_hub
 

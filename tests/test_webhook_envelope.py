@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.recording.envelope import BadWebhook, Envelope, parse_envelope, parse_time
-from server.recording.rooms import RoomRouter
+from server.recording.intake.envelope import BadWebhook, Envelope, parse_envelope, parse_time
+from server.recording.intake.room_owners import RoomRouter
 from tests.webhook_support import encode, event
 
 # times

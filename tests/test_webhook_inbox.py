@@ -11,8 +11,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from server.metrics import WebhookMetrics
-from server.recording.envelope import Envelope
-from server.recording.inbox import Inbox
+from server.recording.intake.envelope import Envelope
+from server.recording.intake.inbox import Inbox
 from server.store.base import Store
 from tests.webhook_support import encode, event
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.hms.tokens import mint_app_token, mint_management_token
-from server.recording.envelope import MAX_BODY_BYTES
+from server.recording.intake.envelope import MAX_BODY_BYTES
 from tests.conftest import HubFactory
 from tests.servers import RedisServer, free_port, start_redis
 from tests.simulator_support import Receiver, receiving

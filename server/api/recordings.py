@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.api.allocation import event_id_of
 from server.api.errors import ApiError
-from server.api.rooms import event_id_of
 from server.api.security import caller
-from server.recording.archive import Archive, ArchiveError, Segment, manifest_key
+from server.recording.archive.contract import Archive, ArchiveError, Segment
+from server.recording.archive.layout import manifest_key
 
 log = logging.getLogger("proctorhub.api")
 

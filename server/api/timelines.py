@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api.allocation import event_id_of
 from server.api.errors import ApiError
-from server.api.rooms import event_id_of
 from server.api.security import caller
-from server.recording.report import report_csv, report_row, timeline_json
+from server.recording.monitor.report import report_csv, report_row, timeline_json
 from server.store.base import UserRecord
 
 

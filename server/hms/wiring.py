@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.config import Settings
 from server.hms.client import HmsClient
-from server.hms.rooms import HmsRoomFactory
+from server.hms.room_factory import HmsRoomFactory
 from server.hms.simulator import Simulator, config_from_env
 from server.hms.tokens import ManagementTokens
 

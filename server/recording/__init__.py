@@ -1,1 +1,6 @@
-"""The recording monitor: 100ms webhooks in (intake, durable inbox, relay), timelines, alerts, archive."""
+"""Recordings: three subsystems, each in its own package.
+
+    intake/    100ms webhooks after `POST /webhooks/100ms`: a durable inbox, dedupe, own rooms vs relay
+    monitor/   per-candidate timelines (pure), gaps, alerts, the live monitor and the REST reconciler
+    archive/   recordings copied into the prescribed layout, with a manifest per candidate
+"""

@@ -21,7 +21,7 @@ from server.hms.simulator.errors import HmsError, bad_request, not_found
 from server.hms.simulator.faults import Occasion
 from server.hms.simulator.models import Peer, Room, Session
 from server.hms.simulator.pages import paginate, parse_limit
-from server.hms.simulator.rooms import parse_room_body
+from server.hms.simulator.room_bodies import parse_room_body
 
 if TYPE_CHECKING:
     from server.hms.simulator.simulator import Simulator

@@ -14,9 +14,9 @@ import httpx
 from server.config import Settings
 from server.hms.client import HmsClient
 from server.metrics import WebhookMetrics
-from server.recording.envelope import Envelope
-from server.recording.inbox import Handler, RetryLater
-from server.recording.rooms import RoomDirectory, RoomRouter
+from server.recording.intake.envelope import Envelope
+from server.recording.intake.inbox import Handler, RetryLater
+from server.recording.intake.room_owners import RoomDirectory, RoomRouter
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.relay")

@@ -24,10 +24,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from server.background import Outage
 from server.metrics import WebhookMetrics
-from server.recording.acks import GATHER_S, STOP_WAIT_S, AckWriter
-from server.recording.envelope import BadWebhook, Envelope, parse_envelope
-from server.recording.outage import Outage
+from server.recording.intake.acks import GATHER_S, STOP_WAIT_S, AckWriter
+from server.recording.intake.envelope import BadWebhook, Envelope, parse_envelope
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.inbox")

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from server.recording import intervals as iv
-from server.recording.intervals import Intervals
+from server.recording.monitor import intervals as iv
+from server.recording.monitor.intervals import Intervals
 
 SignalKind = Literal[
     "online", "offline", "finished", "media", "join", "leave", "recorded", "failed", "closed"

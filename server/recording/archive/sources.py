@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from server.config import Settings
-from server.recording.archive import ArchiveError, SegmentSource
-from server.recording.archive_io import Offload, S3Access, fetch_to_file, file_location, s3_location
+from server.recording.archive.contract import ArchiveError, SegmentSource
+from server.recording.archive.offload import Offload, S3Access, fetch_to_file, file_location, s3_location
 
 
 class SourceReader:

@@ -15,19 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Settings
-from server.recording.archive import (
-    ArchiveError,
-    Segment,
-    SegmentSource,
-    content_type,
-    dump_manifest,
-    failures_of,
-    manifest_key,
-    parse_manifest,
-    places,
-)
-from server.recording.archive_io import KeyLocks, Offload, S3Access, is_missing, s3_location
-from server.recording.archive_sources import SourceReader
+from server.recording.archive.contract import ArchiveError, Segment, SegmentSource, failures_of
+from server.recording.archive.layout import content_type, dump_manifest, manifest_key, parse_manifest, places
+from server.recording.archive.offload import KeyLocks, Offload, S3Access, is_missing, s3_location
+from server.recording.archive.sources import SourceReader
 
 log = logging.getLogger("proctorhub.recording.archive")
 

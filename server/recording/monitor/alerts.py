@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.protocol import Outbound
-from server.recording.intervals import epoch_ms
-from server.recording.timeline import VIDEO_GAP, Gap, Timeline
+from server.recording.monitor.intervals import epoch_ms
+from server.recording.monitor.timeline import VIDEO_GAP, Gap, Timeline
 
 
 def alert_id(candidate_id: str, gap: Gap) -> str:

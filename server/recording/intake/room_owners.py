@@ -11,7 +11,7 @@ from typing import Literal
 
 from server.hms.client import HmsClient
 from server.hms.errors import HmsNotFound
-from server.recording.envelope import Envelope
+from server.recording.intake.envelope import Envelope
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.rooms")

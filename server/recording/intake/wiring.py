@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from starlette.routing import Route
 
+from server.api.webhooks import WebhookIntake
 from server.config import Settings
 from server.hms.client import HmsClient
 from server.metrics import WebhookMetrics
-from server.recording.inbox import Handler, Inbox
-from server.recording.relay import Dispatcher
-from server.recording.webhooks import WebhookIntake
+from server.recording.intake.dispatch import Dispatcher
+from server.recording.intake.inbox import Handler, Inbox
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording")

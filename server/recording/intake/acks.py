@@ -12,8 +12,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from server.background import Outage
 from server.metrics import WebhookMetrics
-from server.recording.outage import Outage
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.inbox")

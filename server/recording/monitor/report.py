@@ -6,9 +6,9 @@ import csv
 import io
 from typing import Any
 
-from server.recording.alerts import alert_id
-from server.recording.intervals import Intervals, epoch_ms
-from server.recording.timeline import Gap, Timeline
+from server.recording.monitor.alerts import alert_id
+from server.recording.monitor.intervals import Intervals, epoch_ms
+from server.recording.monitor.timeline import Gap, Timeline
 from server.store.base import FlagRecord, UserRecord
 
 REPORT_COLUMNS = (

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.recording.archive import Archive, ArchiveError, Segment, SegmentSource
-from server.recording.intervals import epoch_ms
-from server.recording.report import flag_json, gap_json
-from server.recording.timeline import PeerRecording, Timeline
+from server.recording.archive.contract import Archive, ArchiveError, Segment, SegmentSource
+from server.recording.monitor.intervals import epoch_ms
+from server.recording.monitor.report import flag_json, gap_json
+from server.recording.monitor.timeline import PeerRecording, Timeline
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.archiver")

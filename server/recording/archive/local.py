@@ -4,7 +4,7 @@ Files are placed atomically and never clobbered: the bytes go to a temporary fil
 folder, then are hard-linked (or renamed) onto the key. A key that already holds the same bytes is
 left alone; one holding another recording sends this one to its alternate key. Downloads are signed
 app URLs, `/archive/{key}?exp=<epoch s>&sig=<hex HMAC-SHA256(HUB_SECRET, key + "\\n" + exp)>`, served
-by archive_routes.py.
+by server/api/archive_files.py.
 """
 
 from __future__ import annotations
@@ -20,18 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from server.config import ConfigError, Settings
-from server.recording.archive import (
-    ArchiveError,
-    Segment,
-    SegmentSource,
-    dump_manifest,
-    failures_of,
-    manifest_key,
-    parse_manifest,
-    places,
-)
-from server.recording.archive_io import KeyLocks, Offload, S3Access, temp_beside
-from server.recording.archive_sources import SourceReader
+from server.recording.archive.contract import ArchiveError, Segment, SegmentSource, failures_of
+from server.recording.archive.layout import dump_manifest, manifest_key, parse_manifest, places
+from server.recording.archive.offload import KeyLocks, Offload, S3Access, temp_beside
+from server.recording.archive.sources import SourceReader
 
 URL_PATH = "/archive/"
 

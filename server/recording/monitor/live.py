@@ -21,11 +21,11 @@ import orjson
 
 from server.hubs.fanout import admin_topic, user_topic
 from server.protocol import Outbound
-from server.recording.alerts import AlertChange, alert_changes, alert_id, alert_key
-from server.recording.envelope import Envelope
-from server.recording.reconciler import HmsReader, Reconciler
-from server.recording.signals import WebhookFact, media_signal, presence_signal, webhook_fact
-from server.recording.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
+from server.recording.intake.envelope import Envelope
+from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id, alert_key
+from server.recording.monitor.reconciler import HmsReader, Reconciler
+from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
+from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import UserRecord
 
 if TYPE_CHECKING:

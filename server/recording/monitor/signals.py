@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server.recording.envelope import parse_time
-from server.recording.timeline import Signal
+from server.recording.intake.envelope import parse_time
+from server.recording.monitor.timeline import Signal
 from server.store.base import UserRecord
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.hms.models import RecordingAsset, Session
-from server.recording.envelope import parse_time
-from server.recording.signals import WebhookFact, peer_signal
-from server.recording.timeline import Signal
+from server.recording.intake.envelope import parse_time
+from server.recording.monitor.signals import WebhookFact, peer_signal
+from server.recording.monitor.timeline import Signal
 
 log = logging.getLogger("proctorhub.recording.reconciler")
 

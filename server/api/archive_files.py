@@ -13,8 +13,8 @@ from starlette.responses import FileResponse
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.recording.archive import content_type
-from server.recording.archive_local import LocalArchive, signature_problem
+from server.recording.archive.layout import content_type
+from server.recording.archive.local import LocalArchive, signature_problem
 
 
 async def archive_file(request: Request) -> FileResponse:

@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.api.errors import error_response
+from server.background import Outage
 from server.config import Settings
 from server.metrics import WebhookMetrics
-from server.recording.envelope import KNOWN_TYPES, MAX_BODY_BYTES, BadWebhook, parse_envelope
-from server.recording.outage import Outage
+from server.recording.intake.envelope import KNOWN_TYPES, MAX_BODY_BYTES, BadWebhook, parse_envelope
 from server.store.base import Store
 
 log = logging.getLogger("proctorhub.recording.webhooks")

@@ -1,0 +1,1 @@
+"""The recording monitor: signals in, timelines, gaps, alerts and reports out."""
