@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from server.auth import Session
 from server.config import Settings
 from server.hubs.connection import Connection
-from server.hubs.fanout import Fanout, admin_topic, watch_topic
+from server.hubs.fanout import Fanout
 from server.hubs.presence import PresenceService
 from server.hubs.snapshots import UserSnapshots
 from server.metrics import HubMetrics
 from server.protocol import Codec
 from server.store.memory import MemoryStore
+from server.topics import admin_topic, watch_topic
 
 EV = "ev"
 USERS = [("c1", "candidate"), ("c2", "candidate"), ("c3", "candidate"), ("p1", "proctor"), ("p2", "proctor")]

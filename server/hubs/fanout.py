@@ -24,21 +24,6 @@ log = logging.getLogger("proctorhub.hubs.fanout")
 Observer = Callable[[str, Outbound], None]
 
 
-def watch_topic(event_id: str) -> str:
-    """Proctors and admins of an event: candidate.status, flags."""
-    return f"watch:{event_id}"
-
-
-def admin_topic(event_id: str) -> str:
-    """Admins of an event: what only they see, such as proctors coming and going."""
-    return f"admins:{event_id}"
-
-
-def user_topic(event_id: str, user_id: str) -> str:
-    """Every tab of one user: warnings and other direct messages."""
-    return f"user:{event_id}:{user_id}"
-
-
 class Fanout:
     def __init__(self, store: Store, metrics: HubMetrics) -> None:
         self._store = store

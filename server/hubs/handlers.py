@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from server.auth import InvalidSession, Session, verify_session
 from server.errors import Answer, Forbidden
 from server.hubs.connection import Connection
-from server.hubs.fanout import admin_topic, user_topic, watch_topic
 from server.hubs.presence import status_message
 from server.protocol import ClientMessage, Outbound
 from server.store.base import FlagRecord
+from server.topics import admin_topic, user_topic, watch_topic
 
 if TYPE_CHECKING:
     from server.hubs.hub import Hub

@@ -14,7 +14,7 @@ from server.allocation.service import AllocationService, RoomFactory
 from server.auth import Session
 from server.config import Settings
 from server.hubs.connection import Connection, ConnectionState
-from server.hubs.fanout import Fanout, admin_topic, user_topic, watch_topic
+from server.hubs.fanout import Fanout
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -25,6 +25,7 @@ from server.hubs.tokens import TokenKeeper
 from server.metrics import HubMetrics
 from server.protocol import Codec, Outbound
 from server.store.base import Store
+from server.topics import admin_topic, user_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.hub")
 

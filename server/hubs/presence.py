@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 
 from server.config import Settings
 from server.hubs.connection import Connection
-from server.hubs.fanout import Fanout, admin_topic, watch_topic
+from server.hubs.fanout import Fanout
 from server.protocol import CandidateStatus, Outbound
 from server.store.base import ConnRef, Store, Transition, Tristate, UserRecord
+from server.topics import admin_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.presence")
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from server.allocation.service import Outcome
 from server.hubs.assignment import candidate_assignment, proctor_assignment, room_assign
 from server.hubs.connection import Connection, ConnectionState
-from server.hubs.fanout import user_topic, watch_topic
 from server.protocol import Outbound
 from server.store.base import UserRecord
+from server.topics import user_topic, watch_topic
 
 if TYPE_CHECKING:
     from server.hubs.hub import Hub

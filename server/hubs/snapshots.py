@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from server.hubs.fanout import Fanout, admin_topic, watch_topic
+from server.hubs.fanout import Fanout
 from server.protocol import Outbound
 from server.store.base import Store, UserRecord
-
-_CHANGES = ("watch", "admins")
+from server.topics import admin_topic, event_wide, watch_topic
 
 
 def patched(old: UserRecord | None, event_id: str, message: Outbound) -> UserRecord | None:
@@ -56,8 +55,8 @@ class UserSnapshots:
         )
 
     def _observe(self, topic: str, message: Outbound) -> None:
-        kind, _, event_id = topic.partition(":")
-        if kind not in _CHANGES:
+        event_id = event_wide(topic)
+        if event_id is None:
             return
         self._generation[event_id] += 1  # a read in flight may predate this change: do not keep it
         cached = self._cache.get(event_id)

@@ -16,6 +16,7 @@ from server.hubs.fanout import Fanout
 from server.hubs.snapshots import UserSnapshots
 from server.protocol import EventStats, Outbound
 from server.store.base import RoomRecord, Store, UserRecord
+from server.topics import event_wide
 
 log = logging.getLogger("proctorhub.hubs.stats")
 
@@ -61,8 +62,8 @@ class StatsPublisher:
         fanout.observe(self._observe)
 
     def _observe(self, topic: str, message: Outbound) -> None:
-        kind, _, event_id = topic.partition(":")
-        if kind in ("watch", "admins"):
+        event_id = event_wide(topic)
+        if event_id is not None:
             self._dirty.add(event_id)
 
     async def message(self, event_id: str, *, re: int | None = None) -> Outbound:

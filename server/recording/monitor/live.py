@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.hubs.fanout import admin_topic, user_topic
 from server.protocol import Outbound
 from server.recording.intake.envelope import Envelope
 from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id, alert_key
@@ -27,6 +26,7 @@ from server.recording.monitor.reconciler import HmsReader, Reconciler
 from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import UserRecord
+from server.topics import admin_topic, user_topic
 
 if TYPE_CHECKING:
     from server.hubs.connection import Connection
