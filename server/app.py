@@ -14,13 +14,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
 from server.api.errors import exception_handlers
 from server.config import Settings, load_settings
-from server.hms.wiring import build_hms
+from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
+from server.hubs.connection import Connection
 from server.hubs.endpoint import HubEndpoint
+from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
 from server.recording.intake.wiring import build_webhooks
-from server.recording.monitor.live import RecordingMonitor
+from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
 from server.store.base import EventConfig
@@ -31,16 +33,43 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEMO_EVENT = EventConfig(event_id="demo", name="Demo exam", expected_candidates=20)
 
 
+def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
+    """The recording monitor, fed by the hub's presence and media reports, publishing through its fan-out."""
+
+    async def proctor_rooms(event_id: str, proctor_id: str) -> set[str]:
+        return {r.room_id for r in await hub.rooms.proctor_rooms(event_id, proctor_id)}
+
+    links = MonitorLinks(
+        store=hub.store,
+        publish=hub.fanout.publish,
+        announce=hub.presence.announce,
+        proctor_rooms=proctor_rooms,
+        metrics=hub.metrics,
+        clock=hub.clock,
+        node_id=settings.node_id,
+        candidate_role=settings.hms_candidate_role,
+    )
+    rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
+    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    hub.presence.on_change(monitor.presence_changed)
+    hub.handlers.media_observers.append(monitor.media)
+
+    async def alerts(conn: Connection) -> list[Outbound]:
+        return [] if conn.session is None else await monitor.state_sync(conn.session)
+
+    hub.state_sync.add("alerts", alerts)
+    return monitor
+
+
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
-    rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
-    monitor = RecordingMonitor(hub, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    monitor = build_monitor(settings, hub, hms)
     archive = build_archive(settings)
     archiver = Archiver(archive, store, monitor.timeline, hub.clock)
     monitor.on_change(archiver.changed)
-    hub.flag_observers.append(archiver.changed)
+    hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
 
     @contextlib.asynccontextmanager

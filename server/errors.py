@@ -12,7 +12,8 @@ The hub turns any of these into the documented answer in one place
     │   ├── AuthTimeout       4408  no auth within the deadline
     │   ├── RateLimited       4429  too many messages
     │   ├── TooBig            1009  frame over the size limit
-    │   ├── SlowConsumer      1013  the client does not read its messages
+    │   ├── TryLater          1013  overloaded, or a dependency failed under this connection
+    │   │   └── SlowConsumer  1013  the client does not read its messages
     │   ├── OriginRefused     1008  Origin not allowed
     │   └── Draining          1012  this node is shutting down
     └── Answer                `error {code, message}`; the connection stays open
@@ -55,8 +56,12 @@ class TooBig(Close):
     code = 1009
 
 
-class SlowConsumer(Close):
+class TryLater(Close):
     code = 1013
+
+
+class SlowConsumer(TryLater):
+    pass
 
 
 class OriginRefused(Close):

@@ -144,6 +144,12 @@ class HubMetrics:
             ["kind", "state"],
             registry=r,
         )
+        self.background_failures = Counter(
+            "proctorhub_background_failures",
+            "Failures of background loops and tasks (logged once, then once a minute), by name",
+            ["name"],
+            registry=r,
+        )
         self.timeline_checks = Counter(
             "proctorhub_timeline_checks", "Candidate timelines evaluated by this node", registry=r
         )
@@ -166,6 +172,9 @@ class HubMetrics:
 
     def closed(self, code: int) -> None:
         self._child(self.closes, str(code)).inc()  # type: ignore[attr-defined]
+
+    def background_failed(self, name: str) -> None:
+        self._child(self.background_failures, name).inc()  # type: ignore[attr-defined]
 
     def auth_failed(self, reason: str) -> None:
         self._child(self.auth_failures, reason).inc()  # type: ignore[attr-defined]

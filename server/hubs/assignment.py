@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
-from server.allocation.service import NoRoom
+from server.allocation.service import AllocationService, NoRoom
+from server.auth import Session
 from server.hubs.connection import Connection
 from server.hubs.presence import candidate_status
-from server.hubs.tokens import TokenAck
+from server.hubs.snapshots import UserSnapshots
+from server.hubs.tokens import TokenAck, TokenKeeper
 from server.protocol import Outbound
-from server.store.base import HeldToken, RoomRecord, UserRecord
-
-if TYPE_CHECKING:
-    from server.auth import Session
-    from server.hubs.hub import Hub
+from server.store.base import HeldToken, RoomRecord, Store, UserRecord
 
 log = logging.getLogger("proctorhub.hubs.assignment")
 
@@ -35,14 +32,6 @@ def _session(conn: Connection) -> Session:
     return conn.session
 
 
-async def _token(hub: Hub, conn: Connection, room: RoomRecord, lifetime_s: float) -> HeldToken:
-    session = _session(conn)
-    key = (session.event_id, session.user_id, room.room_id)
-    token = await hub.tokens.token_for(key, role=session.role, lifetime_s=lifetime_s)
-    hub.tokens.hold(conn, key, token, role=session.role, lifetime_s=lifetime_s)
-    return token
-
-
 def _entry(room: RoomRecord, token: HeldToken) -> dict[str, object]:
     return {
         "room_id": room.room_id,
@@ -52,78 +41,91 @@ def _entry(room: RoomRecord, token: HeldToken) -> dict[str, object]:
     }
 
 
-async def _seat(hub: Hub, event_id: str, user_id: str, record: UserRecord | None) -> tuple[str, bool]:
-    """The candidate's room id, and whether it was seated just now (an allocation pass ran for it)."""
-    if record is not None and record.room_id is not None:
-        return record.room_id, False
-    await asyncio.wait_for(hub.rooms.request(event_id), SEAT_TIMEOUT_S)
-    record = await hub.store.get_user(event_id, user_id)
-    if record is None or record.room_id is None:
-        raise NoRoom(f"no room for {user_id!r} in event {event_id!r} yet")
-    return record.room_id, True
+class Assigner:
+    """What one socket is assigned, as the messages that tell it (with a fresh 100ms token per room)."""
 
+    def __init__(
+        self, store: Store, rooms: AllocationService, tokens: TokenKeeper, snapshots: UserSnapshots
+    ) -> None:
+        self._store = store
+        self._rooms = rooms
+        self._tokens = tokens
+        self._snapshots = snapshots
 
-async def candidate_assignment(
-    hub: Hub, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False
-) -> Outbound | None:
-    session = _session(conn)
-    record = await hub.store.get_user(session.event_id, session.user_id)
-    if record is not None and record.presence == "finished":
-        return None
-    if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
-        return None
-    room_id, placed = await _seat(hub, session.event_id, session.user_id, record)
-    room = await hub.rooms.room_of(session.event_id, room_id)
-    event = await hub.rooms.event(session.event_id)
-    token = await _token(hub, conn, room, event.token_ttl_s)
-    data = {**_entry(room, token), "reason": reason or ("join" if placed else "recovery")}
-    conn.assigned = frozenset({room.room_id})
-    return Outbound("room.assign", data, ack_key=TokenAck(((room.room_id, token.jti, token.exp),)))
+    async def _token(self, conn: Connection, room: RoomRecord, lifetime_s: float) -> HeldToken:
+        session = _session(conn)
+        key = (session.event_id, session.user_id, room.room_id)
+        token = await self._tokens.token_for(key, role=session.role, lifetime_s=lifetime_s)
+        self._tokens.hold(conn, key, token, role=session.role, lifetime_s=lifetime_s)
+        return token
 
+    async def _seat(self, event_id: str, user_id: str, record: UserRecord | None) -> tuple[str, bool]:
+        """The candidate's room id, and whether it was seated just now (an allocation pass ran for it)."""
+        if record is not None and record.room_id is not None:
+            return record.room_id, False
+        await asyncio.wait_for(self._rooms.request(event_id), SEAT_TIMEOUT_S)
+        record = await self._store.get_user(event_id, user_id)
+        if record is None or record.room_id is None:
+            raise NoRoom(f"no room for {user_id!r} in event {event_id!r} yet")
+        return record.room_id, True
 
-async def proctor_assignment(
-    hub: Hub, conn: Connection, *, reason: str, always: bool = False
-) -> list[Outbound]:
-    """`room.assign` with the proctor's rooms and its `roster`; nothing at connect if it has no room yet."""
-    session = _session(conn)
-    rooms = await hub.rooms.proctor_rooms(session.event_id, session.user_id)
-    kept = {r.room_id for r in rooms}
-    for room_id in [r for r in conn.tokens if r not in kept]:
-        hub.tokens.release_key(conn, (session.event_id, session.user_id, room_id))
-        del conn.tokens[room_id]
-    if not rooms and not always:
+    async def candidate(
+        self, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False
+    ) -> Outbound | None:
+        session = _session(conn)
+        record = await self._store.get_user(session.event_id, session.user_id)
+        if record is not None and record.presence == "finished":
+            return None
+        if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
+            return None
+        room_id, placed = await self._seat(session.event_id, session.user_id, record)
+        room = await self._rooms.room_of(session.event_id, room_id)
+        event = await self._rooms.event(session.event_id)
+        token = await self._token(conn, room, event.token_ttl_s)
+        data = {**_entry(room, token), "reason": reason or ("join" if placed else "recovery")}
+        conn.assigned = frozenset({room.room_id})
+        return Outbound("room.assign", data, ack_key=TokenAck(((room.room_id, token.jti, token.exp),)))
+
+    async def proctor(self, conn: Connection, *, reason: str, always: bool = False) -> list[Outbound]:
+        """`room.assign` with the proctor's rooms and its `roster` (nothing at connect without a room)."""
+        session = _session(conn)
+        rooms = await self._rooms.proctor_rooms(session.event_id, session.user_id)
+        kept = {r.room_id for r in rooms}
+        for room_id in [r for r in conn.tokens if r not in kept]:
+            self._tokens.release_key(conn, (session.event_id, session.user_id, room_id))
+            del conn.tokens[room_id]
+        if not rooms and not always:
+            return []
+        event = await self._rooms.event(session.event_id)
+        entries = []
+        acks = []
+        for room in rooms:
+            token = await self._token(conn, room, event.token_ttl_s)
+            entries.append(_entry(room, token))
+            acks.append((room.room_id, token.jti, token.exp))
+        assign = Outbound("room.assign", {"rooms": entries, "reason": reason}, ack_key=TokenAck(tuple(acks)))
+        conn.assigned = frozenset(kept)
+        users = await self._snapshots.users(session.event_id)
+        watched = [dict(candidate_status(u)) for u in users if u.role == "candidate" and u.room_id in kept]
+        return [assign, Outbound("roster", {"candidates": watched})]
+
+    async def state(self, conn: Connection) -> list[Outbound]:
+        """State-sync provider: what the socket's user is assigned, with tokens (and a proctor's roster)."""
+        session = _session(conn)
+        if session.event_id == "*" or session.role == "admin":
+            return []
+        if await self._store.get_event(session.event_id) is None:
+            message = f"event {session.event_id!r} is not configured on the hub: no video room"
+            return [Outbound("error", {"code": "event_unknown", "message": message})]
+        if session.role == "candidate":
+            message = await self.candidate(conn)
+            return [] if message is None else [message]
+        if session.role == "proctor":
+            # A proctor arriving changes the allocation (it gets a share): wait for that pass, so its
+            # first roster is whole. If the pass is slow, what it has now goes out, the rest follows.
+            try:
+                await asyncio.wait_for(self._rooms.request(session.event_id), SEAT_TIMEOUT_S)
+            except (TimeoutError, NoRoom) as exc:
+                log.warning("proctor %s synced before its allocation pass: %s", session.user_id, exc)
+            return await self.proctor(conn, reason="join", always=True)
         return []
-    event = await hub.rooms.event(session.event_id)
-    entries = []
-    acks = []
-    for room in rooms:
-        token = await _token(hub, conn, room, event.token_ttl_s)
-        entries.append(_entry(room, token))
-        acks.append((room.room_id, token.jti, token.exp))
-    assign = Outbound("room.assign", {"rooms": entries, "reason": reason}, ack_key=TokenAck(tuple(acks)))
-    conn.assigned = frozenset(kept)
-    users = await hub.snapshots.users(session.event_id)
-    watched = [dict(candidate_status(u)) for u in users if u.role == "candidate" and u.room_id in kept]
-    return [assign, Outbound("roster", {"candidates": watched})]
-
-
-async def room_assign(hub: Hub, conn: Connection) -> list[Outbound]:
-    """State-sync provider: what the socket's user is assigned, with tokens (and a proctor's roster)."""
-    session = _session(conn)
-    if session.event_id == "*" or session.role == "admin":
-        return []
-    if await hub.store.get_event(session.event_id) is None:
-        message = f"event {session.event_id!r} is not configured on the hub: no video room"
-        return [Outbound("error", {"code": "event_unknown", "message": message})]
-    if session.role == "candidate":
-        message = await candidate_assignment(hub, conn)
-        return [] if message is None else [message]
-    if session.role == "proctor":
-        # A proctor arriving changes the allocation (it gets a share): wait for that pass, so its
-        # first roster is whole. If the pass is slow, what it has now goes out, the rest follows.
-        try:
-            await asyncio.wait_for(hub.rooms.request(session.event_id), SEAT_TIMEOUT_S)
-        except (TimeoutError, NoRoom) as exc:
-            log.warning("proctor %s synced before its allocation pass: %s", session.user_id, exc)
-        return await proctor_assignment(hub, conn, reason="join", always=True)
-    return []

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from server.auth import InvalidSession, Session, verify_session
+from server.auth import InvalidSession, Session
 from server.errors import (
     Answer,
     AuthTimeout,
@@ -25,9 +25,9 @@ from server.errors import (
     OriginRefused,
     RateLimited,
     TooBig,
+    TryLater,
 )
 from server.hubs.connection import Connection
-from server.hubs.handlers import HANDLERS
 from server.hubs.ratelimit import TokenBucket
 from server.protocol import ClientMessage, choose_codec, decode_untrusted, error
 
@@ -85,15 +85,13 @@ class HubEndpoint:
             await hub.attach(conn, session)
             await self._read(conn, receive)
         except Close as exc:
-            hub.metrics.closed(exc.code)
-            await conn.close(exc.code, exc.message)
+            await hub.close(conn, exc)
         except Disconnected:
             log.debug("conn %s: the client went away", conn.conn_id)
         except Exception:
             # The store or 100ms failed under us: the client retries later (1013), we log the cause.
             log.exception("conn %s: failed; closing 1013", conn.conn_id)
-            hub.metrics.closed(1013)
-            await conn.close(1013, "the hub could not serve this connection; try again")
+            await hub.close(conn, TryLater("the hub could not serve this connection; try again"))
         finally:
             await hub.detach(conn)
 
@@ -122,7 +120,7 @@ class HubEndpoint:
             hub.metrics.auth_failed("not_auth")
             raise NotAuthenticated("the first message must be auth")
         try:
-            return verify_session(message.data["token"], hub.settings.hub_secret, now=hub.clock())
+            return hub.verify(message.data["token"])
         except InvalidSession as exc:
             hub.metrics.auth_failed("invalid_token")
             raise NotAuthenticated(f"invalid session token: {exc}") from None
@@ -153,7 +151,7 @@ class HubEndpoint:
                 await asyncio.sleep(0)
 
     async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
-        handler = HANDLERS.get(message.type)
+        handler = self.hub.handlers.table.get(message.type)
         if handler is None:
             conn.send(error("unknown_type", f"unknown message type {message.type!r}", re=message.id))
             return
@@ -162,7 +160,7 @@ class HubEndpoint:
             role = session.role if session else "anonymous"
             raise Forbidden(f"a {role} may not send {message.type}")
         try:
-            await handler.run(self.hub, conn, message)
+            await handler.run(conn, message)
         except Answer as exc:
             conn.send(error(exc.code, exc.message, re=message.id))
         except Close:

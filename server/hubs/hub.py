@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.allocation.service import AllocationService, RoomFactory
-from server.auth import Session
+from server.auth import InvalidSession, Session, verify_session
+from server.background import Background
 from server.config import Settings
+from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsumer
+from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
+from server.hubs.handlers import Handlers
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -29,8 +32,6 @@ from server.topics import admin_topic, user_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.hub")
 
-MediaObserver = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
-
 
 class Hub:
     def __init__(
@@ -43,53 +44,70 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.metrics = metrics or HubMetrics()
+        self.metrics = metrics = metrics or HubMetrics()
         self.clock = clock
-        self.fanout = Fanout(store, self.metrics)
+        self.background = Background(log, on_failure=metrics.background_failed)
+        self.fanout = Fanout(store, metrics)
         self.presence = PresenceService(settings, store, self.fanout, clock)
         self.snapshots = UserSnapshots(store, self.fanout)
         self.stats = StatsPublisher(store, self.fanout, self.snapshots, settings.stats_interval_s)
         self.timers = TimerLoop(clock)
-        self.tokens = TokenKeeper(settings, store, self.metrics, self.timers, clock)
-        self.seating = Seating(self)
+        self.tokens = TokenKeeper(settings, store, metrics, self.timers, clock, spawn=self.spawn)
         self.rooms = AllocationService(
             store,
             room_factory,
             prefix=settings.hms_room_prefix,
             owner=settings.node_id,
             clock=clock,
-            notify=self.seating.allocated,
+            notify=lambda outcome: self.seating.allocated(outcome),
             counted=self._count_allocation,
         )
+        self.seating = Seating(
+            store=store,
+            fanout=self.fanout,
+            rooms=self.rooms,
+            assigner=Assigner(store, self.rooms, self.tokens, self.snapshots),
+            announce=self.presence.announce,
+            timers=self.timers,
+            clock=clock,
+            spawn=self.spawn,
+            metrics=metrics,
+        )
         self.presence.on_change(self.seating.presence_changed)
-        self.state_sync = StateSync()
+        self.state_sync = StateSync(self.stats.state)
         self.state_sync.add("room.assign", self.seating.assign_or_retry, before="event.stats")
-        self.media_observers: list[MediaObserver] = []
-        """Called with (event, candidate, media.status data, source) for every candidate report."""
-        self.flag_observers: list[Callable[[str, str], None]] = []
-        """Called with (event, candidate) after a flag was stored."""
+        self.handlers = Handlers(
+            store=store,
+            fanout=self.fanout,
+            presence=self.presence,
+            tokens=self.tokens,
+            stats=self.stats,
+            renew=self.renew_session,
+            clock=clock,
+        )
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}
         self._ids = itertools.count(1)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         await self.presence.sweep()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.presence.run(self.connections.values), name="presence-sweep"),
-            loop.create_task(self.stats.run(), name="event-stats"),
-            loop.create_task(self.timers.run(), name="timers"),
-        ]
+        bg = self.background
+        bg.every(
+            "presence sweep",
+            self.presence.sweep_interval_s,
+            lambda: self.presence.sweep(list(self.connections.values())),
+        )
+        bg.every("event stats", self.settings.stats_interval_s, self.stats.push_dirty)
+        bg.run("timers", self.timers.run)
 
     async def drain(self) -> None:
         """Refuse new sockets and close the open ones with 1012 so clients move to another node."""
         self.draining = True
-        await asyncio.gather(*(c.close(1012, "node draining") for c in list(self.connections.values())))
+        closing = Draining("node draining")
+        await asyncio.gather(*(self.close(c, closing) for c in list(self.connections.values())))
         for _ in range(50):
             if not self.connections:
                 break
@@ -97,12 +115,7 @@ class Hub:
 
     async def stop(self) -> None:
         await self.drain()
-        await self.tokens.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.background.stop()
         await self.store.node_gone(self.settings.node_id)
 
     # ------------------------------------------------------------------ connections
@@ -121,11 +134,12 @@ class Hub:
 
     def _overflowed(self, conn: Connection) -> None:
         self.metrics.send_queue_drops.inc()
-        self.metrics.closed(1013)
-        self._spawn_close(conn, 1013, "slow consumer: send queue full")
+        self.spawn(self.close(conn, SlowConsumer("slow consumer: send queue full")), "close")
 
-    def _spawn_close(self, conn: Connection, code: int, reason: str) -> None:
-        self.spawn(conn.close(code, reason))
+    async def close(self, conn: Connection, error: Close) -> None:
+        """Close a socket with the code of `error` (the error tree is the one source of close codes)."""
+        self.metrics.closed(error.code)
+        await conn.close(error.code, error.message)
 
     async def attach(self, conn: Connection, session: Session) -> None:
         """Register an authenticated socket, greet it and send its whole state."""
@@ -153,11 +167,11 @@ class Hub:
                 },
             )
         )
-        for message in await self.state_sync.messages(self, conn):
+        for message in await self.state_sync.messages(conn):
             conn.send(message)
         conn.synced = True
         if conn.stale:
-            self.spawn(self.seating.reassign(conn))
+            self.spawn(self.seating.reassign(conn), "reassign")
         self._schedule_expiry(conn, session)
 
     async def detach(self, conn: Connection) -> None:
@@ -190,24 +204,38 @@ class Hub:
 
         def expire() -> None:
             if conn.state is ConnectionState.OPEN:
-                self.metrics.closed(4401)
-                self._spawn_close(conn, 4401, "session expired")
+                self.spawn(self.close(conn, NotAuthenticated("session expired")), "close")
 
         self._session_timers[conn.conn_id] = [
             self.timers.call_at(warn_at, warn),
             self.timers.call_at(exp, expire),
         ]
 
-    def renew_session(self, conn: Connection, session: Session) -> None:
-        conn.session = session
-        self._schedule_expiry(conn, session)
+    def verify(self, token: object) -> Session:
+        """The session a host-app token proves; `InvalidSession` says why not."""
+        return verify_session(token, self.settings.hub_secret, now=self.clock())
+
+    def renew_session(self, conn: Connection, token: str) -> Session:
+        """`auth.refresh`: a newer token for the same sub, event and role replaces the socket's session."""
+        current = conn.session
+        try:
+            fresh = self.verify(token)
+        except InvalidSession as exc:
+            raise Answer("invalid_token", str(exc)) from None
+        if current is None or (fresh.user_id, fresh.event_id, fresh.role) != (
+            current.user_id,
+            current.event_id,
+            current.role,
+        ):
+            raise Answer("session_mismatch", "auth.refresh needs a token for the same sub, event and role")
+        conn.session = fresh
+        self._schedule_expiry(conn, fresh)
+        return fresh
 
     def _count_allocation(self, what: str) -> None:
         counter = self.metrics.allocation_passes if what == "pass" else self.metrics.allocation_lock_waits
         counter.inc()
 
-    def spawn(self, coro: object) -> None:
-        """Run a coroutine in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+    def spawn(self, coro: Coroutine[Any, Any, object], name: str = "hub task") -> None:
+        """Run a coroutine in the background; its failure is logged and counted, never lost."""
+        self.background.spawn(name, coro)

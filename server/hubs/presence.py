@@ -9,7 +9,6 @@ call made it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -128,13 +127,8 @@ class PresenceService:
         for record in await self._store.expire_graces(now):
             await self.announce(record)
 
-    async def run(self, connections: Callable[[], Iterable[Connection]]) -> None:
-        interval = min(1.0, self._settings.node_ttl_s / 4, max(0.1, self._settings.presence_grace_s / 4))
-        while True:
-            try:
-                await self.sweep(list(connections()))
-            except (OSError, ConnectionError) as exc:
-                log.warning("presence sweep failed (store unreachable?): %s", exc)
-            except Exception:
-                log.exception("presence sweep failed")
-            await asyncio.sleep(interval)
+    @property
+    def sweep_interval_s(self) -> float:
+        """Often enough to renew the node's liveness well within its TTL and to end graces on time."""
+        settings = self._settings
+        return min(1.0, settings.node_ttl_s / 4, max(0.1, settings.presence_grace_s / 4))

@@ -9,17 +9,18 @@ the nodes holding their sockets send `room.assign` (and a proctor's `roster`), a
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from server.allocation.service import Outcome
-from server.hubs.assignment import candidate_assignment, proctor_assignment, room_assign
+from server.allocation.service import AllocationService, Outcome
+from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
+from server.hubs.fanout import Fanout
+from server.hubs.timers import TimerLoop
+from server.metrics import HubMetrics
 from server.protocol import Outbound
-from server.store.base import UserRecord
+from server.store.base import Store, UserRecord
 from server.topics import user_topic, watch_topic
-
-if TYPE_CHECKING:
-    from server.hubs.hub import Hub
 
 log = logging.getLogger("proctorhub.hubs.seating")
 
@@ -28,33 +29,56 @@ SEAT_NOTE = "_seat"
 ROTATION_CHECK_S = 30.0
 
 
+Spawn = Callable[[Coroutine[Any, Any, object], str], None]
+
+
 class Seating:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        hub.fanout.observe(self._observe)
+    def __init__(
+        self,
+        *,
+        store: Store,
+        fanout: Fanout,
+        rooms: AllocationService,
+        assigner: Assigner,
+        announce: Callable[[UserRecord], Awaitable[None]],
+        timers: TimerLoop,
+        clock: Callable[[], float],
+        spawn: Spawn,
+        metrics: HubMetrics,
+    ) -> None:
+        self._store = store
+        self._fanout = fanout
+        self.rooms = rooms
+        self._assigner = assigner
+        self._announce = announce
+        self._timers = timers
+        self._clock = clock
+        self._spawn = spawn
+        self._metrics = metrics
+        fanout.observe(self._observe)
 
     # ------------------------------------------------------------------ triggers
 
     def presence_changed(self, record: UserRecord) -> None:
         """A proctor came or went, a candidate finished: the allocation may change."""
         if record.role == "proctor" or (record.role == "candidate" and record.presence == "finished"):
-            self._hub.rooms.request(record.event_id)
+            self.rooms.request(record.event_id)
 
     async def allocated(self, outcome: Outcome) -> None:
-        hub = self._hub
         # Statuses first: they also tell every node that its snapshot of the event's users is stale,
         # before the _seat notes make it build rosters from one.
         for candidate_id in outcome.placed:
-            record = await hub.store.get_user(outcome.event_id, candidate_id)
+            record = await self._store.get_user(outcome.event_id, candidate_id)
             if record is not None:
-                await hub.presence.announce(record)  # proctors see the candidate's room
+                await self._announce(record)  # proctors see the candidate's room
         for user_id in (*outcome.placed, *outcome.proctors):
-            await hub.fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
+            await self._fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
         if outcome.shortage_changed:
-            await hub.fanout.publish(watch_topic(outcome.event_id), self._shortage_alert(outcome))
+            await self._fanout.publish(watch_topic(outcome.event_id), self._shortage_alert(outcome))
         if outcome.shortage is not None:
             # Fewer proctors than rooms: plan again later so the unwatched rooms take turns.
-            hub.timers.call_at(hub.clock() + ROTATION_CHECK_S, lambda: hub.rooms.request(outcome.event_id))
+            event_id = outcome.event_id
+            self._timers.call_at(self._clock() + ROTATION_CHECK_S, lambda: self.rooms.request(event_id))
 
     def _shortage_alert(self, outcome: Outcome) -> Outbound:
         shortage = outcome.shortage
@@ -64,7 +88,7 @@ class Seating:
             "state": "open" if shortage else "closed",
             "candidate_id": None,
             "room_id": None,
-            "started_at": int(self._hub.clock() * 1000),
+            "started_at": int(self._clock() * 1000),
             "detail": {}
             if shortage is None
             else {
@@ -78,8 +102,8 @@ class Seating:
     def _observe(self, topic: str, message: Outbound) -> None:
         if message.type != SEAT_NOTE:
             return
-        for conn in list(self._hub.fanout.listeners(topic)):
-            self._hub.spawn(self.reassign(conn))
+        for conn in list(self._fanout.listeners(topic)):
+            self._spawn(self.reassign(conn), "reassign")
 
     async def reassign(self, conn: Connection) -> None:
         session = conn.session
@@ -90,29 +114,31 @@ class Seating:
             return
         conn.stale = False
         if session.role == "candidate":
-            message = await candidate_assignment(self._hub, conn, reason="rebalance", only_if_changed=True)
+            message = await self._assigner.candidate(conn, reason="rebalance", only_if_changed=True)
             messages = [] if message is None else [message]
         else:
-            messages = await proctor_assignment(self._hub, conn, reason="rebalance", always=True)
+            messages = await self._assigner.proctor(conn, reason="rebalance", always=True)
         for out in messages:
             conn.send(out)
 
     # ------------------------------------------------------------------ state sync
 
-    async def assign_or_retry(self, hub: Hub, conn: Connection, attempt: int = 0) -> list[Outbound]:
+    async def assign_or_retry(self, conn: Connection, attempt: int = 0) -> list[Outbound]:
         """A room the hub cannot get now (100ms down, say) is retried and said, never silently skipped."""
         try:
-            return await room_assign(hub, conn)
+            return await self._assigner.state(conn)
         except Exception as exc:
             log.warning("no room for %s yet (attempt %d): %s", conn.conn_id, attempt + 1, exc)
-            hub.metrics.room_assign_failures.inc()
+            self._metrics.room_assign_failures.inc()
             delay = ROOM_RETRY_S[min(attempt, len(ROOM_RETRY_S) - 1)]
-            hub.timers.call_at(hub.clock() + delay, lambda: hub.spawn(self._retry(conn, attempt + 1)))
+            self._timers.call_at(
+                self._clock() + delay, lambda: self._spawn(self._retry(conn, attempt + 1), "room retry")
+            )
             message = f"no video room yet; retrying in {delay:g} s"
             return [Outbound("error", {"code": "room_unavailable", "message": message})]
 
     async def _retry(self, conn: Connection, attempt: int) -> None:
         if conn.state is not ConnectionState.OPEN:
             return
-        for message in await self.assign_or_retry(self._hub, conn, attempt):
+        for message in await self.assign_or_retry(conn, attempt):
             conn.send(message)

@@ -6,7 +6,6 @@ since the last push, so a quiet event costs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter, defaultdict
 from typing import Any
@@ -77,6 +76,13 @@ class StatsPublisher:
         )
         return Outbound("event.stats", dict(stats), re=re, coalesce_key=f"stats:{event_id}")
 
+    async def state(self, conn: Connection) -> list[Outbound]:
+        """State-sync provider: an admin of one event gets its `event.stats` right after `hello`."""
+        session = conn.session
+        if session is None or session.role != "admin" or session.event_id == "*":
+            return []
+        return [await self.message(session.event_id)]
+
     def subscribe(self, conn: Connection, event_id: str) -> None:
         self._subscribers[event_id].add(conn)
 
@@ -96,11 +102,3 @@ class StatsPublisher:
             message = await self.message(event_id)
             for conn in list(conns):
                 conn.send(message)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.push_dirty()
-            except Exception:
-                log.exception("event.stats push failed")

@@ -17,12 +17,12 @@ one, if the held one is close to expiry) in its state sync at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from server.config import Settings
 from server.hms.tokens import mint_app_token
@@ -34,6 +34,8 @@ from server.store.base import HeldToken, Store
 
 log = logging.getLogger("proctorhub.hubs.tokens")
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], None]
+"""Runs a coroutine in the background, owned (the hub's `spawn`)."""
 Key = tuple[str, str, str]
 """(event_id, user_id, room_id)"""
 
@@ -65,6 +67,8 @@ class TokenKeeper:
         metrics: HubMetrics,
         timers: TimerLoop,
         clock: Callable[[], float],
+        *,
+        spawn: Spawn,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
@@ -79,7 +83,7 @@ class TokenKeeper:
         self._roles: dict[Key, str] = {}
         self._timers_by_key: dict[Key, Timer] = {}
         self._local: dict[Key, HeldToken] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawn_task = spawn
 
     # ------------------------------------------------------------------ tokens
 
@@ -157,10 +161,8 @@ class TokenKeeper:
         when = refresh_at(token, self._lifetimes[key], self._rng)
         self._timers_by_key[key] = self._timers.call_at(when, lambda: self._spawn(self._refresh(key)))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._spawn_task(coro, "token refresh")
 
     async def _refresh(self, key: Key) -> None:
         self._timers_by_key.pop(key, None)
@@ -222,8 +224,3 @@ class TokenKeeper:
                 self._metrics.token_refreshes_acked.inc()
                 self._metrics.token_margin.observe(previous[1] - now)
             conn.tokens[room_id] = (jti, exp)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

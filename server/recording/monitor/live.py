@@ -12,31 +12,37 @@ check, which any node's loop picks up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
+from server.auth import Session
+from server.background import Background
+from server.metrics import HubMetrics
 from server.protocol import Outbound
 from server.recording.intake.envelope import Envelope
 from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id, alert_key
 from server.recording.monitor.reconciler import HmsReader, Reconciler
 from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
-from server.store.base import UserRecord
+from server.store.base import Store, UserRecord
 from server.topics import admin_topic, user_topic
-
-if TYPE_CHECKING:
-    from server.hubs.connection import Connection
-    from server.hubs.hub import Hub
 
 log = logging.getLogger("proctorhub.recording.monitor")
 
 LOCK_TTL_S = 5.0
 DUE_POLL_S = 0.25
 
+
+Publish = Callable[[str, Outbound], Awaitable[None]]
+"""Send a message on a topic, to every node (the hub's fan-out)."""
+Announce = Callable[[UserRecord], Awaitable[None]]
+"""Tell the event's watchers that a candidate's record changed (the hub's presence service)."""
+ProctorRooms = Callable[[str, str], Awaitable[set[str]]]
+"""(event, proctor) -> the rooms the proctor watches."""
 
 ChangeHook = Callable[[str, str, Timeline], None]
 """Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
@@ -47,43 +53,54 @@ def _member(event_id: str, candidate_id: str) -> str:
     return f"{event_id}\x00{candidate_id}"
 
 
+@dataclass(frozen=True)
+class MonitorLinks:
+    """What the monitor needs from the rest of the node, passed in by the app."""
+
+    store: Store
+    publish: Publish
+    announce: Announce
+    proctor_rooms: ProctorRooms
+    metrics: HubMetrics
+    clock: Callable[[], float]
+    node_id: str
+    candidate_role: str
+
+
 class RecordingMonitor:
     def __init__(
-        self, hub: Hub, rules: Rules, *, hms: HmsReader | None = None, reconcile_s: float = 300.0
+        self, links: MonitorLinks, rules: Rules, *, hms: HmsReader | None = None, reconcile_s: float = 300.0
     ) -> None:
-        self._hub = hub
+        self._links = links
+        self._store = links.store
+        self._clock = links.clock
         self.rules = rules
-        self._reconciler = (
-            None if hms is None else Reconciler(hms, hub.settings.hms_candidate_role, self._noted)
-        )
+        self._reconciler = None if hms is None else Reconciler(hms, links.candidate_role, self._noted)
         self._reconcile_s = reconcile_s
         self._asked: set[str] = set()
         """Sessions whose recordings were asked of 100ms before declaring one missing (per process)."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._room_events: dict[str, str | None] = {}
         self._change_hooks: list[ChangeHook] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        hub.presence.on_change(self._presence_changed)
-        hub.media_observers.append(self.media)
-        hub.state_sync.add("alerts", self._state_sync)
+        self._background = Background(log, on_failure=links.metrics.background_failed)
 
     def on_change(self, hook: ChangeHook) -> None:
         self._change_hooks.append(hook)
 
     # ------------------------------------------------------------------ inputs
 
-    def _presence_changed(self, record: UserRecord) -> None:
+    def presence_changed(self, record: UserRecord) -> None:
+        """A user's presence changed (on the node that changed it): a candidate's is a timeline signal."""
         if record.role == "candidate":
-            self._hub.spawn(self.add(record.event_id, record.user_id, [presence_signal(record)]))
+            signal = presence_signal(record)
+            self._background.spawn("presence signal", self.add(record.event_id, record.user_id, [signal]))
 
     async def media(self, event_id: str, candidate_id: str, data: dict[str, Any], source: str) -> None:
-        await self.add(event_id, candidate_id, [media_signal(data, self._hub.clock(), source)])
+        await self.add(event_id, candidate_id, [media_signal(data, self._clock(), source)])
 
     async def webhook(self, envelope: Envelope) -> None:
         """The webhook inbox's handler: idempotent, any order; raising means "try again later"."""
-        fact = webhook_fact(
-            envelope.type, envelope.data, envelope.timestamp, self._hub.settings.hms_candidate_role
-        )
+        fact = webhook_fact(envelope.type, envelope.data, envelope.timestamp, self._links.candidate_role)
         if fact is not None:
             await self.fact(fact)
 
@@ -97,7 +114,7 @@ class RecordingMonitor:
         event_id = await self._event_of(fact.room_id)
         if event_id is None:
             return []  # a room of no event here (another environment's rooms are relayed before this)
-        store = self._hub.store
+        store = self._store
         if fact.session_closed:
             members = [c for e, c in await store.session_members(fact.signal.session_id) if e == event_id]
         else:
@@ -118,11 +135,11 @@ class RecordingMonitor:
     async def _noted(self, fact: WebhookFact) -> None:
         """A reconciled fact: stored, and its timelines checked by the due loop (we may hold a lock)."""
         for event_id, candidate_id, _ in await self._record(fact):
-            await self._hub.store.schedule_check(_member(event_id, candidate_id), self._hub.clock())
+            await self._store.schedule_check(_member(event_id, candidate_id), self._clock())
 
     async def _event_of(self, room_id: str) -> str | None:
         if room_id not in self._room_events:
-            event_id = await self._hub.store.room_event(room_id)
+            event_id = await self._store.room_event(room_id)
             if event_id is None:
                 return None  # not cached: the room may be added later
             self._room_events[room_id] = event_id
@@ -132,37 +149,37 @@ class RecordingMonitor:
 
     async def add(self, event_id: str, candidate_id: str, signals: list[Signal]) -> None:
         payloads = [orjson.dumps(s.to_dict(), option=orjson.OPT_SORT_KEYS) for s in signals]
-        if await self._hub.store.add_signals(event_id, candidate_id, payloads):
+        if await self._store.add_signals(event_id, candidate_id, payloads):
             recorded = any(s.kind == "recorded" for s in signals)
             await self.check(event_id, candidate_id, recorded=recorded)
 
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
-        raws = await self._hub.store.get_signals(event_id, candidate_id)
-        return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._hub.clock(), self.rules)
+        raws = await self._store.get_signals(event_id, candidate_id)
+        return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._clock(), self.rules)
 
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
         """Evaluate one candidate again and publish what changed."""
-        store = self._hub.store
+        store = self._store
         # One evaluation per candidate at a time: locally by an asyncio lock, across nodes by the store's.
         async with self._locks.setdefault((event_id, candidate_id), asyncio.Lock()):
             if await self._store_lock(event_id, candidate_id) is None:
-                await store.schedule_check(_member(event_id, candidate_id), self._hub.clock() + DUE_POLL_S)
+                await store.schedule_check(_member(event_id, candidate_id), self._clock() + DUE_POLL_S)
                 return
             try:
                 timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
             finally:
                 await store.release_lock(_lock_name(event_id, candidate_id), self._owner)
-        self._hub.metrics.timeline_checks.inc()
+        self._links.metrics.timeline_checks.inc()
         if recorded or alerts_changed:
             for hook in self._change_hooks:
                 hook(event_id, candidate_id, timeline)
 
     @property
     def _owner(self) -> str:
-        return self._hub.settings.node_id
+        return self._links.node_id
 
     async def _store_lock(self, event_id: str, candidate_id: str) -> int | None:
-        store, clock = self._hub.store, self._hub.clock
+        store, clock = self._store, self._clock
         for _ in range(100):
             fence = await store.acquire_lock(
                 _lock_name(event_id, candidate_id), self._owner, now=clock(), ttl_s=LOCK_TTL_S
@@ -173,11 +190,11 @@ class RecordingMonitor:
         return None
 
     async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
-        hub = self._hub
+        store = self._store
         timeline, held, user = await asyncio.gather(
             self.timeline(event_id, candidate_id),
-            hub.store.get_alerts(event_id, candidate_id),
-            hub.store.get_user(event_id, candidate_id),
+            store.get_alerts(event_id, candidate_id),
+            store.get_user(event_id, candidate_id),
         )
         stored = {k: orjson.loads(v) for k, v in held.items()}
         if await self._ask_before_missing(candidate_id, timeline, stored):
@@ -185,7 +202,7 @@ class RecordingMonitor:
         room_id = (user.room_id if user else None) or timeline.room_id
         changes = alert_changes(candidate_id, room_id, timeline, stored)
         if changes:
-            await hub.store.put_alerts(
+            await store.put_alerts(
                 event_id, candidate_id, {c.alert["alert_id"]: orjson.dumps(c.alert) for c in changes}
             )
             await self._publish(event_id, room_id, changes)
@@ -195,11 +212,11 @@ class RecordingMonitor:
             if a["state"] == "open"
         )
         status = {"recording": timeline.recording_state, "open_alerts": open_count}
-        transition = await hub.store.set_status(event_id, candidate_id, status)
+        transition = await store.set_status(event_id, candidate_id, status)
         if transition is not None and transition.changed:
-            await hub.presence.announce(transition.record)
+            await self._links.announce(transition.record)
         if timeline.next_check is not None:
-            await hub.store.schedule_check(_member(event_id, candidate_id), timeline.next_check)
+            await store.schedule_check(_member(event_id, candidate_id), timeline.next_check)
         return timeline, bool(changes)
 
     async def _ask_before_missing(
@@ -224,39 +241,37 @@ class RecordingMonitor:
         return bool(sessions)
 
     async def _publish(self, event_id: str, room_id: str | None, changes: list[AlertChange]) -> None:
-        hub = self._hub
         proctors: list[str] = []
         if room_id:
-            document = await hub.store.load_allocation(event_id)
+            document = await self._store.load_allocation(event_id)
             proctors = list(document.get("rooms", {}).get(room_id, {}).get("proctors", ()))
         topics = [admin_topic(event_id), *(user_topic(event_id, p) for p in proctors)]
         for change in changes:
             for message in change.messages():
                 for topic in topics:
-                    await hub.fanout.publish(topic, message)
-                hub.metrics.alerts.labels(message.data["kind"], message.data["state"]).inc()
+                    await self._links.publish(topic, message)
+                self._links.metrics.alerts.labels(message.data["kind"], message.data["state"]).inc()
 
     # ------------------------------------------------------------------ reads for the API and state sync
 
     async def alerts(self, event_id: str, candidate_ids: list[str] | None = None) -> list[dict[str, Any]]:
-        store = self._hub.store
+        store = self._store
         ids = candidate_ids if candidate_ids is not None else await store.alerted_candidates(event_id)
         found = await asyncio.gather(*(store.get_alerts(event_id, c) for c in ids))
         alerts = [orjson.loads(raw) for held in found for raw in held.values()]
         return sorted(alerts, key=alert_key)
 
-    async def _state_sync(self, hub: Hub, conn: Connection) -> list[Outbound]:
+    async def state_sync(self, session: Session) -> list[Outbound]:
         """After `roster` (proctor) or `event.stats` (admin): the open alerts of what they watch."""
-        session = conn.session
-        if session is None or session.event_id == "*" or session.role == "candidate":
+        if session.event_id == "*" or session.role == "candidate":
             return []
         event_id = session.event_id
-        alerted = await hub.store.alerted_candidates(event_id)
+        alerted = await self._store.alerted_candidates(event_id)
         if not alerted:
             return []
         if session.role == "proctor":
-            rooms = {r.room_id for r in await hub.rooms.proctor_rooms(event_id, session.user_id)}
-            members = await hub.store.room_members(event_id)
+            rooms = await self._links.proctor_rooms(event_id, session.user_id)
+            members = await self._store.room_members(event_id)
             watched = {c for room in rooms for c in members.get(room, ())}
             alerted = [c for c in alerted if c in watched]
         return [Outbound("alert", a) for a in await self.alerts(event_id, alerted) if a["state"] == "open"]
@@ -264,48 +279,34 @@ class RecordingMonitor:
     # ------------------------------------------------------------------ due checks
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run(), name="recording-due-checks")]
+        bg = self._background
+        bg.every("recording due checks", DUE_POLL_S, self._due_checks)
         if self._reconciler is not None:
-            self._tasks.append(loop.create_task(self._reconcile_loop(), name="recording-reconcile"))
+            bg.every(
+                "recording reconcile",
+                self._reconcile_s,
+                self._reconcile,
+                first_delay_s=min(5.0, self._reconcile_s),
+            )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._background.stop()
 
-    async def _reconcile_loop(self) -> None:
-        """Every `reconcile_s` (first soon after start), one node asks 100ms about every room of events."""
-        hub = self._hub
-        await asyncio.sleep(min(5.0, self._reconcile_s))
-        while self._reconciler is not None:
-            try:
-                fence = await hub.store.acquire_lock(
-                    "recording-reconcile", self._owner, now=hub.clock(), ttl_s=self._reconcile_s
-                )
-                if fence is not None:
-                    for event in await hub.store.list_events():
-                        rooms = [r.room_id for r in await hub.store.list_rooms(event.event_id)]
-                        await self._reconciler.rooms(rooms)
-            except (OSError, ConnectionError) as exc:
-                log.warning("reconciliation failed (store unreachable?): %s", exc)
-            except Exception:
-                log.exception("reconciliation failed")
-            await asyncio.sleep(self._reconcile_s)
+    async def _reconcile(self) -> None:
+        """One node at a time asks 100ms about every room of every event (every `reconcile_s`)."""
+        store = self._store
+        fence = await store.acquire_lock(
+            "recording-reconcile", self._owner, now=self._clock(), ttl_s=self._reconcile_s
+        )
+        if fence is None or self._reconciler is None:
+            return
+        for event in await store.list_events():
+            rooms = [r.room_id for r in await store.list_rooms(event.event_id)]
+            await self._reconciler.rooms(rooms)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                due = await self._hub.store.due_checks(self._hub.clock())
-                await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
-            except (OSError, ConnectionError) as exc:
-                log.warning("recording checks failed (store unreachable?): %s", exc)
-            except Exception:
-                log.exception("recording checks failed")
-            await asyncio.sleep(DUE_POLL_S)
+    async def _due_checks(self) -> None:
+        due = await self._store.due_checks(self._clock())
+        await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
 
 
 def _lock_name(event_id: str, candidate_id: str) -> str:
