@@ -1,4 +1,4 @@
-"""A faithful local stand-in for 100ms (contract: /work/shared/reference/hms-contract.md).
+"""A faithful local stand-in for 100ms (the 100ms contract in docs/100ms.md).
 
 REST API (/v2), a media plane for simulated clients (/media), webhooks with 100ms's retry policy,
 per-peer stream recordings written to S3 or a folder, and fault injection (/_sim). See
