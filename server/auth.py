@@ -1,4 +1,4 @@
-"""Host-app session JWTs: verify and mint (PROTOCOL.md, "Host-app session tokens").
+"""Host-app session JWTs: verify and mint (docs/protocol.md, "Host-app session tokens").
 
 HS256 with the shared secret `HUB_SECRET`. Every refusal raises `InvalidSession`
 with a reason a client can act on; nothing else escapes `verify_session`.

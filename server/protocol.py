@@ -1,4 +1,4 @@
-"""The wire messages of PROTOCOL.md and their JSON / msgpack codecs (sans-I/O).
+"""The wire messages of docs/protocol.md and their JSON / msgpack codecs (sans-I/O).
 
 `decode_untrusted` is the one place client bytes are parsed: it returns a
 `ClientMessage` whose `data` has been checked against the schema of its type,

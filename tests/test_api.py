@@ -1,4 +1,4 @@
-"""The HTTP API against a real hub process (PROTOCOL.md, "HTTP API"), plus the error handlers in-process."""
+"""The HTTP API against a real hub process (docs/protocol.md, "HTTP API"); the error handlers in-process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session JWTs (PROTOCOL.md, "Host-app session tokens"): what `verify_session` accepts and refuses."""
+"""Session JWTs (docs/protocol.md, "Host-app session tokens"): what `verify_session` accepts and refuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every close code and refusal of PROTOCOL.md, against a real hub process."""
+"""Every close code and refusal of docs/protocol.md, against a real hub process."""
 
 from __future__ import annotations
 

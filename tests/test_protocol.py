@@ -1,4 +1,4 @@
-"""The wire codec (PROTOCOL.md, "WebSocket"): choosing a codec, parsing untrusted frames, encoding."""
+"""The wire codec (docs/protocol.md, "WebSocket"): choosing a codec, parsing untrusted frames, encoding."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_choose_codec(offered: list[str], expected: tuple[Codec, str | None]) ->
 
 # ---------------------------------------------------------------- decoding
 
-# One valid `data` per client message type of PROTOCOL.md.
+# One valid `data` per client message type of docs/protocol.md.
 VALID: dict[str, dict[str, Any]] = {
     "auth": {"token": "a.b.c"},
     "auth.refresh": {"token": "d.e.f"},

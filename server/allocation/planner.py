@@ -5,7 +5,7 @@ reads the event into an `EventState`, asks `plan` (a full pass) or `place_joins`
 for a batch of arrivals), carries the `Plan` out against the store and 100ms, and records the
 result; `apply` is that same step as a pure function, so tests can run whole events.
 
-Seats are sticky (DESIGN.md, Allocation): moving a candidate forces a 100ms rejoin and splits
+Seats are sticky (docs/architecture.md, "Allocation"): moving a candidate forces a 100ms rejoin and splits
 its recording, so a candidate seated in an open room never moves, whatever its presence; an
 offline one keeps its seat to come back to, and only `finished` frees a seat (`releases`). The
 one exception is a room that was closed under its candidates: present ones are seated anew.

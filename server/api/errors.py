@@ -1,4 +1,4 @@
-"""HTTP API errors: every failure leaves as `{"error": {"code", "message"}}` (PROTOCOL.md, "HTTP API").
+"""HTTP API errors: every failure leaves as `{"error": {"code", "message"}}` (docs/protocol.md, "HTTP API").
 
     Exception                    500  internal   logged with its traceback, never sent
     ├── ApiError                 its status and code, raised by endpoints and validation

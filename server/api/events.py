@@ -1,4 +1,4 @@
-"""Events and session minting over HTTP (PROTOCOL.md, "HTTP API").
+"""Events and session minting over HTTP (docs/protocol.md, "HTTP API").
 
 Each endpoint: who is calling, is it allowed, parse the body (validation.py), then one
 store call. The order matters: permission is checked before existence, so a caller

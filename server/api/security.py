@@ -1,4 +1,4 @@
-"""Who is calling the HTTP API, and what they may do (PROTOCOL.md, "HTTP API").
+"""Who is calling the HTTP API, and what they may do (docs/protocol.md, "HTTP API").
 
 A credential is `Authorization: Bearer <credential>`: either the API key (the host
 application, allowed everything) or a host-app session JWT. Permissions:

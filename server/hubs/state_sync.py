@@ -1,7 +1,7 @@
 """State sync: what a user is sent right after `hello`, on every (re)connect.
 
 Not a replay of missed messages: each provider reads the current state and
-returns the messages that carry it. PROTOCOL.md fixes the order: `room.assign`
+returns the messages that carry it. docs/protocol.md fixes the order: `room.assign`
 (if assigned), then `roster` (proctor) or `event.stats` (admin). Later parts of
 the hub (100ms tokens, allocation) register their providers with
 `StateSync.add(provider, before=...)` to keep that order.

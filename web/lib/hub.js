@@ -1,4 +1,4 @@
-// One client of the hub's wire contract (PROTOCOL.md) for every page, and for Node's test runner.
+// One client of the hub's wire contract (docs/protocol.md) for every page, and for Node's test runner.
 //
 //   const hub = new HubClient({ url, token });
 //   hub.on("state", ({ state, reason, retryInMs }) => ...);   // idle, connecting, online, reconnecting, stopped
