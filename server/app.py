@@ -25,7 +25,7 @@ from server.recording.intake.wiring import build_webhooks
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
-from server.store.base import EventConfig
+from server.store.records import EventConfig
 
 log = logging.getLogger("proctorhub.app")
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
     hub = Hub(settings, store, hms.rooms)
     monitor = build_monitor(settings, hub, hms)
     archive = build_archive(settings)
-    archiver = Archiver(archive, store, monitor.timeline, hub.clock)
+    archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
     monitor.on_change(archiver.changed)
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> Starlette:
         await hms.start()
         await archive.start()
         if settings.embedded_secret:
-            await store.create_event(DEMO_EVENT)
+            await store.events.create_event(DEMO_EVENT)
         await hub.start()
         await monitor.start()
         await webhooks.start()

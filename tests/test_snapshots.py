@@ -44,11 +44,11 @@ def _view(users: list) -> dict[str, tuple]:
 
 async def _run(plan: list[tuple[str, int]]) -> None:
     store = MemoryStore()
-    fanout = Fanout(store, HubMetrics())
-    snapshots = UserSnapshots(store, fanout)
+    fanout = Fanout(store.pubsub, HubMetrics())
+    snapshots = UserSnapshots(store.presence, fanout)
     now = [1000.0]
     presence = PresenceService(
-        Settings(hub_secret="s" * 32, presence_grace_s=5), store, fanout, lambda: now[0]
+        Settings(hub_secret="s" * 32, presence_grace_s=5), store.presence, fanout, lambda: now[0]
     )
     admin = _conn(0, "admin", "admin")
     await fanout.join(admin, watch_topic(EV))
@@ -71,7 +71,7 @@ async def _run(plan: list[tuple[str, int]]) -> None:
         elif op == "expire":
             now[0] += 10
             await presence.sweep()
-        assert _view(await snapshots.users(EV)) == _view(await store.list_users(EV)), (i, op, user)
+        assert _view(await snapshots.users(EV)) == _view(await store.presence.list_users(EV)), (i, op, user)
 
 
 @given(steps)

@@ -16,17 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from server.store.base import (
+from server.store.base import Store
+from server.store.memory import MemoryStore
+from server.store.records import (
     ConnRef,
     EventConfig,
     FlagRecord,
     HeldToken,
     RoomRecord,
-    Store,
     Transition,
     UserRecord,
 )
-from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
 from tests.conftest import flush
 from tests.servers import RedisServer, free_port, start_redis
@@ -59,54 +59,54 @@ async def redis_url(redis_server: RedisServer) -> str:
 
 
 async def online(store: Store, user: str, *, conn: str = "c1", node: str = "n1", now: float = 0.0) -> None:
-    await store.connect(ref(user, conn, node), role="candidate", name=None, now=now)
+    await store.presence.connect(ref(user, conn, node), role="candidate", name=None, now=now)
 
 
 # events
 
 
 async def test_create_event_refuses_duplicate(store: Store) -> None:
-    assert await store.create_event(EventConfig("e1", "Maths"))
-    assert not await store.create_event(EventConfig("e1", "Other name"))
-    assert await store.get_event("e1") == EventConfig("e1", "Maths")
+    assert await store.events.create_event(EventConfig("e1", "Maths"))
+    assert not await store.events.create_event(EventConfig("e1", "Other name"))
+    assert await store.events.get_event("e1") == EventConfig("e1", "Maths")
 
 
 async def test_get_event_round_trips_every_field(store: Store) -> None:
     config = EventConfig("e1", "Maths", 12, 2, 7, 300, 60, False, "2025-01-01T09:00Z", None)
-    await store.create_event(config)
-    assert await store.get_event("e1") == config
-    assert await store.get_event("missing") is None
+    await store.events.create_event(config)
+    assert await store.events.get_event("e1") == config
+    assert await store.events.get_event("missing") is None
 
 
 async def test_list_events_sorted_by_id(store: Store) -> None:
-    assert await store.list_events() == []
+    assert await store.events.list_events() == []
     for event_id in ("b", "c", "a"):
-        await store.create_event(EventConfig(event_id, event_id.upper()))
-    assert [e.event_id for e in await store.list_events()] == ["a", "b", "c"]
+        await store.events.create_event(EventConfig(event_id, event_id.upper()))
+    assert [e.event_id for e in await store.events.list_events()] == ["a", "b", "c"]
 
 
 async def test_save_event_overwrites_and_creates(store: Store) -> None:
-    await store.create_event(EventConfig("e1", "Maths"))
-    await store.save_event(EventConfig("e1", "Physics", room_size=3))
-    await store.save_event(EventConfig("e2", "New"))
-    assert await store.get_event("e1") == EventConfig("e1", "Physics", room_size=3)
-    assert [e.name for e in await store.list_events()] == ["Physics", "New"]
+    await store.events.create_event(EventConfig("e1", "Maths"))
+    await store.events.save_event(EventConfig("e1", "Physics", room_size=3))
+    await store.events.save_event(EventConfig("e2", "New"))
+    assert await store.events.get_event("e1") == EventConfig("e1", "Physics", room_size=3)
+    assert [e.name for e in await store.events.list_events()] == ["Physics", "New"]
 
 
 # presence
 
 
 async def test_connect_makes_user_online(store: Store) -> None:
-    t = await store.connect(ref("u1"), role="candidate", name="Ann", now=5.0)
+    t = await store.presence.connect(ref("u1"), role="candidate", name="Ann", now=5.0)
     expected = UserRecord(EV, "u1", "candidate", "Ann", "online", 5.0, 1, "unknown", 0, None)
     assert t == Transition(expected, True)
-    assert await store.get_user(EV, "u1") == expected
-    assert await store.get_user(EV, "nobody") is None
+    assert await store.presence.get_user(EV, "u1") == expected
+    assert await store.presence.get_user(EV, "nobody") is None
 
 
 async def test_second_tab_is_not_a_change(store: Store) -> None:
-    await store.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
-    t = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=2.0)
+    await store.presence.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
+    t = await store.presence.connect(ref("u1", "c2"), role="candidate", name=None, now=2.0)
     assert not t.changed
     record = t.record
     assert (record.presence, record.connections, record.since, record.name) == ("online", 2, 1.0, "Ann")
@@ -114,179 +114,179 @@ async def test_second_tab_is_not_a_change(store: Store) -> None:
 
 async def test_same_conn_twice_counts_once(store: Store) -> None:
     await online(store, "u1", conn="c1")
-    t = await store.connect(ref("u1", "c1"), role="candidate", name=None, now=1.0)
+    t = await store.presence.connect(ref("u1", "c1"), role="candidate", name=None, now=1.0)
     assert t.record.connections == 1
 
 
 async def test_connect_updates_role_and_name(store: Store) -> None:
-    await store.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
-    t = await store.connect(ref("u1", "c2"), role="proctor", name="", now=2.0)
+    await store.presence.connect(ref("u1", "c1"), role="candidate", name="Ann", now=1.0)
+    t = await store.presence.connect(ref("u1", "c2"), role="proctor", name="", now=2.0)
     assert (t.record.role, t.record.name) == ("proctor", "")
 
 
 async def test_disconnect_one_of_two_tabs_keeps_online(store: Store) -> None:
     await online(store, "u1", conn="c1")
     await online(store, "u1", conn="c2")
-    t = await store.disconnect(ref("u1", "c1"), now=3.0, grace_s=GRACE)
+    t = await store.presence.disconnect(ref("u1", "c1"), now=3.0, grace_s=GRACE)
     assert t is not None and not t.changed
     assert (t.record.presence, t.record.connections, t.record.since) == ("online", 1, 0.0)
 
 
 async def test_last_disconnect_starts_reconnecting(store: Store) -> None:
     await online(store, "u1")
-    t = await store.disconnect(ref("u1"), now=3.5, grace_s=GRACE)
+    t = await store.presence.disconnect(ref("u1"), now=3.5, grace_s=GRACE)
     assert t is not None and t.changed
     assert (t.record.presence, t.record.connections, t.record.since) == ("reconnecting", 0, 3.5)
-    assert await store.get_user(EV, "u1") == t.record
+    assert await store.presence.get_user(EV, "u1") == t.record
 
 
 async def test_disconnect_unknown_user_is_none(store: Store) -> None:
-    assert await store.disconnect(ref("ghost"), now=1.0, grace_s=GRACE) is None
+    assert await store.presence.disconnect(ref("ghost"), now=1.0, grace_s=GRACE) is None
 
 
 async def test_reconnect_within_grace_cancels_expiry(store: Store) -> None:
     await online(store, "u1")
-    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
-    t = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=4.0)
+    await store.presence.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    t = await store.presence.connect(ref("u1", "c2"), role="candidate", name=None, now=4.0)
     assert t.changed and (t.record.presence, t.record.since, t.record.connections) == ("online", 4.0, 1)
-    assert await store.expire_graces(100.0) == []
-    assert (await store.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
+    assert await store.presence.expire_graces(100.0) == []
+    assert (await store.presence.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
 
 
 async def test_expire_graces_after_deadline_exactly_once(store: Store) -> None:
     await online(store, "u1")
     await online(store, "u2", conn="c2")
-    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
-    await store.disconnect(ref("u2", "c2"), now=5.0, grace_s=GRACE)
-    assert await store.expire_graces(10.9) == []
-    first = await store.expire_graces(11.0)
+    await store.presence.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.presence.disconnect(ref("u2", "c2"), now=5.0, grace_s=GRACE)
+    assert await store.presence.expire_graces(10.9) == []
+    first = await store.presence.expire_graces(11.0)
     assert [(r.user_id, r.presence, r.since) for r in first] == [("u1", "offline", 11.0)]
-    assert await store.expire_graces(11.0) == []
-    assert [r.user_id for r in await store.expire_graces(20.0)] == ["u2"]
-    assert await store.expire_graces(1000.0) == []
-    assert await store.get_user(EV, "u1") == first[0]
+    assert await store.presence.expire_graces(11.0) == []
+    assert [r.user_id for r in await store.presence.expire_graces(20.0)] == ["u2"]
+    assert await store.presence.expire_graces(1000.0) == []
+    assert await store.presence.get_user(EV, "u1") == first[0]
 
 
 async def test_offline_user_comes_back_online(store: Store) -> None:
     await online(store, "u1")
-    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
-    await store.expire_graces(50.0)
-    t = await store.connect(ref("u1", "c9"), role="candidate", name=None, now=60.0)
+    await store.presence.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.presence.expire_graces(50.0)
+    t = await store.presence.connect(ref("u1", "c9"), role="candidate", name=None, now=60.0)
     assert t.changed and (t.record.presence, t.record.since) == ("online", 60.0)
 
 
 async def test_finish_is_sticky(store: Store) -> None:
     await online(store, "u1")
-    t = await store.finish(EV, "u1", now=2.0)
+    t = await store.presence.finish(EV, "u1", now=2.0)
     assert t is not None and t.changed and (t.record.presence, t.record.since) == ("finished", 2.0)
-    again = await store.finish(EV, "u1", now=3.0)
+    again = await store.presence.finish(EV, "u1", now=3.0)
     assert again == Transition(t.record, False)
-    left = await store.disconnect(ref("u1"), now=4.0, grace_s=GRACE)
+    left = await store.presence.disconnect(ref("u1"), now=4.0, grace_s=GRACE)
     assert left is not None and not left.changed
     assert (left.record.presence, left.record.connections) == ("finished", 0)
-    back = await store.connect(ref("u1", "c2"), role="candidate", name=None, now=5.0)
+    back = await store.presence.connect(ref("u1", "c2"), role="candidate", name=None, now=5.0)
     assert not back.changed and (back.record.presence, back.record.since) == ("finished", 2.0)
-    assert await store.expire_graces(1000.0) == []
+    assert await store.presence.expire_graces(1000.0) == []
 
 
 async def test_finish_during_grace_is_not_expired(store: Store) -> None:
     await online(store, "u1")
-    await store.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
-    await store.finish(EV, "u1", now=2.0)
-    assert await store.expire_graces(100.0) == []
-    assert (await store.get_user(EV, "u1")).presence == "finished"  # type: ignore[union-attr]
+    await store.presence.disconnect(ref("u1"), now=1.0, grace_s=GRACE)
+    await store.presence.finish(EV, "u1", now=2.0)
+    assert await store.presence.expire_graces(100.0) == []
+    assert (await store.presence.get_user(EV, "u1")).presence == "finished"  # type: ignore[union-attr]
 
 
 async def test_finish_unknown_user_is_none(store: Store) -> None:
-    assert await store.finish(EV, "ghost", now=1.0) is None
+    assert await store.presence.finish(EV, "ghost", now=1.0) is None
 
 
 async def test_list_users_sorted_per_event(store: Store) -> None:
     for user in ("u2", "u1", "u3"):
         await online(store, user, conn=f"c-{user}")
-    await store.connect(ref("u9", "cx", event="other"), role="candidate", name=None, now=0.0)
-    assert [r.user_id for r in await store.list_users(EV)] == ["u1", "u2", "u3"]
-    assert [r.user_id for r in await store.list_users("other")] == ["u9"]
-    assert await store.list_users("empty") == []
+    await store.presence.connect(ref("u9", "cx", event="other"), role="candidate", name=None, now=0.0)
+    assert [r.user_id for r in await store.presence.list_users(EV)] == ["u1", "u2", "u3"]
+    assert [r.user_id for r in await store.presence.list_users("other")] == ["u9"]
+    assert await store.presence.list_users("empty") == []
 
 
 async def test_ids_with_separators_do_not_collide(store: Store) -> None:
-    await store.connect(ref("b:c", event="a"), role="candidate", name="one", now=1.0)
-    await store.connect(ref("c", "c2", event="a:b"), role="candidate", name="two", now=1.0)
-    await store.connect(ref("%3A", "c3", event="a"), role="candidate", name="three", now=1.0)
-    assert (await store.get_user("a", "b:c")).name == "one"  # type: ignore[union-attr]
-    assert (await store.get_user("a:b", "c")).name == "two"  # type: ignore[union-attr]
-    assert (await store.get_user("a", "%3A")).name == "three"  # type: ignore[union-attr]
-    assert await store.get_user("a", ":") is None
+    await store.presence.connect(ref("b:c", event="a"), role="candidate", name="one", now=1.0)
+    await store.presence.connect(ref("c", "c2", event="a:b"), role="candidate", name="two", now=1.0)
+    await store.presence.connect(ref("%3A", "c3", event="a"), role="candidate", name="three", now=1.0)
+    assert (await store.presence.get_user("a", "b:c")).name == "one"  # type: ignore[union-attr]
+    assert (await store.presence.get_user("a:b", "c")).name == "two"  # type: ignore[union-attr]
+    assert (await store.presence.get_user("a", "%3A")).name == "three"  # type: ignore[union-attr]
+    assert await store.presence.get_user("a", ":") is None
 
 
 async def test_times_round_trip_exactly(store: Store) -> None:
     now = 0.1 + 0.2
-    t = await store.connect(ref("u1"), role="candidate", name=None, now=now)
+    t = await store.presence.connect(ref("u1"), role="candidate", name=None, now=now)
     assert t.record.since == now
-    await store.disconnect(ref("u1"), now=now, grace_s=0.7)
-    assert await store.expire_graces(now + 0.7 - 1e-9) == []
-    assert [r.since for r in await store.expire_graces(now + 0.7)] == [now + 0.7]
+    await store.presence.disconnect(ref("u1"), now=now, grace_s=0.7)
+    assert await store.presence.expire_graces(now + 0.7 - 1e-9) == []
+    assert [r.since for r in await store.presence.expire_graces(now + 0.7)] == [now + 0.7]
 
 
 async def test_set_video(store: Store) -> None:
     await online(store, "u1")
-    t = await store.set_video(EV, "u1", "on")
+    t = await store.presence.set_video(EV, "u1", "on")
     assert t is not None and t.changed and t.record.video == "on"
-    same = await store.set_video(EV, "u1", "on")
+    same = await store.presence.set_video(EV, "u1", "on")
     assert same == Transition(t.record, False)
-    assert await store.set_video(EV, "ghost", "on") is None
-    assert (await store.get_user(EV, "u1")).video == "on"  # type: ignore[union-attr]
+    assert await store.presence.set_video(EV, "ghost", "on") is None
+    assert (await store.presence.get_user(EV, "u1")).video == "on"  # type: ignore[union-attr]
 
 
 async def test_set_status_changes_some_fields_and_says_whether_any_differed(store: Store) -> None:
     await online(store, "u1")
-    t = await store.set_status(EV, "u1", {"recording": "on", "open_alerts": 2})
+    t = await store.presence.set_status(EV, "u1", {"recording": "on", "open_alerts": 2})
     assert t is not None and t.changed
     assert (t.record.recording, t.record.open_alerts, t.record.video) == ("on", 2, "unknown")
-    again = await store.set_status(EV, "u1", {"open_alerts": 2})
+    again = await store.presence.set_status(EV, "u1", {"open_alerts": 2})
     assert again is not None and not again.changed
-    assert await store.get_user(EV, "u1") == t.record
-    assert await store.set_status(EV, "ghost", {"open_alerts": 1}) is None
+    assert await store.presence.get_user(EV, "u1") == t.record
+    assert await store.presence.set_status(EV, "ghost", {"open_alerts": 1}) is None
 
 
 # timelines
 
 
 async def test_signals_are_kept_once_each(store: Store) -> None:
-    assert await store.add_signals(EV, "c1", [b'{"a":1}', b'{"b":2}']) == 2
-    assert await store.add_signals(EV, "c1", [b'{"a":1}', b'{"c":3}']) == 1
-    assert sorted(await store.get_signals(EV, "c1")) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
-    assert await store.get_signals(EV, "c2") == []
+    assert await store.timelines.add_signals(EV, "c1", [b'{"a":1}', b'{"b":2}']) == 2
+    assert await store.timelines.add_signals(EV, "c1", [b'{"a":1}', b'{"c":3}']) == 1
+    assert sorted(await store.timelines.get_signals(EV, "c1")) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert await store.timelines.get_signals(EV, "c2") == []
 
 
 async def test_alerts_are_kept_per_candidate_and_indexed_per_event(store: Store) -> None:
-    await store.put_alerts(EV, "c1", {"x": b"1"})
-    await store.put_alerts(EV, "c1", {"x": b"2", "y": b"3"})
-    await store.put_alerts(EV, "c2", {})
-    assert await store.get_alerts(EV, "c1") == {"x": b"2", "y": b"3"}
-    assert await store.alerted_candidates(EV) == ["c1"]
+    await store.timelines.put_alerts(EV, "c1", {"x": b"1"})
+    await store.timelines.put_alerts(EV, "c1", {"x": b"2", "y": b"3"})
+    await store.timelines.put_alerts(EV, "c2", {})
+    assert await store.timelines.get_alerts(EV, "c1") == {"x": b"2", "y": b"3"}
+    assert await store.timelines.alerted_candidates(EV) == ["c1"]
 
 
 async def test_rooms_and_sessions_lead_back_to_events_and_candidates(store: Store) -> None:
-    await store.add_room(RoomRecord(EV, "room-9", "ph-ev1-9"))
-    assert await store.room_event("room-9") == EV
-    assert await store.room_event("elsewhere") is None
-    await store.add_session_member("s1", EV, "c1")
-    await store.add_session_member("s1", EV, "c1")
-    await store.add_session_member("s1", "ev2", "c1")
-    assert await store.session_members("s1") == [(EV, "c1"), ("ev2", "c1")]
+    await store.allocation.add_room(RoomRecord(EV, "room-9", "ph-ev1-9"))
+    assert await store.allocation.room_event("room-9") == EV
+    assert await store.allocation.room_event("elsewhere") is None
+    await store.timelines.add_session_member("s1", EV, "c1")
+    await store.timelines.add_session_member("s1", EV, "c1")
+    await store.timelines.add_session_member("s1", "ev2", "c1")
+    assert await store.timelines.session_members("s1") == [(EV, "c1"), ("ev2", "c1")]
 
 
 async def test_due_checks_come_once_at_their_earliest_time(store: Store) -> None:
-    await store.schedule_check("a", 10.0)
-    await store.schedule_check("a", 5.0)
-    await store.schedule_check("a", 8.0)
-    await store.schedule_check("b", 7.0)
-    assert await store.due_checks(4.9) == []
-    assert await store.due_checks(5.0) == ["a"]
-    assert await store.due_checks(100.0) == ["b"]
-    assert await store.due_checks(100.0) == []
+    await store.timelines.schedule_check("a", 10.0)
+    await store.timelines.schedule_check("a", 5.0)
+    await store.timelines.schedule_check("a", 8.0)
+    await store.timelines.schedule_check("b", 7.0)
+    assert await store.timelines.due_checks(4.9) == []
+    assert await store.timelines.due_checks(5.0) == ["a"]
+    assert await store.timelines.due_checks(100.0) == ["b"]
+    assert await store.timelines.due_checks(100.0) == []
 
 
 # flags
@@ -296,73 +296,73 @@ async def test_flags_count_and_order(store: Store) -> None:
     await online(store, "u1")
     flags = [flag("u1", f"f{i}", 10.0 + i / 3) for i in range(3)]
     for count, item in enumerate(flags, start=1):
-        record = await store.add_flag(item)
+        record = await store.presence.add_flag(item)
         assert record is not None and record.flags == count
-    assert await store.list_flags(EV, "u1") == flags
-    assert (await store.get_user(EV, "u1")).flags == 3  # type: ignore[union-attr]
-    assert await store.list_flags(EV, "u2") == []
+    assert await store.presence.list_flags(EV, "u1") == flags
+    assert (await store.presence.get_user(EV, "u1")).flags == 3  # type: ignore[union-attr]
+    assert await store.presence.list_flags(EV, "u2") == []
 
 
 async def test_add_flag_unknown_user_is_none(store: Store) -> None:
-    assert await store.add_flag(flag("ghost", "f1", 1.0)) is None
-    assert await store.list_flags(EV, "ghost") == []
+    assert await store.presence.add_flag(flag("ghost", "f1", 1.0)) is None
+    assert await store.presence.list_flags(EV, "ghost") == []
 
 
 # dedupe
 
 
 async def test_once_within_ttl(store: Store) -> None:
-    assert await store.once("k", now=0.0, ttl_s=10.0)
-    assert not await store.once("k", now=9.99, ttl_s=10.0)
-    assert await store.once("other", now=1.0, ttl_s=10.0)
-    assert await store.once("k", now=10.0, ttl_s=10.0)
-    assert not await store.once("k", now=12.0, ttl_s=10.0)
+    assert await store.dedupe.once("k", now=0.0, ttl_s=10.0)
+    assert not await store.dedupe.once("k", now=9.99, ttl_s=10.0)
+    assert await store.dedupe.once("other", now=1.0, ttl_s=10.0)
+    assert await store.dedupe.once("k", now=10.0, ttl_s=10.0)
+    assert not await store.dedupe.once("k", now=12.0, ttl_s=10.0)
 
 
 # nodes
 
 
 async def test_reap_dead_node(store: Store) -> None:
-    await store.node_alive("n1", until=100.0)
-    await store.node_alive("n2", until=200.0)
+    await store.presence.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n2", until=200.0)
     await online(store, "dead", conn="c1", node="n1")
     await online(store, "live", conn="c2", node="n2")
     await online(store, "both", conn="c3", node="n1")
     await online(store, "both", conn="c4", node="n2")
-    assert await store.reap_dead_nodes(now=99.0, grace_s=GRACE) == []
-    moved = await store.reap_dead_nodes(now=150.0, grace_s=GRACE)
+    assert await store.presence.reap_dead_nodes(now=99.0, grace_s=GRACE) == []
+    moved = await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE)
     assert [(r.user_id, r.presence, r.since, r.connections) for r in moved] == [
         ("dead", "reconnecting", 150.0, 0)
     ]
-    assert await store.reap_dead_nodes(now=150.0, grace_s=GRACE) == []
-    live, both = await store.get_user(EV, "live"), await store.get_user(EV, "both")
+    assert await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE) == []
+    live, both = await store.presence.get_user(EV, "live"), await store.presence.get_user(EV, "both")
     assert live is not None and (live.presence, live.connections) == ("online", 1)
     assert both is not None and (both.presence, both.connections) == ("online", 1)
-    assert [r.user_id for r in await store.expire_graces(150.0 + GRACE)] == ["dead"]
+    assert [r.user_id for r in await store.presence.expire_graces(150.0 + GRACE)] == ["dead"]
 
 
 async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
-    await store.node_alive("n1", until=10.0)
+    await store.presence.node_alive("n1", until=10.0)
     await online(store, "u1", conn="c1", node="n1")
     await online(store, "u1", conn="c2", node="n1")
-    moved = await store.reap_dead_nodes(now=20.0, grace_s=GRACE)
+    moved = await store.presence.reap_dead_nodes(now=20.0, grace_s=GRACE)
     assert [(r.user_id, r.connections) for r in moved] == [("u1", 0)]
 
 
 async def test_node_alive_extends_deadline(store: Store) -> None:
-    await store.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", until=100.0)
     await online(store, "u1")
-    await store.node_alive("n1", until=300.0)
-    assert await store.reap_dead_nodes(now=200.0, grace_s=GRACE) == []
-    assert [r.user_id for r in await store.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
+    await store.presence.node_alive("n1", until=300.0)
+    assert await store.presence.reap_dead_nodes(now=200.0, grace_s=GRACE) == []
+    assert [r.user_id for r in await store.presence.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
 
 
 async def test_node_gone_is_never_reaped(store: Store) -> None:
-    await store.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", until=100.0)
     await online(store, "u1")
-    await store.node_gone("n1")
-    assert await store.reap_dead_nodes(now=1000.0, grace_s=GRACE) == []
-    assert (await store.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
+    await store.presence.node_gone("n1")
+    assert await store.presence.reap_dead_nodes(now=1000.0, grace_s=GRACE) == []
+    assert (await store.presence.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
 
 
 # cross-node messages
@@ -370,22 +370,22 @@ async def test_node_gone_is_never_reaped(store: Store) -> None:
 
 async def test_publish_reaches_subscriber(store: Store) -> None:
     received: list[tuple[str, bytes]] = []
-    await store.subscribe("room:1", lambda topic, payload: received.append((topic, payload)))
-    await store.publish("room:1", b"\x00hello\xff")
-    await store.publish("room:2", b"elsewhere")
+    await store.pubsub.subscribe("room:1", lambda topic, payload: received.append((topic, payload)))
+    await store.pubsub.publish("room:1", b"\x00hello\xff")
+    await store.pubsub.publish("room:2", b"elsewhere")
     await eventually(lambda: len(received) >= 1)
-    await store.publish("room:1", b"second")
+    await store.pubsub.publish("room:1", b"second")
     await eventually(lambda: len(received) >= 2)
     assert received == [("room:1", b"\x00hello\xff"), ("room:1", b"second")]
 
 
 async def test_unsubscribe_stops_delivery(store: Store) -> None:
     received: list[tuple[str, bytes]] = []
-    await store.subscribe("a", lambda topic, payload: received.append((topic, payload)))
-    await store.subscribe("mark", lambda topic, payload: received.append((topic, payload)))
-    await store.unsubscribe("a")
-    await store.publish("a", b"late")
-    await store.publish("mark", b"after")
+    await store.pubsub.subscribe("a", lambda topic, payload: received.append((topic, payload)))
+    await store.pubsub.subscribe("mark", lambda topic, payload: received.append((topic, payload)))
+    await store.pubsub.unsubscribe("a")
+    await store.pubsub.publish("a", b"late")
+    await store.pubsub.publish("mark", b"after")
     await eventually(lambda: ("mark", b"after") in received)
     assert received == [("mark", b"after")]
 
@@ -393,9 +393,9 @@ async def test_unsubscribe_stops_delivery(store: Store) -> None:
 async def test_subscribe_again_replaces_handler(store: Store) -> None:
     first: list[bytes] = []
     second: list[bytes] = []
-    await store.subscribe("t", lambda _topic, payload: first.append(payload))
-    await store.subscribe("t", lambda _topic, payload: second.append(payload))
-    await store.publish("t", b"x")
+    await store.pubsub.subscribe("t", lambda _topic, payload: first.append(payload))
+    await store.pubsub.subscribe("t", lambda _topic, payload: second.append(payload))
+    await store.pubsub.publish("t", b"x")
     await eventually(lambda: second == [b"x"])
     assert first == []
 
@@ -409,8 +409,8 @@ async def test_concurrent_expire_graces_returns_each_user_once(redis_url: str) -
         users = [f"u{i}" for i in range(40)]
         for user in users:
             await online(stores[0], user, conn=f"c-{user}")
-            await stores[0].disconnect(ref(user, f"c-{user}"), now=0.0, grace_s=GRACE)
-        results = await asyncio.gather(*(s.expire_graces(GRACE) for s in stores * 3))
+            await stores[0].presence.disconnect(ref(user, f"c-{user}"), now=0.0, grace_s=GRACE)
+        results = await asyncio.gather(*(s.presence.expire_graces(GRACE) for s in stores * 3))
         returned = [r.user_id for result in results for r in result]
         assert sorted(returned) == sorted(users)
         assert all(result for result in results[:2])  # both stores really raced for the work
@@ -424,16 +424,18 @@ async def test_concurrent_reap_returns_each_user_once(redis_url: str) -> None:
     try:
         users = []
         for n in range(12):
-            await stores[0].node_alive(f"n{n}", until=10.0)
+            await stores[0].presence.node_alive(f"n{n}", until=10.0)
             for i in range(4):
                 users.append(f"u{n}-{i}")
                 await online(stores[0], users[-1], conn=f"c{n}-{i}", node=f"n{n}")
-        await stores[0].node_alive("live", until=1000.0)
+        await stores[0].presence.node_alive("live", until=1000.0)
         await online(stores[0], "keeper", conn="ck", node="live")
-        results = await asyncio.gather(*(s.reap_dead_nodes(now=20.0, grace_s=GRACE) for s in stores * 2))
+        results = await asyncio.gather(
+            *(s.presence.reap_dead_nodes(now=20.0, grace_s=GRACE) for s in stores * 2)
+        )
         returned = [r.user_id for result in results for r in result]
         assert sorted(returned) == sorted(users)
-        keeper = await stores[1].get_user(EV, "keeper")
+        keeper = await stores[1].presence.get_user(EV, "keeper")
         assert keeper is not None and keeper.presence == "online"
     finally:
         for s in stores:
@@ -450,12 +452,12 @@ async def test_raising_handler_is_counted_and_reader_survives(
         raise ValueError("boom")
 
     try:
-        await store.subscribe("bad", broken)
-        await store.subscribe("good", lambda _topic, payload: received.append(payload))
-        await store.publish("bad", b"1")
-        await store.publish("good", b"2")
+        await store.pubsub.subscribe("bad", broken)
+        await store.pubsub.subscribe("good", lambda _topic, payload: received.append(payload))
+        await store.pubsub.publish("bad", b"1")
+        await store.pubsub.publish("good", b"2")
         await eventually(lambda: received == [b"2"])
-        assert store.handler_errors == 1
+        assert store.pubsub.handler_errors == 1
         assert any("bad" in r.getMessage() and r.exc_info for r in caplog.records)
     finally:
         await store.close()
@@ -466,8 +468,8 @@ async def test_reader_resubscribes_after_connection_killed(redis_url: str) -> No
     admin = aioredis.Redis.from_url(redis_url)
     received: list[bytes] = []
     try:
-        await store.subscribe("t", lambda _topic, payload: received.append(payload))
-        await store.publish("t", b"before")
+        await store.pubsub.subscribe("t", lambda _topic, payload: received.append(payload))
+        await store.pubsub.publish("t", b"before")
         await eventually(lambda: received == [b"before"])
         assert await admin.client_kill_filter(_type="pubsub") >= 1
         await _publish_until_received(store, received, timeout=10.0)
@@ -481,11 +483,11 @@ async def test_reader_survives_redis_restart() -> None:
     store = RedisStore(server.url)
     received: list[bytes] = []
     try:
-        await store.subscribe("t", lambda _topic, payload: received.append(payload))
-        await store.publish("t", b"before")
+        await store.pubsub.subscribe("t", lambda _topic, payload: received.append(payload))
+        await store.pubsub.publish("t", b"before")
         await eventually(lambda: received == [b"before"])
         server.stop()
-        await eventually(lambda: store.read_errors >= 1, timeout=30.0)
+        await eventually(lambda: store.pubsub.read_errors >= 1, timeout=30.0)
         server = start_redis(server.port)
         await _publish_until_received(store, received, timeout=30.0)
     finally:
@@ -502,9 +504,9 @@ async def test_unsubscribe_leaves_the_redis_channel(redis_url: str) -> None:
         return [count for _channel, count in counts]
 
     try:
-        await store.subscribe("a", lambda _topic, _payload: None)
-        await store.subscribe("b", lambda _topic, _payload: None)
-        await store.unsubscribe("a")
+        await store.pubsub.subscribe("a", lambda _topic, _payload: None)
+        await store.pubsub.subscribe("b", lambda _topic, _payload: None)
+        await store.pubsub.unsubscribe("a")
         for _ in range(200):
             if await subscribers() == [0, 1]:
                 break
@@ -536,7 +538,7 @@ async def _publish_until_received(store: RedisStore, received: list[bytes], *, t
         if loop.time() > deadline:
             raise AssertionError("the reader never came back")
         with contextlib.suppress(RedisConnectionError):
-            await store.publish("t", b"after")
+            await store.pubsub.publish("t", b"after")
         await asyncio.sleep(0.05)
 
 
@@ -566,19 +568,21 @@ async def _apply(store: Store, op: tuple, now: float) -> object:
     match op:
         case ("connect", user, (conn, node), name):
             socket = ref(user, f"{user}/{conn}", node)
-            return await store.connect(socket, role="candidate", name=name, now=now)
+            return await store.presence.connect(socket, role="candidate", name=name, now=now)
         case ("disconnect", user, (conn, node)):
-            return await store.disconnect(ref(user, f"{user}/{conn}", node), now=now, grace_s=GRACE)
+            return await store.presence.disconnect(ref(user, f"{user}/{conn}", node), now=now, grace_s=GRACE)
         case ("finish", user):
-            return await store.finish(EV, user, now=now)
+            return await store.presence.finish(EV, user, now=now)
         case ("video", user, video):
-            return await store.set_video(EV, user, video)
+            return await store.presence.set_video(EV, user, video)
         case ("expire",):
-            return sorted(await store.expire_graces(now), key=lambda r: r.user_id)
+            return sorted(await store.presence.expire_graces(now), key=lambda r: r.user_id)
         case ("alive", node, ahead):
-            return await store.node_alive(node, until=now + ahead)
+            return await store.presence.node_alive(node, until=now + ahead)
         case ("reap",):
-            return sorted(await store.reap_dead_nodes(now=now, grace_s=GRACE), key=lambda r: r.user_id)
+            return sorted(
+                await store.presence.reap_dead_nodes(now=now, grace_s=GRACE), key=lambda r: r.user_id
+            )
     raise AssertionError(f"unknown op {op!r}")
 
 
@@ -593,7 +597,7 @@ async def _lockstep(url: str, ops: list[tuple]) -> None:
                 continue
             expected = await _apply(memory, op, now)
             assert await _apply(redis_store, op, now) == expected, op
-            assert await redis_store.list_users(EV) == await memory.list_users(EV), op
+            assert await redis_store.presence.list_users(EV) == await memory.presence.list_users(EV), op
     finally:
         await redis_store.close()
 
@@ -605,91 +609,89 @@ def test_stores_agree_on_random_histories(redis_server: RedisServer, ops: list[t
 
 
 async def test_node_alive_tells_a_reaped_node_it_was_dropped(store: Store) -> None:
-    assert await store.node_alive("n1", until=100.0) is False  # first registration
-    assert await store.node_alive("n1", until=200.0) is True
-    await store.reap_dead_nodes(now=250.0, grace_s=GRACE)
-    assert await store.node_alive("n1", until=400.0) is False  # it stalled and was reaped
+    assert await store.presence.node_alive("n1", until=100.0) is False  # first registration
+    assert await store.presence.node_alive("n1", until=200.0) is True
+    await store.presence.reap_dead_nodes(now=250.0, grace_s=GRACE)
+    assert await store.presence.node_alive("n1", until=400.0) is False  # it stalled and was reaped
 
 
 # rooms, tokens, counters
 
 
 async def test_room_seq_counts_per_event(store: Store) -> None:
-    assert [await store.next_room_seq("ev-a") for _ in range(3)] == [1, 2, 3]
-    assert await store.next_room_seq("ev-b") == 1
+    assert [await store.allocation.next_room_seq("ev-a") for _ in range(3)] == [1, 2, 3]
+    assert await store.allocation.next_room_seq("ev-b") == 1
 
 
-async def test_place_candidate_first_fit_and_sticky(store: Store) -> None:
-    for user in ("u1", "u2", "u3"):
-        await online(store, user)
-    assert await store.place_candidate(EV, "u1", room_size=2) is None  # no room yet
-    await store.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))
-    await store.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))  # adding twice is a no-op
-    await store.add_room(RoomRecord(EV, "r2", "ev-2", created_at=2.0))
-    assert [r.room_id for r in await store.list_rooms(EV)] == ["r1", "r2"]
-    assert await store.place_candidate(EV, "u1", room_size=2) == "r1"
-    assert await store.place_candidate(EV, "u2", room_size=2) == "r1"
-    assert await store.place_candidate(EV, "u3", room_size=2) == "r2"
-    assert await store.place_candidate(EV, "u1", room_size=2) == "r1"  # sticky
-    assert await store.room_members(EV) == {"r1": ["u1", "u2"], "r2": ["u3"]}
-    assert (await store.get_user(EV, "u3")).room_id == "r2"  # type: ignore[union-attr]
-    assert await store.place_candidate(EV, "nobody", room_size=2) is None
+async def test_rooms_are_listed_in_order_added_once_and_know_their_event(store: Store) -> None:
+    assert await store.allocation.list_rooms(EV) == []
+    await store.allocation.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))
+    await store.allocation.add_room(RoomRecord(EV, "r1", "ev-1", created_at=1.0))  # adding twice is a no-op
+    await store.allocation.add_room(RoomRecord(EV, "r2", "ev-2", created_at=2.0))
+    assert [r.room_id for r in await store.allocation.list_rooms(EV)] == ["r1", "r2"]
+    assert await store.allocation.room_members(EV) == {"r1": [], "r2": []}
+    assert await store.allocation.room_event("r2") == EV
+    assert await store.allocation.room_event("nowhere") is None
 
 
 async def test_swap_token_keeps_one_token_per_user_and_room(store: Store) -> None:
     first = HeldToken(EV, "u1", "r1", "t1", "j1", 100.0)
-    assert await store.get_token(EV, "u1", "r1") is None
-    assert await store.swap_token(first, replaces=None) == first
+    assert await store.tokens.get_token(EV, "u1", "r1") is None
+    assert await store.tokens.swap_token(first, replaces=None) == first
     second = HeldToken(EV, "u1", "r1", "t2", "j2", 200.0)
     rival = HeldToken(EV, "u1", "r1", "t3", "j3", 210.0)
-    assert await store.swap_token(second, replaces="j1") == second
-    assert await store.swap_token(rival, replaces="j1") == second  # lost the race: gets the winner
-    assert await store.swap_token(rival, replaces=None) == second
-    assert await store.get_token(EV, "u1", "r1") == second
-    assert await store.get_token(EV, "u1", "r2") is None
+    assert await store.tokens.swap_token(second, replaces="j1") == second
+    assert await store.tokens.swap_token(rival, replaces="j1") == second  # lost the race: gets the winner
+    assert await store.tokens.swap_token(rival, replaces=None) == second
+    assert await store.tokens.get_token(EV, "u1", "r1") == second
+    assert await store.tokens.get_token(EV, "u1", "r2") is None
 
 
 async def test_counters(store: Store) -> None:
-    assert await store.get_counters(EV) == {}
-    assert await store.incr_counter(EV, "tokens_refreshed") == 1
-    assert await store.incr_counter(EV, "tokens_refreshed", 4) == 5
-    assert await store.get_counters(EV) == {"tokens_refreshed": 5}
+    assert await store.events.get_counters(EV) == {}
+    assert await store.events.incr_counter(EV, "tokens_refreshed") == 1
+    assert await store.events.incr_counter(EV, "tokens_refreshed", 4) == 5
+    assert await store.events.get_counters(EV) == {"tokens_refreshed": 5}
 
 
 # allocation
 
 
 async def test_lock_with_fencing(store: Store) -> None:
-    first = await store.acquire_lock("alloc:ev1", "node-a", now=100.0, ttl_s=5)
+    first = await store.locks.acquire_lock("alloc:ev1", "node-a", now=100.0, ttl_s=5)
     assert first is not None
-    assert await store.acquire_lock("alloc:ev1", "node-b", now=101.0, ttl_s=5) is None
-    again = await store.acquire_lock("alloc:ev1", "node-a", now=101.0, ttl_s=5)  # re-entry extends
+    assert await store.locks.acquire_lock("alloc:ev1", "node-b", now=101.0, ttl_s=5) is None
+    again = await store.locks.acquire_lock("alloc:ev1", "node-a", now=101.0, ttl_s=5)  # re-entry extends
     assert again is not None and again > first
-    await store.release_lock("alloc:ev1", "node-b")  # not the owner: no effect
-    assert await store.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5) is None
-    await store.release_lock("alloc:ev1", "node-a")
-    taken = await store.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5)
+    await store.locks.release_lock("alloc:ev1", "node-b")  # not the owner: no effect
+    assert await store.locks.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5) is None
+    await store.locks.release_lock("alloc:ev1", "node-a")
+    taken = await store.locks.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5)
     assert taken is not None and taken > again
 
 
 async def test_save_allocation_is_fenced_and_moves_seats(store: Store) -> None:
     await online(store, "c:1")
     await online(store, "c2")
-    await store.add_room(RoomRecord(EV, "r1", "n1"))
-    stale = await store.acquire_lock(f"alloc:{EV}", "node-a", now=0.0, ttl_s=1)
-    fresh = await store.acquire_lock(f"alloc:{EV}", "node-b", now=5.0, ttl_s=1)  # a's lock ran out
+    await store.allocation.add_room(RoomRecord(EV, "r1", "n1"))
+    stale = await store.locks.acquire_lock(f"alloc:{EV}", "node-a", now=0.0, ttl_s=1)
+    fresh = await store.locks.acquire_lock(f"alloc:{EV}", "node-b", now=5.0, ttl_s=1)  # a's lock ran out
     assert stale is not None and fresh is not None
     doc = {"rooms": {"r1": {"proctors": ["p1"]}}}
-    assert not await store.save_allocation(EV, fence=stale, document={"x": 1}, seat=[("c2", "r1")], unseat=[])
-    assert await store.load_allocation(EV) == {}
-    assert await store.save_allocation(
+    assert not await store.allocation.save_allocation(
+        EV, fence=stale, document={"x": 1}, seat=[("c2", "r1")], unseat=[]
+    )
+    assert await store.allocation.load_allocation(EV) == {}
+    assert await store.allocation.save_allocation(
         EV, fence=fresh, document=doc, seat=[("c:1", "r1"), ("c2", "r1")], unseat=[]
     )
-    assert await store.load_allocation(EV) == doc
-    assert await store.room_members(EV) == {"r1": ["c2", "c:1"]}
-    assert (await store.get_user(EV, "c:1")).room_id == "r1"  # type: ignore[union-attr]
-    assert await store.save_allocation(EV, fence=fresh, document=doc, seat=[], unseat=[("c2", "r1")])
-    assert await store.room_members(EV) == {"r1": ["c:1"]}
+    assert await store.allocation.load_allocation(EV) == doc
+    assert await store.allocation.room_members(EV) == {"r1": ["c2", "c:1"]}
+    assert (await store.presence.get_user(EV, "c:1")).room_id == "r1"  # type: ignore[union-attr]
+    assert await store.allocation.save_allocation(
+        EV, fence=fresh, document=doc, seat=[], unseat=[("c2", "r1")]
+    )
+    assert await store.allocation.room_members(EV) == {"r1": ["c:1"]}
 
 
 # webhook inbox (a durable queue), dedupe marks, room names
@@ -697,87 +699,87 @@ async def test_save_allocation_is_fenced_and_moves_seats(store: Store) -> None:
 
 async def test_webhook_queue_round_trip(store: Store) -> None:
     payloads = [b'{"n": 1}', b"\x00\xffnot utf-8", b'{"n": 3}']
-    ids = [await store.webhook_append(p) for p in payloads]
-    assert len(set(ids)) == 3 and await store.webhook_backlog() == 3
-    first = await store.webhook_claim("a", count=2, block_s=0, min_idle_s=60)
-    rest = await store.webhook_claim("a", count=10, block_s=0, min_idle_s=60)
+    ids = [await store.webhooks.append(p) for p in payloads]
+    assert len(set(ids)) == 3 and await store.webhooks.backlog() == 3
+    first = await store.webhooks.claim("a", count=2, block_s=0, min_idle_s=60)
+    rest = await store.webhooks.claim("a", count=10, block_s=0, min_idle_s=60)
     assert first + rest == list(zip(ids, payloads, strict=True))  # new entries in order of arrival
-    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=60) == []  # all pending on a
-    await store.webhook_ack(ids[:2])
-    await store.webhook_ack([])
-    assert await store.webhook_backlog() == 1
-    await store.webhook_ack(ids[2:])
-    assert await store.webhook_backlog() == 0
+    assert await store.webhooks.claim("b", count=10, block_s=0, min_idle_s=60) == []  # all pending on a
+    await store.webhooks.ack(ids[:2])
+    await store.webhooks.ack([])
+    assert await store.webhooks.backlog() == 1
+    await store.webhooks.ack(ids[2:])
+    assert await store.webhooks.backlog() == 0
 
 
 async def test_webhook_idle_entries_go_to_another_consumer(store: Store) -> None:
-    kept = await store.webhook_append(b"kept")
-    acked = await store.webhook_append(b"acked")
-    assert len(await store.webhook_claim("dead-node", count=10, block_s=0, min_idle_s=60)) == 2
-    await store.webhook_ack([acked])
+    kept = await store.webhooks.append(b"kept")
+    acked = await store.webhooks.append(b"acked")
+    assert len(await store.webhooks.claim("dead-node", count=10, block_s=0, min_idle_s=60)) == 2
+    await store.webhooks.ack([acked])
     await asyncio.sleep(0.1)
-    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=60) == []  # not idle enough
-    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=0.05) == [(kept, b"kept")]
-    assert await store.webhook_claim("c", count=10, block_s=0, min_idle_s=60) == []  # b holds it now
-    assert await store.webhook_backlog() == 1
+    assert await store.webhooks.claim("b", count=10, block_s=0, min_idle_s=60) == []  # not idle enough
+    assert await store.webhooks.claim("b", count=10, block_s=0, min_idle_s=0.05) == [(kept, b"kept")]
+    assert await store.webhooks.claim("c", count=10, block_s=0, min_idle_s=60) == []  # b holds it now
+    assert await store.webhooks.backlog() == 1
 
 
 async def test_webhook_claim_blocks_until_an_entry_arrives(store: Store) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await store.webhook_claim("a", count=10, block_s=0.2, min_idle_s=60) == []
+    assert await store.webhooks.claim("a", count=10, block_s=0.2, min_idle_s=60) == []
     assert loop.time() - started >= 0.15
-    waiting = asyncio.create_task(store.webhook_claim("a", count=10, block_s=5, min_idle_s=60))
+    waiting = asyncio.create_task(store.webhooks.claim("a", count=10, block_s=5, min_idle_s=60))
     await asyncio.sleep(0.05)
-    entry = await store.webhook_append(b"late")
+    entry = await store.webhooks.append(b"late")
     assert await asyncio.wait_for(waiting, 2) == [(entry, b"late")]
 
 
 async def test_webhook_park_keeps_the_entry_out_of_the_queue(store: Store) -> None:
-    entry = await store.webhook_append(b"poison")
-    assert await store.webhook_claim("a", count=1, block_s=0, min_idle_s=60) == [(entry, b"poison")]
-    await store.webhook_park(entry, b"poison", error="ValueError: bad")
-    assert await store.webhook_backlog() == 0
-    assert await store.webhook_parked() == [(entry, b"poison", "ValueError: bad")]
-    assert await store.webhook_claim("b", count=10, block_s=0, min_idle_s=0) == []
+    entry = await store.webhooks.append(b"poison")
+    assert await store.webhooks.claim("a", count=1, block_s=0, min_idle_s=60) == [(entry, b"poison")]
+    await store.webhooks.park(entry, b"poison", error="ValueError: bad")
+    assert await store.webhooks.backlog() == 0
+    assert await store.webhooks.parked() == [(entry, b"poison", "ValueError: bad")]
+    assert await store.webhooks.claim("b", count=10, block_s=0, min_idle_s=0) == []
 
 
 async def test_seen_and_mark_seen_share_once_keys(store: Store) -> None:
-    assert await store.seen([], now=0.0) == []
-    assert await store.seen(["w:a", "w:b"], now=100.0) == [False, False]
-    await store.mark_seen(["w:a"], now=100.0, ttl_s=10)
-    assert await store.seen(["w:a", "w:b"], now=105.0) == [True, False]
-    assert await store.seen(["w:a"], now=110.5) == [False]  # ttl ran out
-    assert not await store.once("w:a", now=105.0, ttl_s=10)  # marked: once agrees
-    assert await store.once("w:c", now=105.0, ttl_s=10)
-    assert await store.seen(["w:c"], now=106.0) == [True]
+    assert await store.dedupe.seen([], now=0.0) == []
+    assert await store.dedupe.seen(["w:a", "w:b"], now=100.0) == [False, False]
+    await store.dedupe.mark_seen(["w:a"], now=100.0, ttl_s=10)
+    assert await store.dedupe.seen(["w:a", "w:b"], now=105.0) == [True, False]
+    assert await store.dedupe.seen(["w:a"], now=110.5) == [False]  # ttl ran out
+    assert not await store.dedupe.once("w:a", now=105.0, ttl_s=10)  # marked: once agrees
+    assert await store.dedupe.once("w:c", now=105.0, ttl_s=10)
+    assert await store.dedupe.seen(["w:c"], now=106.0) == [True]
 
 
 async def test_room_names(store: Store) -> None:
-    assert await store.room_name_of("r1") is None
-    await store.remember_room_name("r1", "proctorhub-ev1-1")
-    await store.remember_room_name("r1", "proctorhub-ev1-1")
-    assert await store.room_name_of("r1") == "proctorhub-ev1-1"
+    assert await store.webhooks.room_name_of("r1") is None
+    await store.webhooks.remember_room_name("r1", "proctorhub-ev1-1")
+    await store.webhooks.remember_room_name("r1", "proctorhub-ev1-1")
+    assert await store.webhooks.room_name_of("r1") == "proctorhub-ev1-1"
 
 
 async def test_webhook_consumer_resumes_what_it_held_before_a_restart(
     store: Store, request: pytest.FixtureRequest
 ) -> None:
-    ids = [await store.webhook_append(f"e{n}".encode()) for n in range(5)]
-    assert len(await store.webhook_claim("node-1", count=10, block_s=0, min_idle_s=60)) == 5
-    await store.webhook_ack(ids[1:2])
+    ids = [await store.webhooks.append(f"e{n}".encode()) for n in range(5)]
+    assert len(await store.webhooks.claim("node-1", count=10, block_s=0, min_idle_s=60)) == 5
+    await store.webhooks.ack(ids[1:2])
     if isinstance(store, RedisStore):  # a restart: a new store object on the same Redis
         restarted: Store = RedisStore(request.getfixturevalue("redis_server").url)
     else:  # the memory store's restart is forgetting which consumers already read back
-        store._wh_resumed.clear()  # type: ignore[attr-defined]
+        store.webhooks._wh_resumed.clear()  # type: ignore[attr-defined]
         restarted = store
     try:
-        assert await restarted.webhook_claim("node-2", count=10, block_s=0, min_idle_s=60) == []
-        first = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
-        second = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
-        third = await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60)
+        assert await restarted.webhooks.claim("node-2", count=10, block_s=0, min_idle_s=60) == []
+        first = await restarted.webhooks.claim("node-1", count=2, block_s=0, min_idle_s=60)
+        second = await restarted.webhooks.claim("node-1", count=2, block_s=0, min_idle_s=60)
+        third = await restarted.webhooks.claim("node-1", count=2, block_s=0, min_idle_s=60)
         assert [i for i, _ in first + second + third] == [ids[0], *ids[2:]]
-        assert await restarted.webhook_claim("node-1", count=2, block_s=0, min_idle_s=60) == []
+        assert await restarted.webhooks.claim("node-1", count=2, block_s=0, min_idle_s=60) == []
     finally:
         if restarted is not store:
             await restarted.close()

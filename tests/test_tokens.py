@@ -13,7 +13,7 @@ import jwt
 from websockets.exceptions import ConnectionClosed
 
 from server.hubs.tokens import refresh_at, refresh_lead
-from server.store.base import HeldToken
+from server.store.records import HeldToken
 from tests.client import HubClient, login, token
 from tests.conftest import SECRET, create_event
 from tests.servers import HubProcess, RedisServer, start_simulator

@@ -61,13 +61,13 @@ async def _holds(check: Callable[[], Any]) -> bool:
 def inbox(store: Store, handle: Recorder, metrics: WebhookMetrics, **options: Any) -> Inbox:
     settings: dict[str, Any] = {"consumer": "node-1", "block_s": 0.05, "retry_delays": FAST}
     settings.update(options)
-    return Inbox(store, handle, metrics=metrics, **settings)
+    return Inbox(store.webhooks, store.dedupe, handle, metrics=metrics, **settings)
 
 
 async def test_a_failing_handler_is_retried_until_it_succeeds(store: Store) -> None:
     bodies = [event(event_id=f"e{n}") for n in range(3)]
     for body in bodies:
-        await store.webhook_append(encode(body))
+        await store.webhooks.append(encode(body))
     handler, metrics = Recorder({"e1": 3}), new_metrics()
     box = inbox(store, handler, metrics)
     box.start()
@@ -79,18 +79,18 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(store: Store) -> N
     assert sorted(handler.handled) == ["e0", "e1", "e2"]
     assert handler.calls == {"e0": 1, "e1": 4, "e2": 1}
     assert sample(metrics, "failed_total") == 3 and sample(metrics, "processed_total") == 3
-    assert await store.webhook_parked() == []
+    assert await store.webhooks.parked() == []
 
 
 async def _zero(store: Store) -> bool:
-    return await store.webhook_backlog() == 0
+    return await store.webhooks.backlog() == 0
 
 
 async def test_a_poison_entry_is_parked_and_the_others_go_on(store: Store) -> None:
     poison = encode(event(event_id="poison"))
-    poison_entry = await store.webhook_append(poison)
-    garbage_entry = await store.webhook_append(b"not an event")
-    await store.webhook_append(encode(event(event_id="fine")))
+    poison_entry = await store.webhooks.append(poison)
+    garbage_entry = await store.webhooks.append(b"not an event")
+    await store.webhooks.append(encode(event(event_id="fine")))
     handler, metrics = Recorder({"poison": 99}), new_metrics()
     box = inbox(store, handler, metrics, retry_delays=(0.01, 0.01))
     box.start()
@@ -100,7 +100,7 @@ async def test_a_poison_entry_is_parked_and_the_others_go_on(store: Store) -> No
     finally:
         await box.stop()
     assert handler.handled == ["fine"] and handler.calls["poison"] == 3
-    parked = {entry: (payload, error) for entry, payload, error in await store.webhook_parked()}
+    parked = {entry: (payload, error) for entry, payload, error in await store.webhooks.parked()}
     assert parked == {
         poison_entry: (poison, "RuntimeError: attempt 3 of poison fails"),
         garbage_entry: (b"not an event", "BadWebhook: body is not JSON"),
@@ -110,14 +110,14 @@ async def test_a_poison_entry_is_parked_and_the_others_go_on(store: Store) -> No
 
 async def test_duplicates_are_handled_once_in_a_batch_and_later(store: Store) -> None:
     for event_id in ("a", "b", "a", "a", "b", "c"):
-        await store.webhook_append(encode(event(event_id=event_id)))
+        await store.webhooks.append(encode(event(event_id=event_id)))
     handler, metrics = Recorder({"a": 1}), new_metrics()  # the first try of "a" fails: copies wait for it
     box = inbox(store, handler, metrics)
     box.start()
     try:
         await eventually(lambda: _zero(store))
         assert sorted(handler.handled) == ["a", "b", "c"] and sample(metrics, "duplicates_total") == 3
-        await store.webhook_append(encode(event(event_id="b")))  # after it was handled and acked
+        await store.webhooks.append(encode(event(event_id="b")))  # after it was handled and acked
         await eventually(lambda: sample(metrics, "duplicates_total") == 4)
     finally:
         await box.stop()
@@ -125,13 +125,13 @@ async def test_duplicates_are_handled_once_in_a_batch_and_later(store: Store) ->
 
 
 async def test_a_restarted_inbox_sees_what_another_one_handled(store: Store) -> None:
-    await store.webhook_append(encode(event(event_id="x")))
+    await store.webhooks.append(encode(event(event_id="x")))
     first_handler, second_handler = Recorder(), Recorder()
     first = inbox(store, first_handler, new_metrics())
     first.start()
     await eventually(lambda: _zero(store))
     await first.stop()
-    await store.webhook_append(encode(event(event_id="x")))  # 100ms retried after a lost answer
+    await store.webhooks.append(encode(event(event_id="x")))  # 100ms retried after a lost answer
     second = inbox(store, second_handler, new_metrics(), consumer="node-2")
     second.start()
     try:
@@ -143,13 +143,13 @@ async def test_a_restarted_inbox_sees_what_another_one_handled(store: Store) -> 
 
 async def test_entries_held_by_a_stopped_node_are_reclaimed_by_another(store: Store) -> None:
     for n in range(4):
-        await store.webhook_append(encode(event(event_id=f"h{n}")))
+        await store.webhooks.append(encode(event(event_id=f"h{n}")))
     stuck = Recorder(hang={"h0", "h1", "h2", "h3"})
     dead = inbox(store, stuck, new_metrics(), min_idle_s=0.3)
     dead.start()
     await eventually(lambda: len(stuck.calls) == 4)
     await dead.stop()  # its handlers never finished: the entries stay pending on node-1
-    assert await store.webhook_backlog() == 4
+    assert await store.webhooks.backlog() == 4
     alive_handler = Recorder()
     alive = inbox(store, alive_handler, new_metrics(), consumer="node-2", min_idle_s=0.3)
     alive.start()
@@ -163,7 +163,7 @@ async def test_entries_held_by_a_stopped_node_are_reclaimed_by_another(store: St
 async def test_many_events_concurrently_in_any_order(store: Store) -> None:
     ids = [f"m{n}" for n in range(1500)]
     for event_id in ids + ids[::3]:
-        await store.webhook_append(encode(event(event_id=event_id)))
+        await store.webhooks.append(encode(event(event_id=event_id)))
     handler, metrics = Recorder({i: 1 for i in ids[::7]}), new_metrics()
     box = inbox(store, handler, metrics, workers=16, batch=128, max_held=256)
     box.start()

@@ -34,7 +34,8 @@ from server.allocation.planner import (
     apply,
     plan,
 )
-from server.store.base import EventConfig, RoomRecord, Store, UserRecord
+from server.store.base import Store
+from server.store.records import EventConfig, RoomRecord, UserRecord
 
 log = logging.getLogger("proctorhub.allocation.service")
 
@@ -169,7 +170,7 @@ class AllocationService:
         """Told "pass" and "lock_wait" as they happen (the hub's metrics)."""
 
     async def event(self, event_id: str) -> EventConfig:
-        event = await self._store.get_event(event_id)
+        event = await self._store.events.get_event(event_id)
         if event is None:
             raise UnknownEvent(f"event {event_id!r} is not configured: create it with POST /api/v1/events")
         return event
@@ -214,14 +215,16 @@ class AllocationService:
     async def _locked_pass(self, event_id: str) -> None:
         name = f"alloc:{event_id}"
         while (
-            fence := await self._store.acquire_lock(name, self._owner, now=self._clock(), ttl_s=LOCK_TTL_S)
+            fence := await self._store.locks.acquire_lock(
+                name, self._owner, now=self._clock(), ttl_s=LOCK_TTL_S
+            )
         ) is None:
             self._counted("lock_wait")
             await asyncio.sleep(LOCK_RETRY_S)
         try:
             outcome = await self._pass(event_id, fence)
         finally:
-            await self._store.release_lock(name, self._owner)
+            await self._store.locks.release_lock(name, self._owner)
         if outcome is not None:
             await self._notify(outcome)
 
@@ -231,14 +234,14 @@ class AllocationService:
         self, event: EventConfig, event_id: str
     ) -> tuple[EventState, dict[str, Any], list[RoomRecord]]:
         store = self._store
-        rooms = await store.list_rooms(event_id)
-        document = await store.load_allocation(event_id)
+        rooms = await store.allocation.list_rooms(event_id)
+        document = await store.allocation.load_allocation(event_id)
         state = build_state(
             event,
             rooms,
-            await store.room_members(event_id),
+            await store.allocation.room_members(event_id),
             document,
-            await store.list_users(event_id),
+            await store.presence.list_users(event_id),
             self._clock(),
         )
         return state, document, rooms
@@ -264,11 +267,11 @@ class AllocationService:
     async def _create_rooms(self, event_id: str, count: int) -> list[RoomRecord]:
         made = []
         for _ in range(count):
-            seq = await self._store.next_room_seq(event_id)
+            seq = await self._store.allocation.next_room_seq(event_id)
             name = room_name(self._prefix, event_id, seq)
             room_id = await self._factory.create_room(name, f"proctorhub event {event_id}")
             room = RoomRecord(event_id, room_id, name, created_at=self._clock())
-            await self._store.add_room(room)
+            await self._store.allocation.add_room(room)
             made.append(room)
             log.info("room %s (%s) added to event %s", name, room_id, event_id)
         return made
@@ -298,7 +301,7 @@ class AllocationService:
         ]
         if new_document == document and not decided.placements and not decided.releases and not created:
             return None
-        saved = await self._store.save_allocation(
+        saved = await self._store.allocation.save_allocation(
             event_id,
             fence=fence,
             document=new_document,
@@ -321,22 +324,22 @@ class AllocationService:
     # ------------------------------------------------------------------ reads
 
     async def room_of(self, event_id: str, room_id: str) -> RoomRecord:
-        for room in await self._store.list_rooms(event_id):
+        for room in await self._store.allocation.list_rooms(event_id):
             if room.room_id == room_id:
                 return room
         raise NoRoom(f"room {room_id!r} of event {event_id!r} is not in the store")
 
     async def proctor_rooms(self, event_id: str, proctor_id: str) -> list[RoomRecord]:
-        document = await self._store.load_allocation(event_id)
+        document = await self._store.allocation.load_allocation(event_id)
         meta = document.get("rooms", {})
-        rooms = await self._store.list_rooms(event_id)
+        rooms = await self._store.allocation.list_rooms(event_id)
         return [r for r in rooms if proctor_id in meta.get(r.room_id, {}).get("proctors", ())]
 
     async def allocation(self, event_id: str) -> dict[str, Any]:
         """The allocation as the HTTP API shows it."""
-        rooms = await self._store.list_rooms(event_id)
-        members = await self._store.room_members(event_id)
-        document = await self._store.load_allocation(event_id)
+        rooms = await self._store.allocation.list_rooms(event_id)
+        members = await self._store.allocation.room_members(event_id)
+        document = await self._store.allocation.load_allocation(event_id)
         meta = document.get("rooms", {})
         return {
             "event_id": event_id,

@@ -16,7 +16,7 @@ REBALANCE_TIMEOUT_S = 30.0
 
 async def event_id_of(request: Request) -> str:
     event_id: str = request.path_params["event_id"]
-    if await request.app.state.store.get_event(event_id) is None:
+    if await request.app.state.store.events.get_event(event_id) is None:
         raise ApiError(404, "not_found", f"event {event_id!r} does not exist")
     return event_id
 

@@ -22,7 +22,8 @@ from server.api.security import caller
 from server.api.validation import parse_event_create, parse_event_patch, parse_session_request
 from server.auth import mint_session
 from server.config import Settings
-from server.store.base import EventConfig, Store, UserRecord
+from server.store.base import Store
+from server.store.records import EventConfig, UserRecord
 
 MAX_BODY_BYTES = 64 * 1024
 PRESENCES = ("online", "reconnecting", "offline", "finished")
@@ -38,7 +39,7 @@ def counts(users: list[UserRecord]) -> dict[str, int]:
 
 async def event_json(store: Store, config: EventConfig) -> dict[str, Any]:
     """The one shape of an event on the wire: its config plus live `counts`."""
-    return {**config.to_dict(), "counts": counts(await store.list_users(config.event_id))}
+    return {**config.to_dict(), "counts": counts(await store.presence.list_users(config.event_id))}
 
 
 async def _body(request: Request) -> object:
@@ -52,7 +53,7 @@ async def _body(request: Request) -> object:
 
 
 async def _existing(store: Store, event_id: str) -> EventConfig:
-    config = await store.get_event(event_id)
+    config = await store.events.get_event(event_id)
     if config is None:
         raise ApiError(404, "not_found", f"event {event_id!r} does not exist")
     return config
@@ -70,7 +71,7 @@ class Events(HTTPEndpoint):
         (await caller(request)).require_admin(None)
         config = parse_event_create(await _body(request))
         store = _store(request)
-        if not await store.create_event(config):
+        if not await store.events.create_event(config):
             raise ApiError(409, "exists", f"event {config.event_id!r} already exists")
         # The warm pool: rooms are created ahead of the first candidate, not during the join storm.
         request.app.state.hub.rooms.request(config.event_id)
@@ -80,7 +81,7 @@ class Events(HTTPEndpoint):
         who = await caller(request)
         who.require_any_admin()
         store = _store(request)
-        visible = [e for e in await store.list_events() if who.admins(e.event_id)]
+        visible = [e for e in await store.events.list_events() if who.admins(e.event_id)]
         return JSONResponse({"events": [await event_json(store, e) for e in visible]})
 
 
@@ -99,7 +100,7 @@ class Event(HTTPEndpoint):
         store = _store(request)
         current = await _existing(store, event_id)
         updated = parse_event_patch(current, await _body(request))
-        await store.save_event(updated)
+        await store.events.save_event(updated)
         return JSONResponse(await event_json(store, updated))
 
 

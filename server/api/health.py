@@ -33,8 +33,8 @@ async def metrics(request: Request) -> Response:
     hub = request.app.state.hub
     counts: Counter[tuple[str, str]] = Counter()
     try:
-        for event in await store.list_events():
-            counts.update((u.role, u.presence) for u in await store.list_users(event.event_id))
+        for event in await store.events.list_events():
+            counts.update((u.role, u.presence) for u in await store.presence.list_users(event.event_id))
     except Exception as exc:
         log.warning("metrics: presence counts unavailable: %s", exc)
     hub.metrics.set_presence(counts)

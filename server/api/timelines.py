@@ -12,12 +12,12 @@ from server.api.allocation import event_id_of
 from server.api.errors import ApiError
 from server.api.security import caller
 from server.recording.monitor.report import report_csv, report_row, timeline_json
-from server.store.base import UserRecord
+from server.store.records import UserRecord
 
 
 async def _candidate(request: Request, event_id: str) -> UserRecord:
     candidate_id = request.path_params["candidate_id"]
-    user = await request.app.state.store.get_user(event_id, candidate_id)
+    user = await request.app.state.store.presence.get_user(event_id, candidate_id)
     if user is None or user.role != "candidate":
         raise ApiError(404, "not_found", f"no candidate {candidate_id!r} in event {event_id!r}")
     return user
@@ -30,7 +30,7 @@ async def timeline(request: Request) -> JSONResponse:
     user = await _candidate(request, event_id)
     monitor, store = request.app.state.monitor, request.app.state.store
     found, flags = await asyncio.gather(
-        monitor.timeline(event_id, user.user_id), store.list_flags(event_id, user.user_id)
+        monitor.timeline(event_id, user.user_id), store.presence.list_flags(event_id, user.user_id)
     )
     now = request.app.state.hub.clock()
     return JSONResponse(timeline_json(user, found, flags, now=now, threshold_s=monitor.rules.threshold_s))
@@ -51,7 +51,7 @@ async def report(request: Request) -> Response:
     if fmt not in ("json", "csv"):
         raise ApiError(400, "invalid", "format must be json or csv")
     monitor, hub = request.app.state.monitor, request.app.state.hub
-    users = [u for u in await request.app.state.store.list_users(event_id) if u.role == "candidate"]
+    users = [u for u in await request.app.state.store.presence.list_users(event_id) if u.role == "candidate"]
     timelines = await asyncio.gather(*(monitor.timeline(event_id, u.user_id) for u in users))
     now = hub.clock()
     rows = [report_row(u, t, u.flags, now=now) for u, t in zip(users, timelines, strict=True)]

@@ -14,7 +14,7 @@ from typing import Any
 
 from server.api.errors import ApiError
 from server.auth import ROLES, Role
-from server.store.base import EventConfig
+from server.store.records import EventConfig
 
 _EVENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _MAX_DATETIME = 64

@@ -26,7 +26,7 @@ from server.background import Outage
 from server.config import Settings
 from server.metrics import WebhookMetrics
 from server.recording.intake.envelope import KNOWN_TYPES, MAX_BODY_BYTES, BadWebhook, parse_envelope
-from server.store.base import Store
+from server.store.webhooks import WebhookQueue
 
 log = logging.getLogger("proctorhub.recording.webhooks")
 
@@ -35,8 +35,8 @@ RETRY_AFTER_S = "1"
 
 
 class WebhookIntake:
-    def __init__(self, settings: Settings, store: Store, metrics: WebhookMetrics) -> None:
-        self._store = store
+    def __init__(self, settings: Settings, queue: WebhookQueue, metrics: WebhookMetrics) -> None:
+        self._queue = queue
         self._metrics = metrics
         self._header = settings.hms_webhook_header
         self._secret = settings.hms_webhook_secret.encode()
@@ -72,7 +72,7 @@ class WebhookIntake:
             self._metrics.ignored.inc()
             return JSONResponse({"status": "ignored"})
         try:
-            await self._store.webhook_append(envelope.raw)
+            await self._queue.append(envelope.raw)
         except Exception as exc:
             self._outage.failed(exc)
             return self._refuse(

@@ -18,7 +18,9 @@ from server.hubs.presence import candidate_status
 from server.hubs.snapshots import UserSnapshots
 from server.hubs.tokens import TokenAck, TokenKeeper
 from server.protocol import Outbound
-from server.store.base import HeldToken, RoomRecord, Store, UserRecord
+from server.store.events import EventStore
+from server.store.presence import PresenceStore
+from server.store.records import HeldToken, RoomRecord, UserRecord
 
 log = logging.getLogger("proctorhub.hubs.assignment")
 
@@ -45,9 +47,15 @@ class Assigner:
     """What one socket is assigned, as the messages that tell it (with a fresh 100ms token per room)."""
 
     def __init__(
-        self, store: Store, rooms: AllocationService, tokens: TokenKeeper, snapshots: UserSnapshots
+        self,
+        users: PresenceStore,
+        events: EventStore,
+        rooms: AllocationService,
+        tokens: TokenKeeper,
+        snapshots: UserSnapshots,
     ) -> None:
-        self._store = store
+        self._users = users
+        self._events = events
         self._rooms = rooms
         self._tokens = tokens
         self._snapshots = snapshots
@@ -64,7 +72,7 @@ class Assigner:
         if record is not None and record.room_id is not None:
             return record.room_id, False
         await asyncio.wait_for(self._rooms.request(event_id), SEAT_TIMEOUT_S)
-        record = await self._store.get_user(event_id, user_id)
+        record = await self._users.get_user(event_id, user_id)
         if record is None or record.room_id is None:
             raise NoRoom(f"no room for {user_id!r} in event {event_id!r} yet")
         return record.room_id, True
@@ -73,7 +81,7 @@ class Assigner:
         self, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False
     ) -> Outbound | None:
         session = _session(conn)
-        record = await self._store.get_user(session.event_id, session.user_id)
+        record = await self._users.get_user(session.event_id, session.user_id)
         if record is not None and record.presence == "finished":
             return None
         if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
@@ -114,7 +122,7 @@ class Assigner:
         session = _session(conn)
         if session.event_id == "*" or session.role == "admin":
             return []
-        if await self._store.get_event(session.event_id) is None:
+        if await self._events.get_event(session.event_id) is None:
             message = f"event {session.event_id!r} is not configured on the hub: no video room"
             return [Outbound("error", {"code": "event_unknown", "message": message})]
         if session.role == "candidate":

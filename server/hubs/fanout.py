@@ -17,7 +17,7 @@ import orjson
 from server.hubs.connection import Connection
 from server.metrics import HubMetrics
 from server.protocol import Outbound
-from server.store.base import Store
+from server.store.pubsub import PubSub
 
 log = logging.getLogger("proctorhub.hubs.fanout")
 
@@ -25,8 +25,8 @@ Observer = Callable[[str, Outbound], None]
 
 
 class Fanout:
-    def __init__(self, store: Store, metrics: HubMetrics) -> None:
-        self._store = store
+    def __init__(self, pubsub: PubSub, metrics: HubMetrics) -> None:
+        self._pubsub = pubsub
         self._metrics = metrics
         self._local: dict[str, set[Connection]] = defaultdict(set)
         self._observers: list[Observer] = []
@@ -53,7 +53,7 @@ class Fanout:
         if first:
             self._subscriptions += 1
             self._subscribed[topic] = self._subscriptions
-            await self._store.subscribe(topic, self._receive)
+            await self._pubsub.subscribe(topic, self._receive)
 
     async def leave(self, conn: Connection, topic: str) -> None:
         conn.topics.discard(topic)
@@ -64,14 +64,14 @@ class Fanout:
         if not listeners:
             del self._local[topic]
             self._subscribed.pop(topic, None)
-            await self._store.unsubscribe(topic)
+            await self._pubsub.unsubscribe(topic)
 
     async def leave_all(self, conn: Connection) -> None:
         for topic in list(conn.topics):
             await self.leave(conn, topic)
 
     async def publish(self, topic: str, message: Outbound) -> None:
-        await self._store.publish(topic, orjson.dumps(message.to_wire()))
+        await self._pubsub.publish(topic, orjson.dumps(message.to_wire()))
 
     def _receive(self, topic: str, payload: bytes) -> None:
         try:

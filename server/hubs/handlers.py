@@ -21,7 +21,8 @@ from server.hubs.presence import PresenceService, status_message
 from server.hubs.stats import StatsPublisher
 from server.hubs.tokens import TokenKeeper
 from server.protocol import ClientMessage, Outbound
-from server.store.base import FlagRecord, Store
+from server.store.presence import PresenceStore
+from server.store.records import FlagRecord
 from server.topics import admin_topic, user_topic, watch_topic
 
 HandlerFn = Callable[[Connection, ClientMessage], Awaitable[None]]
@@ -52,7 +53,7 @@ class Handlers:
     def __init__(
         self,
         *,
-        store: Store,
+        users: PresenceStore,
         fanout: Fanout,
         presence: PresenceService,
         tokens: TokenKeeper,
@@ -60,7 +61,7 @@ class Handlers:
         renew: Renew,
         clock: Callable[[], float],
     ) -> None:
-        self._store = store
+        self._users = users
         self._fanout = fanout
         self._presence = presence
         self._tokens = tokens
@@ -111,7 +112,7 @@ class Handlers:
         await self._presence.finished(session.event_id, session.user_id)
 
     async def _require_candidate(self, event_id: str, candidate_id: str) -> None:
-        record = await self._store.get_user(event_id, candidate_id)
+        record = await self._users.get_user(event_id, candidate_id)
         if record is None or record.role != "candidate":
             raise Answer("unknown_candidate", f"no candidate {candidate_id!r} in event {event_id!r}")
 
@@ -128,7 +129,7 @@ class Handlers:
             severity=data["severity"],
             ts=self._clock(),
         )
-        record = await self._store.add_flag(flag)
+        record = await self._users.add_flag(flag)
         if record is None:
             raise Answer("unknown_candidate", f"no candidate {data['candidate_id']!r}")
         topic = watch_topic(session.event_id)
@@ -143,7 +144,7 @@ class Handlers:
         session = _session(conn)
         candidate_id = message.data["candidate_id"]
         await self._require_candidate(session.event_id, candidate_id)
-        record = await self._store.get_user(session.event_id, candidate_id)
+        record = await self._users.get_user(session.event_id, candidate_id)
         if record is None or record.presence != "online":
             raise Answer("candidate_not_connected", f"candidate {candidate_id!r} is not connected")
         warning = Outbound("warning", {"from": session.name or session.user_id, "text": message.data["text"]})

@@ -47,12 +47,16 @@ class Hub:
         self.metrics = metrics = metrics or HubMetrics()
         self.clock = clock
         self.background = Background(log, on_failure=metrics.background_failed)
-        self.fanout = Fanout(store, metrics)
-        self.presence = PresenceService(settings, store, self.fanout, clock)
-        self.snapshots = UserSnapshots(store, self.fanout)
-        self.stats = StatsPublisher(store, self.fanout, self.snapshots, settings.stats_interval_s)
+        self.fanout = Fanout(store.pubsub, metrics)
+        self.presence = PresenceService(settings, store.presence, self.fanout, clock)
+        self.snapshots = UserSnapshots(store.presence, self.fanout)
+        self.stats = StatsPublisher(
+            store.allocation, store.events, self.fanout, self.snapshots, settings.stats_interval_s
+        )
         self.timers = TimerLoop(clock)
-        self.tokens = TokenKeeper(settings, store, metrics, self.timers, clock, spawn=self.spawn)
+        self.tokens = TokenKeeper(
+            settings, store.tokens, store.events, metrics, self.timers, clock, spawn=self.spawn
+        )
         self.rooms = AllocationService(
             store,
             room_factory,
@@ -63,10 +67,10 @@ class Hub:
             counted=self._count_allocation,
         )
         self.seating = Seating(
-            store=store,
+            users=store.presence,
             fanout=self.fanout,
             rooms=self.rooms,
-            assigner=Assigner(store, self.rooms, self.tokens, self.snapshots),
+            assigner=Assigner(store.presence, store.events, self.rooms, self.tokens, self.snapshots),
             announce=self.presence.announce,
             timers=self.timers,
             clock=clock,
@@ -77,7 +81,7 @@ class Hub:
         self.state_sync = StateSync(self.stats.state)
         self.state_sync.add("room.assign", self.seating.assign_or_retry, before="event.stats")
         self.handlers = Handlers(
-            store=store,
+            users=store.presence,
             fanout=self.fanout,
             presence=self.presence,
             tokens=self.tokens,
@@ -116,7 +120,7 @@ class Hub:
     async def stop(self) -> None:
         await self.drain()
         await self.background.stop()
-        await self.store.node_gone(self.settings.node_id)
+        await self.store.presence.node_gone(self.settings.node_id)
 
     # ------------------------------------------------------------------ connections
 

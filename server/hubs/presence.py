@@ -16,7 +16,8 @@ from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
 from server.protocol import CandidateStatus, Outbound
-from server.store.base import ConnRef, Store, Transition, Tristate, UserRecord
+from server.store.presence import PresenceStore
+from server.store.records import ConnRef, Transition, Tristate, UserRecord
 from server.topics import admin_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.presence")
@@ -53,7 +54,9 @@ def status_message(record: UserRecord) -> Outbound:
 
 
 class PresenceService:
-    def __init__(self, settings: Settings, store: Store, fanout: Fanout, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, settings: Settings, store: PresenceStore, fanout: Fanout, clock: Callable[[], float]
+    ) -> None:
         self._settings = settings
         self._store = store
         self._fanout = fanout

@@ -19,7 +19,8 @@ from server.hubs.fanout import Fanout
 from server.hubs.timers import TimerLoop
 from server.metrics import HubMetrics
 from server.protocol import Outbound
-from server.store.base import Store, UserRecord
+from server.store.presence import PresenceStore
+from server.store.records import UserRecord
 from server.topics import user_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.seating")
@@ -36,7 +37,7 @@ class Seating:
     def __init__(
         self,
         *,
-        store: Store,
+        users: PresenceStore,
         fanout: Fanout,
         rooms: AllocationService,
         assigner: Assigner,
@@ -46,7 +47,7 @@ class Seating:
         spawn: Spawn,
         metrics: HubMetrics,
     ) -> None:
-        self._store = store
+        self._users = users
         self._fanout = fanout
         self.rooms = rooms
         self._assigner = assigner
@@ -68,7 +69,7 @@ class Seating:
         # Statuses first: they also tell every node that its snapshot of the event's users is stale,
         # before the _seat notes make it build rosters from one.
         for candidate_id in outcome.placed:
-            record = await self._store.get_user(outcome.event_id, candidate_id)
+            record = await self._users.get_user(outcome.event_id, candidate_id)
             if record is not None:
                 await self._announce(record)  # proctors see the candidate's room
         for user_id in (*outcome.placed, *outcome.proctors):

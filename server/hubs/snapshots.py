@@ -16,7 +16,8 @@ from typing import Any
 
 from server.hubs.fanout import Fanout
 from server.protocol import Outbound
-from server.store.base import Store, UserRecord
+from server.store.presence import PresenceStore
+from server.store.records import UserRecord
 from server.topics import admin_topic, event_wide, watch_topic
 
 
@@ -42,7 +43,7 @@ def patched(old: UserRecord | None, event_id: str, message: Outbound) -> UserRec
 
 
 class UserSnapshots:
-    def __init__(self, store: Store, fanout: Fanout) -> None:
+    def __init__(self, store: PresenceStore, fanout: Fanout) -> None:
         self._store = store
         self._fanout = fanout
         self._generation: defaultdict[str, int] = defaultdict(int)

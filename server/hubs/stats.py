@@ -14,7 +14,9 @@ from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
 from server.hubs.snapshots import UserSnapshots
 from server.protocol import EventStats, Outbound
-from server.store.base import RoomRecord, Store, UserRecord
+from server.store.allocation import AllocationStore
+from server.store.events import EventStore
+from server.store.records import RoomRecord, UserRecord
 from server.topics import event_wide
 
 log = logging.getLogger("proctorhub.hubs.stats")
@@ -52,8 +54,16 @@ def event_stats(
 
 
 class StatsPublisher:
-    def __init__(self, store: Store, fanout: Fanout, snapshots: UserSnapshots, interval_s: float) -> None:
-        self._store = store
+    def __init__(
+        self,
+        allocation: AllocationStore,
+        events: EventStore,
+        fanout: Fanout,
+        snapshots: UserSnapshots,
+        interval_s: float,
+    ) -> None:
+        self._allocation = allocation
+        self._events = events
         self._snapshots = snapshots
         self._interval_s = interval_s
         self._subscribers: dict[str, set[Connection]] = defaultdict(set)
@@ -66,13 +76,12 @@ class StatsPublisher:
             self._dirty.add(event_id)
 
     async def message(self, event_id: str, *, re: int | None = None) -> Outbound:
-        store = self._store
         stats = event_stats(
             event_id,
             await self._snapshots.users(event_id),
-            await store.list_rooms(event_id),
-            await store.load_allocation(event_id),
-            await store.get_counters(event_id),
+            await self._allocation.list_rooms(event_id),
+            await self._allocation.load_allocation(event_id),
+            await self._events.get_counters(event_id),
         )
         return Outbound("event.stats", dict(stats), re=re, coalesce_key=f"stats:{event_id}")
 

@@ -30,7 +30,9 @@ from server.hubs.connection import Connection, ConnectionState
 from server.hubs.timers import Timer, TimerLoop
 from server.metrics import HubMetrics
 from server.protocol import Outbound
-from server.store.base import HeldToken, Store
+from server.store.events import EventStore
+from server.store.records import HeldToken
+from server.store.tokens import TokenStore
 
 log = logging.getLogger("proctorhub.hubs.tokens")
 
@@ -63,7 +65,8 @@ class TokenKeeper:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: TokenStore,
+        events: EventStore,
         metrics: HubMetrics,
         timers: TimerLoop,
         clock: Callable[[], float],
@@ -73,6 +76,7 @@ class TokenKeeper:
     ) -> None:
         self._settings = settings
         self._store = store
+        self._events = events
         self._metrics = metrics
         self._timers = timers
         self._clock = clock
@@ -113,7 +117,7 @@ class TokenKeeper:
         if winner.jti == new.jti:
             self._metrics.tokens_minted.inc()
             if held is not None:
-                await self._store.incr_counter(event_id, "tokens_refreshed")
+                await self._events.incr_counter(event_id, "tokens_refreshed")
         return winner
 
     # ------------------------------------------------------------------ holding and pushing

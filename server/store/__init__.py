@@ -1,4 +1,4 @@
-"""State and pub/sub behind one interface: `memory` (one process) and `redis` (many nodes)."""
+"""State and pub/sub behind one interface made of concepts (base.py): `memory` (one process) and `redis`."""
 
 from __future__ import annotations
 

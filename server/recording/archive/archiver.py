@@ -18,7 +18,7 @@ from server.recording.archive.contract import Archive, ArchiveError, Segment, Se
 from server.recording.monitor.intervals import epoch_ms
 from server.recording.monitor.report import flag_json, gap_json
 from server.recording.monitor.timeline import PeerRecording, Timeline
-from server.store.base import Store
+from server.store.presence import PresenceStore
 
 log = logging.getLogger("proctorhub.recording.archiver")
 
@@ -93,12 +93,12 @@ class Archiver:
     def __init__(
         self,
         archive: Archive,
-        store: Store,
+        users: PresenceStore,
         timeline_of: Callable[[str, str], Awaitable[Timeline]],
         clock: Callable[[], float],
     ) -> None:
         self._archive = archive
-        self._store = store
+        self._users = users
         self._timeline_of = timeline_of
         self._clock = clock
         self._dirty: set[tuple[str, str]] = set()
@@ -135,8 +135,8 @@ class Archiver:
         timeline = await self._timeline_of(event_id, candidate_id)
         sources = [s for s in (segment_source(event_id, candidate_id, p) for p in timeline.peers) if s]
         segments = [await self._archive.store_segment(s) for s in sources]
-        user = await self._store.get_user(event_id, candidate_id)
-        flags = [flag_json(f) for f in await self._store.list_flags(event_id, candidate_id)]
+        user = await self._users.get_user(event_id, candidate_id)
+        flags = [flag_json(f) for f in await self._users.list_flags(event_id, candidate_id)]
         body = manifest(
             event_id, candidate_id, user.name if user else None, timeline, segments, flags, self._clock()
         )

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from server.background import Outage
 from server.metrics import WebhookMetrics
-from server.store.base import Store
+from server.store.dedupe import DedupeStore
+from server.store.webhooks import WebhookQueue
 
 log = logging.getLogger("proctorhub.recording.inbox")
 
@@ -26,9 +27,16 @@ STOP_WAIT_S = 5.0
 
 class AckWriter:
     def __init__(
-        self, store: Store, metrics: WebhookMetrics, *, ttl_s: float, clock: Callable[[], float]
+        self,
+        queue: WebhookQueue,
+        dedupe: DedupeStore,
+        metrics: WebhookMetrics,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float],
     ) -> None:
-        self._store = store
+        self._queue = queue
+        self._dedupe = dedupe
         self._metrics = metrics
         self._ttl_s = ttl_s
         self._clock = clock
@@ -78,9 +86,9 @@ class AckWriter:
         acks, self._acks = self._acks, []
         try:
             if marks:
-                await self._store.mark_seen(marks, now=self._clock(), ttl_s=self._ttl_s)
+                await self._dedupe.mark_seen(marks, now=self._clock(), ttl_s=self._ttl_s)
             if acks:
-                await self._store.webhook_ack(acks)
+                await self._queue.ack(acks)
         except BaseException:  # cancelled too: keep the batch for the final flush
             self._marks[:0] = marks
             self._acks[:0] = acks

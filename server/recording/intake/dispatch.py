@@ -42,7 +42,7 @@ class Dispatcher:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._router = RoomRouter(settings.hms_room_prefix, settings.hms_webhook_relay)
-        self._rooms = RoomDirectory(store, hms)
+        self._rooms = RoomDirectory(store.webhooks, hms)
         self._handle = handle
         self._metrics = metrics
         self._headers = {"Content-Type": "application/json"}

@@ -28,7 +28,8 @@ from server.background import Outage
 from server.metrics import WebhookMetrics
 from server.recording.intake.acks import GATHER_S, STOP_WAIT_S, AckWriter
 from server.recording.intake.envelope import BadWebhook, Envelope, parse_envelope
-from server.store.base import Store
+from server.store.dedupe import DedupeStore
+from server.store.webhooks import WebhookQueue
 
 log = logging.getLogger("proctorhub.recording.inbox")
 
@@ -63,7 +64,8 @@ class _Held:
 class Inbox:
     def __init__(
         self,
-        store: Store,
+        queue: WebhookQueue,
+        dedupe: DedupeStore,
         handle: Handler,
         *,
         consumer: str,
@@ -80,7 +82,8 @@ class Inbox:
     ) -> None:
         if workers < 1 or batch < 1 or max_held < batch:
             raise ValueError("Inbox needs workers >= 1, batch >= 1 and max_held >= batch")
-        self._store = store
+        self._queue = queue
+        self._dedupe = dedupe
         self._handle = handle
         self._consumer = consumer
         self._metrics = metrics
@@ -95,7 +98,7 @@ class Inbox:
         self._held: dict[str, _Held] = {}  # entry id -> what it belongs to
         self._leaders: dict[str, _Held] = {}  # event id -> the entry being handled or waiting to retry
         self._recent: OrderedDict[str, None] = OrderedDict()  # event ids handled lately, on this node
-        self._writes = AckWriter(store, metrics, ttl_s=dedupe_ttl_s, clock=clock)
+        self._writes = AckWriter(queue, dedupe, metrics, ttl_s=dedupe_ttl_s, clock=clock)
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -143,7 +146,7 @@ class Inbox:
                 continue
             count = min(self._batch, self._max_held - len(self._held))
             try:
-                entries = await self._store.webhook_claim(
+                entries = await self._queue.claim(
                     self._consumer, count=count, block_s=self._block_s, min_idle_s=self._min_idle_s
                 )
                 if entries:
@@ -170,7 +173,7 @@ class Inbox:
         done: set[str] = set()
         if ask:
             try:
-                flags = await self._store.seen([dedupe_key(i) for i in ask], now=self._clock())
+                flags = await self._dedupe.seen([dedupe_key(i) for i in ask], now=self._clock())
             except Exception as exc:  # handling an event twice is safe, leaving it for later is slow
                 self._metrics.store_errors.inc()
                 self._writes.outage.failed(exc)
@@ -193,7 +196,7 @@ class Inbox:
         now = time.monotonic()
         if now - self._backlog_at >= BACKLOG_EVERY_S:
             self._backlog_at = now
-            self._metrics.backlog.set(await self._store.webhook_backlog())
+            self._metrics.backlog.set(await self._queue.backlog())
 
     # handling
 
@@ -237,7 +240,7 @@ class Inbox:
 
     async def _park(self, entry_id: str, payload: bytes, error: str, kind: str) -> bool:
         try:
-            await self._store.webhook_park(entry_id, payload, error=error)
+            await self._queue.park(entry_id, payload, error=error)
         except Exception as exc:
             self._metrics.store_errors.inc()
             self._writes.outage.failed(exc)

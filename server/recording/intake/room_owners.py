@@ -12,7 +12,7 @@ from typing import Literal
 from server.hms.client import HmsClient
 from server.hms.errors import HmsNotFound
 from server.recording.intake.envelope import Envelope
-from server.store.base import Store
+from server.store.webhooks import WebhookQueue
 
 log = logging.getLogger("proctorhub.recording.rooms")
 
@@ -48,15 +48,15 @@ class RoomRouter:
 class RoomDirectory:
     """100ms room id -> name, with a local cache in front of the store."""
 
-    def __init__(self, store: Store, client: HmsClient | None) -> None:
-        self._store = store
+    def __init__(self, queue: WebhookQueue, client: HmsClient | None) -> None:
+        self._queue = queue
         self._client = client
         self._cache: dict[str, str] = {}
 
     async def learn(self, envelope: Envelope) -> None:
         room_id, name = envelope.room_id, envelope.room_name
         if room_id and name and self._cache.get(room_id) != name:
-            await self._store.remember_room_name(room_id, name)
+            await self._queue.remember_room_name(room_id, name)
             self._keep(room_id, name)
 
     async def name_of(self, envelope: Envelope) -> str | None:
@@ -64,14 +64,14 @@ class RoomDirectory:
         if envelope.room_name or not envelope.room_id:
             return envelope.room_name
         room_id = envelope.room_id
-        name = self._cache.get(room_id) or await self._store.room_name_of(room_id)
+        name = self._cache.get(room_id) or await self._queue.room_name_of(room_id)
         if name is None and self._client is not None:
             try:
                 name = (await self._client.get_room(room_id)).name
             except HmsNotFound:
                 log.info("room %s of webhook %s %s is unknown to 100ms", room_id, envelope.type, envelope.id)
                 return None
-            await self._store.remember_room_name(room_id, name)
+            await self._queue.remember_room_name(room_id, name)
         if name is not None:
             self._keep(room_id, name)
         return name

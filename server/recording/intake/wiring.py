@@ -49,10 +49,11 @@ def build_webhooks(
         log.warning("HMS_WEBHOOK_WORKERS=0 without REDIS_URL: webhooks are stored and never processed")
     if settings.hms_webhook_workers > 0:
         inbox = Inbox(
-            store,
+            store.webhooks,
+            store.dedupe,
             dispatcher,
             consumer=settings.node_id,
             metrics=metrics,
             workers=settings.hms_webhook_workers,
         )
-    return Webhooks(WebhookIntake(settings, store, metrics), dispatcher, inbox)
+    return Webhooks(WebhookIntake(settings, store.webhooks, metrics), dispatcher, inbox)

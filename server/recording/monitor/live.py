@@ -28,7 +28,8 @@ from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id
 from server.recording.monitor.reconciler import HmsReader, Reconciler
 from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
-from server.store.base import Store, UserRecord
+from server.store.base import Store
+from server.store.records import UserRecord
 from server.topics import admin_topic, user_topic
 
 log = logging.getLogger("proctorhub.recording.monitor")
@@ -116,30 +117,32 @@ class RecordingMonitor:
             return []  # a room of no event here (another environment's rooms are relayed before this)
         store = self._store
         if fact.session_closed:
-            members = [c for e, c in await store.session_members(fact.signal.session_id) if e == event_id]
+            members = [
+                c for e, c in await store.timelines.session_members(fact.signal.session_id) if e == event_id
+            ]
         else:
             assert fact.user_id is not None
-            user = await store.get_user(event_id, fact.user_id)
+            user = await store.presence.get_user(event_id, fact.user_id)
             if user is None or user.role != "candidate":
                 return []
             members = [fact.user_id]
             if fact.signal.kind == "join":
-                await store.add_session_member(fact.signal.session_id, event_id, fact.user_id)
+                await store.timelines.add_session_member(fact.signal.session_id, event_id, fact.user_id)
         payload = [orjson.dumps(fact.signal.to_dict(), option=orjson.OPT_SORT_KEYS)]
         changed = []
         for candidate_id in members:
-            if await store.add_signals(event_id, candidate_id, payload):
+            if await store.timelines.add_signals(event_id, candidate_id, payload):
                 changed.append((event_id, candidate_id, fact.signal.kind == "recorded"))
         return changed
 
     async def _noted(self, fact: WebhookFact) -> None:
         """A reconciled fact: stored, and its timelines checked by the due loop (we may hold a lock)."""
         for event_id, candidate_id, _ in await self._record(fact):
-            await self._store.schedule_check(_member(event_id, candidate_id), self._clock())
+            await self._store.timelines.schedule_check(_member(event_id, candidate_id), self._clock())
 
     async def _event_of(self, room_id: str) -> str | None:
         if room_id not in self._room_events:
-            event_id = await self._store.room_event(room_id)
+            event_id = await self._store.allocation.room_event(room_id)
             if event_id is None:
                 return None  # not cached: the room may be added later
             self._room_events[room_id] = event_id
@@ -149,12 +152,12 @@ class RecordingMonitor:
 
     async def add(self, event_id: str, candidate_id: str, signals: list[Signal]) -> None:
         payloads = [orjson.dumps(s.to_dict(), option=orjson.OPT_SORT_KEYS) for s in signals]
-        if await self._store.add_signals(event_id, candidate_id, payloads):
+        if await self._store.timelines.add_signals(event_id, candidate_id, payloads):
             recorded = any(s.kind == "recorded" for s in signals)
             await self.check(event_id, candidate_id, recorded=recorded)
 
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
-        raws = await self._store.get_signals(event_id, candidate_id)
+        raws = await self._store.timelines.get_signals(event_id, candidate_id)
         return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._clock(), self.rules)
 
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
@@ -163,12 +166,14 @@ class RecordingMonitor:
         # One evaluation per candidate at a time: locally by an asyncio lock, across nodes by the store's.
         async with self._locks.setdefault((event_id, candidate_id), asyncio.Lock()):
             if await self._store_lock(event_id, candidate_id) is None:
-                await store.schedule_check(_member(event_id, candidate_id), self._clock() + DUE_POLL_S)
+                await store.timelines.schedule_check(
+                    _member(event_id, candidate_id), self._clock() + DUE_POLL_S
+                )
                 return
             try:
                 timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
             finally:
-                await store.release_lock(_lock_name(event_id, candidate_id), self._owner)
+                await store.locks.release_lock(_lock_name(event_id, candidate_id), self._owner)
         self._links.metrics.timeline_checks.inc()
         if recorded or alerts_changed:
             for hook in self._change_hooks:
@@ -181,7 +186,7 @@ class RecordingMonitor:
     async def _store_lock(self, event_id: str, candidate_id: str) -> int | None:
         store, clock = self._store, self._clock
         for _ in range(100):
-            fence = await store.acquire_lock(
+            fence = await store.locks.acquire_lock(
                 _lock_name(event_id, candidate_id), self._owner, now=clock(), ttl_s=LOCK_TTL_S
             )
             if fence is not None:
@@ -193,8 +198,8 @@ class RecordingMonitor:
         store = self._store
         timeline, held, user = await asyncio.gather(
             self.timeline(event_id, candidate_id),
-            store.get_alerts(event_id, candidate_id),
-            store.get_user(event_id, candidate_id),
+            store.timelines.get_alerts(event_id, candidate_id),
+            store.presence.get_user(event_id, candidate_id),
         )
         stored = {k: orjson.loads(v) for k, v in held.items()}
         if await self._ask_before_missing(candidate_id, timeline, stored):
@@ -202,7 +207,7 @@ class RecordingMonitor:
         room_id = (user.room_id if user else None) or timeline.room_id
         changes = alert_changes(candidate_id, room_id, timeline, stored)
         if changes:
-            await store.put_alerts(
+            await store.timelines.put_alerts(
                 event_id, candidate_id, {c.alert["alert_id"]: orjson.dumps(c.alert) for c in changes}
             )
             await self._publish(event_id, room_id, changes)
@@ -212,11 +217,11 @@ class RecordingMonitor:
             if a["state"] == "open"
         )
         status = {"recording": timeline.recording_state, "open_alerts": open_count}
-        transition = await store.set_status(event_id, candidate_id, status)
+        transition = await store.presence.set_status(event_id, candidate_id, status)
         if transition is not None and transition.changed:
             await self._links.announce(transition.record)
         if timeline.next_check is not None:
-            await store.schedule_check(_member(event_id, candidate_id), timeline.next_check)
+            await store.timelines.schedule_check(_member(event_id, candidate_id), timeline.next_check)
         return timeline, bool(changes)
 
     async def _ask_before_missing(
@@ -243,7 +248,7 @@ class RecordingMonitor:
     async def _publish(self, event_id: str, room_id: str | None, changes: list[AlertChange]) -> None:
         proctors: list[str] = []
         if room_id:
-            document = await self._store.load_allocation(event_id)
+            document = await self._store.allocation.load_allocation(event_id)
             proctors = list(document.get("rooms", {}).get(room_id, {}).get("proctors", ()))
         topics = [admin_topic(event_id), *(user_topic(event_id, p) for p in proctors)]
         for change in changes:
@@ -256,8 +261,10 @@ class RecordingMonitor:
 
     async def alerts(self, event_id: str, candidate_ids: list[str] | None = None) -> list[dict[str, Any]]:
         store = self._store
-        ids = candidate_ids if candidate_ids is not None else await store.alerted_candidates(event_id)
-        found = await asyncio.gather(*(store.get_alerts(event_id, c) for c in ids))
+        ids = (
+            candidate_ids if candidate_ids is not None else await store.timelines.alerted_candidates(event_id)
+        )
+        found = await asyncio.gather(*(store.timelines.get_alerts(event_id, c) for c in ids))
         alerts = [orjson.loads(raw) for held in found for raw in held.values()]
         return sorted(alerts, key=alert_key)
 
@@ -266,12 +273,12 @@ class RecordingMonitor:
         if session.event_id == "*" or session.role == "candidate":
             return []
         event_id = session.event_id
-        alerted = await self._store.alerted_candidates(event_id)
+        alerted = await self._store.timelines.alerted_candidates(event_id)
         if not alerted:
             return []
         if session.role == "proctor":
             rooms = await self._links.proctor_rooms(event_id, session.user_id)
-            members = await self._store.room_members(event_id)
+            members = await self._store.allocation.room_members(event_id)
             watched = {c for room in rooms for c in members.get(room, ())}
             alerted = [c for c in alerted if c in watched]
         return [Outbound("alert", a) for a in await self.alerts(event_id, alerted) if a["state"] == "open"]
@@ -295,17 +302,17 @@ class RecordingMonitor:
     async def _reconcile(self) -> None:
         """One node at a time asks 100ms about every room of every event (every `reconcile_s`)."""
         store = self._store
-        fence = await store.acquire_lock(
+        fence = await store.locks.acquire_lock(
             "recording-reconcile", self._owner, now=self._clock(), ttl_s=self._reconcile_s
         )
         if fence is None or self._reconciler is None:
             return
-        for event in await store.list_events():
-            rooms = [r.room_id for r in await store.list_rooms(event.event_id)]
+        for event in await store.events.list_events():
+            rooms = [r.room_id for r in await store.allocation.list_rooms(event.event_id)]
             await self._reconciler.rooms(rooms)
 
     async def _due_checks(self) -> None:
-        due = await self._store.due_checks(self._clock())
+        due = await self._store.timelines.due_checks(self._clock())
         await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
 
 

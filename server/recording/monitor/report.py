@@ -9,7 +9,7 @@ from typing import Any
 from server.recording.monitor.alerts import alert_id
 from server.recording.monitor.intervals import Intervals, epoch_ms
 from server.recording.monitor.timeline import Gap, Timeline
-from server.store.base import FlagRecord, UserRecord
+from server.store.records import FlagRecord, UserRecord
 
 REPORT_COLUMNS = (
     "candidate_id",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from server.recording.intake.envelope import parse_time
 from server.recording.monitor.timeline import Signal
-from server.store.base import UserRecord
+from server.store.records import UserRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ Keys:
     ph:webhooks:dead     list of msgpack [entry id, payload, error]: entries that kept failing
     ph:roomnames         hash 100ms room id -> room name
 
-`webhook_claim` reclaims entries idle past `min_idle_s` (XAUTOCLAIM: their consumer died, or gave up on
+`claim` reclaims entries idle past `min_idle_s` (XAUTOCLAIM: their consumer died, or gave up on
 them for a while) before it reads new ones (XREADGROUP >). A consumer's first claims after a start read
 back what that consumer name still holds (XREADGROUP 0): a node restarted under the same HUB_NODE_ID
 resumes its entries at once. The group is created, from the stream's start,
@@ -17,6 +17,7 @@ With `appendonly yes` the stream and the group survive a Redis restart.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -24,7 +25,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-P = "ph:"
+from server.store.redis.connection import P
+
 STREAM = f"{P}webhooks"
 DEAD = f"{P}webhooks:dead"
 ROOM_NAMES = f"{P}roomnames"
@@ -44,24 +46,22 @@ def _entries(raw: list[Any]) -> list[tuple[str, bytes]]:
 
 
 class RedisWebhooks:
-    """Mixed into `RedisStore`; needs `self._redis`."""
-
-    _redis: aioredis.Redis
-
-    def _init_webhooks(self) -> None:
+    def __init__(self, client: aioredis.Redis, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._redis = client
+        self._monotonic = monotonic
         self._wh_resumed: set[str] = set()  # consumers that have read back their own pending entries
         self._wh_resume: dict[str, str] = {}  # how far they got
         self._wh_cursor = "0-0"
         self._wh_scanned_at = -SCAN_EVERY_S
 
-    async def webhook_append(self, payload: bytes) -> str:
+    async def append(self, payload: bytes) -> str:
         try:
             entry_id = await self._redis.xadd(STREAM, {FIELD: payload})
         except RedisConnectionError:  # e.g. a pooled connection that a restarted Redis closed: once more
             entry_id = await self._redis.xadd(STREAM, {FIELD: payload})  # (a double is a duplicate)
         return str(entry_id.decode())
 
-    async def webhook_claim(
+    async def claim(
         self, consumer: str, *, count: int, block_s: float, min_idle_s: float
     ) -> list[tuple[str, bytes]]:
         try:
@@ -91,7 +91,7 @@ class RedisWebhooks:
             if own:
                 return own
         claimed: list[tuple[str, bytes]] = []
-        now = time.monotonic()
+        now = self._monotonic()
         if self._wh_cursor != "0-0" or now - self._wh_scanned_at >= min(SCAN_EVERY_S, min_idle_s / 4):
             idle_ms = max(0, int(min_idle_s * 1000))
             cursor, raw, *_deleted = await self._redis.xautoclaim(
@@ -111,7 +111,7 @@ class RedisWebhooks:
             claimed.extend(_entries(raw))
         return claimed
 
-    async def webhook_ack(self, ids: list[str]) -> None:
+    async def ack(self, ids: list[str]) -> None:
         if not ids:
             return
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -119,17 +119,17 @@ class RedisWebhooks:
             pipe.xdel(STREAM, *ids)
             await pipe.execute()
 
-    async def webhook_backlog(self) -> int:
+    async def backlog(self) -> int:
         return int(await self._redis.xlen(STREAM))
 
-    async def webhook_park(self, entry_id: str, payload: bytes, *, error: str) -> None:
+    async def park(self, entry_id: str, payload: bytes, *, error: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(DEAD, msgpack.packb([entry_id, bytes(payload), error]))
             pipe.xack(STREAM, GROUP, entry_id)
             pipe.xdel(STREAM, entry_id)
             await pipe.execute()
 
-    async def webhook_parked(self) -> list[tuple[str, bytes, str]]:
+    async def parked(self) -> list[tuple[str, bytes, str]]:
         rows = [msgpack.unpackb(raw) for raw in await self._redis.lrange(DEAD, 0, -1)]
         return [(str(entry_id), bytes(payload), str(error)) for entry_id, payload, error in rows]
 

@@ -1,4 +1,4 @@
-"""The memory store's part for the recording monitor: signals, alerts, sessions and due checks."""
+"""The recording monitor's state in memory: signals, alerts, sessions and due checks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from collections import defaultdict
 
 
 class MemoryTimelines:
-    def _init_timelines(self) -> None:
+    def __init__(self) -> None:
         self._signals: dict[tuple[str, str], set[bytes]] = defaultdict(set)
         self._alerts: dict[tuple[str, str], dict[str, bytes]] = defaultdict(dict)
         self._alerted: dict[str, set[str]] = defaultdict(set)
-        self._room_events: dict[str, str] = {}
         self._sessions: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._due: dict[str, float] = {}
         self._due_heap: list[tuple[float, str]] = []
@@ -35,12 +34,6 @@ class MemoryTimelines:
 
     async def alerted_candidates(self, event_id: str) -> list[str]:
         return sorted(self._alerted.get(event_id, ()))
-
-    def _index_room(self, room_id: str, event_id: str) -> None:
-        self._room_events[room_id] = event_id
-
-    async def room_event(self, room_id: str) -> str | None:
-        return self._room_events.get(room_id)
 
     async def add_session_member(self, session_id: str, event_id: str, candidate_id: str) -> None:
         self._sessions[session_id].add((event_id, candidate_id))

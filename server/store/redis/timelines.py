@@ -1,40 +1,29 @@
-"""The recording monitor's keys in Redis: the part of `RedisStore` that timelines and alerts use.
+"""The recording monitor's state in Redis.
 
-Keys (`{e}`/`{c}` escaped as in `store/redis_rooms.py`):
-
-    ph:sig:{e}:{c}      set of signal JSON        ph:alerts:{e}:{c}   hash alert id -> alert JSON
-    ph:alerted:{e}      set of candidate ids      ph:roomevent        hash room id -> event id
-    ph:sess:{session}   set of [event, candidate] ph:due              zset "event\\0candidate" -> when
+ph:sig:{e}:{c}      set of signal JSON        ph:alerts:{e}:{c}   hash alert id -> alert JSON
+ph:alerted:{e}      set of candidate ids      ph:sess:{session}   set of [event, candidate]
+ph:due              zset "event\\0candidate" -> when
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
+import redis.asyncio as aioredis
 
-from server.store.redis_rooms import P, _esc
+from server.store.redis.connection import P, esc, num, script
 
 KEEP_S = 30 * 24 * 3600
 """Timelines and alerts are kept a month after their last change (reports are read after the exam)."""
 
-# KEYS: due   ARGV: now, limit. Each due check is handed to exactly one node.
-_TAKE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
-return due
-"""
-
 
 def _tail(event_id: str, candidate_id: str) -> str:
-    return f"{_esc(event_id)}:{_esc(candidate_id)}"
+    return f"{esc(event_id)}:{esc(candidate_id)}"
 
 
 class RedisTimelines:
-    _redis: Any
-
-    def _register_timeline_scripts(self) -> None:
-        self._take_due = self._redis.register_script(_TAKE_DUE)
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._take_due = script(client, "take_due")
 
     async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
         key = f"{P}sig:{_tail(event_id, candidate_id)}"
@@ -51,7 +40,7 @@ class RedisTimelines:
         if not alerts:
             return
         key = f"{P}alerts:{_tail(event_id, candidate_id)}"
-        index = f"{P}alerted:{_esc(event_id)}"
+        index = f"{P}alerted:{esc(event_id)}"
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=alerts)
             pipe.expire(key, KEEP_S)
@@ -64,26 +53,22 @@ class RedisTimelines:
         return {k.decode(): v for k, v in raw.items()}
 
     async def alerted_candidates(self, event_id: str) -> list[str]:
-        return sorted(m.decode() for m in await self._redis.smembers(f"{P}alerted:{_esc(event_id)}"))
-
-    async def room_event(self, room_id: str) -> str | None:
-        raw = await self._redis.hget(f"{P}roomevent", room_id)
-        return None if raw is None else raw.decode()
+        return sorted(m.decode() for m in await self._redis.smembers(f"{P}alerted:{esc(event_id)}"))
 
     async def add_session_member(self, session_id: str, event_id: str, candidate_id: str) -> None:
-        key = f"{P}sess:{_esc(session_id)}"
+        key = f"{P}sess:{esc(session_id)}"
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.sadd(key, orjson.dumps([event_id, candidate_id]))
             pipe.expire(key, KEEP_S)
             await pipe.execute()
 
     async def session_members(self, session_id: str) -> list[tuple[str, str]]:
-        raw = await self._redis.smembers(f"{P}sess:{_esc(session_id)}")
+        raw = await self._redis.smembers(f"{P}sess:{esc(session_id)}")
         return sorted(tuple(orjson.loads(m)) for m in raw)
 
     async def schedule_check(self, member: str, at: float) -> None:
         await self._redis.zadd(f"{P}due", {member: at}, lt=True)
 
     async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
-        taken = await self._take_due(keys=[f"{P}due"], args=[repr(float(now)), limit])
+        taken = await self._take_due(keys=[f"{P}due"], args=[num(now), limit])
         return [m.decode() for m in taken]

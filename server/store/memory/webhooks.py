@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -19,9 +20,10 @@ def _seq(entry_id: str) -> int:
 
 
 class MemoryWebhooks:
-    """Mixed into `MemoryStore`. Entries live until acked or parked; idle time is `time.monotonic`."""
+    """Entries live until acked or parked; idle time is measured with `monotonic`."""
 
-    def _init_webhooks(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
         self._wh_seq = 0
         self._wh_entries: dict[str, bytes] = {}
         self._wh_new: deque[str] = deque()
@@ -32,7 +34,7 @@ class MemoryWebhooks:
         self._wh_resumed: set[str] = set()
         self._wh_resume: dict[str, int] = {}
 
-    async def webhook_append(self, payload: bytes) -> str:
+    async def append(self, payload: bytes) -> str:
         self._wh_seq += 1
         entry_id = f"{self._wh_seq}-0"
         self._wh_entries[entry_id] = bytes(payload)
@@ -41,7 +43,7 @@ class MemoryWebhooks:
             self._wh_arrived.set()
         return entry_id
 
-    async def webhook_claim(
+    async def claim(
         self, consumer: str, *, count: int, block_s: float, min_idle_s: float
     ) -> list[tuple[str, bytes]]:
         if consumer not in self._wh_resumed:  # as after a restart: what this name still holds
@@ -65,7 +67,7 @@ class MemoryWebhooks:
                 await asyncio.wait_for(self._wh_arrived.wait(), block_s)
             except TimeoutError:
                 return []
-        now = time.monotonic()
+        now = self._monotonic()
         while self._wh_new and len(claimed) < count:
             entry_id = self._wh_new.popleft()
             if entry_id in self._wh_entries:
@@ -74,7 +76,7 @@ class MemoryWebhooks:
         return claimed
 
     def _reclaim(self, consumer: str, count: int, min_idle_s: float) -> list[tuple[str, bytes]]:
-        now = time.monotonic()
+        now = self._monotonic()
         claimed: list[tuple[str, bytes]] = []
         for entry_id, pending in self._wh_pending.items():
             if len(claimed) >= count:
@@ -84,19 +86,19 @@ class MemoryWebhooks:
                 claimed.append((entry_id, self._wh_entries[entry_id]))
         return claimed
 
-    async def webhook_ack(self, ids: list[str]) -> None:
+    async def ack(self, ids: list[str]) -> None:
         for entry_id in ids:
             self._wh_pending.pop(entry_id, None)
             self._wh_entries.pop(entry_id, None)
 
-    async def webhook_backlog(self) -> int:
+    async def backlog(self) -> int:
         return len(self._wh_entries)
 
-    async def webhook_park(self, entry_id: str, payload: bytes, *, error: str) -> None:
+    async def park(self, entry_id: str, payload: bytes, *, error: str) -> None:
         self._wh_dead.append((entry_id, bytes(payload), error))
-        await self.webhook_ack([entry_id])
+        await self.ack([entry_id])
 
-    async def webhook_parked(self) -> list[tuple[str, bytes, str]]:
+    async def parked(self) -> list[tuple[str, bytes, str]]:
         return list(self._wh_dead)
 
     async def remember_room_name(self, room_id: str, name: str) -> None:

@@ -1,0 +1,57 @@
+"""What every Redis part shares: the client, the key scheme, and the Lua scripts (loaded once).
+
+Keys start with `ph:`; ids inside keys are escaped (`%` -> `%25`, `:` -> `%3A`) so `a:b`/`c` and
+`a`/`b:c` never share a key. Times travel as `repr(float)` strings: Redis and Lua parse them back
+bit for bit. Scripts live in `lua/*.lua`; a script that needs a shared function (the `drop` of
+one socket, used by disconnect and by the reaping of a dead node) is loaded with it in front.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+P = "ph:"
+LUA = Path(__file__).resolve().parent / "lua"
+MAX_CONNECTIONS = 64
+POOL_TIMEOUT_S = 10.0
+
+
+def esc(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def tail(event_id: str, user_id: str) -> str:
+    """`{event}:{user}`, escaped: the suffix of a user's keys."""
+    return f"{esc(event_id)}:{esc(user_id)}"
+
+
+def num(value: float) -> str:
+    """repr() of a float is its shortest exact form; Redis and Lua parse it back bit for bit."""
+    return repr(float(value))
+
+
+@functools.cache
+def _source(name: str) -> str:
+    return (LUA / f"{name}.lua").read_text()
+
+
+def script(client: aioredis.Redis, *names: str) -> AsyncScript:
+    """The scripts `names` (in that order, as one) registered on `client`: sent by SHA, loaded once."""
+    return client.register_script("\n".join(_source(n) for n in names))
+
+
+def connect(url: str) -> aioredis.Redis:
+    # A blocking pool: a burst of handshakes waits for a connection instead of failing with
+    # MaxConnectionsError (the default pool's behaviour in redis-py 8).
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_TIMEOUT_S,
+        socket_keepalive=True,
+        health_check_interval=15,
+    )
+    return aioredis.Redis(connection_pool=pool)

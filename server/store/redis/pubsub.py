@@ -1,0 +1,91 @@
+"""Messages between nodes on Redis pub/sub: one shared subscriber connection, read by one task.
+
+A topic `t` is the channel `ph:topic:t`. A lost connection is retried with backoff; a handler that
+raises is logged and counted, and the reader goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+from server.store.records import MessageHandler
+from server.store.redis.connection import P
+
+log = logging.getLogger("proctorhub.store.redis")
+
+TOPIC = f"{P}topic:"
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 5.0
+READ_TIMEOUT_S = 5.0
+
+
+class RedisPubSub:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._pubsub: PubSub = client.pubsub()
+        self._lock = asyncio.Lock()
+        self._handlers: dict[str, MessageHandler] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.handler_errors = 0
+        """Messages whose handler raised (logged, then dropped)."""
+        self.read_errors = 0
+        """Pub/sub read failures the reader recovered from."""
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        self._handlers.clear()
+        await self._pubsub.aclose()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        await self._redis.publish(f"{TOPIC}{topic}", payload)
+
+    async def subscribe(self, topic: str, handler: MessageHandler) -> None:
+        """One shared pub/sub connection; the reader task starts with the first topic."""
+        async with self._lock:
+            await self._pubsub.subscribe(f"{TOPIC}{topic}")
+            self._handlers[topic] = handler
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(), name="proctorhub-redis-pubsub")
+
+    async def unsubscribe(self, topic: str) -> None:
+        async with self._lock:
+            if self._handlers.pop(topic, None) is not None:
+                await self._pubsub.unsubscribe(f"{TOPIC}{topic}")
+
+    async def _read(self) -> None:
+        """Deliver messages until cancelled; a lost connection is retried with backoff."""
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=READ_TIMEOUT_S
+                )
+            except Exception as exc:
+                self.read_errors += 1
+                log.warning("redis pub/sub read failed (%r); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            backoff = BACKOFF_MIN_S
+            if message is not None and message["type"] == "message":
+                self._dispatch(message["channel"], message["data"])
+
+    def _dispatch(self, channel: bytes, payload: bytes) -> None:
+        topic = channel.decode()[len(TOPIC) :]
+        handler = self._handlers.get(topic)
+        if handler is None:
+            return
+        try:
+            handler(topic, payload)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("handler for topic %s raised; message dropped", topic)

@@ -1,0 +1,24 @@
+"""The recording monitor's state: each candidate's signals and alerts, sessions' members, due checks."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TimelineStore(Protocol):
+    async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
+        """Keep each signal (its canonical JSON) once; how many were new."""
+
+    async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]: ...
+    async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None: ...
+    async def get_alerts(self, event_id: str, candidate_id: str) -> dict[str, bytes]: ...
+    async def alerted_candidates(self, event_id: str) -> list[str]: ...
+    async def add_session_member(self, session_id: str, event_id: str, candidate_id: str) -> None: ...
+    async def session_members(self, session_id: str) -> list[tuple[str, str]]:
+        """(event, candidate) of every candidate seen in a 100ms session."""
+
+    async def schedule_check(self, member: str, at: float) -> None:
+        """Ask for `member` to be checked at `at` (an earlier request wins)."""
+
+    async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
+        """Checks whose time came, each handed out once cluster-wide."""
