@@ -1,11 +1,15 @@
 # Shortcuts for the README's two commands (scripts/run, scripts/test) and the linters.
-.PHONY: run test check clean
+.PHONY: run test test-fast check clean
 
 run:
 	./scripts/run
 
 test:
 	./scripts/test
+
+# Unit and hub tests only (no scenarios, no browser): the quick loop while working.
+test-fast:
+	./scripts/test tests/unit tests/hub
 
 PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.py server/hubs/timers.py \
 	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py server/allocation/planner_proctors.py \

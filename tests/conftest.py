@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,18 @@ from tests.servers import HubProcess, RedisServer, start_hub, start_redis
 # from pytest's terminal summary, deep in a stack of import hooks.
 settings.register_profile("proctorhub", deadline=None, print_blob=True)
 settings.load_profile("proctorhub")
+
+LEVELS = {"unit": "unit", "hub": "hub", "scenarios": "slow", "browser": "browser"}
+"""tests/<folder> -> the marker its tests carry (`-m "not slow"`, `-m browser`, ...)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent
+    for item in items:
+        level = Path(str(item.path)).resolve().relative_to(root).parts[0]
+        if level in LEVELS:
+            item.add_marker(LEVELS[level])
+
 
 SECRET = "test-secret-" + "x" * 24
 API_KEY = "test-api-key-" + "y" * 24

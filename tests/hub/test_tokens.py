@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from typing import Any
 
 import httpx
 import jwt
-from websockets.exceptions import ConnectionClosed
 
 from server.hubs.tokens import refresh_at, refresh_lead
 from server.store.records import HeldToken
-from tests.client import HubClient, login, token
+from tests.client import login, token
 from tests.conftest import SECRET, create_event
 from tests.servers import HubProcess, RedisServer, start_simulator
+from tests.token_support import TokenHolder
 
 
 def test_refresh_lead_follows_the_lifetime() -> None:
@@ -34,33 +32,6 @@ def test_tokens_minted_together_are_not_renewed_together() -> None:
     assert all(1000 - 30 <= t <= 1000 - 20 for t in times)
     busiest = max(sum(1 for t in times if start <= t < start + 0.1) for start in times)
     assert busiest < 100
-
-
-class TokenHolder:
-    """A candidate page in miniature: applies and acks every token the hub pushes."""
-
-    def __init__(self, client: HubClient, first: dict[str, Any] | None = None) -> None:
-        self.client = client
-        self.tokens: list[dict[str, Any]] = [] if first is None else [{**first, "type": "room.assign"}]
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self._apply_all()
-
-    async def _apply_all(self) -> None:
-        while True:
-            message = await self.client.recv(timeout=3600)
-            if message["type"] in ("room.assign", "token.refresh"):
-                self.tokens.append({**message["data"], "received": time.time(), "type": message["type"]})
-                await self.client.send("ack", {"id": message["id"]})
-
-    @property
-    def current(self) -> dict[str, Any]:
-        return self.tokens[-1]
-
-    def stop(self) -> None:
-        self.task.cancel()
 
 
 async def media_join(hub: HubProcess, hms_token: str) -> httpx.Response:
@@ -131,26 +102,6 @@ async def test_a_candidate_always_holds_a_valid_token(hub_factory) -> None:
     assert sent >= 4
     assert (await media_join(hub, holder.current["hms_token"])).status_code == 200
     holder.stop()
-
-
-async def test_many_tokens_minted_together_refresh_spread_out(hub_factory) -> None:
-    hub = hub_factory(HUB_RATE_PER_S=100, HUB_RATE_BURST=100)
-    create_event(hub, "tok-1000", token_ttl_s=20, room_size=100)
-    clients = await asyncio.gather(
-        *(login(hub.ws, token(SECRET, f"c{i}", event="tok-1000")) for i in range(1000))
-    )
-    holders = [TokenHolder(c) for c, _ in clients]
-    await asyncio.sleep(16)
-    refresh_times = sorted(
-        t["received"] for h in holders for t in h.tokens[1:2] if t["type"] == "token.refresh"
-    )
-    assert len(refresh_times) == 1000, "every connection got its first refresh"
-    busiest = max(sum(1 for t in refresh_times if start <= t < start + 0.1) for start in refresh_times)
-    assert busiest < 500, f"{busiest} refreshes within 100 ms"
-    now = time.time()
-    assert all(h.current["token_exp"] > now for h in holders)
-    for h in holders:
-        h.stop()
 
 
 async def test_tabs_on_two_nodes_share_one_token(hub_factory, redis_server: RedisServer) -> None:
