@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
 from server.api.errors import exception_handlers
+from server.api.webhooks import WebhookIntake
 from server.config import Settings, load_settings
 from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
@@ -102,7 +103,7 @@ def create_app(settings: Settings) -> Starlette:
         *timelines.routes,
         *recordings.routes,
         *archive_files.routes,
-        *webhooks.routes,
+        *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.

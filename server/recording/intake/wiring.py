@@ -1,13 +1,11 @@
-"""The webhook side of one hub: intake route, dispatcher (own rooms / relay / foreign) and inbox."""
+"""The processing side of 100ms webhooks on one hub: the dispatcher (own rooms / relay / foreign) and the
+inbox that feeds it. The HTTP route that stores them is server/api/webhooks.py."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from starlette.routing import Route
-
-from server.api.webhooks import WebhookIntake
 from server.config import Settings
 from server.hms.client import HmsClient
 from server.metrics import WebhookMetrics
@@ -20,14 +18,9 @@ log = logging.getLogger("proctorhub.recording")
 
 @dataclass
 class Webhooks:
-    intake: WebhookIntake
     dispatcher: Dispatcher
     inbox: Inbox | None
     """None when HMS_WEBHOOK_WORKERS is 0: this node stores webhooks, other nodes process them."""
-
-    @property
-    def routes(self) -> list[Route]:
-        return self.intake.routes
 
     async def start(self) -> None:
         await self.dispatcher.start()
@@ -56,4 +49,4 @@ def build_webhooks(
             metrics=metrics,
             workers=settings.hms_webhook_workers,
         )
-    return Webhooks(WebhookIntake(settings, store.webhooks, metrics), dispatcher, inbox)
+    return Webhooks(dispatcher, inbox)
