@@ -1,15 +1,17 @@
-"""Where the hub's time goes under load: `python -m load_tests.hub_sampler OUT.json run --port ...`.
+"""Where the hub's time goes under load: `python -m load_tests.hub_sampler OUT.json --port ...`.
 
-Runs `proctorhub <args>` in this process with a thread that looks at the main thread's stack every
-`SAMPLE_S` (sys._current_frames) and counts, per function, the samples in which it was running
-(own) and those in which it was anywhere on the stack (cumulative); samples waiting in the event
-loop's selector are idle. cProfile's deterministic tracing slowed the hub so much under exam-5000's
-join storm (2-3x) that it fell behind and the run measured the profiler; sampling at 200 Hz costs
-a few percent. The table is written to OUT.json every 10 s and at exit.
+Runs the hub in this process (server.serve, exactly as `proctorhub run` does) with a thread that
+looks at the main thread's stack every `SAMPLE_S` (sys._current_frames) and counts, per function, the
+samples in which it was running (own) and those in which it was anywhere on the stack (cumulative);
+samples waiting in the event loop's selector are idle. cProfile's deterministic tracing slowed the
+hub so much under exam-5000's join storm (2-3x) that it fell behind and the run measured the
+profiler; sampling at 200 Hz costs a few percent. The table is written to OUT.json every 10 s and
+at exit.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import sys
@@ -17,6 +19,9 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+
+from server.config import ConfigError, configure_logging, load_settings
+from server.serve import serve
 
 SAMPLE_S = 0.005
 IDLE = frozenset({"select", "poll", "epoll", "_run_once"})
@@ -94,16 +99,27 @@ class StackSampler:
         self.write()
 
 
-def main() -> int:
-    out, args = Path(sys.argv[1]), sys.argv[2:]
-    from server.cli import main as proctorhub
-
-    sampler = StackSampler(threading.get_ident(), out)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.hub_sampler", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("out", type=Path, help="where the table goes (JSON)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"hub_sampler: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    sampler = StackSampler(threading.get_ident(), args.out)
     threading.Thread(target=sampler.run, daemon=True, name="hub-sampler").start()
     try:
-        return proctorhub(args)
+        serve(settings, args.host, args.port)
     finally:
         sampler.stop()
+    return 0
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
         if profile is not None and profile.suffix == ".prof":  # deterministic: slows the hub 2-3x
             command = ["-m", "cProfile", "-o", str(profile), *command]
         elif profile is not None:  # sampled stacks (hub_sampler.py): a few percent
-            command = ["-m", "load_tests.hub_sampler", str(profile), *command[2:]]
+            command = ["-m", "load_tests.hub_sampler", str(profile), *command[3:]]
         argv = [sys.executable, *command]
         target.hub_proc = procs.spawn_group(argv, hub_env, log)
         target.logs.append(log)
