@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import signal
 import sys
 import threading
 import time
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     sampler = StackSampler(threading.get_ident(), args.out)
     threading.Thread(target=sampler.run, daemon=True, name="hub-sampler").start()
+    # uvicorn shuts down on SIGTERM, then raises it again with the handler it found: exit through
+    # the `finally` below (the table written) rather than die of the default action
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(settings, args.host, args.port)
     finally:
