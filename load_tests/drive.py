@@ -1,33 +1,27 @@
-"""The running part of a load test: watch the exam once a second, drain, collect, report.
+"""The running part of a load test: watch the exam once a second, drain, collect.
 
 Each second every worker's snapshot is merged (coverage.py counts unwatched candidate-seconds) and
 shown (progress.py); the hub and the tester are sampled (observe.py). After the exam the run
 drains: it ends as soon as every fault expected to alert has an alert (plus a few quiet seconds for
-stragglers), or at `drain_s`. Then the users stop, their records come back, and the report is
-written (assemble.py, html_report.py).
+stragglers), or at `drain_s`. Then the users stop and their records come back; the runner turns
+them into the report. Everything it needs is passed in, so it knows nothing of the runner.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import pstats
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-
-from load_tests import assemble, html_report
+from load_tests.clients import WorkerPool
 from load_tests.coverage import Coverage
 from load_tests.detection import EXPECTED
+from load_tests.faults import Armory
 from load_tests.observe import Sampler
+from load_tests.progress import Progress
 from load_tests.scenario import Scenario
-from load_tests.target import http_client
-
-if TYPE_CHECKING:
-    from load_tests.runner import Session
+from load_tests.target import Target, event_report
 
 QUIET_S = 3.0  # after the last expected alert, how long to wait for stragglers (false alerts)
 LOG_POLL_S = 3.0
@@ -121,10 +115,27 @@ def _cores(observer: Sampler) -> str:
     return f"{last.get('tester_cores', 0):.2f} / {'-' if hub is None else f'{hub:.2f}'}"
 
 
-async def drive(session: Session, observer: Sampler, ctx: dict[str, Any]) -> int:
-    s, pool, t0 = session.scenario, session.pool, ctx["t0"]
-    if pool is None or session.target is None or session.armory is None:
-        raise RuntimeError("Expected a started session, but got none")
+@dataclass
+class Collected:
+    """What a run brought back: the workers' records, what was watched live, the simulator's log."""
+
+    parts: list[dict[str, Any]]
+    live: Live
+    coverage: Coverage
+    sim_log: list[dict[str, Any]]
+    hub_report: dict[str, Any] | None
+
+
+async def drive(
+    s: Scenario,
+    pool: WorkerPool,
+    armory: Armory,
+    target: Target,
+    progress: Progress,
+    observer: Sampler,
+    ctx: dict[str, Any],
+) -> Collected:
+    t0 = ctx["t0"]
     live, cov = Live(), Coverage(grace_s=s.hub.grace_s)
     sampling = asyncio.get_running_loop().create_task(observer.run())
     plans = ctx["plans"]
@@ -136,10 +147,10 @@ async def drive(session: Session, observer: Sampler, ctx: dict[str, Any]) -> int
             snaps = await pool.each("snapshot", [{}] * len(pool), timeout=30)
             point = merge(snaps, t0, live, cov)
             phase = "arriving" if now < t0 + s.arrival_span_s else "exam" if now < end_exam else "draining"
-            session.progress.update(view(point, phase, s, _cores(observer)))
+            progress.update(view(point, phase, s, _cores(observer)))
             if now >= end_exam:
                 if now >= next_log:
-                    fired = await asyncio.to_thread(session.armory.log)
+                    fired = await asyncio.to_thread(armory.log)
                     next_log = now + LOG_POLL_S
                 recordings_due = sum(1 for e in fired if e.get("kind", "").startswith("recording."))
                 wanted = sum(1 for c in plans if c.recording_fault)
@@ -150,125 +161,9 @@ async def drive(session: Session, observer: Sampler, ctx: dict[str, Any]) -> int
             await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
     finally:
         sampling.cancel()
-    session.progress.note("exam over; collecting what the users recorded")
+    progress.note("exam over; collecting what the users recorded")
     await pool.each("stop", [{}] * len(pool), timeout=60)
     parts = await pool.each("collect", [{}] * len(pool), timeout=120)
-    sim_log = await asyncio.to_thread(session.armory.log)
-    hub_report = await asyncio.to_thread(_hub_report, session, ctx["event_id"])
-    return finish(session, observer, ctx, parts, live, cov, sim_log, hub_report)
-
-
-def _hub_report(session: Session, event_id: str) -> dict[str, Any] | None:
-    target = session.target
-    if target is None:
-        return None
-    try:
-        with http_client(30.0) as http:
-            answer = http.get(
-                f"{target.hub_url}/api/v1/events/{event_id}/report", headers=target.admin_headers()
-            )
-    except httpx.HTTPError:
-        return None
-    return answer.json() if answer.status_code == 200 else None
-
-
-def profile_top(path: Path, limit: int = 25) -> list[dict[str, Any]]:
-    """The hub's busiest functions by own time, from a cProfile dump."""
-    stats = pstats.Stats(str(path))
-    rows = []
-    for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append(
-            {
-                "function": f"{name} ({Path(filename).name}:{line})",
-                "calls": calls,
-                "own_s": round(own, 3),
-                "cumulative_s": round(cumulative, 3),
-            }
-        )
-    return sorted(rows, key=lambda r: -r["own_s"])[:limit]
-
-
-def finish(
-    session: Session,
-    observer: Sampler,
-    ctx: dict[str, Any],
-    parts: list[dict[str, Any]],
-    live: Live,
-    cov: Coverage,
-    sim_log: list[dict[str, Any]],
-    hub_report: dict[str, Any] | None,
-) -> int:
-    s, target = session.scenario, session.target
-    if target is None:
-        raise RuntimeError("Expected a target, but got none")
-    notes = (
-        []
-        if observer.has_process_metrics
-        else ["the hub's /metrics has no process_* samples: RSS/CPU from /proc"]
-    )
-    unanswered = sum(1 for p in parts for f in p["media_failures"] if f["status"] < 400)
-    if unanswered:
-        notes.append(
-            f"{unanswered} media-plane calls got no answer within 15 s: the simulator, not the hub, "
-            "was the limit there (they are not counted as failed joins)"
-        )
-    if hub_report is None:
-        notes.append(
-            "the hub has no report endpoint (GET /api/v1/events/{e}/report): recordings per the tester only"
-        )
-    report = assemble.build(
-        scenario=s,
-        target={
-            "hub_url": target.hub_url,
-            "sim_url": target.sim_url,
-            "local": target.local,
-            "event_id": ctx["event_id"],
-            "node": ctx["hello"].get("node"),
-        },
-        started=ctx["started"],
-        t0=ctx["t0"],
-        parts=parts,
-        coverage=cov,
-        timeline=live.timeline,
-        samples=observer.series,
-        rates=observer.rates(),
-        sim_log=sim_log,
-        armed=ctx["armed"],
-        hub_report=hub_report,
-        workers=ctx["workers"],
-        interrupted=False,
-        notes=notes,
-    )
-    session.clean_up()  # stop the hub now: its profile is written when it exits
-    report["processes_stopped"] = session.stopped
-    if target.profile is not None and target.profile.exists():
-        if target.profile.suffix == ".prof":
-            report["hub_profile"] = {"by_own": profile_top(target.profile)}
-        else:
-            report["hub_profile"] = json.loads(target.profile.read_text())
-    path = session.run_dir / "report.json"
-    path.write_text(json.dumps(report, indent=1, default=str))
-    page = html_report.write(report, session.run_dir / "report.html")
-    print(summary(report, path, page))
-    return 0 if report["verdict"]["ok"] else 1
-
-
-def summary(report: dict[str, Any], path: Path, page: Path) -> str:
-    v, f = report["verdict"], report["figures"]
-    lines = [f"{'PASS' if v['ok'] else 'FAIL'}: {report['scenario']['name']}: {v['summary']}"]
-    for c in v["checks"]:
-        lines.append(f"  {'ok  ' if c['ok'] else 'MISS'} {c['goal']}: {c['text']}")
-    det = report["detection"]
-    for kind, row in sorted(det["by_kind"].items()):
-        lines.append(
-            f"  fault {kind}: armed {row['armed']}, injected {row['injected']}, expected to alert "
-            f"{row['expected']}, alerted {row['detected']}, delay p50 {row['delay_p50_s']} s"
-        )
-    lines.append(
-        f"  false alerts {f['false_alerts']}, alerts seen {f['alerts_seen']}; recordings expected "
-        f"{f['recordings_expected']}, flagged missing {f['recordings_flagged_missing']}"
-    )
-    lines.append(f"  tester: {report['resources']['tester_note']}")
-    lines += [f"  note: {note}" for note in report["notes"]]
-    lines.append(f"report: {path}\nhtml:   {page}")
-    return "\n".join(lines)
+    sim_log = await asyncio.to_thread(armory.log)
+    hub_report = await asyncio.to_thread(event_report, target, ctx["event_id"])
+    return Collected(parts, live, cov, sim_log, hub_report)

@@ -21,11 +21,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from load_tests import procs, schedule
+from load_tests import assemble, html_report, json_report, procs, schedule
 from load_tests.clients import WorkerPool
-from load_tests.drive import drive
+from load_tests.drive import Collected, drive
 from load_tests.faults import Armory
 from load_tests.observe import Sampler
 from load_tests.progress import Progress
@@ -207,7 +207,61 @@ class Session:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t0)),
             "workers": workers,
         }
-        return await drive(self, observer, context)
+        collected = await drive(s, pool, self.armory, target, self.progress, observer, context)
+        return self.finish(observer, context, collected)
+
+    def finish(self, observer: Sampler, ctx: dict[str, Any], got: Collected) -> int:
+        """The report (JSON, HTML, the summary printed) from what was collected; the exit code."""
+        s, target = self.scenario, self.target
+        if target is None:
+            raise RuntimeError("Expected a target, but got none")
+        notes = (
+            []
+            if observer.has_process_metrics
+            else ["the hub's /metrics has no process_* samples: RSS/CPU from /proc"]
+        )
+        unanswered = sum(1 for p in got.parts for f in p["media_failures"] if f["status"] < 400)
+        if unanswered:
+            notes.append(
+                f"{unanswered} media-plane calls got no answer within 15 s: the simulator, not the hub, "
+                "was the limit there (they are not counted as failed joins)"
+            )
+        if got.hub_report is None:
+            notes.append(
+                "the hub has no report endpoint (GET /api/v1/events/{e}/report): "
+                "recordings per the tester only"
+            )
+        report = assemble.build(
+            scenario=s,
+            target={
+                "hub_url": target.hub_url,
+                "sim_url": target.sim_url,
+                "local": target.local,
+                "event_id": ctx["event_id"],
+                "node": ctx["hello"].get("node"),
+            },
+            started=ctx["started"],
+            t0=ctx["t0"],
+            parts=got.parts,
+            coverage=got.coverage,
+            timeline=got.live.timeline,
+            samples=observer.series,
+            rates=observer.rates(),
+            sim_log=got.sim_log,
+            armed=ctx["armed"],
+            hub_report=got.hub_report,
+            workers=ctx["workers"],
+            interrupted=False,
+            notes=notes,
+        )
+        self.clean_up()  # stop the hub now: its profile is written when it exits
+        report["processes_stopped"] = self.stopped
+        if (profile := json_report.hub_profile(target.profile)) is not None:
+            report["hub_profile"] = profile
+        path = json_report.write(report, self.run_dir)
+        page = html_report.write(report, self.run_dir / "report.html")
+        print(json_report.summary(report, path, page))
+        return EXIT_OK if report["verdict"]["ok"] else EXIT_GOALS
 
     def clean_up(self) -> None:
         self.progress.close()

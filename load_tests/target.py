@@ -282,3 +282,15 @@ def create_event(target: Target, scenario: Scenario, event_id: str) -> dict[str,
         raise TargetError(f"the hub refused to create the event: {answer.status_code} {answer.text[:300]}")
     created: dict[str, Any] = answer.json()
     return created
+
+
+def event_report(target: Target, event_id: str) -> dict[str, Any] | None:
+    """The hub's own report of the event (`GET /api/v1/events/{e}/report`); None if it has none."""
+    try:
+        with http_client(30.0) as http:
+            answer = http.get(
+                f"{target.hub_url}/api/v1/events/{event_id}/report", headers=target.admin_headers()
+            )
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
