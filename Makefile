@@ -10,7 +10,8 @@ test:
 PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.py server/hubs/timers.py \
 	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py server/allocation/planner_proctors.py \
 	server/recording/intervals.py server/recording/timeline.py \
-	load_tests/scenario.py load_tests/schedule.py load_tests/coverage.py load_tests/detection.py load_tests/verdict.py
+	load_tests/scenario/model.py load_tests/scenario/loading.py load_tests/scenario/schedule.py \
+	load_tests/coverage.py load_tests/detection.py load_tests/verdict.py
 
 check:
 	./scripts/test --co -q >/dev/null

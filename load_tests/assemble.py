@@ -13,7 +13,7 @@ from typing import Any
 
 from load_tests import detection, verdict
 from load_tests.coverage import Coverage
-from load_tests.scenario import Scenario
+from load_tests.scenario.model import Scenario
 
 
 def _merge_counts(parts: list[dict[str, Any]], key: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from load_tests.http_lite import HttpError
-from load_tests.schedule import CandidatePlan
+from load_tests.scenario.schedule import CandidatePlan
 from load_tests.token_watch import TokenHolder
 from load_tests.users import Shared, SimUser, sleep_until
 

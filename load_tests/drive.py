@@ -20,7 +20,7 @@ from load_tests.detection import EXPECTED
 from load_tests.faults import Armory
 from load_tests.observe import Sampler
 from load_tests.progress import Progress
-from load_tests.scenario import Scenario
+from load_tests.scenario.model import Scenario
 from load_tests.target import Target, event_report
 
 QUIET_S = 3.0  # after the last expected alert, how long to wait for stragglers (false alerts)

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from load_tests.scenario import Scenario
-from load_tests.schedule import CandidatePlan
+from load_tests.scenario.model import Scenario
+from load_tests.scenario.schedule import CandidatePlan
 from load_tests.target import TargetError, http_client
 
 

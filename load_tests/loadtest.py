@@ -5,7 +5,7 @@
     proctorhub loadtest check FILE...          check scenario files, print them resolved
     proctorhub loadtest bench|storm|planner    the transport, allocation-storm and planner benches
 
-SCENARIO is a name from load_tests/scenarios/ (smoke, exam-600, exam-5000, soak-10k) or a path.
+SCENARIO is a name from load_tests/scenario/ (smoke, exam-600, exam-5000, soak-10k) or a path.
 Without --hub the tester starts the hub (and simulator) on 127.0.0.1 itself and stops them after.
 Credentials may also come from PROCTORHUB_LOADTEST_API_KEY / PROCTORHUB_LOADTEST_SECRET, so they do
 not show in the process list. Exit codes: 0 every goal met, 1 a goal missed, 2 bad scenario or
@@ -22,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from load_tests import procs
-from load_tests.scenario import Scenario, ScenarioError, load, override
+from load_tests.scenario.loading import ScenarioError, load, override
+from load_tests.scenario.model import Scenario
 
 COMMANDS = ("run", "check", "bench", "storm", "planner")
 # flag -> scenario key (as --set would take it)
@@ -49,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario and judge it")
     run.add_argument(
-        "scenario", nargs="?", default="smoke", help="name in load_tests/scenarios/ or a .toml path"
+        "scenario", nargs="?", default="smoke", help="name in load_tests/scenario/ or a .toml path"
     )
     for flag, (key, kind) in FLAGS.items():
         run.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag, help=f"sets {key}")

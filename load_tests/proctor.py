@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from load_tests.schedule import ProctorPlan
+from load_tests.scenario.schedule import ProctorPlan
 from load_tests.token_watch import TokenHolder
 from load_tests.users import Shared, SimUser, sleep_until
 

@@ -22,7 +22,7 @@ from load_tests.candidate import JOINED, SimCandidate
 from load_tests.clients import watch_parent
 from load_tests.procs import die_with_parent, raise_nofile
 from load_tests.proctor import Observer, SimProctor
-from load_tests.schedule import CandidatePlan, ProctorPlan
+from load_tests.scenario.schedule import CandidatePlan, ProctorPlan
 from load_tests.token_watch import TokenWatch
 from load_tests.users import Records, Shared
 

@@ -27,7 +27,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from load_tests import procs
-from load_tests.scenario import Scenario
+from load_tests.scenario.model import Scenario
 from server.auth import mint_session
 
 HELLO_FIELDS = frozenset({"session_id", "user_id", "event_id", "role", "node", "heartbeat_s", "server_time"})

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from load_tests import scenario as sc
 from load_tests.coverage import Coverage
 from load_tests.detection import account, first_sightings
-from load_tests.schedule import build, deal
+from load_tests.scenario import loading as sc
+from load_tests.scenario import model
+from load_tests.scenario.schedule import build, deal
 from load_tests.users import reconnect_delay
 
 GOOD = """\
@@ -71,12 +72,12 @@ def test_flags_are_checked_like_the_file() -> None:
 
 @given(st.integers(1, 300), st.integers(0, 30), st.floats(0, 0.5), st.integers(0, 10), st.integers(0, 2**16))
 def test_schedules_fit_the_exam(candidates: int, camera: int, churn: float, drops: int, seed: int) -> None:
-    s = sc.Scenario(
+    s = model.Scenario(
         candidates=candidates,
         exam_s=120,
         seed=seed,
-        churn=sc.Churn(share=churn),
-        faults=sc.Faults(camera_loss=min(camera, candidates), recording_drop=min(drops, candidates)),
+        churn=model.Churn(share=churn),
+        faults=model.Faults(camera_loss=min(camera, candidates), recording_drop=min(drops, candidates)),
     )
     plans, proctors = build(s)
     assert len(plans) == candidates and len({p.user_id for p in plans}) == candidates

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from load_tests.scenario import Scenario
+from load_tests.scenario.model import Scenario
 
 PROCTOR_LEAD_S = 3.0
 MARGIN_S = 3.0  # disruptions start this long after arrival and end this long before the finish
