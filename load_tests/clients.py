@@ -26,8 +26,8 @@ from typing import Any
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from load_tests.judge.stats import Action, Record, match_deliveries
 from load_tests.procs import die_with_parent, raise_nofile
-from load_tests.stats import Action, Record, match_deliveries
 from load_tests.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
 from load_tests.wire import Socket
 

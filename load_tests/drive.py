@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from load_tests.clients import WorkerPool
-from load_tests.coverage import Coverage
-from load_tests.detection import EXPECTED
 from load_tests.faults import Armory
+from load_tests.judge.coverage import Coverage
+from load_tests.judge.detection import EXPECTED
 from load_tests.observe import Sampler
 from load_tests.progress import Progress
 from load_tests.scenario.model import Scenario

@@ -28,8 +28,8 @@ import httpx
 from playwright.async_api import async_playwright
 from websockets.asyncio.client import ClientConnection, connect
 
+from load_tests.judge.stats import summary_ms
 from load_tests.procs import RESULTS, kill_all, start_hub
-from load_tests.stats import summary_ms
 from server.auth import mint_session
 
 CHROMIUM = "/usr/bin/chromium"

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from load_tests import assemble, html_report, json_report, procs
+from load_tests import html_report, json_report, procs
 from load_tests.clients import WorkerPool
 from load_tests.drive import Collected, drive
 from load_tests.faults import Armory
+from load_tests.judge import assemble
 from load_tests.observe import Sampler
 from load_tests.progress import Progress
 from load_tests.scenario import schedule

@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from load_tests.judge.stats import summary_ms
 from load_tests.procs import RESULTS, kill, raise_nofile, start_hub
-from load_tests.stats import summary_ms
 from server.auth import mint_session
 
 API_KEY = "storm-api-key-" + "k" * 20

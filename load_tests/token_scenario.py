@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 
 from load_tests.clients import WorkerPool
+from load_tests.judge.stats import max_in_window, percentile
 from load_tests.scenarios import Options, Target, _close_all, _open_many, _pool_status, progress
-from load_tests.stats import max_in_window, percentile
 from server.auth import Role
 
 EVENT_ID = "bench-tokens"

@@ -38,8 +38,8 @@ from typing import Any
 import httpx
 import orjson
 
+from load_tests.judge.stats import summary_ms
 from load_tests.procs import RESULTS, cpu_s, kill, raise_nofile, start_hub, start_redis
-from load_tests.stats import summary_ms
 
 HEADER = "X-Proctorhub-Webhook-Secret"
 POLL_S = 0.05

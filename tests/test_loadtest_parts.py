@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from load_tests.coverage import Coverage
-from load_tests.detection import account, first_sightings
+from load_tests.judge.coverage import Coverage
+from load_tests.judge.detection import account, first_sightings
 from load_tests.scenario import loading as sc
 from load_tests.scenario import model
 from load_tests.scenario.schedule import build, deal

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from load_tests.stats import percentile
+from load_tests.judge.stats import percentile
 
 EXPECTED: dict[str, frozenset[str]] = {
     "camera": frozenset({"video.gap"}),

@@ -11,8 +11,8 @@ import collections
 from dataclasses import asdict
 from typing import Any
 
-from load_tests import detection, verdict
-from load_tests.coverage import Coverage
+from load_tests.judge import detection, verdict
+from load_tests.judge.coverage import Coverage
 from load_tests.scenario.model import Scenario
 
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from load_tests.judge.stats import percentile
 from load_tests.scenario.model import Scenario
-from load_tests.stats import percentile
 
 PUSH_WINDOW_S = 30.0  # a delivery later than this is not the answer to that change
 
