@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 
-from load_tests import procs, wire
+from load_tests import procs
+from load_tests.users import wire
 from server.auth import mint_session
 
 HOLD_S = 5.0

@@ -14,10 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import multiprocessing
-import multiprocessing.process
-import os
-import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -27,9 +23,9 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from load_tests.judge.stats import Action, Record, match_deliveries
-from load_tests.procs import die_with_parent, raise_nofile
-from load_tests.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
-from load_tests.wire import Socket
+from load_tests.users.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
+from load_tests.users.wire import Socket
+from load_tests.users.worker_pool import worker_setup
 
 SUBPROTOCOL = Subprotocol("proctorhub.v1.json")
 
@@ -211,71 +207,8 @@ async def _serve(pipe: Connection, index: int) -> None:
             client.transport.abort()
 
 
-def watch_parent() -> None:
-    """Exit when the parent process is gone (also if PR_SET_PDEATHSIG could not be set)."""
-    parent = os.getppid()
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(1)
-
-
 def worker_main(pipe: Connection, index: int) -> None:
     """Entry point of a worker process (multiprocessing, spawn)."""
-    die_with_parent()
-    raise_nofile()
-    threading.Thread(target=watch_parent, daemon=True).start()
+    worker_setup()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(pipe, index))
-
-
-class WorkerPool:
-    """Worker processes (spawned, daemonic) and the pipes that drive them."""
-
-    def __init__(
-        self, count: int, target: Callable[[Connection, int], None] | None = None, name: str = "bench-worker"
-    ) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.procs: list[multiprocessing.process.BaseProcess] = []
-        for index in range(count):
-            parent, child = context.Pipe()
-            proc = context.Process(
-                target=target or worker_main, args=(child, index), daemon=True, name=f"{name}-{index}"
-            )
-            proc.start()
-            child.close()
-            self.pipes.append(parent)
-            self.procs.append(proc)
-
-    def __len__(self) -> int:
-        return len(self.pipes)
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
-
-    async def call(self, index: int, command: str, timeout: float, **args: Any) -> Any:
-        """Run one command in one worker; raise RuntimeError if it failed there."""
-        pipe = self.pipes[index]
-        pipe.send((command, args))
-        status, value = await asyncio.wait_for(asyncio.to_thread(pipe.recv), timeout)
-        if status != "ok":
-            raise RuntimeError(f"worker {index}: {command} failed: {value}")
-        return value
-
-    async def each(self, command: str, args: list[dict[str, Any]], timeout: float) -> list[Any]:
-        """The same command in every worker, with per-worker arguments, concurrently."""
-        return list(await asyncio.gather(*(self.call(i, command, timeout, **a) for i, a in enumerate(args))))
-
-    def stop(self) -> None:
-        """Ask the workers to exit, then kill what is left."""
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError, ValueError):
-                pipe.send(("exit", {}))
-        for proc in self.procs:
-            proc.join(timeout=3)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=3)
-        for pipe in self.pipes:
-            pipe.close()

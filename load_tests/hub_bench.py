@@ -24,10 +24,11 @@ import time
 from typing import Any, NoReturn
 
 from load_tests import procs, report
-from load_tests.clients import WorkerPool
+from load_tests.clients import worker_main
 from load_tests.scenarios import SCENARIOS as BASE_SCENARIOS
 from load_tests.scenarios import Options, Target
 from load_tests.token_scenario import tokens
+from load_tests.users.worker_pool import WorkerPool
 
 SCENARIOS = {**BASE_SCENARIOS, "tokens": tokens}
 DEFAULT_HOLD_S = {"idle": 30.0, "tokens": 300.0}
@@ -200,7 +201,7 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any
     opts = _options(args)
     kinds = ["hub", "bare"] if args.baseline else ["hub"]
     runs: dict[str, dict[str, Any]] = {}
-    pool = WorkerPool(args.workers)
+    pool = WorkerPool(args.workers, worker_main, "bench-worker")
     try:
         for kind in kinds:
             await pool.each("status", [{} for _ in range(len(pool))], timeout=60)
@@ -229,7 +230,7 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any
                 run["cpu"] = meter.read()
                 target.notes.append(f"run failed: {reason}")
                 pool.stop()
-                pool = WorkerPool(args.workers)
+                pool = WorkerPool(args.workers, worker_main, "bench-worker")
             finally:
                 run["processes"] = _stop_target(target)
                 run["notes"] = target.notes

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -24,28 +22,12 @@ from pathlib import Path
 
 import httpx
 
+from load_tests.users.worker_pool import die_with_parent, raise_nofile
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-_PR_SET_PDEATHSIG = 1
 _CHILDREN: list[subprocess.Popen[bytes]] = []
 _GROUPS: set[int] = set()  # children that lead their own process group
-
-
-def raise_nofile() -> tuple[int, int]:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; the resulting (soft, hard)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _child_setup() -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from load_tests import html_report, json_report, procs
-from load_tests.clients import WorkerPool
 from load_tests.drive import Collected, drive
 from load_tests.faults import Armory
 from load_tests.judge import assemble
@@ -32,7 +31,6 @@ from load_tests.observe import Sampler
 from load_tests.progress import Progress
 from load_tests.scenario import schedule
 from load_tests.scenario.model import Scenario
-from load_tests.swarm import swarm_main
 from load_tests.target import (
     Target,
     TargetError,
@@ -42,6 +40,8 @@ from load_tests.target import (
     session_token,
     start_local,
 )
+from load_tests.users.swarm import swarm_main
+from load_tests.users.worker_pool import WorkerPool
 
 START_ALLOWANCE_S = 90.0  # start-up and clean-up, on top of exam + drain, before the watchdog fires
 LEAD_S = 5.0  # workers get their plans this long before t0
@@ -172,7 +172,7 @@ class Session:
         self.armory = Armory(target.sim_url)
         armed = self.armory.arm(s, candidates)
         workers = s.workers or os.cpu_count() or 1
-        self.pool = pool = WorkerPool(workers, target=swarm_main, name="loadtest-worker")
+        self.pool = pool = WorkerPool(workers, swarm_main, "loadtest-worker")
         t0 = time.time() + LEAD_S
         config = {
             "ws_url": target.ws_url,

@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
-from load_tests.clients import WorkerPool
 from load_tests.judge.stats import max_in_window, percentile
 from load_tests.scenarios import Options, Target, _close_all, _open_many, _pool_status, progress
+from load_tests.users.worker_pool import WorkerPool
 from server.auth import Role
 
 EVENT_ID = "bench-tokens"

@@ -14,7 +14,7 @@ from load_tests.judge.detection import account, first_sightings
 from load_tests.scenario import loading as sc
 from load_tests.scenario import model
 from load_tests.scenario.schedule import build, deal
-from load_tests.users import reconnect_delay
+from load_tests.users.sim_user import reconnect_delay
 
 GOOD = """\
 name = "t"

@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from load_tests.scenario.schedule import ProctorPlan
-from load_tests.token_watch import TokenHolder
-from load_tests.users import Shared, SimUser, sleep_until
+from load_tests.users.sim_user import Shared, SimUser, sleep_until
+from load_tests.users.token_watch import TokenHolder
 
 
 class SimProctor(SimUser):

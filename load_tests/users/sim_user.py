@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from load_tests import wire
-from load_tests.http_lite import HttpError, HttpPool
-from load_tests.token_watch import TokenLog
+from load_tests.users import wire
+from load_tests.users.http_lite import HttpError, HttpPool
+from load_tests.users.token_watch import TokenLog
 from server.auth import mint_session
 
 IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{24}\b")

@@ -18,10 +18,10 @@ import asyncio
 import time
 from typing import Any
 
-from load_tests.http_lite import HttpError
 from load_tests.scenario.schedule import CandidatePlan
-from load_tests.token_watch import TokenHolder
-from load_tests.users import Shared, SimUser, sleep_until
+from load_tests.users.http_lite import HttpError
+from load_tests.users.sim_user import Shared, SimUser, sleep_until
+from load_tests.users.token_watch import TokenHolder
 
 NONE, JOINED, DISCONNECTED = "none", "joined", "disconnected"
 MEDIA_RETRY_S = (3.0, 10.0)  # a media call that got no answer is tried again after this long (uniform)

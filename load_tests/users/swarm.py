@@ -1,6 +1,6 @@
 """A worker process of `proctorhub loadtest`: one asyncio loop running its share of simulated users.
 
-Driven by the main process over a pipe (clients.WorkerPool), one command at a time:
+Driven by the main process over a pipe (worker_pool.WorkerPool), one command at a time:
 `start` (config and plans: the users begin on their schedule), `snapshot` (once a second: counts,
 the rooms its proctors watch, where its connected candidates sit, new alerts), `stop` (everyone
 closes), `collect` (every record, for the report). SIGINT is ignored here: the main process
@@ -13,18 +13,16 @@ import asyncio
 import collections
 import contextlib
 import signal
-import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from load_tests.candidate import JOINED, SimCandidate
-from load_tests.clients import watch_parent
-from load_tests.procs import die_with_parent, raise_nofile
-from load_tests.proctor import Observer, SimProctor
 from load_tests.scenario.schedule import CandidatePlan, ProctorPlan
-from load_tests.token_watch import TokenWatch
-from load_tests.users import Records, Shared
+from load_tests.users.candidate import JOINED, SimCandidate
+from load_tests.users.proctor import Observer, SimProctor
+from load_tests.users.sim_user import Records, Shared
+from load_tests.users.token_watch import TokenWatch
+from load_tests.users.worker_pool import worker_setup
 
 
 class Swarm:
@@ -155,7 +153,5 @@ async def _serve(pipe: Connection) -> None:
 def swarm_main(pipe: Connection, index: int) -> None:
     """Entry point of a worker process (multiprocessing, spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-    raise_nofile()
-    threading.Thread(target=watch_parent, daemon=True).start()
+    worker_setup()
     asyncio.run(_serve(pipe))
