@@ -26,7 +26,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from load_tests.judge.stats import summary_ms
-from load_tests.procs import RESULTS, kill, raise_nofile, start_hub, start_redis
+from load_tests.run.procs import RESULTS, kill, raise_nofile, start_hub, start_redis
 from server.auth import mint_session
 
 HEADER = "X-Proctorhub-Webhook-Secret"

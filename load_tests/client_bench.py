@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 
-from load_tests import procs
+from load_tests.run import procs
 from load_tests.users import wire
 from server.auth import mint_session
 

@@ -23,8 +23,9 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from load_tests import procs, report
+from load_tests import report
 from load_tests.clients import worker_main
+from load_tests.run import procs
 from load_tests.scenarios import SCENARIOS as BASE_SCENARIOS
 from load_tests.scenarios import Options, Target
 from load_tests.token_scenario import tokens

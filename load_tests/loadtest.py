@@ -21,7 +21,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from load_tests import procs
+from load_tests.run import procs
 from load_tests.scenario.loading import ScenarioError, load, override
 from load_tests.scenario.model import Scenario
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"proctorhub loadtest: {exc}", file=sys.stderr)
         return 2
-    from load_tests.runner import RunOptions, run
+    from load_tests.run.runner import RunOptions, run
 
     return run(
         RunOptions(

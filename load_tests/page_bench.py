@@ -29,7 +29,7 @@ from playwright.async_api import async_playwright
 from websockets.asyncio.client import ClientConnection, connect
 
 from load_tests.judge.stats import summary_ms
-from load_tests.procs import RESULTS, kill_all, start_hub
+from load_tests.run.procs import RESULTS, kill_all, start_hub
 from server.auth import mint_session
 
 CHROMIUM = "/usr/bin/chromium"

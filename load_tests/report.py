@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from load_tests.procs import RESULTS, ROOT
+from load_tests.run.procs import RESULTS, ROOT
 
 # The bare server stamps one broadcast once; the hub stamps every socket's frame: not comparable.
 NO_RATIO = frozenset({"server_stamp_last_p50_ms"})

@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from load_tests.judge.stats import summary_ms
-from load_tests.procs import RESULTS, kill, raise_nofile, start_hub
+from load_tests.run.procs import RESULTS, kill, raise_nofile, start_hub
 from server.auth import mint_session
 
 API_KEY = "storm-api-key-" + "k" * 20

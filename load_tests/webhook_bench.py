@@ -39,7 +39,7 @@ import httpx
 import orjson
 
 from load_tests.judge.stats import summary_ms
-from load_tests.procs import RESULTS, cpu_s, kill, raise_nofile, start_hub, start_redis
+from load_tests.run.procs import RESULTS, cpu_s, kill, raise_nofile, start_hub, start_redis
 
 HEADER = "X-Proctorhub-Webhook-Secret"
 POLL_S = 0.05

@@ -24,8 +24,9 @@ import httpx
 
 from load_tests.users.worker_pool import die_with_parent, raise_nofile
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+LOAD_TESTS = Path(__file__).resolve().parent.parent
+ROOT = LOAD_TESTS.parent  # the repository: servers are started from here
+RESULTS = LOAD_TESTS / "results"  # gitignored
 _CHILDREN: list[subprocess.Popen[bytes]] = []
 _GROUPS: set[int] = set()  # children that lead their own process group
 

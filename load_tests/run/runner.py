@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from load_tests import html_report, json_report, procs
-from load_tests.drive import Collected, drive
-from load_tests.faults import Armory
+from load_tests import html_report, json_report
 from load_tests.judge import assemble
-from load_tests.observe import Sampler
-from load_tests.progress import Progress
-from load_tests.scenario import schedule
-from load_tests.scenario.model import Scenario
-from load_tests.target import (
+from load_tests.run import procs
+from load_tests.run.drive import Collected, drive
+from load_tests.run.faults import Armory
+from load_tests.run.observe import Sampler
+from load_tests.run.progress import Progress
+from load_tests.run.target import (
     Target,
     TargetError,
     check,
@@ -40,6 +39,8 @@ from load_tests.target import (
     session_token,
     start_local,
 )
+from load_tests.scenario import schedule
+from load_tests.scenario.model import Scenario
 from load_tests.users.swarm import swarm_main
 from load_tests.users.worker_pool import WorkerPool
 
@@ -56,7 +57,7 @@ class RunOptions:
     api_key: str | None = None
     secret: str | None = None
     out_dir: Path = procs.RESULTS
-    profile_hub: str | None = None  # "sample" (hub_sampler.py) or "cprofile"
+    profile_hub: str | None = None  # "sample" (hub_profiler.py) or "cprofile"
     progress: str = "auto"
 
 

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from load_tests.faults import Armory
 from load_tests.judge.coverage import Coverage
 from load_tests.judge.detection import EXPECTED
-from load_tests.observe import Sampler
-from load_tests.progress import Progress
+from load_tests.run.faults import Armory
+from load_tests.run.observe import Sampler
+from load_tests.run.progress import Progress
+from load_tests.run.target import Target, event_report
 from load_tests.scenario.model import Scenario
-from load_tests.target import Target, event_report
 from load_tests.users.worker_pool import WorkerPool
 
 QUIET_S = 3.0  # after the last expected alert, how long to wait for stragglers (false alerts)

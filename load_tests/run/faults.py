@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
+from load_tests.run.target import TargetError, http_client
 from load_tests.scenario.model import Scenario
 from load_tests.scenario.schedule import CandidatePlan
-from load_tests.target import TargetError, http_client
 
 
 def rules(scenario: Scenario, candidates: Sequence[CandidatePlan]) -> list[dict[str, Any]]:

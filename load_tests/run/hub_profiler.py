@@ -1,4 +1,4 @@
-"""Where the hub's time goes under load: `python -m load_tests.hub_sampler OUT.json --port ...`.
+"""Where the hub's time goes under load: `python -m load_tests.run.hub_profiler OUT.json --port ...`.
 
 Runs the hub in this process (server.serve, exactly as `proctorhub run` does) with a thread that
 looks at the main thread's stack every `SAMPLE_S` (sys._current_frames) and counts, per function, the
@@ -102,7 +102,7 @@ class StackSampler:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m load_tests.hub_sampler", description=__doc__.split("\n\n")[0]
+        prog="python -m load_tests.run.hub_profiler", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("out", type=Path, help="where the table goes (JSON)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"hub_sampler: {exc}", file=sys.stderr)
+        print(f"hub_profiler: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     sampler = StackSampler(threading.get_ident(), args.out)

@@ -26,7 +26,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from load_tests import procs
+from load_tests.run import procs
 from load_tests.scenario.model import Scenario
 from server.auth import mint_session
 
@@ -166,8 +166,8 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
         command = ["-m", "server", "run", "--host", "127.0.0.1", "--port", str(hub_port)]
         if profile is not None and profile.suffix == ".prof":  # deterministic: slows the hub 2-3x
             command = ["-m", "cProfile", "-o", str(profile), *command]
-        elif profile is not None:  # sampled stacks (hub_sampler.py): a few percent
-            command = ["-m", "load_tests.hub_sampler", str(profile), *command[3:]]
+        elif profile is not None:  # sampled stacks (hub_profiler.py): a few percent
+            command = ["-m", "load_tests.run.hub_profiler", str(profile), *command[3:]]
         argv = [sys.executable, *command]
         target.hub_proc = procs.spawn_group(argv, hub_env, log)
         target.logs.append(log)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from load_tests import procs
+from load_tests.run import procs
 
 WANTED = {
     "process_resident_memory_bytes": "rss_bytes",
