@@ -1,6 +1,7 @@
 """The load tester's layout holds: no import cycles in load_tests (between modules or between its
 subpackages), load_tests never imports server.cli, and server imports load_tests only from
-server/cli.py, inside a function (the `loadtest` and `demo` subcommands), so the hub never loads it.
+server/cli.py, inside a function (the `loadtest` and `demo` subcommands), so the hub never loads it;
+every bench is wired to `proctorhub loadtest NAME` and runs as `python -m load_tests.benches.MODULE`.
 
 Read from the source (ast), not by importing: every import counts, also those inside functions and
 under `if TYPE_CHECKING`, since a cycle there is still two modules that need each other."""
@@ -11,6 +12,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from load_tests import loadtest
+from load_tests.benches import ALIASES, BENCHES
 from tests.servers import ROOT
 
 
@@ -94,3 +99,20 @@ def test_server_imports_load_tests_only_lazily_from_its_command_line() -> None:
         for target, at_top in imports(path, set()):
             if target == "load_tests" or target.startswith("load_tests."):
                 assert name == "server.cli" and not at_top, f"{name} imports {target}"
+
+
+@pytest.mark.parametrize("name", [*BENCHES, *ALIASES])
+def test_every_bench_answers_help_through_proctorhub_loadtest(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = BENCHES[ALIASES.get(name, name)][0]
+    with pytest.raises(SystemExit) as done:
+        loadtest.main([name, "--help"])
+    assert done.value.code == 0
+    assert f"python -m load_tests.benches.{module}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", sorted(module for module, _ in BENCHES.values()))
+def test_every_bench_runs_as_a_module(module: str) -> None:
+    source = (ROOT / "load_tests" / "benches" / f"{module}.py").read_text()
+    assert 'if __name__ == "__main__":\n    sys.exit(main())' in source

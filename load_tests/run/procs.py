@@ -214,10 +214,10 @@ def start_hub(
 
 
 def start_bare(secret: str, log_path: Path) -> Server:
-    """The bare `websockets` baseline server (load_tests/bare_server.py) on a free port."""
+    """The bare `websockets` baseline server (load_tests/benches/bare_server.py) on a free port."""
     port = free_port()
     env = dict(os.environ, BARE_SECRET=secret)
-    argv = [sys.executable, "-m", "load_tests.bare_server", "--port", str(port)]
+    argv = [sys.executable, "-m", "load_tests.benches.bare_server", "--port", str(port)]
     proc = _spawn(argv, env, log_path)
     wait_for_port(port, proc)
     return Server("bare", port, proc, log_path)

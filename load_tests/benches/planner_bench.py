@@ -1,4 +1,4 @@
-"""Planner bench, run by hand: `.venv/bin/python -m load_tests.planner_bench [options]`.
+"""Planner bench, run by hand: `.venv/bin/python -m load_tests.benches.planner_bench [options]`.
 
 Times the pure allocation planner on the issue's state (20,000 candidates, 2,000 proctors,
 2,000 rooms by default) in this process; no server is started. Figures, median of `--runs`:
@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from load_tests import report
+from load_tests.benches import output
 from server.allocation.planner import (
     CandidateState,
     Capacity,
@@ -42,7 +43,7 @@ TARGETS_MS = {"full_cold_ms": 100.0, "join_ms": 1.0}
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m load_tests.planner_bench", description=__doc__.splitlines()[0]
+        prog="python -m load_tests.benches.planner_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--candidates", type=int, default=20_000)
     parser.add_argument("--proctors", type=int, default=2_000)
@@ -155,7 +156,7 @@ def table(figures: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     figures, facts = measure(args)
     title = (
@@ -166,18 +167,19 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in facts.items():
         print(f"  {key}: {value}")
     run_id = time.strftime("planner-%Y%m%d-%H%M%S")
-    path = report.write_json(
+    path = output.write_json(
         run_id,
         {
             "scenario": "planner",
             "options": vars(args),
             "figures": figures,
             "facts": facts,
-            "environment": report.environment(),
+            "environment": output.environment(),
         },
     )
     print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Webhook intake on one hub process: how fast 100ms-shaped webhooks are accepted, and drained.
 
-    .venv/bin/python -m load_tests.webhook_bench --events 20000 --dup 0.1 --clients 64
-    .venv/bin/python -m load_tests.webhook_bench --events 20000 --dup 0.1 --clients 64 --redis
+    .venv/bin/python -m load_tests.benches.webhook_bench --events 20000 --dup 0.1 --clients 64
+    .venv/bin/python -m load_tests.benches.webhook_bench --events 20000 --dup 0.1 --clients 64 --redis
 
 One hub (`python -m server run`, memory store, or a fresh redis-server with `--redis`), its inbox
 running with the placeholder handler. `--events` distinct `peer.join.success` envelopes for this
@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import random
 import secrets
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -254,8 +255,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             redis.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="load_tests.webhook_bench")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.benches.webhook_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--dup", type=float, default=0.1, help="copies sent again, as a fraction of --events")
     parser.add_argument("--clients", type=int, default=64, help="concurrent POSTs in flight, all procs")
@@ -264,12 +267,13 @@ def main() -> None:
     parser.add_argument("--raw", action="store_true", help="a lean asyncio HTTP/1.1 client instead of httpx")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = bench(args)
     print(json.dumps(result, indent=2))
     path = Path(RESULTS) / f"webhooks-{result['store']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

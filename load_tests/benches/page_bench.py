@@ -1,7 +1,7 @@
 """The proctor dashboard under a stream of statuses, measured inside the page (Chromium, Playwright).
 
-    .venv/bin/python -m load_tests.page_bench                       # 50 candidates, 20 statuses/s, 60 s
-    .venv/bin/python -m load_tests.page_bench --candidates 50 --rate 20 --seconds 60
+    .venv/bin/python -m load_tests.benches.page_bench               # 50 candidates, 20 statuses/s, 60 s
+    .venv/bin/python -m load_tests.benches.page_bench --candidates 50 --rate 20 --seconds 60
 
 One hub (memory store, in-process 100ms simulator) and an event whose rooms all go to one proctor; the
 proctor page (`/proctor#token=...&bench`) in Debian's headless Chromium; `--candidates` candidate sockets
@@ -20,12 +20,12 @@ import asyncio
 import contextlib
 import json
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import async_playwright
 from websockets.asyncio.client import ClientConnection, connect
 
 from load_tests.judge.stats import summary_ms
@@ -91,6 +91,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         body = {"event_id": EVENT, "name": "Page bench", "room_size": 10, "proctor_load": 100}
         created = await http.post("/api/v1/events", json=body, headers={"Authorization": f"Bearer {API_KEY}"})
         created.raise_for_status()
+    from playwright.async_api import async_playwright  # a test extra: --help works without it
+
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -174,12 +176,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.benches.page_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--rate", type=int, default=20, help="candidate.status per second, in total")
     parser.add_argument("--seconds", type=float, default=60)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         result = asyncio.run(run(args))
     finally:
@@ -203,7 +207,8 @@ def main() -> None:
     out = RESULTS / f"page_bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"  written to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

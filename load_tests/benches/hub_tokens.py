@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
+from load_tests.benches.hub_scenarios import Options, Target, _close_all, _open_many, _pool_status, progress
 from load_tests.judge.stats import max_in_window, percentile
-from load_tests.scenarios import Options, Target, _close_all, _open_many, _pool_status, progress
 from load_tests.users.worker_pool import WorkerPool
 from server.auth import Role
 

@@ -1,4 +1,4 @@
-"""Which WebSocket client for the simulated users: `python -m load_tests.client_bench [--sockets N]`.
+"""Which WebSocket client for the simulated users: `python -m load_tests.benches.client_bench [--sockets N]`.
 
 One hub on loopback; in this process, N candidates connect and authenticate (wait for `hello`), are held
 for a few seconds and closed, first with the lean sans-I/O client (wire.Socket), then with the
@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import secrets
+import sys
 import time
 from typing import Any
 
@@ -93,8 +94,10 @@ async def measure(kind: str, url: str, tokens: list[str]) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m load_tests.client_bench")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.benches.client_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--sockets", type=int, default=2000)
     args = parser.parse_args(argv)
     procs.raise_nofile()
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"sockets": args.sockets, **out}, indent=1))
     finally:
         hub.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,11 +1,11 @@
-"""Hub transport bench, run by hand: `python -m load_tests.hub_bench <scenario> [options]`.
+"""Hub transport bench, run by hand: `python -m load_tests.benches.hub_bench <scenario> [options]`.
 
 Scenarios (see load_tests/README.md): `idle` (N authenticated sockets held: connect time,
 RSS per socket, drops), `presence` (one candidate connects/disconnects; latency to each
 proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers),
 `tokens` (N candidates hold sockets while the hub pushes `token.refresh`; they ack at once).
 `--nodes 2 --redis` runs the hub as two nodes on one redis-server; `--baseline` runs the
-same scenario against load_tests/bare_server.py and prints hub/bare for each figure.
+same scenario against load_tests/benches/bare_server.py and prints hub/bare for each figure.
 
 Everything stays on 127.0.0.1; each target run has a hard timeout, a watchdog ends the whole
 invocation if that fails, and every child process is killed on exit.
@@ -23,12 +23,12 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from load_tests import report
-from load_tests.clients import worker_main
+from load_tests.benches import output
+from load_tests.benches.held_sockets import worker_main
+from load_tests.benches.hub_scenarios import SCENARIOS as BASE_SCENARIOS
+from load_tests.benches.hub_scenarios import Options, Target
+from load_tests.benches.hub_tokens import tokens
 from load_tests.run import procs
-from load_tests.scenarios import SCENARIOS as BASE_SCENARIOS
-from load_tests.scenarios import Options, Target
-from load_tests.token_scenario import tokens
 from load_tests.users.worker_pool import WorkerPool
 
 SCENARIOS = {**BASE_SCENARIOS, "tokens": tokens}
@@ -37,7 +37,7 @@ DEFAULT_HOLD_S = {"idle": 30.0, "tokens": 300.0}
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m load_tests.hub_bench", description=__doc__.splitlines()[0]
+        prog="python -m load_tests.benches.hub_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--sockets", type=int, default=10_000, help="idle, tokens: sockets to hold")
@@ -274,18 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": args.scenario,
         "args": vars(args),
         "nofile": [soft, hard],
-        "environment": report.environment(),
+        "environment": output.environment(),
         "hub_source": f"commit {args.hub_commit} ({args.hub_root})" if args.hub_commit else "working tree",
         "wall_s": round(time.time() - started, 1),
         "runs": runs,
-        "hub_over_bare": report.ratios(runs["hub"].get("figures", {}), runs["bare"].get("figures", {}))
+        "hub_over_bare": output.ratios(runs["hub"].get("figures", {}), runs["bare"].get("figures", {}))
         if "bare" in runs
         else None,
     }
-    path = report.write_json(run_id, payload)
+    path = output.write_json(run_id, payload)
     source = f"hub at {args.hub_commit}" if args.hub_commit else "hub from the working tree"
     setting = f"nodes={args.nodes} redis={'yes' if args.redis else 'no'} workers={args.workers}, {source}"
-    print(report.table(f"{args.scenario} ({setting})", runs))
+    print(output.table(f"{args.scenario} ({setting})", runs))
     for kind, run in runs.items():
         if run.get("error"):
             print(f"{kind}: {run['error']}")

@@ -1,8 +1,8 @@
 """Allocation under load: join storms and a proctor loss, measured from the clients' side.
 
-    .venv/bin/python -m load_tests.storm_bench storm --candidates 600 --over 1
-    .venv/bin/python -m load_tests.storm_bench storm --candidates 5000 --over 10
-    .venv/bin/python -m load_tests.storm_bench loss --candidates 600 --proctors 40 --grace 5
+    .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 600 --over 1
+    .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 5000 --over 10
+    .venv/bin/python -m load_tests.benches.storm_bench loss --candidates 600 --proctors 40 --grace 5
 
 `storm`: one hub (memory store, in-process 100ms simulator), an event of room size 20; the
 candidates arrive evenly over `--over` seconds from worker processes; for each, the time from
@@ -19,6 +19,7 @@ import asyncio
 import json
 import multiprocessing
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -196,15 +197,17 @@ def loss(args: argparse.Namespace) -> dict[str, Any]:
         kill(hub.proc)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="load_tests.storm_bench")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.benches.storm_bench", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="scenario", required=True)
-    s = sub.add_parser("storm")
+    s = sub.add_parser("storm", help="candidates arrive over --over seconds: auth -> room.assign")
     s.add_argument("--candidates", type=int, default=600)
     s.add_argument("--over", type=float, default=1.0)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(run=storm)
-    lo = sub.add_parser("loss")
+    lo = sub.add_parser("loss", help="proctors go: time until their rooms have another")
     lo.add_argument("--candidates", type=int, default=600)
     lo.add_argument("--proctors", type=int, default=40)
     lo.add_argument("--grace", type=float, default=5.0)
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     path = Path(RESULTS) / f"{args.scenario}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

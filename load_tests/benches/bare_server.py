@@ -6,7 +6,7 @@ state to every non-candidate socket with `websockets.broadcast`: `candidate.stat
 with presence `online` on connect, `reconnecting` on close, and `video` on each
 `media.status`. No store, no queues, no presence rules: the floor the hub is held to.
 
-Run: `BARE_SECRET=... python -m load_tests.bare_server --port 8765`.
+Run: `BARE_SECRET=... python -m load_tests.benches.bare_server --port 8765`.
 """
 
 from __future__ import annotations

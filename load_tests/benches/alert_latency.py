@@ -1,7 +1,7 @@
 """From a 100ms webhook's arrival to the `alert` on a proctor's socket.
 
-    .venv/bin/python -m load_tests.alert_latency --candidates 200 --rate 100 --seconds 20
-    .venv/bin/python -m load_tests.alert_latency --candidates 200 --rate 100 --seconds 20 --redis
+    .venv/bin/python -m load_tests.benches.alert_latency --candidates 200 --rate 100 --seconds 20
+    .venv/bin/python -m load_tests.benches.alert_latency --candidates 200 --rate 100 --seconds 20 --redis
 
 One hub (`python -m server run`, memory store or a fresh redis-server), one event, `--candidates`
 seated candidates and one proctor per room holding their sockets. Then `--rate` webhooks a second
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import sys
 import time
 import uuid
 from typing import Any
@@ -139,16 +140,18 @@ async def run(
     return {"webhooks": len(sent), "alerted": len(latencies), "alert_latency_ms": summary_ms(latencies)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m load_tests.benches.alert_latency",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--redis", action="store_true")
     parser.add_argument("--timeout", type=float, default=30.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     raise_nofile()
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -170,7 +173,8 @@ def main() -> None:
     result |= {"store": "redis" if redis else "memory", "rate": args.rate, "candidates": args.candidates}
     print(json.dumps(result, indent=2))
     (RESULTS / f"alerts-{stamp}.json").write_text(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
