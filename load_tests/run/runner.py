@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from load_tests import html_report, json_report
 from load_tests.judge import assemble
+from load_tests.report import html_report, json_report
 from load_tests.run import procs
 from load_tests.run.drive import Collected, drive
 from load_tests.run.faults import Armory
