@@ -26,8 +26,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from load_tests.benches.servers import start_hub
 from load_tests.judge.stats import summary_ms
-from load_tests.run.procs import RESULTS, kill, raise_nofile, start_hub, start_redis
+from load_tests.run.procs import RESULTS, kill, start_redis
+from load_tests.users.worker_pool import raise_nofile
 from server.auth import mint_session
 
 HEADER = "X-Proctorhub-Webhook-Secret"

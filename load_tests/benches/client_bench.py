@@ -22,8 +22,10 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 
+from load_tests.benches import servers
 from load_tests.run import procs
 from load_tests.users import wire
+from load_tests.users.worker_pool import raise_nofile
 from server.auth import mint_session
 
 HOLD_S = 5.0
@@ -100,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sockets", type=int, default=2000)
     args = parser.parse_args(argv)
-    procs.raise_nofile()
+    raise_nofile()
     secret = secrets.token_urlsafe(32)
-    hub = procs.start_hub("client-bench", secret, procs.RESULTS / "client-bench-hub.log")
+    hub = servers.start_hub("client-bench", secret, procs.RESULTS / "client-bench-hub.log")
     try:
         out = {}
         for kind in ("lean", "websockets"):

@@ -23,13 +23,13 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from load_tests.benches import output
+from load_tests.benches import output, servers
 from load_tests.benches.held_sockets import worker_main
 from load_tests.benches.hub_scenarios import SCENARIOS as BASE_SCENARIOS
 from load_tests.benches.hub_scenarios import Options, Target
 from load_tests.benches.hub_tokens import tokens
 from load_tests.run import procs
-from load_tests.users.worker_pool import WorkerPool
+from load_tests.users.worker_pool import WorkerPool, raise_nofile
 
 SCENARIOS = {**BASE_SCENARIOS, "tokens": tokens}
 DEFAULT_HOLD_S = {"idle": 30.0, "tokens": 300.0}
@@ -122,7 +122,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str) -> Target:
     if kind == "bare":
-        server = procs.start_bare(secret, procs.RESULTS / f"{run_id}-bare.log")
+        server = servers.start_bare(secret, procs.RESULTS / f"{run_id}-bare.log")
         notes = ["baseline is one bare websockets process"] if args.nodes > 1 else []
         return Target("bare", [server], secret, notes=notes)
     redis = procs.start_redis() if args.redis else None
@@ -130,13 +130,13 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
     extra_env = dict(item.split("=", 1) for item in args.hub_env)
     if api_key:
         extra_env["HUB_API_KEY"] = api_key
-    servers = []
+    nodes = []
     for n in range(args.nodes):
         name = f"hub-{'abcdefgh'[n % 8]}{n // 8 or ''}"
         node_id = f"bench-{name}" if redis else None
         log = procs.RESULTS / f"{run_id}-{name}.log"
-        servers.append(
-            procs.start_hub(
+        nodes.append(
+            servers.start_hub(
                 name,
                 secret,
                 log,
@@ -147,7 +147,7 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
             )
         )
     notes = [f"hub environment adds {' '.join(args.hub_env)}"] if args.hub_env else []
-    return Target("hub", servers, secret, redis=redis, notes=notes, api_key=api_key)
+    return Target("hub", nodes, secret, redis=redis, notes=notes, api_key=api_key)
 
 
 class _CpuMeter:
@@ -255,9 +255,9 @@ def _watchdog(seconds: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.hub_commit:  # pinned to the full id, so a moving HEAD cannot change it mid-run
-        args.hub_commit = procs.resolve_commit(args.hub_commit)
-    args.hub_root = procs.snapshot(args.hub_commit) if args.hub_commit else procs.ROOT
-    soft, hard = procs.raise_nofile()
+        args.hub_commit = servers.resolve_commit(args.hub_commit)
+    args.hub_root = servers.snapshot(args.hub_commit) if args.hub_commit else procs.ROOT
+    soft, hard = raise_nofile()
     needed = max(args.sockets if args.scenario in ("idle", "tokens") else args.watchers, args.proctors) + 256
     if soft < needed:
         print(f"hub_bench: RLIMIT_NOFILE is {soft} (hard {hard}); {needed} wanted", file=sys.stderr)

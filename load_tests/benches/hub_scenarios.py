@@ -19,8 +19,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from load_tests.benches.held_sockets import SUBPROTOCOL
+from load_tests.benches.servers import Server
 from load_tests.judge.stats import Action, merge, summary_ms
-from load_tests.run.procs import Redis, Server, cpu_s, hub_metrics, rss_kib
+from load_tests.run.procs import Redis, cpu_s, hub_metrics, rss_kib
 from load_tests.users.worker_pool import WorkerPool
 from server.auth import Role, mint_session
 

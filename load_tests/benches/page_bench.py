@@ -28,8 +28,9 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from load_tests.benches.servers import start_hub
 from load_tests.judge.stats import summary_ms
-from load_tests.run.procs import RESULTS, kill_all, start_hub
+from load_tests.run.procs import RESULTS, kill_all
 from server.auth import mint_session
 
 CHROMIUM = "/usr/bin/chromium"

@@ -39,8 +39,10 @@ from typing import Any
 import httpx
 import orjson
 
+from load_tests.benches.servers import start_hub
 from load_tests.judge.stats import summary_ms
-from load_tests.run.procs import RESULTS, cpu_s, kill, raise_nofile, start_hub, start_redis
+from load_tests.run.procs import RESULTS, cpu_s, kill, start_redis
+from load_tests.users.worker_pool import raise_nofile
 
 HEADER = "X-Proctorhub-Webhook-Secret"
 POLL_S = 0.05

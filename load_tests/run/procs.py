@@ -1,4 +1,4 @@
-"""Child processes of a bench run: hubs, the bare server, redis-server; all killed on exit.
+"""Child processes of a run or a bench: hubs, simulators, redis-server; all killed on exit.
 
 Every child is started from the main thread with PR_SET_PDEATHSIG, so even a SIGKILLed
 bench takes its children with it; `kill_all` (try/finally and atexit) is the ordinary path.
@@ -9,15 +9,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,7 +53,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def _spawn(
+def spawn(
     argv: list[str],
     env: dict[str, str] | None,
     log_path: Path | None,
@@ -99,7 +97,7 @@ def kill(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int:
 def spawn_group(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """A child in its own session and process group: a Ctrl-C in the terminal reaches only us, and
     `stop_group` ends the child with everything it started."""
-    proc = _spawn(argv, env, log_path, new_session=True)
+    proc = spawn(argv, env, log_path, new_session=True)
     _GROUPS.add(proc.pid)
     return proc
 
@@ -138,120 +136,6 @@ atexit.register(kill_all)
 
 
 @dataclass
-class Server:
-    """A WebSocket server under test: a hub node or the bare baseline."""
-
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_tail(self, lines: int = 20) -> list[str]:
-        if not self.log_path or not self.log_path.exists():
-            return []
-        return self.log_path.read_text(errors="replace").splitlines()[-lines:]
-
-    def log_problems(self, limit: int = 15) -> tuple[int, list[str]]:
-        """Count of WARNING/ERROR/Traceback lines in the log, and the first few."""
-        if not self.log_path or not self.log_path.exists():
-            return 0, []
-        bad = [
-            line
-            for line in self.log_path.read_text(errors="replace").splitlines()
-            if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)
-        ]
-        return len(bad), bad[:limit]
-
-    def stop(self) -> int | None:
-        kill(self.proc, grace_s=15.0)
-        return self.proc.returncode
-
-
-def start_hub(
-    name: str,
-    secret: str,
-    log_path: Path,
-    *,
-    redis_url: str | None = None,
-    node_id: str | None = None,
-    extra_env: dict[str, str] | None = None,
-    root: Path = ROOT,
-) -> Server:
-    """`python -m server run` (from the tree `root`) on a free port; returns when /readyz is 200."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
-    env.update(HUB_SECRET=secret, HUB_HEARTBEAT_S="20", LOG_LEVEL="INFO")
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    if node_id:
-        env["HUB_NODE_ID"] = node_id
-    env.update(extra_env or {})
-    argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
-    proc = _spawn(argv, env, log_path, cwd=root)
-    server = Server(name, port, proc, log_path, {"node_id": node_id or ""})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub {name} exited with {proc.returncode}: {server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    raise RuntimeError(f"hub {name} not ready after 30s: {server.log_tail()}")
-
-
-def start_bare(secret: str, log_path: Path) -> Server:
-    """The bare `websockets` baseline server (load_tests/benches/bare_server.py) on a free port."""
-    port = free_port()
-    env = dict(os.environ, BARE_SECRET=secret)
-    argv = [sys.executable, "-m", "load_tests.benches.bare_server", "--port", str(port)]
-    proc = _spawn(argv, env, log_path)
-    wait_for_port(port, proc)
-    return Server("bare", port, proc, log_path)
-
-
-def resolve_commit(rev: str) -> str:
-    """The full id of the commit `rev` names (HEAD, a branch, a short id)."""
-    return subprocess.run(
-        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
-def snapshot(commit: str) -> Path:
-    """The hub's source at `commit`, extracted with `git archive` (read-only on the repository)."""
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", f"{commit}^{{commit}}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    target = Path(tempfile.gettempdir()) / f"proctorhub-bench-{rev}"
-    if not (target / "server" / "__main__.py").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
-
-
-@dataclass
 class Redis:
     port: int
     proc: subprocess.Popen[bytes]
@@ -280,7 +164,7 @@ def start_redis(port: int | None = None, *, appendonly: bool = False, workdir: s
     workdir = workdir or tempfile.mkdtemp(prefix="proctorhub-bench-redis-")
     aof = "yes" if appendonly else "no"
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", aof]
-    proc = _spawn([*argv, "--dir", workdir, "--maxclients", "10000"], None, None)
+    proc = spawn([*argv, "--dir", workdir, "--maxclients", "10000"], None, None)
     wait_for_port(port, proc)
     return Redis(port, proc, workdir)
 
