@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,30 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
         elif profile is not None:  # sampled stacks (hub_profiler.py): a few percent
             command = ["-m", "load_tests.run.hub_profiler", str(profile), *command[3:]]
         argv = [sys.executable, *command]
+        target.hub_proc = procs.spawn_group(argv, hub_env, log)
+        target.logs.append(log)
+        _wait_ready(f"{target.hub_url}/readyz", target.hub_proc, log, "hub")
+    except BaseException:
+        target.stop()
+        raise
+    return target
+
+
+def start_embedded(port: int, secret: str, workdir: Path, env: Mapping[str, str]) -> Target:
+    """`proctorhub run` on 127.0.0.1:`port` on its embedded defaults (memory store, the 100ms simulator
+    in-process, its webhooks to the hub in-process), whatever this shell's HUB_/REDIS_/HMS_/S3_ say;
+    with `secret` (to mint the sessions and links) and `env` on top. For `proctorhub demo`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = Target(
+        hub_url=f"http://127.0.0.1:{port}",
+        sim_url=f"http://127.0.0.1:{port}/hms-sim",
+        secret=secret,
+        workdir=workdir,
+    )
+    hub_env = {**_base_env(), "HUB_SECRET": secret, "ARCHIVE_DIR": str(workdir / "archive"), **env}
+    log = workdir / "hub.log"
+    argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
+    try:
         target.hub_proc = procs.spawn_group(argv, hub_env, log)
         target.logs.append(log)
         _wait_ready(f"{target.hub_url}/readyz", target.hub_proc, log, "hub")

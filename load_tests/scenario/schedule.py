@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from load_tests.scenario.model import Scenario
@@ -126,3 +126,23 @@ def build(s: Scenario) -> tuple[list[CandidatePlan], list[ProctorPlan]]:
 def deal(items: Sequence[T], hands: int) -> list[list[T]]:
     """Round-robin `items` over `hands` lists, so every worker gets a share of each arrival wave."""
     return [list(items[h::hands]) for h in range(hands)]
+
+
+def shifted(plans: Sequence[CandidatePlan], offset_s: float, prefix: str) -> list[CandidatePlan]:
+    """The same candidates `offset_s` later under new ids (`prefix` + id): another sitting of the exam
+    on the same clock, as `proctorhub demo` runs them one after the other."""
+
+    def later(spans: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        return tuple((round(at + offset_s, 3), length) for at, length in spans)
+
+    return [
+        replace(
+            p,
+            user_id=f"{prefix}{p.user_id}",
+            arrive_s=round(p.arrive_s + offset_s, 3),
+            finish_s=round(p.finish_s + offset_s, 3),
+            churn=later(p.churn),
+            camera=later(p.camera),
+        )
+        for p in plans
+    ]

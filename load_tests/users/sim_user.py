@@ -142,6 +142,9 @@ class SimUser:
 
     def on_open(self, sock: wire.Socket) -> None:
         self.sock = sock
+        if self.stopped:  # stopped while connecting: leave at once rather than log in
+            sock.close(1000)
+            return
         if self._session is not None:
             sock.send("auth", {"token": self._session})
             self.auth_sent = time.time()

@@ -1,7 +1,8 @@
 """A worker process of `proctorhub loadtest`: one asyncio loop running its share of simulated users.
 
 Driven by the main process over a pipe (worker_pool.WorkerPool), one command at a time:
-`start` (config and plans: the users begin on their schedule), `snapshot` (once a second: counts,
+`start` (config and plans: the users begin on their schedule), `add` (more candidates on the same
+clock: `proctorhub demo`'s next sitting), `snapshot` (once a second: counts,
 the rooms its proctors watch, where its connected candidates sit, new alerts), `stop` (everyone
 closes), `collect` (every record, for the report). SIGINT is ignored here: the main process
 decides when workers stop (a Ctrl-C in the terminal reaches the whole process group).
@@ -20,7 +21,7 @@ from typing import Any
 from load_tests.scenario.schedule import CandidatePlan, ProctorPlan
 from load_tests.users.candidate import JOINED, SimCandidate
 from load_tests.users.proctor import Observer, SimProctor
-from load_tests.users.sim_user import Records, Shared
+from load_tests.users.sim_user import Records, Shared, SimUser
 from load_tests.users.token_watch import TokenWatch
 from load_tests.users.worker_pool import worker_setup
 
@@ -31,9 +32,10 @@ class Swarm:
         self.candidates: list[SimCandidate] = []
         self.proctors: list[SimProctor] = []
         self.observer: Observer | None = None
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks: dict[SimUser, asyncio.Task[None]] = {}  # each user's run
         self.watch = TokenWatch(lambda: [*self.candidates, *self.proctors])
         self.shared: Shared | None = None
+        self.finished_before = 0  # candidates let go by `add` once finished
 
     async def start(
         self,
@@ -50,9 +52,26 @@ class Swarm:
         if observer:
             self.observer = Observer(shared)
             users.append(self.observer)
-        self.tasks = [loop.create_task(self._guard(user.run())) for user in users]
+        self.tasks = {user: loop.create_task(self._guard(user.run())) for user in users}
         await self.watch.start()
         return {"users": len(users)}
+
+    async def add(self, candidates: list[CandidatePlan]) -> dict[str, Any]:
+        """More candidates, their plans counted from the same t0; finished ones are let go first, so a
+        swarm that keeps getting candidates (the demo, for hours) does not keep every one it had."""
+        if self.shared is None:
+            raise RuntimeError("Expected a started swarm, but got add before start")
+        kept = [
+            c for c in self.candidates if not (c.finished and (c not in self.tasks or self.tasks[c].done()))
+        ]
+        self.finished_before += len(self.candidates) - len(kept)
+        self.candidates = kept
+        self.tasks = {user: task for user, task in self.tasks.items() if not task.done()}
+        loop = asyncio.get_running_loop()
+        new = [SimCandidate(self.shared, plan) for plan in candidates]
+        self.candidates += new
+        self.tasks.update({c: loop.create_task(self._guard(c.run())) for c in new})
+        return {"users": len(new)}
 
     async def _guard(self, job: Any) -> None:
         try:
@@ -81,7 +100,7 @@ class Swarm:
             "t": time.time(),
             "candidates_connected": connected,
             "candidates_assigned": assigned,
-            "candidates_finished": sum(c.finished for c in self.candidates),
+            "candidates_finished": self.finished_before + sum(c.finished for c in self.candidates),
             "media_joined": joined,
             "proctors_connected": sum(p.is_open for p in self.proctors),
             "candidate_rooms": dict(rooms),
@@ -99,10 +118,14 @@ class Swarm:
     async def stop(self) -> dict[str, Any]:
         for user in [*self.candidates, *self.proctors, *([self.observer] if self.observer else [])]:
             user.stop(1000)
+            if isinstance(user, SimCandidate) and not user.finished and user in self.tasks:
+                self.tasks[user].cancel()  # stopped mid-exam (the demo): no more of its plan
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                await asyncio.gather(*self.tasks, return_exceptions=True)
-        for task in self.tasks:
+            async with asyncio.timeout(10):  # the others finish what they were doing
+                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+                while any(user.sock is not None for user in self.tasks):  # closes under way
+                    await asyncio.sleep(0.05)
+        for task in self.tasks.values():
             task.cancel()
         if self.shared is not None:
             await self.shared.aclose()
@@ -132,6 +155,7 @@ async def _serve(pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     handlers = {
         "start": swarm.start,
+        "add": swarm.add,
         "snapshot": swarm.snapshot,
         "stop": swarm.stop,
         "collect": swarm.collect,
