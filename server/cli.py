@@ -122,6 +122,11 @@ def parser() -> argparse.ArgumentParser:
         help="rehearse an exam against a hub and get a verdict (proctorhub loadtest --help)",
         add_help=False,
     )
+    commands.add_parser(
+        "demo",
+        help="the hub with a small live exam of simulated users, and links to watch it (--help)",
+        add_help=False,
+    )
     return root
 
 
@@ -131,5 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         from load_tests.loadtest import main as loadtest
 
         return loadtest(argv[1:])
+    if argv[:1] == ["demo"]:  # its body is in load_tests, with the simulated users it drives
+        from load_tests.run.demo import main as demo
+
+        return demo(argv[1:])
     args = parser().parse_args(argv)
     return int(args.handler(args))
