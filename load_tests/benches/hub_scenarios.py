@@ -1,6 +1,6 @@
 """The three scenarios: idle sockets, presence changes to proctors, one status to many watchers.
 
-(The fourth, `tokens`, is in token_scenario.py and uses the helpers here.)
+(The fourth, `tokens`, is in hub_tokens.py and uses the helpers here.)
 
 Each scenario runs against a `Target` (hub nodes or the bare server, already started) with the
 worker pool holding the many sockets, and returns `(figures, details)`: `figures` is a flat
@@ -109,7 +109,7 @@ class Opened:
         }
 
 
-async def _open_many(
+async def open_many(
     target: Target,
     pool: WorkerPool,
     users: list[tuple[str, Role]],
@@ -152,7 +152,7 @@ async def _open_many(
     return opened
 
 
-async def _pool_status(pool: WorkerPool) -> dict[str, Any]:
+async def pool_status(pool: WorkerPool) -> dict[str, Any]:
     replies = await pool.each("status", [{} for _ in range(len(pool))], timeout=60)
     codes: dict[str, int] = {}
     other: dict[str, int] = {}
@@ -169,7 +169,7 @@ async def _pool_status(pool: WorkerPool) -> dict[str, Any]:
     }
 
 
-async def _close_all(pool: WorkerPool) -> float:
+async def close_all(pool: WorkerPool) -> float:
     replies = await pool.each("close", [{} for _ in range(len(pool))], timeout=120)
     return max(r["seconds"] for r in replies)
 
@@ -182,7 +182,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     await asyncio.sleep(1.0)
     rss_before = target.rss_kib()
     users: list[tuple[str, Role]] = [(f"idle-{i}", "candidate") for i in range(opts.sockets)]
-    batch = await _open_many(target, pool, users, record=False, opts=opts)
+    batch = await open_many(target, pool, users, record=False, opts=opts)
     opened = batch.count
     await asyncio.sleep(1.0)
     rss_after = target.rss_kib()
@@ -192,7 +192,7 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
     cpu_held_from = target.cpu_s()
     while time.monotonic() - held_from < opts.hold_s:
         await asyncio.sleep(min(5.0, opts.hold_s - (time.monotonic() - held_from)))
-        status = await _pool_status(pool)
+        status = await pool_status(pool)
         samples.append(
             {
                 "t_s": round(time.monotonic() - held_from, 1),
@@ -200,11 +200,11 @@ async def idle(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[st
                 "rss_kib": target.rss_kib(),
             }
         )
-    status = await _pool_status(pool)
+    status = await pool_status(pool)
     hold_cores = (target.cpu_s() - cpu_held_from) / max(time.monotonic() - held_from, 1e-9)
     rss_held = target.rss_kib()
     metrics = target.metrics()
-    close_s = await _close_all(pool)
+    close_s = await close_all(pool)
     per_socket = (rss_after - rss_before) / opened if opened else float("nan")
     figures = {
         "sockets_opened": opened,
@@ -265,7 +265,7 @@ async def presence(
     """One candidate connects and disconnects; latency to each proctor's `candidate.status`."""
     rounds = opts.rounds or 200
     pause = opts.interval_s if opts.interval_s is not None else 0.1
-    batch = await _open_many(
+    batch = await open_many(
         target, pool, _watchers(opts.proctors, "proctor", "proctor"), record=True, opts=opts
     )
     opened = batch.count
@@ -289,9 +289,9 @@ async def presence(
     cpu_used = target.cpu_s() - cpu_before
     await asyncio.sleep(1.5)
     result = await _collect(pool, candidate_id, actions)
-    status = await _pool_status(pool)
+    status = await pool_status(pool)
     metrics = target.metrics()
-    await _close_all(pool)
+    await close_all(pool)
     every = [x for per in result["recv"] for x in per]
     online = [x for i, per in enumerate(result["recv"]) if i % 2 == 0 for x in per]
     offline = [x for i, per in enumerate(result["recv"]) if i % 2 == 1 for x in per]
@@ -333,7 +333,7 @@ async def broadcast(
     """One candidate toggles video; time until the last of many watchers has each change."""
     rounds = opts.rounds or 20
     pause = opts.interval_s if opts.interval_s is not None else 1.0
-    batch = await _open_many(
+    batch = await open_many(
         target, pool, _watchers(opts.watchers, opts.role, "watcher"), record=True, opts=opts
     )
     opened = batch.count
@@ -357,9 +357,9 @@ async def broadcast(
     await asyncio.sleep(1.0)
     result = await _collect(pool, candidate_id, actions)
     await ws.close()
-    status = await _pool_status(pool)
+    status = await pool_status(pool)
     metrics = target.metrics()
-    await _close_all(pool)
+    await close_all(pool)
     toggles = result["recv"][1:]
     last = [max(per) for per in toggles if per]
     written = [max(per) for per in result["ts"][1:] if per]

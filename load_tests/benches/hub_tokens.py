@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from load_tests.benches.hub_scenarios import Options, Target, _close_all, _open_many, _pool_status, progress
+from load_tests.benches.hub_scenarios import Options, Target, close_all, open_many, pool_status, progress
 from load_tests.judge.stats import max_in_window, percentile
 from load_tests.users.worker_pool import WorkerPool
 from server.auth import Role
@@ -152,7 +152,7 @@ async def _hold(pool: WorkerPool, opts: Options) -> list[dict[str, Any]]:
     held_from = time.monotonic()
     while (left := opts.hold_s - (time.monotonic() - held_from)) > 0:
         await asyncio.sleep(min(10.0, left))
-        status = await _pool_status(pool)
+        status = await pool_status(pool)
         refreshes = status["other_messages"].get("token.refresh", 0)
         t_s = round(time.monotonic() - held_from, 1)
         samples.append({"t_s": t_s, "open": status["open"], "refreshes": refreshes})
@@ -194,7 +194,7 @@ async def tokens(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[
     try:
         await asyncio.sleep(1.0)
         users: list[tuple[str, Role]] = [(f"tok-{i}", "candidate") for i in range(opts.sockets)]
-        batch = await _open_many(
+        batch = await open_many(
             target, pool, users, record=False, opts=opts, event=EVENT_ID, keep_tokens=True
         )
         connected = time.time()
@@ -210,10 +210,10 @@ async def tokens(target: Target, pool: WorkerPool, opts: Options) -> tuple[dict[
         per_worker = math.ceil(wanted / len(pool))
         sampled = await pool.each("tokens_sample", [{"count": per_worker}] * len(pool), timeout=60)
         joins = await _media_join(target, [t for part in sampled for t in part][:wanted])
-        status = await _pool_status(pool)
+        status = await pool_status(pool)
     finally:
         sampling.cancel()
-    close_s = await _close_all(pool)
+    close_s = await close_all(pool)
 
     times = sorted(t for r in reports for t in r["refresh_times"])
     stamps = sorted(t for r in reports for t in r["refresh_stamps"])

@@ -197,7 +197,10 @@ class Demo:
                     for _, alert in snap["new_alerts"]:  # the observer's (an admin): every alert
                         who = alert.get("candidate_id")
                         text = f"{alert.get('kind')}" + (f" ({who})" if who else "")
-                        self.alerts[str(alert.get("alert_id"))] = (text, str(alert.get("state")))
+                        key, state = str(alert.get("alert_id")), str(alert.get("state"))
+                        if state == "open":  # the latest opened last (an id may open again)
+                            self.alerts.pop(key, None)
+                        self.alerts[key] = (text, state)
                 print(
                     status(sitting, max(0.0, now - t0 - (sitting - 1) * period), snaps, self.alerts),
                     flush=True,

@@ -3,7 +3,7 @@
 A proctor keeps the rooms of its latest `room.assign` (acking it and every `token.refresh`, keeping
 its 100ms tokens like a candidate), the candidates of its latest `roster`, and records:
 - each `candidate.status` of a candidate in one of its rooms (receive time, presence, video, the
-  hub's `ts`): the push latency is matched against what the candidates did (accounting.py);
+  hub's `ts`): the push latency is matched against what the candidates did (judge/verdict.py);
 - each `alert` (open or closed) it is sent, once per (alert_id, state).
 Its plan may lose it mid-exam (the network goes; back after a while, or never).
 

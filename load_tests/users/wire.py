@@ -1,10 +1,10 @@
 """One simulated user's WebSocket to the hub: lean, callback-driven, JSON or msgpack.
 
 An `asyncio.Protocol` around the `websockets` sans-I/O `ClientProtocol` (the benches' LeanClient in
-clients.py is one too): no compression, no task per socket, pings answered by the protocol. Against
-the `websockets` asyncio client (`python -m load_tests.benches.client_bench`, 2,000 sockets to a hub on this
-machine) it takes 0.56 s of CPU to connect and authenticate them against 0.84 s, at about the same
-RSS per socket (9 KiB).
+benches/held_sockets.py is one too): no compression, no task per socket, pings answered by the
+protocol. Against the `websockets` asyncio client (`python -m load_tests.benches.client_bench`, 2,000
+sockets to a hub on this machine) it takes 0.56 s of CPU to connect and authenticate them against
+0.84 s, at about the same RSS per socket (9 KiB).
 
 The owner gets `on_open()` once the HTTP upgrade is done, `on_message(message, now)` for every
 decoded frame (`now` = when its bytes arrived, before decoding) and `on_close(code)` once.
