@@ -3,9 +3,10 @@
     proctorhub loadtest [run] SCENARIO [--candidates N ...] [--set section.key=value ...]
                         [--hub URL --simulator URL (--api-key KEY | --secret SECRET)]
     proctorhub loadtest check FILE...          check scenario files, print them resolved
-    proctorhub loadtest bench|storm|planner    the transport, allocation-storm and planner benches
+    proctorhub loadtest BENCH ...              a bench: hub, storm, planner, webhook, alert-latency,
+                                               page, client (each with its own --help)
 
-SCENARIO is a name from load_tests/scenarios/ (smoke, exam-600, exam-5000, soak-10k) or a path.
+SCENARIO is a name from load_tests/scenario/ (smoke, exam-600, exam-5000, soak-10k) or a path.
 Without --hub the tester starts the hub (and simulator) on 127.0.0.1 itself and stops them after.
 Credentials may also come from PROCTORHUB_LOADTEST_API_KEY / PROCTORHUB_LOADTEST_SECRET, so they do
 not show in the process list. Exit codes: 0 every goal met, 1 a goal missed, 2 bad scenario or
@@ -15,16 +16,19 @@ unreachable target, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from load_tests import procs
-from load_tests.scenario import Scenario, ScenarioError, load, override
+from load_tests.benches import ALIASES, BENCHES
+from load_tests.run import procs
+from load_tests.scenario.loading import ScenarioError, load, override
+from load_tests.scenario.model import Scenario
 
-COMMANDS = ("run", "check", "bench", "storm", "planner")
+COMMANDS = ("run", "check")
 # flag -> scenario key (as --set would take it)
 FLAGS = {
     "candidates": ("candidates", int),
@@ -49,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario and judge it")
     run.add_argument(
-        "scenario", nargs="?", default="smoke", help="name in load_tests/scenarios/ or a .toml path"
+        "scenario", nargs="?", default="smoke", help="name in load_tests/scenario/ or a .toml path"
     )
     for flag, (key, kind) in FLAGS.items():
         run.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag, help=f"sets {key}")
@@ -73,8 +77,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", choices=("auto", "rich", "plain", "off"), default="auto")
     check = sub.add_parser("check", help="check scenario files")
     check.add_argument("scenarios", nargs="+")
-    for name, what in (("bench", "hub_bench"), ("storm", "storm_bench"), ("planner", "planner_bench")):
-        sub.add_parser(name, help=f"load_tests.{what} (its own --help)", add_help=False)
+    for name, (module, what) in BENCHES.items():
+        sub.add_parser(name, help=f"{what} (load_tests.benches.{module}, its own --help)", add_help=False)
     return root
 
 
@@ -89,26 +93,16 @@ def resolve(args: argparse.Namespace) -> Scenario:
     return override(scenario, sets) if sets else scenario
 
 
-def _delegate(command: str, argv: list[str]) -> int:
-    if command == "bench":
-        from load_tests import hub_bench
-
-        return hub_bench.main(argv)
-    if command == "storm":
-        from load_tests import storm_bench
-
-        storm_bench.main(argv)
-        return 0
-    from load_tests import planner_bench
-
-    planner_bench.main(argv)
-    return 0
+def bench(name: str, argv: list[str]) -> int:
+    """Run a bench with its own arguments (imported only when asked for: some need extras)."""
+    module = importlib.import_module(f"load_tests.benches.{BENCHES[ALIASES.get(name, name)][0]}")
+    return int(module.main(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("bench", "storm", "planner"):
-        return _delegate(argv[0], argv[1:])
+    if argv and (argv[0] in BENCHES or argv[0] in ALIASES):
+        return bench(argv[0], argv[1:])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
     args = parser().parse_args(argv)
@@ -121,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"proctorhub loadtest: {exc}", file=sys.stderr)
         return 2
-    from load_tests.runner import RunOptions, run
+    from load_tests.run.runner import RunOptions, run
 
     return run(
         RunOptions(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -12,6 +11,7 @@ import uvicorn
 
 from server.auth import mint_session
 from server.config import ConfigError, Settings, configure_logging, load_settings
+from server.serve import serve
 
 
 def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
@@ -44,18 +44,6 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
     )
 
 
-GC_THRESHOLDS = (50_000, 20, 20)
-"""Python's defaults (700, 10, 10) made the hub run a full collection every 2 s while broadcasting to
-5,000 sockets, each a 350 ms pause that freed nothing (load_tests, broadcast scenario). Young garbage is
-still collected often; the long-lived heap of sockets is scanned far less."""
-
-
-def tune_gc() -> None:
-    gc.collect()
-    gc.freeze()  # what start-up made lives as long as the process: keep it out of every scan
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
@@ -63,24 +51,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"proctorhub: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    from server.app import create_app
-
     if settings.embedded_secret:
         _print_embedded_banner(settings, args.host, args.port)
-    tune_gc()
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_message_bytes,
-        ws_ping_interval=settings.heartbeat_s,
-        ws_ping_timeout=settings.pong_timeout_s,
-        ws_per_message_deflate=False,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(settings, args.host, args.port)
     return 0
 
 
@@ -149,6 +122,11 @@ def parser() -> argparse.ArgumentParser:
         help="rehearse an exam against a hub and get a verdict (proctorhub loadtest --help)",
         add_help=False,
     )
+    commands.add_parser(
+        "demo",
+        help="the hub with a small live exam of simulated users, and links to watch it (--help)",
+        add_help=False,
+    )
     return root
 
 
@@ -158,5 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         from load_tests.loadtest import main as loadtest
 
         return loadtest(argv[1:])
+    if argv[:1] == ["demo"]:  # its body is in load_tests, with the simulated users it drives
+        from load_tests.run.demo import main as demo
+
+        return demo(argv[1:])
     args = parser().parse_args(argv)
     return int(args.handler(args))

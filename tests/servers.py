@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from load_tests.procs import Redis as RedisServer
-from load_tests.procs import free_port, start_redis, wait_for_port
-from load_tests.procs import kill as stop_process
+from load_tests.run.procs import Redis as RedisServer
+from load_tests.run.procs import free_port, start_redis, wait_for_port
+from load_tests.run.procs import kill as stop_process
 
 __all__ = [
     "HubProcess",

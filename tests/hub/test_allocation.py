@@ -40,7 +40,7 @@ async def test_a_lost_proctor_is_replaced_and_candidates_stay(hub_factory) -> No
     after = allocation(hub, event)
     assert seats(after) == seats(before), "candidates never move"
     # The issue asks for grace + 1 s; a loaded CI machine gets some slack here, and the figure itself
-    # is measured by `load_tests.storm_bench loss` (0.6 s past a 5 s grace).
+    # is measured by `load_tests.benches.storm_bench loss` (0.6 s past a 5 s grace).
     assert took <= 2 + 2, f"reassigned after {took:.1f}s, grace is 2 s"
     heirs = {p for r in after["rooms"] if r["room_id"] in victim_rooms for p in r["proctors"]}
     await until(lambda: all(victim_rooms & proctors[h].rooms() for h in heirs), 5, "heirs told")

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from load_tests import scenario as sc
-from load_tests.coverage import Coverage
-from load_tests.detection import account, first_sightings
-from load_tests.schedule import build, deal
-from load_tests.users import reconnect_delay
+from load_tests.judge.coverage import Coverage
+from load_tests.judge.detection import account, first_sightings
+from load_tests.scenario import loading as sc
+from load_tests.scenario import model
+from load_tests.scenario.schedule import build, deal, shifted
+from load_tests.users.sim_user import reconnect_delay
 
 GOOD = """\
 name = "t"
@@ -32,7 +33,7 @@ camera_loss = 2
 
 def test_every_shipped_scenario_loads() -> None:
     names = sorted(p.stem for p in sc.SCENARIO_DIR.glob("*.toml"))
-    assert {"smoke", "exam-600", "exam-5000", "soak-10k"} <= set(names)
+    assert {"smoke", "exam-600", "exam-5000", "soak-10k", "demo"} <= set(names)
     exam = sc.load("exam-600")
     assert (exam.candidates, exam.proctors, exam.token_ttl_s, exam.arrival.ramp_s) == (600, 40, 120, 60)
     assert (exam.faults.recording_drop, exam.faults.recording_fail, exam.faults.camera_loss) == (14, 3, 20)
@@ -71,12 +72,12 @@ def test_flags_are_checked_like_the_file() -> None:
 
 @given(st.integers(1, 300), st.integers(0, 30), st.floats(0, 0.5), st.integers(0, 10), st.integers(0, 2**16))
 def test_schedules_fit_the_exam(candidates: int, camera: int, churn: float, drops: int, seed: int) -> None:
-    s = sc.Scenario(
+    s = model.Scenario(
         candidates=candidates,
         exam_s=120,
         seed=seed,
-        churn=sc.Churn(share=churn),
-        faults=sc.Faults(camera_loss=min(camera, candidates), recording_drop=min(drops, candidates)),
+        churn=model.Churn(share=churn),
+        faults=model.Faults(camera_loss=min(camera, candidates), recording_drop=min(drops, candidates)),
     )
     plans, proctors = build(s)
     assert len(plans) == candidates and len({p.user_id for p in plans}) == candidates
@@ -87,6 +88,23 @@ def test_schedules_fit_the_exam(candidates: int, camera: int, churn: float, drop
     assert sum(p.recording_fault is not None for p in plans) == min(drops, candidates)
     assert sum(len(h) for h in deal(plans, 3)) == candidates
     assert build(s) == (plans, proctors)  # seeded: the same run every time
+
+
+def test_a_later_sitting_is_the_same_plan_later_under_new_ids() -> None:
+    demo = sc.load("demo")
+    plans, _ = build(demo)
+    later = shifted(plans, 320.0, "s2-")
+    assert {p.user_id for p in later}.isdisjoint({p.user_id for p in plans})
+    for before, after in zip(plans, later, strict=True):
+        assert after.user_id == f"s2-{before.user_id}" and after.recording_fault == before.recording_fault
+        assert (after.arrive_s, after.finish_s) == pytest.approx(
+            (before.arrive_s + 320, before.finish_s + 320)
+        )
+        for (at, length), (at2, length2) in zip(
+            (*before.churn, *before.camera), (*after.churn, *after.camera), strict=True
+        ):
+            assert (at2, length2) == pytest.approx((at + 320, length))
+    assert sum(bool(p.camera) for p in plans) == 1 and sum(p.recording_fault is not None for p in plans) == 1
 
 
 def test_coverage_counts_unwatched_past_the_grace_and_tells_shortage_apart() -> None:

@@ -1,6 +1,6 @@
 // The proctor dashboard: a live grid of the candidates this proctor watches (`roster`, `candidate.status`),
 // the alerts feed, flag and warn from a tile, and reassignments announced. `#bench` in the fragment adds a
-// performance measure per status (message received -> tile updated) for load_tests/page_bench.py.
+// performance measure per status (message received -> tile updated) for load_tests/benches/page_bench.py.
 import { AlertsPanel, Cue, describe } from "../lib/alerts.js";
 import { Api, clientConfig, paths } from "../lib/api.js";
 import { $, announce, setText, showConnection } from "../lib/dom.js";
