@@ -26,9 +26,26 @@ def admin_topic(event_id: str) -> str:
     return f"{ADMINS}:{event_id}"
 
 
+def _esc(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _unesc(part: str) -> str:
+    return part.replace("%3A", ":").replace("%25", "%")
+
+
 def user_topic(event_id: str, user_id: str) -> str:
-    """Every tab of one user: warnings and other direct messages."""
-    return f"{USER}:{event_id}:{user_id}"
+    """Every tab of one user: warnings and other direct messages (ids escaped: `:` may be in them)."""
+    return f"{USER}:{_esc(event_id)}:{_esc(user_id)}"
+
+
+def user_of(topic: str) -> tuple[str, str] | None:
+    """(event, user) of a user topic, None for any other topic."""
+    kind, _, rest = topic.partition(":")
+    event_id, sep, user_id = rest.partition(":")
+    if kind != USER or not sep:
+        return None
+    return _unesc(event_id), _unesc(user_id)
 
 
 def event_wide(topic: str) -> str | None:

@@ -1,150 +1,80 @@
-"""Allocation, applied: the planner's decisions carried out against the store and 100ms.
+"""Allocation on every node: find the event's writer, ask it to seat a candidate or plan, read the result.
 
-One writer per event at a time, on any node: a pass takes the event's lock (with a
-fencing token), reads the event into an `EventState`, asks the pure planner, creates
-the rooms it asks for through 100ms, and saves the outcome in one fenced write; a
-writer whose lock was taken over meanwhile writes nothing. Requests that arrive while
-a pass runs mark the event dirty, so a join storm costs a few passes, not one per
-candidate. After a save the affected users are told through `notify` (the hub sends
-`room.assign`, rosters and alerts to their sockets, on whichever node they are).
+One node at a time writes an event's allocation (writer.py): the one holding the lease
+`alloc:{event}`, a lock it renews every `lease_s / 3`. Any node may take the lease when nobody
+holds it, so the first node that needs an event's allocation becomes its writer, and a dead writer's
+events pass to the next node that asks once its lease has run out. Requests to a writer on another
+node travel on node channels (store pubsub `send`, kind `alloc`) and are answered the same way; a
+request that gets no answer in time is sent again to whoever holds the lease then. Seating is
+idempotent: a candidate asked for twice gets its one seat.
 
-Room names are `{prefix}-{event}-{seq}` with a per-event sequence from the store:
-unique, so a create retried by the REST client (an upsert by name at 100ms, contract
-§2.2) never makes two rooms.
+Costs (store round trips), whatever the event's size:
+
+    a candidate already seated (a reconnect)           0 (its record, read at connect, names its room)
+    a new candidate, writer on this node               1 write per batch of arrivals
+    a new candidate, writer on another node            2 messages + 1 write per batch
+    a full pass                                        1 read of the event's config + 1 write
+
+Room names are `{prefix}-{event}-{seq}` with a per-event sequence from the store: unique, so a create
+retried by the REST client (an upsert by name at 100ms) never makes two rooms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.allocation.planner import (
-    CandidateState,
-    Capacity,
-    EventState,
-    Plan,
-    ProctorState,
-    RoomState,
-    Shortage,
-    apply,
-    plan,
+import orjson
+
+from server.allocation.writer import (
+    EventWriter,
+    LeaseLost,
+    NoRoom,
+    Outcome,
+    RoomFactory,
+    UnknownEvent,
+    UserFeed,
 )
+from server.background import Background
 from server.store.base import Store
-from server.store.records import EventConfig, RoomRecord, UserRecord
+from server.store.records import EventConfig, RoomRecord
+
+__all__ = ["AllocationService", "EventFeed", "NoRoom", "Outcome", "RoomFactory", "UnknownEvent"]
 
 log = logging.getLogger("proctorhub.allocation.service")
 
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.\-:_]")
-LOCK_TTL_S = 15.0
-LOCK_RETRY_S = 0.02
-MAX_GATHER_S = 0.2
-MAX_ROOM_ROUNDS = 3
-"""Create rooms and plan again at most this often in one pass."""
+KIND = "alloc"
+LEASE_S = 3.0
+"""How long a silent writer keeps its events: a dead node's joins wait at most about this long."""
+ATTEMPT_S = 2.0
+"""How long one request waits for its answer before it is sent again (to the lease holder then)."""
+SEAT_TIMEOUT_S = 10.0
+EVENT_CACHE_S = 2.0
+"""An event's config is read again after this long (a PATCH reaches every node within it)."""
 
 
-class RoomFactory(Protocol):
-    async def create_room(self, name: str, description: str) -> str:
-        """Create (or find, by name) a 100ms room; its id."""
+class EventFeed(UserFeed, Protocol):
+    """The users of an event, kept current on this node while it is held (the writer holds its events)."""
 
-    async def disable_room(self, room_id: str) -> None: ...
-
-
-class NoRoom(Exception):
-    """No room could be found or made for a candidate; the message says why."""
+    async def hold(self, event_id: str) -> None: ...
+    async def release(self, event_id: str) -> None: ...
 
 
-class UnknownEvent(NoRoom):
-    """Sessions may name an event the hub was never told about: presence works, rooms are not made
-    (a made-up event id in a validly signed token must not create 100ms rooms)."""
+class _Retry(Exception):
+    """The writer moved or did not answer: ask again."""
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
 
-def room_name(prefix: str, event_id: str, seq: int) -> str:
-    return f"{prefix}-{_NAME_UNSAFE.sub('_', event_id)}-{seq}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one saved pass changed, for the hub to tell the users concerned."""
-
-    event_id: str
-    placed: tuple[str, ...] = ()
-    proctors: tuple[str, ...] = ()
-    shortage: Shortage | None = None
-    shortage_changed: bool = False
-    rooms_created: tuple[RoomRecord, ...] = ()
-
-
-@dataclass
-class _EventWork:
-    dirty: bool = False
-    task: asyncio.Task[None] | None = None
-    last_pass_s: float = 0.0
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-
-def _capacity(event: EventConfig) -> Capacity:
-    return Capacity(
-        room_size=event.room_size,
-        proctors_per_room=event.proctors_per_room,
-        proctor_load=event.proctor_load,
-        expected_candidates=event.expected_candidates,
-    )
-
-
-def build_state(
-    event: EventConfig,
-    rooms: list[RoomRecord],
-    members: dict[str, list[str]],
-    document: dict[str, Any],
-    users: list[UserRecord],
-    now: float,
-) -> EventState:
-    """The planner's view of an event, from what the store keeps."""
-    meta: dict[str, dict[str, Any]] = document.get("rooms", {})
-    room_states = [
-        RoomState(
-            r.room_id,
-            open=meta.get(r.room_id, {}).get("open", True),
-            candidates=frozenset(members.get(r.room_id, ())),
-            proctors=frozenset(meta.get(r.room_id, {}).get("proctors", ())),
-            unwatched_since=meta.get(r.room_id, {}).get("unwatched_since"),
-            watched_since=meta.get(r.room_id, {}).get("watched_since"),
-        )
-        for r in rooms
-    ]
-    candidates = [CandidateState(u.user_id, u.presence, u.room_id) for u in users if u.role == "candidate"]
-    proctors = [ProctorState(u.user_id, u.presence) for u in users if u.role == "proctor"]
-    return EventState.build(_capacity(event), room_states, candidates, proctors, now)
-
-
-def document_of(state: EventState, shortage: Shortage | None) -> dict[str, Any]:
-    rooms = {
-        r.room_id: {
-            "open": r.open,
-            "proctors": sorted(r.proctors),
-            "unwatched_since": r.unwatched_since,
-            "watched_since": r.watched_since,
-        }
-        for r in state.rooms
-    }
-    report = None
-    if shortage is not None:
-        report = {
-            "proctors": shortage.proctors_present,
-            "rooms": shortage.rooms_needing,
-            "unwatched": shortage.rooms_unwatched,
-        }
-    return {"rooms": rooms, "shortage": report}
+def lease_name(event_id: str) -> str:
+    return f"alloc:{event_id}"
 
 
 class AllocationService:
@@ -154,182 +84,248 @@ class AllocationService:
         factory: RoomFactory,
         *,
         prefix: str,
-        owner: str,
+        node_id: str,
         clock: Callable[[], float],
         notify: Callable[[Outcome], Awaitable[None]],
+        feed: EventFeed,
+        background: Background,
         counted: Callable[[str], None] = lambda what: None,
+        lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
         self._factory = factory
         self._prefix = prefix
-        self._owner = owner
+        self._node_id = node_id
         self._clock = clock
         self._notify = notify
-        self._work: dict[str, _EventWork] = {}
+        self._feed = feed
+        self._background = background
         self._counted = counted
-        """Told "pass" and "lock_wait" as they happen (the hub's metrics)."""
+        self._lease_s = lease_s
+        self._writers: dict[str, EventWriter] = {}
+        self._taking: dict[str, asyncio.Lock] = {}
+        self._owners: dict[str, tuple[str, float]] = {}
+        """event -> (the node believed to hold its lease, until when that belief is kept: monotonic)."""
+        self._calls: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._events: dict[str, tuple[EventConfig, float]] = {}
+        self._room_records: dict[tuple[str, str], RoomRecord] = {}
 
-    async def event(self, event_id: str) -> EventConfig:
-        event = await self._store.events.get_event(event_id)
-        if event is None:
-            raise UnknownEvent(f"event {event_id!r} is not configured: create it with POST /api/v1/events")
-        return event
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._store.pubsub.on_node(KIND, self._on_message)
+        self._background.every("allocation leases", self._lease_s / 3, self._renew)
+
+    async def stop(self) -> None:
+        """Hand the leases back at once, so another node takes the events without waiting them out."""
+        for event_id in list(self._writers):
+            await self._abdicate(event_id, NoRoom("this node is stopping; ask again"))
+
+    async def _renew(self) -> None:
+        for event_id, writer in list(self._writers.items()):
+            ok = not writer.lost and await self._store.locks.renew_lock(
+                lease_name(event_id), self._node_id, now=self._clock(), ttl_s=self._lease_s
+            )
+            if not ok:
+                log.warning("lease of %s lost (this node stalled?); another node writes it", event_id)
+                await self._abdicate(event_id, LeaseLost(f"the allocation of {event_id!r} moved"))
+
+    async def _abdicate(self, event_id: str, error: Exception) -> None:
+        writer = self._writers.pop(event_id, None)
+        if writer is None:
+            return
+        writer.fail_all(error)
+        try:
+            await self._store.locks.release_lock(lease_name(event_id), self._node_id)
+        finally:
+            await self._feed.release(event_id)
+
+    # ------------------------------------------------------------------ who writes
+
+    async def _writer_of(self, event_id: str) -> EventWriter | str:
+        """This node's writer of the event, or the id of the node that holds its lease."""
+        writer = self._writers.get(event_id)
+        if writer is not None and not writer.lost:
+            return writer
+        owner, until = self._owners.get(event_id, ("", 0.0))
+        if owner and until > time.monotonic():
+            return owner
+        owner = await self._store.locks.lock_owner(lease_name(event_id), now=self._clock()) or ""
+        if not owner or owner == self._node_id:
+            taken = await self._take(event_id)
+            if taken is not None:
+                return taken
+            owner = await self._store.locks.lock_owner(lease_name(event_id), now=self._clock()) or ""
+            if not owner:
+                raise _Retry(f"the lease of {event_id!r} changed hands; again")
+        self._owners[event_id] = (owner, time.monotonic() + self._lease_s)
+        return owner
+
+    async def _take(self, event_id: str) -> EventWriter | None:
+        """Take the lease if nobody holds it: this node becomes the event's writer (None: another did)."""
+        async with self._taking.setdefault(event_id, asyncio.Lock()):
+            writer = self._writers.get(event_id)
+            if writer is not None and not writer.lost:
+                return writer
+            name = lease_name(event_id)
+            fence = await self._store.locks.acquire_lock(
+                name, self._node_id, now=self._clock(), ttl_s=self._lease_s
+            )
+            if fence is None:
+                self._counted("lock_wait")
+                return None
+            event = await self._store.events.get_event(event_id)
+            if event is None:
+                await self._store.locks.release_lock(name, self._node_id)
+                raise UnknownEvent(
+                    f"event {event_id!r} is not configured: create it with POST /api/v1/events"
+                )
+            await self._feed.hold(event_id)
+            writer = EventWriter(
+                event,
+                fence,
+                store=self._store,
+                factory=self._factory,
+                feed=self._feed,
+                prefix=self._prefix,
+                clock=self._clock,
+                notify=self._notify,
+                background=self._background,
+                counted=self._counted,
+            )
+            try:
+                await writer.load()
+            except BaseException:
+                await self._store.locks.release_lock(name, self._node_id)
+                await self._feed.release(event_id)
+                raise
+            self._writers[event_id] = writer
+            self._background.spawn(f"allocation writer {event_id}", writer.run())
+            log.info("this node writes the allocation of %s (fence %d)", event_id, fence)
+            return writer
 
     # ------------------------------------------------------------------ requests
 
+    async def seat(self, event_id: str, candidate_id: str) -> str:
+        """The candidate's room, seated by the event's writer wherever it runs."""
+        answer = await self._ask(event_id, {"op": "seat", "candidate": candidate_id}, SEAT_TIMEOUT_S)
+        return str(answer["room"])
+
     def request(self, event_id: str) -> asyncio.Future[None]:
-        """Plan the event soon; the future resolves after the next pass that saw this request."""
-        work = self._work.setdefault(event_id, _EventWork())
-        work.dirty = True
+        """Plan the whole event soon; the future resolves after the pass that saw this request."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.add_done_callback(_retrieve)  # callers that do not wait must not leave a warning behind
-        work.waiters.append(done)
-        if work.task is None or work.task.done():
-            work.task = asyncio.get_running_loop().create_task(self._drain(event_id, work))
+
+        async def ask() -> None:
+            try:
+                await self._ask(event_id, {"op": "plan"}, SEAT_TIMEOUT_S)
+            except Exception as exc:
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(None)
+
+        self._background.spawn(f"plan {event_id}", ask())
         return done
 
-    async def _drain(self, event_id: str, work: _EventWork) -> None:
-        while work.dirty:
-            if work.last_pass_s > 0:
-                # Let requests gather for as long as the last pass took: under a storm a pass costs
-                # O(event) to read and plan, so passes take at most half of the node's time.
-                await asyncio.sleep(min(work.last_pass_s, MAX_GATHER_S))
-            work.dirty = False
-            waiters, work.waiters = work.waiters, []
-            started = time.monotonic()
+    async def _ask(self, event_id: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (left := deadline - loop.time()) > 0:
             try:
-                await self._locked_pass(event_id)
-            except Exception as exc:
-                log.exception("allocation pass for %s failed", event_id)
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(NoRoom(f"allocation of {event_id!r} failed: {exc}"))
-                continue
-            finally:
-                work.last_pass_s = time.monotonic() - started
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        work.last_pass_s = 0.0  # a quiet event: the next request is planned at once
+                target = await self._writer_of(event_id)
+                if isinstance(target, EventWriter):
+                    return await asyncio.wait_for(self._serve_local(target, body), left)
+                return await self._call(target, {**body, "event": event_id}, min(left, ATTEMPT_S))
+            except (_Retry, LeaseLost, TimeoutError) as exc:
+                log.debug("allocation request for %s: %s; asking again", event_id, exc)
+                self._owners.pop(event_id, None)
+                await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        raise NoRoom(f"no answer about {event_id!r} within {timeout_s:g} s")
 
-    async def _locked_pass(self, event_id: str) -> None:
-        name = f"alloc:{event_id}"
-        while (
-            fence := await self._store.locks.acquire_lock(
-                name, self._owner, now=self._clock(), ttl_s=LOCK_TTL_S
-            )
-        ) is None:
-            self._counted("lock_wait")
-            await asyncio.sleep(LOCK_RETRY_S)
+    @staticmethod
+    async def _serve_local(writer: EventWriter, body: dict[str, Any]) -> dict[str, Any]:
+        if body["op"] == "seat":
+            return {"room": await writer.seat(str(body["candidate"]))}
+        await writer.request_pass()
+        return {}
+
+    # ------------------------------------------------------------------ node messages
+
+    async def _call(self, node: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        call_id = next(self._ids)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = answer
         try:
-            outcome = await self._pass(event_id, fence)
+            message = {**body, "call": call_id, "from": self._node_id}
+            await self._store.pubsub.send(node, KIND, orjson.dumps(message))
+            reply = await asyncio.wait_for(answer, timeout_s)
         finally:
-            await self._store.locks.release_lock(name, self._owner)
-        if outcome is not None:
-            await self._notify(outcome)
+            self._calls.pop(call_id, None)
+        error = reply.get("error")
+        if error == "not_writer":
+            raise _Retry(f"{node} does not write {body['event']!r}")
+        if error == "unknown_event":
+            raise UnknownEvent(str(reply.get("message")))
+        if error is not None:
+            raise NoRoom(str(reply.get("message") or error))
+        return reply
 
-    # ------------------------------------------------------------------ one pass
+    def _on_message(self, payload: bytes) -> None:
+        message = orjson.loads(payload)
+        if "reply" in message:
+            answer = self._calls.get(message["reply"])
+            if answer is not None and not answer.done():
+                answer.set_result(message)
+            return
+        self._background.spawn("allocation request", self._serve(message))
 
-    async def _read(
-        self, event: EventConfig, event_id: str
-    ) -> tuple[EventState, dict[str, Any], list[RoomRecord]]:
-        store = self._store
-        rooms = await store.allocation.list_rooms(event_id)
-        document = await store.allocation.load_allocation(event_id)
-        state = build_state(
-            event,
-            rooms,
-            await store.allocation.room_members(event_id),
-            document,
-            await store.presence.list_users(event_id),
-            self._clock(),
-        )
-        return state, document, rooms
-
-    async def _pass(self, event_id: str, fence: int) -> Outcome | None:
-        self._counted("pass")
-        try:
-            event = await self.event(event_id)
-        except UnknownEvent:
-            return None
-        state, document, _ = await self._read(event, event_id)
-        decided = plan(state)
-        created: list[RoomRecord] = []
-        for _ in range(MAX_ROOM_ROUNDS):
-            if not decided.rooms_to_create:
-                break
-            created += await self._create_rooms(event_id, decided.rooms_to_create)
-            state, document, _ = await self._read(event, event_id)
-            decided = plan(state)
-        await self._disable(decided)
-        return await self._save(event_id, fence, state, decided, document, created)
-
-    async def _create_rooms(self, event_id: str, count: int) -> list[RoomRecord]:
-        made = []
-        for _ in range(count):
-            seq = await self._store.allocation.next_room_seq(event_id)
-            name = room_name(self._prefix, event_id, seq)
-            room_id = await self._factory.create_room(name, f"proctorhub event {event_id}")
-            room = RoomRecord(event_id, room_id, name, created_at=self._clock())
-            await self._store.allocation.add_room(room)
-            made.append(room)
-            log.info("room %s (%s) added to event %s", name, room_id, event_id)
-        return made
-
-    async def _disable(self, decided: Plan) -> None:
-        for room_id in decided.rooms_to_disable:
+    async def _serve(self, message: dict[str, Any]) -> None:
+        event_id = str(message["event"])
+        reply: dict[str, Any] = {"reply": message["call"]}
+        writer = self._writers.get(event_id)
+        if writer is None or writer.lost:
+            reply["error"] = "not_writer"
+        else:
             try:
-                await self._factory.disable_room(room_id)
-            except Exception as exc:  # the room stays disabled in our plan; 100ms refuses nothing worse
-                log.warning("could not disable room %s at 100ms: %s", room_id, exc)
-
-    async def _save(
-        self,
-        event_id: str,
-        fence: int,
-        state: EventState,
-        decided: Plan,
-        document: dict[str, Any],
-        created: list[RoomRecord],
-    ) -> Outcome | None:
-        after = apply(state, decided)
-        new_document = document_of(after, decided.shortage)
-        moved_from = [
-            (cid, old)
-            for cid, rid in decided.placements
-            if (old := state.candidates[cid].room_id) is not None and old != rid
-        ]
-        if new_document == document and not decided.placements and not decided.releases and not created:
-            return None
-        saved = await self._store.allocation.save_allocation(
-            event_id,
-            fence=fence,
-            document=new_document,
-            seat=list(decided.placements),
-            unseat=list(decided.releases) + moved_from,
-        )
-        if not saved:
-            log.warning("allocation pass for %s lost its lock before saving; planning again", event_id)
-            self.request(event_id)
-            return None
-        return Outcome(
-            event_id,
-            placed=tuple(cid for cid, _ in decided.placements),
-            proctors=tuple(decided.proctor_rooms),
-            shortage=decided.shortage,
-            shortage_changed=new_document.get("shortage") != document.get("shortage"),
-            rooms_created=tuple(created),
-        )
+                reply.update(await asyncio.wait_for(self._serve_local(writer, message), SEAT_TIMEOUT_S))
+            except LeaseLost:
+                reply["error"] = "not_writer"
+            except UnknownEvent as exc:
+                reply.update(error="unknown_event", message=str(exc))
+            except (NoRoom, TimeoutError) as exc:
+                reply.update(error="no_room", message=str(exc) or "no seat in time")
+        await self._store.pubsub.send(str(message["from"]), KIND, orjson.dumps(reply))
 
     # ------------------------------------------------------------------ reads
 
+    async def event(self, event_id: str) -> EventConfig:
+        cached = self._events.get(event_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        event = await self._store.events.get_event(event_id)
+        if event is None:
+            raise UnknownEvent(f"event {event_id!r} is not configured: create it with POST /api/v1/events")
+        self._events[event_id] = (event, time.monotonic() + EVENT_CACHE_S)
+        return event
+
     async def room_of(self, event_id: str, room_id: str) -> RoomRecord:
-        for room in await self._store.allocation.list_rooms(event_id):
-            if room.room_id == room_id:
-                return room
-        raise NoRoom(f"room {room_id!r} of event {event_id!r} is not in the store")
+        """A room's record (rooms never change once made: kept after the first read)."""
+        key = (event_id, room_id)
+        room = self._room_records.get(key)
+        if room is None:
+            room = await self._store.allocation.get_room(event_id, room_id)
+            if room is None:
+                raise NoRoom(f"room {room_id!r} of event {event_id!r} is not in the store")
+            self._room_records[key] = room
+        return room
 
     async def proctor_rooms(self, event_id: str, proctor_id: str) -> list[RoomRecord]:
+        writer = self._writers.get(event_id)
+        if writer is not None and not writer.lost:
+            return writer.proctor_rooms(proctor_id)
         document = await self._store.allocation.load_allocation(event_id)
         meta = document.get("rooms", {})
         rooms = await self._store.allocation.list_rooms(event_id)

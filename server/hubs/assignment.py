@@ -25,7 +25,7 @@ from server.store.records import HeldToken, RoomRecord, UserRecord
 log = logging.getLogger("proctorhub.hubs.assignment")
 
 SEAT_TIMEOUT_S = 10.0
-"""How long a joining candidate's state sync waits for an allocation pass to seat it."""
+"""How long a proctor's state sync waits for the allocation pass its arrival asks for."""
 
 
 def _session(conn: Connection) -> Session:
@@ -70,12 +70,8 @@ class Assigner:
     async def _seat(self, event_id: str, user_id: str, record: UserRecord | None) -> tuple[str, bool]:
         """The candidate's room id, and whether it was seated just now (an allocation pass ran for it)."""
         if record is not None and record.room_id is not None:
-            return record.room_id, False
-        await asyncio.wait_for(self._rooms.request(event_id), SEAT_TIMEOUT_S)
-        record = await self._users.get_user(event_id, user_id)
-        if record is None or record.room_id is None:
-            raise NoRoom(f"no room for {user_id!r} in event {event_id!r} yet")
-        return record.room_id, True
+            return record.room_id, False  # seats are sticky: an unfinished candidate's room stays open
+        return await self._rooms.seat(event_id, user_id), True
 
     async def candidate(
         self, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False

@@ -1,9 +1,16 @@
-"""Topics: local connections subscribed to a name, bridged across nodes by the store's pub/sub.
+"""Topics: local connections listening to a name, bridged across nodes by the store's pub/sub.
 
-A node subscribes to a topic in the store while at least one of its sockets
-listens to it, and unsubscribes when the last leaves. A published message is
-serialised once, decoded once per receiving node, and its payload encoded once
-per codec (see `protocol.Outbound`), however many sockets receive it.
+Two routes, by topic (server/topics.py):
+
+- event-wide topics (`watch:`, `admins:`): a node subscribes in the store while at least one of its
+  sockets listens, or something on the node holds the topic (`retain`: the event's allocation writer
+  follows its users' announcements), and unsubscribes when the last one leaves;
+- user topics (`user:{event}:{user}`): no subscription at all. A message goes on the node channel of
+  every node that holds a socket of the user (the store knows them), and each node hands it to its
+  own sockets of that user. So a node has one channel for all its users, not one per socket.
+
+A published message is serialised once, decoded once per receiving node, and its payload encoded
+once per codec (see `protocol.Outbound`), however many sockets receive it.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ from server.hubs.connection import Connection
 from server.metrics import HubMetrics
 from server.protocol import Outbound
 from server.store.pubsub import PubSub
+from server.topics import user_of
 
 log = logging.getLogger("proctorhub.hubs.fanout")
 
 Observer = Callable[[str, Outbound], None]
+KIND = "topic"
+"""The node-channel messages the fan-out takes: a user topic and its message."""
 
 
 class Fanout:
@@ -29,9 +39,15 @@ class Fanout:
         self._pubsub = pubsub
         self._metrics = metrics
         self._local: dict[str, set[Connection]] = defaultdict(set)
+        self._retained: dict[str, int] = defaultdict(int)
         self._observers: list[Observer] = []
         self._subscribed: dict[str, int] = {}
         self._subscriptions = 0
+        pubsub.on_node(KIND, self._receive_node)
+
+    async def start(self, node_id: str) -> None:
+        """Read this node's channel: the messages to users who have sockets here."""
+        await self._pubsub.listen(node_id)
 
     def observe(self, observer: Observer) -> None:
         """Call `observer(topic, message)` for every message this node receives."""
@@ -42,6 +58,11 @@ class Fanout:
         the node unsubscribes and subscribes again, so a reader can tell it may have missed messages."""
         return self._subscribed.get(topic)
 
+    @property
+    def subscriptions(self) -> int:
+        """Store subscriptions this node holds now (the user topics need none)."""
+        return len(self._subscribed)
+
     def listeners(self, topic: str) -> set[Connection]:
         return self._local.get(topic, set())
 
@@ -50,10 +71,8 @@ class Fanout:
         first = not listeners
         listeners.add(conn)
         conn.topics.add(topic)
-        if first:
-            self._subscriptions += 1
-            self._subscribed[topic] = self._subscriptions
-            await self._pubsub.subscribe(topic, self._receive)
+        if first and user_of(topic) is None:
+            await self._subscribe(topic)
 
     async def leave(self, conn: Connection, topic: str) -> None:
         conn.topics.discard(topic)
@@ -63,15 +82,53 @@ class Fanout:
         listeners.discard(conn)
         if not listeners:
             del self._local[topic]
-            self._subscribed.pop(topic, None)
-            await self._pubsub.unsubscribe(topic)
+            await self._unsubscribe(topic)
 
     async def leave_all(self, conn: Connection) -> None:
         for topic in list(conn.topics):
             await self.leave(conn, topic)
 
+    async def retain(self, topic: str) -> None:
+        """Stay subscribed to an event-wide topic without a socket (until `release`)."""
+        self._retained[topic] += 1
+        await self._subscribe(topic)
+
+    async def release(self, topic: str) -> None:
+        self._retained[topic] -= 1
+        if self._retained[topic] <= 0:
+            del self._retained[topic]
+            await self._unsubscribe(topic)
+
+    async def _subscribe(self, topic: str) -> None:
+        if topic in self._subscribed:
+            return
+        self._subscriptions += 1
+        self._subscribed[topic] = self._subscriptions
+        await self._pubsub.subscribe(topic, self._receive)
+
+    async def _unsubscribe(self, topic: str) -> None:
+        if topic in self._local or self._retained.get(topic, 0) > 0 or topic not in self._subscribed:
+            return
+        del self._subscribed[topic]
+        await self._pubsub.unsubscribe(topic)
+
     async def publish(self, topic: str, message: Outbound) -> None:
-        await self._pubsub.publish(topic, orjson.dumps(message.to_wire()))
+        target = user_of(topic)
+        if target is None:
+            await self._pubsub.publish(topic, orjson.dumps(message.to_wire()))
+        else:
+            payload = orjson.dumps({"topic": topic, "message": message.to_wire()})
+            await self._pubsub.send_to_user(*target, KIND, payload)
+
+    def _receive_node(self, payload: bytes) -> None:
+        try:
+            raw = orjson.loads(payload)
+            topic, message = str(raw["topic"]), Outbound.from_wire(raw["message"])
+        except (ValueError, KeyError, TypeError):
+            self._metrics.fanout_errors.inc()
+            log.warning("undecodable message on this node's channel")
+            return
+        self._dispatch(topic, message)
 
     def _receive(self, topic: str, payload: bytes) -> None:
         try:
@@ -80,6 +137,9 @@ class Fanout:
             self._metrics.fanout_errors.inc()
             log.warning("undecodable message on topic %s", topic)
             return
+        self._dispatch(topic, message)
+
+    def _dispatch(self, topic: str, message: Outbound) -> None:
         for observer in self._observers:
             observer(topic, message)
         if not message.type.startswith("_"):

@@ -61,13 +61,14 @@ class Hub:
             store,
             room_factory,
             prefix=settings.hms_room_prefix,
-            owner=settings.node_id,
+            node_id=settings.node_id,
             clock=clock,
             notify=lambda outcome: self.seating.allocated(outcome),
+            feed=self.snapshots,
+            background=self.background,
             counted=self._count_allocation,
         )
         self.seating = Seating(
-            users=store.presence,
             fanout=self.fanout,
             rooms=self.rooms,
             assigner=Assigner(store.presence, store.events, self.rooms, self.tokens, self.snapshots),
@@ -97,6 +98,8 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        await self.fanout.start(self.settings.node_id)
+        self.rooms.start()
         await self.presence.sweep()
         bg = self.background
         bg.every(
@@ -119,6 +122,7 @@ class Hub:
 
     async def stop(self) -> None:
         await self.drain()
+        await self.rooms.stop()
         await self.background.stop()
         await self.store.presence.node_gone(self.settings.node_id)
 

@@ -19,7 +19,6 @@ from server.hubs.fanout import Fanout
 from server.hubs.timers import TimerLoop
 from server.metrics import HubMetrics
 from server.protocol import Outbound
-from server.store.presence import PresenceStore
 from server.store.records import UserRecord
 from server.topics import user_topic, watch_topic
 
@@ -37,7 +36,6 @@ class Seating:
     def __init__(
         self,
         *,
-        users: PresenceStore,
         fanout: Fanout,
         rooms: AllocationService,
         assigner: Assigner,
@@ -47,7 +45,6 @@ class Seating:
         spawn: Spawn,
         metrics: HubMetrics,
     ) -> None:
-        self._users = users
         self._fanout = fanout
         self.rooms = rooms
         self._assigner = assigner
@@ -68,10 +65,8 @@ class Seating:
     async def allocated(self, outcome: Outcome) -> None:
         # Statuses first: they also tell every node that its snapshot of the event's users is stale,
         # before the _seat notes make it build rosters from one.
-        for candidate_id in outcome.placed:
-            record = await self._users.get_user(outcome.event_id, candidate_id)
-            if record is not None:
-                await self._announce(record)  # proctors see the candidate's room
+        for record in outcome.records:
+            await self._announce(record)  # proctors see the candidate's room
         for user_id in (*outcome.placed, *outcome.proctors):
             await self._fanout.publish(user_topic(outcome.event_id, user_id), Outbound(SEAT_NOTE, {}))
         if outcome.shortage_changed:

@@ -69,6 +69,15 @@ class UserSnapshots:
         if record is not None:
             users[record.user_id] = record
 
+    async def hold(self, event_id: str) -> None:
+        """Keep the event's snapshot current on this node even with no socket of it here (a writer)."""
+        await self._fanout.retain(watch_topic(event_id))
+        await self._fanout.retain(admin_topic(event_id))
+
+    async def release(self, event_id: str) -> None:
+        await self._fanout.release(watch_topic(event_id))
+        await self._fanout.release(admin_topic(event_id))
+
     async def users(self, event_id: str) -> list[UserRecord]:
         subscriptions = self._subscriptions(event_id)
         cached = self._cache.get(event_id)

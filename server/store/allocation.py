@@ -1,14 +1,20 @@
-"""Allocation: an event's 100ms rooms, who sits in each, and the allocation document (proctors, times).
+"""Allocation: an event's 100ms rooms, who sits in each, and each room's meta (open, proctors, times).
 
-Seats and the document change together, in one fenced write (`save_allocation`): a writer whose lock
-(locks.py) was taken over since its fence was issued writes nothing.
+Seats, room metas and the event's shortage report change together, in one fenced write
+(`save_allocation`): a writer whose lease on `alloc:{event_id}` (locks.py) was taken over since its
+fence was issued writes nothing. A room's meta is kept per room, so a join that opens one room writes
+one meta, whatever the event's size.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from server.store.records import RoomRecord
+from server.store.records import RoomRecord, UserRecord
+
+KEEP: Literal["keep"] = "keep"
+"""`save_allocation(shortage=KEEP)`: leave the stored shortage report as it is."""
+Shortage = dict[str, Any] | None | Literal["keep"]
 
 
 class AllocationStore(Protocol):
@@ -19,6 +25,7 @@ class AllocationStore(Protocol):
     async def list_rooms(self, event_id: str) -> list[RoomRecord]:
         """In the order they were added."""
 
+    async def get_room(self, event_id: str, room_id: str) -> RoomRecord | None: ...
     async def room_event(self, room_id: str) -> str | None:
         """The event a room was added for (`add_room`), None for rooms of no event here."""
 
@@ -26,16 +33,21 @@ class AllocationStore(Protocol):
         """room_id -> candidate ids placed in it."""
 
     async def load_allocation(self, event_id: str) -> dict[str, Any]:
-        """The event's allocation document (rooms' proctors, open flags, times; reports), {} if none."""
+        """`{"rooms": {room_id: meta}, "shortage": report or None}`; `{}` for an event never saved."""
+
+    async def room_proctors(self, event_id: str, room_id: str) -> list[str]:
+        """The proctors watching one room (its meta's `proctors`)."""
 
     async def save_allocation(
         self,
         event_id: str,
         *,
         fence: int,
-        document: dict[str, Any],
+        rooms: dict[str, dict[str, Any]],
+        shortage: Shortage,
         seat: list[tuple[str, str]],
         unseat: list[tuple[str, str]],
-    ) -> bool:
-        """Write the document and move seats (candidate, room) at once, unless a newer holder of the
-        lock `alloc:{event_id}` was issued a fence since `fence`; False (and nothing written) then."""
+    ) -> list[UserRecord] | None:
+        """Write the metas of `rooms`, the shortage report, and move seats (candidate, room), unless a
+        newer holder of the lease `alloc:{event_id}` was issued a fence since `fence`: then None, and
+        nothing written. Otherwise the records of the seated candidates as now stored."""

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from server.store.allocation import KEEP
 from server.store.base import Store
 from server.store.memory import MemoryStore
 from server.store.records import (
@@ -670,28 +671,85 @@ async def test_lock_with_fencing(store: Store) -> None:
     assert taken is not None and taken > again
 
 
-async def test_save_allocation_is_fenced_and_moves_seats(store: Store) -> None:
+async def test_save_allocation_is_fenced_moves_seats_and_returns_the_seated(store: Store) -> None:
     await online(store, "c:1")
     await online(store, "c2")
     await store.allocation.add_room(RoomRecord(EV, "r1", "n1"))
     stale = await store.locks.acquire_lock(f"alloc:{EV}", "node-a", now=0.0, ttl_s=1)
     fresh = await store.locks.acquire_lock(f"alloc:{EV}", "node-b", now=5.0, ttl_s=1)  # a's lock ran out
     assert stale is not None and fresh is not None
-    doc = {"rooms": {"r1": {"proctors": ["p1"]}}}
-    assert not await store.allocation.save_allocation(
-        EV, fence=stale, document={"x": 1}, seat=[("c2", "r1")], unseat=[]
+    meta = {"open": True, "proctors": ["p1"], "unwatched_since": None, "watched_since": 5.0}
+    refused = await store.allocation.save_allocation(
+        EV, fence=stale, rooms={"r9": {"x": 1}}, shortage={"x": 1}, seat=[("c2", "r1")], unseat=[]
     )
+    assert refused is None
     assert await store.allocation.load_allocation(EV) == {}
-    assert await store.allocation.save_allocation(
-        EV, fence=fresh, document=doc, seat=[("c:1", "r1"), ("c2", "r1")], unseat=[]
+    assert await store.allocation.room_members(EV) == {"r1": []}
+    seated = await store.allocation.save_allocation(
+        EV, fence=fresh, rooms={"r1": meta}, shortage=None, seat=[("c:1", "r1"), ("c2", "r1")], unseat=[]
     )
-    assert await store.allocation.load_allocation(EV) == doc
+    assert seated is not None and {r.user_id: r.room_id for r in seated} == {"c:1": "r1", "c2": "r1"}
+    assert await store.allocation.load_allocation(EV) == {"rooms": {"r1": meta}, "shortage": None}
+    assert await store.allocation.room_proctors(EV, "r1") == ["p1"]
+    assert await store.allocation.room_proctors(EV, "r2") == []
     assert await store.allocation.room_members(EV) == {"r1": ["c2", "c:1"]}
     assert (await store.presence.get_user(EV, "c:1")).room_id == "r1"  # type: ignore[union-attr]
-    assert await store.allocation.save_allocation(
-        EV, fence=fresh, document=doc, seat=[], unseat=[("c2", "r1")]
+    report = {"proctors": 1, "rooms": 2, "unwatched": 1}
+    assert (
+        await store.allocation.save_allocation(
+            EV, fence=fresh, rooms={}, shortage=report, seat=[], unseat=[("c2", "r1")]
+        )
+        == []
     )
     assert await store.allocation.room_members(EV) == {"r1": ["c:1"]}
+    assert (await store.allocation.load_allocation(EV))["shortage"] == report
+    await store.allocation.save_allocation(EV, fence=fresh, rooms={}, shortage=KEEP, seat=[], unseat=[])
+    assert (await store.allocation.load_allocation(EV))["shortage"] == report  # kept
+    assert await store.allocation.get_room(EV, "r1") == RoomRecord(EV, "r1", "n1")
+    assert await store.allocation.get_room(EV, "r2") is None
+
+
+async def test_a_lease_is_renewed_by_its_owner_only_and_names_its_owner(store: Store) -> None:
+    locks = store.locks
+    fence = await locks.acquire_lock("lease", "node-a", now=10.0, ttl_s=3)
+    assert await locks.lock_owner("lease", now=11.0) == "node-a"
+    assert await locks.renew_lock("lease", "node-b", now=11.0, ttl_s=3) is False
+    assert await locks.renew_lock("lease", "node-a", now=12.0, ttl_s=3) is True  # until 15
+    assert await locks.acquire_lock("lease", "node-b", now=14.0, ttl_s=3) is None
+    assert await locks.lock_owner("lease", now=15.0) is None  # ran out
+    assert await locks.renew_lock("lease", "node-a", now=15.5, ttl_s=3) is False  # too late
+    taken = await locks.acquire_lock("lease", "node-b", now=15.5, ttl_s=3)
+    assert fence is not None and taken is not None and taken > fence
+    assert await locks.lock_owner("lease", now=16.0) == "node-b"
+    assert await locks.lock_owner("nothing", now=16.0) is None
+
+
+async def test_node_channels_reach_the_nodes_that_hold_a_user(store: Store) -> None:
+    got: list[bytes] = []
+    store.pubsub.on_node("k", got.append)
+    await store.pubsub.listen("n1")
+    await online(store, "u1", conn="n1/1", node="n1")
+    assert await store.pubsub.send_to_user(EV, "u1", "k", b"hello u1") == 1
+    await store.pubsub.send("n1", "k", b"to n1")
+    await eventually(lambda: got == [b"hello u1", b"to n1"])
+
+
+async def test_a_user_message_reaches_each_node_of_the_user_once(redis_url: str) -> None:
+    nodes = [RedisStore(redis_url), RedisStore(redis_url), RedisStore(redis_url)]
+    got: dict[str, list[bytes]] = {"n1": [], "n2": [], "n3": []}
+    try:
+        for name, node in zip(got, nodes, strict=True):
+            node.pubsub.on_node("k", got[name].append)
+            await node.pubsub.listen(name)
+        for conn, node in (("n1/1", "n1"), ("n1/2", "n1"), ("n2/7", "n2")):  # two tabs on n1, one on n2
+            await online(nodes[0], "u1", conn=conn, node=node)
+        assert await nodes[2].pubsub.send_to_user(EV, "u1", "k", b"warn") == 2
+        assert await nodes[2].pubsub.send_to_user(EV, "nobody", "k", b"lost") == 0
+        await eventually(lambda: got["n1"] == [b"warn"] and got["n2"] == [b"warn"])
+        assert got["n3"] == []
+    finally:
+        for node in nodes:
+            await node.close()
 
 
 # webhook inbox (a durable queue), dedupe marks, room names

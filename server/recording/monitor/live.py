@@ -248,8 +248,7 @@ class RecordingMonitor:
     async def _publish(self, event_id: str, room_id: str | None, changes: list[AlertChange]) -> None:
         proctors: list[str] = []
         if room_id:
-            document = await self._store.allocation.load_allocation(event_id)
-            proctors = list(document.get("rooms", {}).get(room_id, {}).get("proctors", ()))
+            proctors = await self._store.allocation.room_proctors(event_id, room_id)
         topics = [admin_topic(event_id), *(user_topic(event_id, p) for p in proctors)]
         for change in changes:
             for message in change.messages():

@@ -98,11 +98,13 @@ class MemoryPresence:
         record = self._users[key] = record.with_changes(**changes)
         return Transition(record, True)
 
-    def seat(self, event_id: str, user_id: str, room_id: str) -> None:
+    def seat(self, event_id: str, user_id: str, room_id: str) -> UserRecord | None:
         """The allocation seated a known user (called inside its save, so in the same step)."""
         record = self._users.get((event_id, user_id))
-        if record is not None:
-            self._users[(event_id, user_id)] = record.with_changes(room_id=room_id)
+        if record is None:
+            return None
+        record = self._users[(event_id, user_id)] = record.with_changes(room_id=room_id)
+        return record
 
     # nodes
 

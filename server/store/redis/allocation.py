@@ -2,10 +2,11 @@
 
     ph:roomseq:{event}         counter            ph:rooms:{event}          list of room ids
     ph:room:{event}:{room}     RoomRecord JSON    ph:members:{event}:{room} set of candidate ids
-    ph:roomevent               hash room -> event ph:alloc:{event}          allocation document JSON
+    ph:roomevent               hash room -> event ph:roommeta:{event}       hash room -> meta JSON
+    ph:shortage:{event}        shortage report JSON (absent: none)
 
-A seat is written twice in one script: the room's member set and the user hash's `room_id`. The
-document and the seats are saved only while the fence of the lock `alloc:{event}` (locks.py) is
+A seat is written twice in one script: the room's member set and the user hash's `room_id`. Metas,
+the shortage and seats are saved only while the fence of the lease `alloc:{event}` (locks.py) is
 still the one the writer was issued.
 """
 
@@ -16,9 +17,11 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from server.store.records import RoomRecord
+from server.store.allocation import KEEP, Shortage
+from server.store.records import RoomRecord, UserRecord
 from server.store.redis.connection import P, esc, script
 from server.store.redis.locks import fence_key
+from server.store.redis.presence import record_of
 
 
 class RedisAllocation:
@@ -43,6 +46,10 @@ class RedisAllocation:
         raws = await self._redis.mget([f"{P}room:{event}:{esc(i)}" for i in ids])
         return [RoomRecord.from_dict(orjson.loads(raw)) for raw in raws if raw is not None]
 
+    async def get_room(self, event_id: str, room_id: str) -> RoomRecord | None:
+        raw = await self._redis.get(f"{P}room:{esc(event_id)}:{esc(room_id)}")
+        return None if raw is None else RoomRecord.from_dict(orjson.loads(raw))
+
     async def room_event(self, room_id: str) -> str | None:
         raw = await self._redis.hget(f"{P}roomevent", room_id)
         return None if raw is None else raw.decode()
@@ -57,30 +64,48 @@ class RedisAllocation:
         return {r.room_id: sorted(m.decode() for m in ids) for r, ids in zip(rooms, members, strict=True)}
 
     async def load_allocation(self, event_id: str) -> dict[str, Any]:
-        raw = await self._redis.get(f"{P}alloc:{esc(event_id)}")
-        return {} if raw is None else dict(orjson.loads(raw))
+        event = esc(event_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{P}roommeta:{event}")
+            pipe.get(f"{P}shortage:{event}")
+            metas, shortage = await pipe.execute()
+        if not metas and shortage is None:
+            return {}
+        rooms = {k.decode(): orjson.loads(v) for k, v in metas.items()}
+        return {"rooms": rooms, "shortage": None if shortage is None else orjson.loads(shortage)}
+
+    async def room_proctors(self, event_id: str, room_id: str) -> list[str]:
+        raw = await self._redis.hget(f"{P}roommeta:{esc(event_id)}", room_id)
+        return [] if raw is None else list(orjson.loads(raw).get("proctors", ()))
 
     async def save_allocation(
         self,
         event_id: str,
         *,
         fence: int,
-        document: dict[str, Any],
+        rooms: dict[str, dict[str, Any]],
+        shortage: Shortage,
         seat: list[tuple[str, str]],
         unseat: list[tuple[str, str]],
-    ) -> bool:
+    ) -> list[UserRecord] | None:
         event = esc(event_id)
-        keys = [fence_key(f"alloc:{event_id}"), f"{P}alloc:{event}"]
+        keys = [fence_key(f"alloc:{event_id}"), f"{P}roommeta:{event}", f"{P}shortage:{event}"]
+        mode = "keep" if shortage == KEEP else ("del" if shortage is None else "set")
         args: list[Any] = [
             fence,
-            orjson.dumps(document),
             f"{P}members:{event}:",
             f"{P}user:{event}:",
-            len(seat),
+            mode,
+            b"" if mode != "set" else orjson.dumps(shortage),
+            len(rooms),
         ]
+        for room_id, meta in rooms.items():
+            args += [room_id, orjson.dumps(meta)]
+        args.append(len(seat))
         for candidate_id, room_id in seat:
             args += [candidate_id, esc(candidate_id), room_id, esc(room_id)]
         args.append(len(unseat))
         for candidate_id, room_id in unseat:
             args += [candidate_id, esc(room_id)]
-        return bool(await self._save(keys=keys, args=args))
+        reply = await self._save(keys=keys, args=args)
+        return None if reply is None else [record_of(flat) for flat in reply]

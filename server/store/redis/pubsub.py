@@ -1,7 +1,9 @@
 """Messages between nodes on Redis pub/sub: one shared subscriber connection, read by one task.
 
-A topic `t` is the channel `ph:topic:t`. A lost connection is retried with backoff; a handler that
-raises is logged and counted, and the reader goes on.
+A topic `t` is the channel `ph:topic:t`; node `n`'s own channel is `ph:node:n`, and its messages are
+`kind` + a newline + the payload. A lost connection is retried with backoff (redis-py subscribes
+again); `epoch` counts such losses, so a reader that keeps state from messages knows it may have
+missed some. A handler that raises is logged and counted, and the reader goes on.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
+from server.store.pubsub import NodeHandler
 from server.store.records import MessageHandler
-from server.store.redis.connection import P
+from server.store.redis.connection import P, script, tail
 
 log = logging.getLogger("proctorhub.store.redis")
 
 TOPIC = f"{P}topic:"
+NODE = f"{P}node:"
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 READ_TIMEOUT_S = 5.0
@@ -31,6 +35,11 @@ class RedisPubSub:
         self._lock = asyncio.Lock()
         self._handlers: dict[str, MessageHandler] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._node_handlers: dict[str, NodeHandler] = {}
+        self._node_channel: str | None = None
+        self._to_user = script(client, "send_to_user")
+        self.epoch = 0
+        """Read failures so far: a change means messages may have been lost in between."""
         self.handler_errors = 0
         """Messages whose handler raised (logged, then dropped)."""
         self.read_errors = 0
@@ -53,8 +62,27 @@ class RedisPubSub:
         async with self._lock:
             await self._pubsub.subscribe(f"{TOPIC}{topic}")
             self._handlers[topic] = handler
-            if self._reader is None:
-                self._reader = asyncio.create_task(self._read(), name="proctorhub-redis-pubsub")
+            self._start_reader()
+
+    def _start_reader(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="proctorhub-redis-pubsub")
+
+    def on_node(self, kind: str, handler: NodeHandler) -> None:
+        self._node_handlers[kind] = handler
+
+    async def listen(self, node_id: str) -> None:
+        async with self._lock:
+            self._node_channel = f"{NODE}{node_id}"
+            await self._pubsub.subscribe(self._node_channel)
+            self._start_reader()
+
+    async def send(self, node_id: str, kind: str, payload: bytes) -> None:
+        await self._redis.publish(f"{NODE}{node_id}", kind.encode() + b"\n" + payload)
+
+    async def send_to_user(self, event_id: str, user_id: str, kind: str, payload: bytes) -> int:
+        args = [NODE, kind.encode() + b"\n" + payload]
+        return int(await self._to_user(keys=[f"{P}conns:{tail(event_id, user_id)}"], args=args))
 
     async def unsubscribe(self, topic: str) -> None:
         async with self._lock:
@@ -71,6 +99,7 @@ class RedisPubSub:
                 )
             except Exception as exc:
                 self.read_errors += 1
+                self.epoch += 1
                 log.warning("redis pub/sub read failed (%r); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -80,6 +109,9 @@ class RedisPubSub:
                 self._dispatch(message["channel"], message["data"])
 
     def _dispatch(self, channel: bytes, payload: bytes) -> None:
+        if self._node_channel is not None and channel == self._node_channel.encode():
+            self._dispatch_node(payload)
+            return
         topic = channel.decode()[len(TOPIC) :]
         handler = self._handlers.get(topic)
         if handler is None:
@@ -89,3 +121,14 @@ class RedisPubSub:
         except Exception:
             self.handler_errors += 1
             log.exception("handler for topic %s raised; message dropped", topic)
+
+    def _dispatch_node(self, message: bytes) -> None:
+        kind, _, payload = message.partition(b"\n")
+        handler = self._node_handlers.get(kind.decode(errors="replace"))
+        if handler is None:
+            return
+        try:
+            handler(payload)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("handler for node messages %r raised; message dropped", kind)
