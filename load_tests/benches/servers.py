@@ -135,3 +135,87 @@ def snapshot(commit: str) -> Path:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
+
+
+@dataclass
+class Cluster:
+    """The hub as a deployment runs it: one node on the memory store (embedded simulator), or `nodes`
+    nodes sharing a redis-server and one standalone 100ms simulator (never one simulator per node)."""
+
+    nodes: list[Server]
+    redis: procs.Redis | None = None
+    simulator: Server | None = None
+
+    @property
+    def store(self) -> str:
+        return "memory" if self.redis is None else "redis"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def start_simulator(name: str, env: dict[str, str], log_path: Path) -> Server:
+    """`proctorhub simulate-100ms` on a free port; ready when /_sim/health answers."""
+    port = procs.free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
+    argv = [sys.executable, "-m", "server", "simulate-100ms", "--host", "127.0.0.1", "--port", str(port)]
+    proc = procs.spawn(argv, {**base, "LOG_LEVEL": "WARNING", **env}, log_path)
+    server = Server(name, port, proc, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"simulator exited with {proc.returncode}: {server.log_tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/_sim/health", timeout=1).status_code == 200:
+                return server
+        time.sleep(0.1)
+    raise RuntimeError(f"simulator not ready after 30s: {server.log_tail()}")
+
+
+def start_cluster(
+    name: str,
+    secret: str,
+    log_dir: Path,
+    *,
+    store: str,
+    nodes: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Cluster:
+    """Memory: one node. Redis: a redis-server, one simulator, and `nodes` nodes on them."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if store == "memory":
+        if nodes != 1:
+            raise ValueError("the memory store runs one node")
+        return Cluster(
+            [start_hub(f"{name}-memory", secret, log_dir / f"{name}-memory.log", extra_env=extra_env)]
+        )
+    cluster = Cluster([], redis=procs.start_redis())
+    try:
+        hms = {
+            "HMS_ACCESS_KEY": "bench" + os.urandom(6).hex(),
+            "HMS_SECRET": os.urandom(24).hex(),
+            "HMS_WEBHOOK_SECRET": os.urandom(12).hex(),
+        }
+        cluster.simulator = start_simulator(f"{name}-sim", hms, log_dir / f"{name}-sim.log")
+        env = {**hms, "HMS_API_BASE": f"{cluster.simulator.http}/v2", **(extra_env or {})}
+        for n in range(nodes):
+            node = f"{name}-redis-{n + 1}"
+            cluster.nodes.append(
+                start_hub(
+                    node,
+                    secret,
+                    log_dir / f"{node}.log",
+                    redis_url=cluster.redis.url,
+                    node_id=node,
+                    extra_env=env,
+                )
+            )
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

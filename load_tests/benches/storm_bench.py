@@ -1,12 +1,14 @@
 """Allocation under load: join storms and a proctor loss, measured from the clients' side.
 
     .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 600 --over 1
-    .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 5000 --over 10
+    .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 5000 --over 10 --nodes 2
     .venv/bin/python -m load_tests.benches.storm_bench loss --candidates 600 --proctors 40 --grace 5
 
-`storm`: one hub (memory store, in-process 100ms simulator), an event of room size 20; the
-candidates arrive evenly over `--over` seconds from worker processes; for each, the time from
-its `auth` frame to its `room.assign`. Also the hub's allocation passes and lock waits.
+`storm`: an event of room size 20 on each store of `--stores` in turn, in the same run (the memory
+store on one node with its in-process 100ms simulator: the baseline; Redis on `--nodes` nodes with one
+standalone simulator, the clients spread over the nodes as a load balancer would); the candidates
+arrive evenly over `--over` seconds from worker processes; for each, the time from its `auth` frame
+to its `room.assign`. Also the hubs' allocation passes and lock waits.
 `loss`: candidates and proctors seated, then one proctor's socket is cut; the time until every
 proctor that inherits its rooms has a `roster` holding them (grace included, and beyond it).
 Everything runs on 127.0.0.1 and stops by itself.
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from load_tests.benches.servers import start_hub
+from load_tests.benches.servers import start_cluster, start_hub
 from load_tests.judge.stats import summary_ms
 from load_tests.run.procs import RESULTS, kill
 from load_tests.users.worker_pool import raise_nofile
@@ -54,12 +56,15 @@ async def _candidate(url: str, tok: str, start_at: float, hold_s: float, out: li
         await asyncio.sleep(max(0.0, hold_s))
 
 
-def _worker(url: str, tokens: list[str], starts: list[float], hold_until: float, queue: Any) -> None:
+def _worker(urls: list[str], tokens: list[str], starts: list[float], hold_until: float, queue: Any) -> None:
     raise_nofile()
 
     async def run() -> list[float]:
         out: list[float] = []
-        jobs = [_candidate(url, t, s, hold_until - s, out) for t, s in zip(tokens, starts, strict=True)]
+        jobs = [
+            _candidate(urls[i % len(urls)], t, s, hold_until - s, out)
+            for i, (t, s) in enumerate(zip(tokens, starts, strict=True))
+        ]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
         queue.put({"latencies": out, "errors": errors[:5], "failed": len(errors)})
@@ -91,13 +96,18 @@ def _event(port: int, event_id: str, **config: Any) -> None:
     answer.raise_for_status()
 
 
-def storm(args: argparse.Namespace) -> dict[str, Any]:
+def _storm_on(args: argparse.Namespace, store: str) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
-    hub = _hub(secret, f"storm-{args.candidates}", {})
+    nodes = 1 if store == "memory" else args.nodes
+    env = {"HUB_API_KEY": API_KEY, "HUB_RATE_PER_S": "100", "LOG_LEVEL": "WARNING"}
+    cluster = start_cluster(
+        f"storm-{args.candidates}", secret, RESULTS, store=store, nodes=nodes, extra_env=env
+    )
     try:
-        _event(hub.port, "storm", expected_candidates=args.candidates)
+        ports = [node.port for node in cluster.nodes]
+        _event(ports[0], "storm", expected_candidates=args.candidates)
         time.sleep(2)  # the warm pool is made at creation, as in a real exam
-        url = f"ws://127.0.0.1:{hub.port}/ws"
+        urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
         begin = time.time() + 2
         tokens = [_token(secret, f"c{i}", "candidate", "storm") for i in range(args.candidates)]
         starts = [begin + args.over * i / args.candidates for i in range(args.candidates)]
@@ -106,30 +116,46 @@ def storm(args: argparse.Namespace) -> dict[str, Any]:
         workers = [
             multiprocessing.Process(
                 target=_worker,
-                args=(url, tokens[w :: args.workers], starts[w :: args.workers], hold_until, queue),
+                args=(urls, tokens[w :: args.workers], starts[w :: args.workers], hold_until, queue),
             )
             for w in range(args.workers)
         ]
-        before = _metrics(hub.port)
+        before = [_metrics(port) for port in ports]
         for w in workers:
             w.start()
         parts = [queue.get(timeout=args.over + 120) for _ in workers]
-        after = _metrics(hub.port)
+        after = [_metrics(port) for port in ports]
         for w in workers:
             w.join(timeout=30)
         latencies = [x for p in parts for x in p["latencies"]]
+        passes: dict[str, float] = {}
+        for b, a in zip(before, after, strict=True):
+            for k in a:
+                passes[k] = passes.get(k, 0) + a[k] - b.get(k, 0)
         return {
-            "scenario": "storm",
-            "candidates": args.candidates,
-            "over_s": args.over,
+            "store": store,
+            "nodes": nodes,
             "assigned": len(latencies),
             "failed": sum(p["failed"] for p in parts),
             "errors": [e for p in parts for e in p["errors"]][:5],
             "auth_to_room_assign_ms": summary_ms(latencies),
-            "passes": {k: after.get(k, 0) - before.get(k, 0) for k in after},
+            "passes": passes,
         }
     finally:
-        kill(hub.proc)
+        cluster.stop()
+
+
+def storm(args: argparse.Namespace) -> dict[str, Any]:
+    runs = [_storm_on(args, store) for store in args.stores.split(",")]
+    for run in runs:
+        ms = run["auth_to_room_assign_ms"]
+        print(
+            f"{run['store']:>6} x{run['nodes']}: {run['assigned']}/{args.candidates} assigned, "
+            f"p50 {ms.get('p50_ms')} ms, p99 {ms.get('p99_ms')} ms, max {ms.get('max_ms')} ms, "
+            f"failed {run['failed']}",
+            file=sys.stderr,
+        )
+    return {"scenario": "storm", "candidates": args.candidates, "over_s": args.over, "runs": runs}
 
 
 async def _loss(url: str, secret: str, candidates: int, proctors: int, grace: float) -> dict[str, Any]:
@@ -208,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--candidates", type=int, default=600)
     s.add_argument("--over", type=float, default=1.0)
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--stores", default="memory,redis", help="stores to run on, in this order (memory,redis)")
+    s.add_argument("--nodes", type=int, default=1, help="hub nodes on Redis (the memory store runs one)")
     s.set_defaults(run=storm)
     lo = sub.add_parser("loss", help="proctors go: time until their rooms have another")
     lo.add_argument("--candidates", type=int, default=600)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -103,6 +104,8 @@ class Outcome:
     rooms_created: tuple[RoomRecord, ...] = ()
     records: tuple[UserRecord, ...] = ()
     """The seated candidates' records as the write left them in the store."""
+    placed_asked: bool = False
+    """The placed candidates asked for their seats and were answered: their sockets need no note."""
 
 
 def _meta(room: RoomState) -> dict[str, Any]:
@@ -168,6 +171,8 @@ class EventWriter:
         self._last_pass_s = 0.0
         self._wake = asyncio.Event()
         self._creating: asyncio.Task[None] | None = None
+        self._outcomes: deque[Outcome] = deque()
+        self._telling: asyncio.Task[None] | None = None
         self._to_create = 0
         self.lost = False
 
@@ -300,12 +305,14 @@ class EventWriter:
         decided = place_joins(self._state(), batch)
         opened = self._opened(decided)
         report = _report(decided.shortage) if decided.shortage is not None else KEEP
+        records: list[UserRecord] = []
         if decided.placements or opened:
             records = await self._commit(decided.placements, opened, report, unseat=[])
             self._apply_joins(decided, opened)
-            await self._tell(decided, records, report)
         for candidate_id, room_id in decided.placements:
             self._resolve(batch.pop(candidate_id), room_id)
+        if decided.placements or opened:
+            self._tell(decided, records, report, asked=True)
         for candidate_id, join in batch.items():
             room = self._seat_of.get(candidate_id)
             if room is not None:
@@ -422,7 +429,7 @@ class EventWriter:
                 join = pending.pop(candidate_id, None)
                 if join is not None:
                     self._resolve(join, room_id)
-        await self._tell(decided, records, report)
+        self._tell(decided, records, report)
 
     async def _disable(self, room_ids: Iterable[str]) -> None:
         for room_id in room_ids:
@@ -456,26 +463,42 @@ class EventWriter:
             raise error
         return records
 
-    async def _tell(
-        self, decided: Plan, records: list[UserRecord], report: dict[str, Any] | str | None
+    def _tell(
+        self,
+        decided: Plan,
+        records: list[UserRecord],
+        report: dict[str, Any] | str | None,
+        *,
+        asked: bool = False,
     ) -> None:
+        """Queue the outcome for the users concerned; they are told in order, off the writer's path
+        (a batch's seats are answered first, and the next batch is written while the last is told)."""
         changed = report != KEEP and report != self._shortage
         if report != KEEP:
             self._shortage = report  # type: ignore[assignment]
-        outcome = Outcome(
-            self.event_id,
-            placed=tuple(cid for cid, _ in decided.placements),
-            proctors=tuple(decided.proctor_rooms),
-            shortage=decided.shortage if report != KEEP else None,
-            shortage_changed=changed,
-            records=tuple(records),
-        )
-        try:
-            await self._notify(outcome)
-        except Exception:
-            log.exception(
-                "telling the users of %s what changed failed (state sync repairs it)", self.event_id
+        self._outcomes.append(
+            Outcome(
+                self.event_id,
+                placed=tuple(cid for cid, _ in decided.placements),
+                proctors=tuple(decided.proctor_rooms),
+                shortage=decided.shortage if report != KEEP else None,
+                shortage_changed=changed,
+                records=tuple(records),
+                placed_asked=asked,
             )
+        )
+        if self._telling is None or self._telling.done():
+            self._telling = self._background.spawn(f"tell {self.event_id}", self._tell_all())
+
+    async def _tell_all(self) -> None:
+        while self._outcomes:
+            outcome = self._outcomes.popleft()
+            try:
+                await self._notify(outcome)
+            except Exception:
+                log.exception(
+                    "telling the users of %s what changed failed (state sync mends it)", self.event_id
+                )
 
     # ------------------------------------------------------------------ rooms
 

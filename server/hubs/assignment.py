@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.allocation.service import AllocationService, NoRoom
+from server.allocation.service import AllocationService, NoRoom, UnknownEvent
 from server.auth import Session
 from server.hubs.connection import Connection
 from server.hubs.presence import candidate_status
@@ -77,7 +77,9 @@ class Assigner:
         self, conn: Connection, *, reason: str | None = None, only_if_changed: bool = False
     ) -> Outbound | None:
         session = _session(conn)
-        record = await self._users.get_user(session.event_id, session.user_id)
+        record, conn.joined = conn.joined, None  # read at connect: no second read in the state sync
+        if record is None:
+            record = await self._users.get_user(session.event_id, session.user_id)
         if record is not None and record.presence == "finished":
             return None
         if only_if_changed and record is not None and conn.assigned == frozenset({record.room_id}):
@@ -118,7 +120,9 @@ class Assigner:
         session = _session(conn)
         if session.event_id == "*" or session.role == "admin":
             return []
-        if await self._events.get_event(session.event_id) is None:
+        try:
+            await self._rooms.event(session.event_id)
+        except UnknownEvent:
             message = f"event {session.event_id!r} is not configured on the hub: no video room"
             return [Outbound("error", {"code": "event_unknown", "message": message})]
         if session.role == "candidate":

@@ -20,6 +20,7 @@ from typing import Any
 
 from server.auth import Session
 from server.protocol import Codec, Outbound, encode
+from server.store.records import UserRecord
 
 log = logging.getLogger("proctorhub.hubs.connection")
 
@@ -72,6 +73,8 @@ class Connection:
         """room_id -> (jti, exp) of the 100ms token the client has acked for that room."""
         self.sent = 0
         """Frames written to the socket."""
+        self.joined: UserRecord | None = None
+        """The user's record as the connect left it, for the state sync right after (then None)."""
         self._asgi_send = send
         self._queue: deque[_Slot] = deque()
         self._pending: dict[str, _Slot] = {}

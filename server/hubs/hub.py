@@ -154,7 +154,7 @@ class Hub:
         conn.open(session)
         self.connections[conn.conn_id] = conn
         self.metrics.connections.labels(session.role).inc()
-        await self.presence.joined(conn)
+        conn.joined = await self.presence.joined(conn)
         await self.fanout.join(conn, user_topic(session.event_id, session.user_id))
         if session.role in ("proctor", "admin") and session.event_id != "*":
             await self.fanout.join(conn, watch_topic(session.event_id))
@@ -177,6 +177,7 @@ class Hub:
         )
         for message in await self.state_sync.messages(conn):
             conn.send(message)
+        conn.joined = None
         conn.synced = True
         if conn.stale:
             self.spawn(self.seating.reassign(conn), "reassign")

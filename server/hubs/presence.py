@@ -91,15 +91,21 @@ class PresenceService:
         await self._announce_if_changed(await self._store.finish(event_id, user_id, now=self._clock()))
 
     async def video(self, event_id: str, user_id: str, video: Tristate) -> None:
-        await self._announce_if_changed(await self._store.set_video(event_id, user_id, video))
+        transition = await self._store.set_video(event_id, user_id, video)
+        if transition is not None and transition.changed:
+            await self.announce(transition.record)  # not a presence change: the listeners are not told
 
     async def _announce_if_changed(self, transition: Transition | None) -> None:
         if transition is not None and transition.changed:
-            await self.announce(transition.record)
+            await self._presence_changed(transition.record)
 
-    async def announce(self, record: UserRecord) -> None:
+    async def _presence_changed(self, record: UserRecord) -> None:
         for listener in self._listeners:
             listener(record)
+        await self.announce(record)
+
+    async def announce(self, record: UserRecord) -> None:
+        """Tell the event's watchers the record as it is now (presence, room, media, alerts)."""
         if record.role == "candidate":
             await self._fanout.publish(watch_topic(record.event_id), status_message(record))
         elif record.role == "proctor":
@@ -126,9 +132,9 @@ class PresenceService:
             for conn in live:
                 await self.joined(conn)
         for record in await self._store.reap_dead_nodes(now=now, grace_s=settings.presence_grace_s):
-            await self.announce(record)
+            await self._presence_changed(record)
         for record in await self._store.expire_graces(now):
-            await self.announce(record)
+            await self._presence_changed(record)
 
     @property
     def sweep_interval_s(self) -> float:

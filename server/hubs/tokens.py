@@ -95,13 +95,20 @@ class TokenKeeper:
         return self._settings.hms_proctor_role if role == "proctor" else self._settings.hms_candidate_role
 
     async def token_for(self, key: Key, *, role: str, lifetime_s: float) -> HeldToken:
-        """The token the user holds for the room, renewed first if it is due."""
-        held = await self._store.get_token(*key)
-        if held is not None and held.exp - self._clock() > refresh_lead(lifetime_s):
+        """The token the user holds for the room, renewed first if it is due.
+
+        One round trip when none is held or the held one is still good: a new token is offered, and the
+        store keeps (and answers with) the one already held, if any."""
+        offered = self._mint(key, role, lifetime_s)
+        held = await self._store.swap_token(offered, replaces=None)
+        if held.jti == offered.jti:
+            self._metrics.tokens_minted.inc()
+            return held
+        if held.exp - self._clock() > refresh_lead(lifetime_s):
             return held
         return await self._renew(key, held, role=role, lifetime_s=lifetime_s)
 
-    async def _renew(self, key: Key, held: HeldToken | None, *, role: str, lifetime_s: float) -> HeldToken:
+    def _mint(self, key: Key, role: str, lifetime_s: float) -> HeldToken:
         event_id, user_id, room_id = key
         app = mint_app_token(
             access_key=self._settings.hms_access_key,
@@ -112,12 +119,15 @@ class TokenKeeper:
             ttl_s=lifetime_s,
             now=self._clock(),
         )
-        new = HeldToken(event_id, user_id, room_id, app.token, app.jti, float(app.exp))
+        return HeldToken(event_id, user_id, room_id, app.token, app.jti, float(app.exp))
+
+    async def _renew(self, key: Key, held: HeldToken | None, *, role: str, lifetime_s: float) -> HeldToken:
+        new = self._mint(key, role, lifetime_s)
         winner = await self._store.swap_token(new, replaces=held.jti if held else None)
         if winner.jti == new.jti:
             self._metrics.tokens_minted.inc()
             if held is not None:
-                await self._events.incr_counter(event_id, "tokens_refreshed")
+                await self._events.incr_counter(key[0], "tokens_refreshed")
         return winner
 
     # ------------------------------------------------------------------ holding and pushing

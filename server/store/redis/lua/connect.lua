@@ -7,7 +7,8 @@ local presence = redis.call('HGET', KEYS[1], 'presence')
 if not presence then
   presence = 'offline'
   redis.call('HSET', KEYS[1], 'event_id', ARGV[3], 'user_id', ARGV[4], 'presence', presence,
-             'since', ARGV[8], 'video', 'unknown', 'flags', 0)
+             'since', ARGV[8], 'video', 'unknown', 'flags', 0,
+             'recording', 'unknown', 'open_alerts', 0)
 end
 redis.call('HSET', KEYS[1], 'role', ARGV[5], 'connections', redis.call('SCARD', KEYS[2]))
 if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'name', ARGV[7]) end
