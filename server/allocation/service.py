@@ -91,6 +91,7 @@ class AllocationService:
         background: Background,
         counted: Callable[[str], None] = lambda what: None,
         lease_s: float = LEASE_S,
+        attempt_s: float = ATTEMPT_S,
     ) -> None:
         self._store = store
         self._factory = factory
@@ -102,6 +103,7 @@ class AllocationService:
         self._background = background
         self._counted = counted
         self._lease_s = lease_s
+        self._attempt_s = attempt_s
         self._writers: dict[str, EventWriter] = {}
         self._taking: dict[str, asyncio.Lock] = {}
         self._owners: dict[str, tuple[str, float]] = {}
@@ -238,7 +240,7 @@ class AllocationService:
                 target = await self._writer_of(event_id)
                 if isinstance(target, EventWriter):
                     return await asyncio.wait_for(self._serve_local(target, body), left)
-                return await self._call(target, {**body, "event": event_id}, min(left, ATTEMPT_S))
+                return await self._call(target, {**body, "event": event_id}, min(left, self._attempt_s))
             except (_Retry, LeaseLost, TimeoutError) as exc:
                 log.debug("allocation request for %s: %s; asking again", event_id, exc)
                 self._owners.pop(event_id, None)

@@ -267,6 +267,9 @@ class EventWriter:
                     await self._wake.wait()
         except LeaseLost:
             return
+        except Exception as exc:  # a bug: stop writing; the next request loads the event afresh
+            log.exception("the allocation writer of %s failed; it stops", self.event_id)
+            self.fail_all(NoRoom(f"the allocation of {self.event_id!r} failed: {exc}"))
 
     async def _gather(self) -> None:
         """Under a storm a pass costs O(event): let requests gather for as long as the last one took."""
@@ -419,7 +422,7 @@ class EventWriter:
         if not (changed or decided.placements or unseat) and report == self._shortage:
             return
         records = await self._commit(decided.placements, changed, report, unseat=unseat)
-        self._rooms = {r.room_id: r for r in after.rooms}
+        self._rooms.update((r.room_id, r) for r in after.rooms)  # rooms made meanwhile stay
         self._seat_of = {c: r.room_id for r in after.rooms for c in r.candidates}
         for cid, _ in decided.releases:
             self._seat_of.pop(cid, None)
