@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +22,7 @@ from typing import Any
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 LOG_EVERY_S = 60.0
+STOP_GIVE_UP_S = 5.0
 
 Counted = Callable[[str], None]
 
@@ -92,6 +92,8 @@ class Background:
         self._on_failure = on_failure
         self._loops: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+        """Set by `stop`: loops that catch errors check it, so a swallowed cancellation still ends them."""
 
     def every(
         self,
@@ -109,7 +111,7 @@ class Background:
 
         async def loop() -> None:
             await asyncio.sleep(interval() if first_delay_s is None else first_delay_s)
-            while True:
+            while not self.stopping:
                 try:
                     await tick()
                 except Exception as exc:
@@ -150,17 +152,25 @@ class Background:
     def pending(self) -> int:
         return len(self._spawned)
 
-    async def stop(self, *, wait_s: float = 0.0) -> None:
-        """Cancel the loops; give spawned work up to `wait_s` to finish, then cancel it too."""
+    async def stop(self, *, wait_s: float = 0.0, give_up_s: float = STOP_GIVE_UP_S) -> None:
+        """Cancel the loops; give spawned work up to `wait_s` to finish, then cancel it too. A task that
+        swallows its cancellation (a client library turning it into its own error) is cancelled again
+        and, after `give_up_s`, left behind with a warning: stopping never hangs."""
+        self.stopping = True
         for task in self._loops:
             task.cancel()
         if self._spawned and wait_s > 0:
             await asyncio.wait(set(self._spawned), timeout=wait_s)
-        for task in self._spawned:
-            task.cancel()
-        everything = [*self._loops, *self._spawned]
-        for task in everything:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        everything = {*self._loops, *self._spawned}
+        deadline = asyncio.get_running_loop().time() + give_up_s
+        while everything and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            for task in everything:
+                task.cancel()
+            _, everything = await asyncio.wait(everything, timeout=min(left, 0.5))
+        if everything:
+            names = ", ".join(sorted(t.get_name() for t in everything))
+            self._log.warning(
+                "%d background tasks did not stop within %gs: %s", len(everything), give_up_s, names
+            )
         self._loops = []
         self._spawned.clear()

@@ -512,7 +512,7 @@ class EventWriter:
 
     async def _make_rooms(self) -> None:
         attempt = 0
-        while self._to_create > 0 and not self.lost:
+        while self._to_create > 0 and not self.lost and not self._background.stopping:
             try:
                 self._records.append(await self._make_room())
                 self._to_create -= 1

@@ -241,7 +241,7 @@ async def check(store: RedisStore, seats: dict[str, str]) -> None:
         assert all(r.proctors & {p.proctor_id for p in present} for r in occupied), "a room unwatched"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(OPS)
 def test_two_nodes_keep_the_guarantees_whatever_happens(redis_server: RedisServer, ops: list[Op]) -> None:
     async def scenario() -> None:
