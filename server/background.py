@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 BACKOFF_MIN_S = 0.1
@@ -174,3 +174,15 @@ class Background:
             )
         self._loops = []
         self._spawned.clear()
+
+
+async def in_batches(calls: Iterable[Awaitable[object]], *, at_once: int = 32) -> None:
+    """Await store calls a few dozen at a time: their round trips overlap without draining the pool."""
+    batch: list[Awaitable[object]] = []
+    for call in calls:
+        batch.append(call)
+        if len(batch) >= at_once:
+            await asyncio.gather(*batch)
+            batch = []
+    if batch:
+        await asyncio.gather(*batch)

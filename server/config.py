@@ -44,6 +44,7 @@ class Settings:
     node_id: str = field(default_factory=lambda: default_node_id())
     node_ttl_s: float = 10.0
     stats_interval_s: float = 1.0
+    shutdown_s: float = 20.0
     allowed_origins: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ("'self'",)
     # 100ms
@@ -254,6 +255,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_NODE_ID": ("node_id", _node_id),
     "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
     "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
+    "HUB_SHUTDOWN_S": ("shutdown_s", _number(float, minimum=1, maximum=600)),
     "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
     "HUB_FRAME_ANCESTORS": ("frame_ancestors", _frame_ancestors),
     "HMS_ACCESS_KEY": ("hms_access_key", _token_like),

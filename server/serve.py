@@ -4,6 +4,8 @@ load tester's profiler, so a profiled hub runs exactly like the real one."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -27,8 +29,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from server.app import create_app
 
     tune_gc()
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         ws="websockets-sansio",
@@ -38,5 +41,20 @@ def serve(settings: Settings, host: str, port: int) -> None:
         ws_per_message_deflate=False,
         log_level=settings.log_level.lower(),
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_s / 2,
     )
+    DrainingServer(config, app.state.hub.begin_drain).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, telling the hub the moment SIGTERM/SIGINT arrives: it refuses new sockets and lets the
+    closing ones go without a store write each (its stop hands them back at once). Then uvicorn closes
+    the sockets (1012) within half of HUB_SHUTDOWN_S, and the app's shutdown has the other half."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)

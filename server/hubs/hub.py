@@ -110,9 +110,14 @@ class Hub:
         bg.every("event stats", self.settings.stats_interval_s, self.stats.push_dirty)
         bg.run("timers", self.timers.run)
 
+    def begin_drain(self) -> None:
+        """The node is going (SIGTERM): refuse new sockets; the ones closing from now on are handed
+        back to the store all at once by `stop` instead of one write each."""
+        self.draining = True
+
     async def drain(self) -> None:
         """Refuse new sockets and close the open ones with 1012 so clients move to another node."""
-        self.draining = True
+        self.begin_drain()
         closing = Draining("node draining")
         await asyncio.gather(*(self.close(c, closing) for c in list(self.connections.values())))
         for _ in range(50):
@@ -121,10 +126,15 @@ class Hub:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        """Drain, hand this node's sockets and leases back in one step each, stop the loops."""
         await self.drain()
         await self.rooms.stop()
+        settings = self.settings
+        released = await self.store.presence.release_node(
+            settings.node_id, now=self.clock(), grace_s=settings.presence_grace_s
+        )
+        await self.presence.changed(released)
         await self.background.stop()
-        await self.store.presence.node_gone(self.settings.node_id)
 
     # ------------------------------------------------------------------ connections
 
@@ -195,9 +205,10 @@ class Hub:
         self.stats.unsubscribe_all(conn)
         try:
             await self.fanout.leave_all(conn)
-            await self.presence.left(conn)
-        except (OSError, ConnectionError) as exc:
-            log.warning("could not record the disconnect of %s: %s", conn.conn_id, exc)
+            if not self.draining:  # when draining, `stop` releases every socket of the node at once
+                await self.presence.left(conn)
+        except Exception as exc:  # the store is down: the node's sweep or reaping settles presence later
+            log.warning("could not record the disconnect of %s: %r", conn.conn_id, exc)
 
     # ------------------------------------------------------------------ sessions
 

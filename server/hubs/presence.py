@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from server.background import in_batches
 from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
@@ -98,6 +99,10 @@ class PresenceService:
     async def _announce_if_changed(self, transition: Transition | None) -> None:
         if transition is not None and transition.changed:
             await self._presence_changed(transition.record)
+
+    async def changed(self, records: list[UserRecord]) -> None:
+        """Tell listeners and watchers of many presence changes (a node's release)."""
+        await in_batches(self._presence_changed(r) for r in records)
 
     async def _presence_changed(self, record: UserRecord) -> None:
         for listener in self._listeners:

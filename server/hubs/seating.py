@@ -8,12 +8,12 @@ the nodes holding their sockets send `room.assign` (and a proctor's `roster`), a
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from server.allocation.service import AllocationService, Outcome
+from server.background import in_batches
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
@@ -31,18 +31,6 @@ ROTATION_CHECK_S = 30.0
 
 
 Spawn = Callable[[Coroutine[Any, Any, object], str], None]
-
-
-async def _all(calls: Iterable[Awaitable[None]], *, at_once: int = 32) -> None:
-    """Run store calls a few dozen at a time: their round trips overlap, the pool is not drained."""
-    batch: list[Awaitable[None]] = []
-    for call in calls:
-        batch.append(call)
-        if len(batch) >= at_once:
-            await asyncio.gather(*batch)
-            batch = []
-    if batch:
-        await asyncio.gather(*batch)
 
 
 class Seating:
@@ -78,9 +66,9 @@ class Seating:
     async def allocated(self, outcome: Outcome) -> None:
         # Statuses first: they also tell every node that its snapshot of the event's users is stale,
         # before the _seat notes make it build rosters from one.
-        await _all(self._announce(record) for record in outcome.records)  # proctors see the room
+        await in_batches(self._announce(record) for record in outcome.records)  # proctors see the room
         note = Outbound(SEAT_NOTE, {})
-        await _all(
+        await in_batches(
             self._fanout.publish(user_topic(outcome.event_id, user), note)
             for user in (
                 (*outcome.placed, *outcome.proctors) if not outcome.placed_asked else outcome.proctors

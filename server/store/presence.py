@@ -38,11 +38,12 @@ class PresenceStore(Protocol):
     async def node_alive(self, node_id: str, *, until: float) -> bool:
         """Push this node's deadline; False if it was not registered (new, or reaped while it stalled)."""
 
-    async def node_gone(self, node_id: str) -> None:
-        """A node that shuts down cleanly leaves the registry (its sockets were closed one by one)."""
-
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
         """Claim nodes whose deadline passed and drop their sockets; users who went `reconnecting`."""
+
+    async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
+        """A node that stops drops all its sockets in one step (and leaves the registry); the users who
+        went `reconnecting`. Its clients reconnect to other nodes within their grace."""
 
     async def add_flag(self, flag: FlagRecord) -> UserRecord | None:
         """Append a flag; the candidate's record with its new flag count (None if unknown)."""

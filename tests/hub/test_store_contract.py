@@ -358,12 +358,16 @@ async def test_node_alive_extends_deadline(store: Store) -> None:
     assert [r.user_id for r in await store.presence.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
 
 
-async def test_node_gone_is_never_reaped(store: Store) -> None:
+async def test_a_stopping_node_hands_back_its_sockets_at_once_and_is_never_reaped(store: Store) -> None:
     await store.presence.node_alive("n1", until=100.0)
-    await online(store, "u1")
-    await store.presence.node_gone("n1")
+    await online(store, "u1", conn="n1/1", node="n1")
+    await online(store, "u2", conn="n1/2", node="n1")
+    await online(store, "u2", conn="n2/1", node="n2")  # a tab on another node keeps u2 online
+    released = await store.presence.release_node("n1", now=50.0, grace_s=GRACE)
+    assert [(r.user_id, r.presence) for r in released] == [("u1", "reconnecting")]
     assert await store.presence.reap_dead_nodes(now=1000.0, grace_s=GRACE) == []
-    assert (await store.presence.get_user(EV, "u1")).presence == "online"  # type: ignore[union-attr]
+    assert (await store.presence.get_user(EV, "u2")).presence == "online"  # type: ignore[union-attr]
+    assert [r.user_id for r in await store.presence.expire_graces(50.0 + GRACE)] == ["u1"]
 
 
 # cross-node messages

@@ -113,20 +113,22 @@ class MemoryPresence:
         self._nodes[node_id] = until
         return registered
 
-    async def node_gone(self, node_id: str) -> None:
-        self._nodes.pop(node_id, None)
-
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
         moved: list[UserRecord] = []
         for node_id, until in list(self._nodes.items()):
             if until > now:
                 continue
-            del self._nodes[node_id]
             log.warning("node %s missed its liveness deadline; releasing its sockets", node_id)
-            for ref in list(self._node_conns.pop(node_id, ())):
-                transition = await self.disconnect(ref, now=now, grace_s=grace_s)
-                if transition is not None and transition.changed:
-                    moved.append(transition.record)
+            moved += await self.release_node(node_id, now=now, grace_s=grace_s)
+        return moved
+
+    async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
+        self._nodes.pop(node_id, None)
+        moved: list[UserRecord] = []
+        for ref in list(self._node_conns.pop(node_id, ())):
+            transition = await self.disconnect(ref, now=now, grace_s=grace_s)
+            if transition is not None and transition.changed:
+                moved.append(transition.record)
         return moved
 
     # flags

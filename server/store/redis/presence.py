@@ -71,7 +71,8 @@ class RedisPresence:
         self._disconnect = script(client, "drop", "disconnect")
         self._finish = script(client, "finish")
         self._expire = script(client, "expire_graces")
-        self._reap = script(client, "drop", "reap")
+        self._reap = script(client, "drop", "release", "reap")
+        self._release = script(client, "drop", "release", "release_node")
         self._set_status = script(client, "set_status")
         self._add_flag = script(client, "add_flag")
 
@@ -127,9 +128,6 @@ class RedisPresence:
         added = await self._redis.zadd(NODES, {node_id: until})
         return not added
 
-    async def node_gone(self, node_id: str) -> None:
-        await self._redis.zrem(NODES, node_id)
-
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
         moved: list[UserRecord] = []
         while reply := await self._reap(keys=[NODES, GRACE], args=[num(now), num(now + grace_s)]):
@@ -137,6 +135,10 @@ class RedisPresence:
             log.warning("node %s missed its liveness deadline; releasing its sockets", node.decode())
             moved.extend(record_of(flat) for flat in records)
         return moved
+
+    async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
+        reply = await self._release(keys=[NODES, GRACE], args=[node_id, num(now), num(now + grace_s)])
+        return [record_of(flat) for flat in reply]
 
     # flags
 

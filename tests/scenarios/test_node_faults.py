@@ -1,0 +1,141 @@
+"""Nodes dying or stopping in the middle of a join storm, on Redis with one shared 100ms simulator.
+
+SIGKILL: the killed node's candidates come back on the other node and find their seats; nobody sits
+twice, no room overflows, nobody seated before the kill moves. SIGTERM: the node closes its sockets
+with 1012, hands them back to the store at once, stops by itself, and every seat it gave stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from typing import Any
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.allocation_support import AUTH, allocation, seats
+from tests.client import HubClient, login, token
+from tests.conftest import SECRET, create_event
+from tests.servers import HubProcess, RedisServer, start_simulator
+from tests.sitting import eventually
+
+ROOM_SIZE = 10
+KEYS = {"HMS_ACCESS_KEY": "simkey", "HMS_SECRET": "s" * 40, "HUB_SECRET": SECRET}
+
+
+class Candidate:
+    """Logs in on its node; when the socket drops, logs in again on any node that answers."""
+
+    def __init__(self, user: str, event: str, nodes: list[HubProcess], first: int) -> None:
+        self.user, self.event, self.nodes, self.at = user, event, nodes, first
+        self.rooms: list[str] = []
+        self.closes: list[int | None] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            node = self.nodes[self.at % len(self.nodes)]
+            try:
+                client, _ = await login(node.ws, token(SECRET, self.user, event=self.event), timeout=30)
+            except (OSError, InvalidStatus, ConnectionClosed, TimeoutError, AssertionError):
+                self.at += 1
+                await asyncio.sleep(random.uniform(0.05, 0.3))
+                continue
+            self.closes.append(await self._follow(client))
+            self.at += 1  # a dropped socket comes back through the load balancer, elsewhere
+
+    async def _follow(self, client: HubClient) -> int | None:
+        try:
+            while True:
+                message = await client.recv(timeout=3600)
+                if message["type"] == "room.assign":
+                    self.rooms.append(message["data"]["room_id"])
+                    await client.send("ack", {"id": message["id"]})
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+def two_nodes(
+    hub_factory: Any, redis_server: RedisServer, **extra: object
+) -> tuple[list[HubProcess], HubProcess]:
+    simulator = start_simulator(KEYS)
+    common = {"REDIS_URL": redis_server.url, "HMS_API_BASE": f"{simulator.http}/v2", "HUB_RATE_PER_S": 100}
+    nodes = [hub_factory(HUB_NODE_ID=f"storm-{n}", **common, **KEYS, **extra) for n in ("a", "b")]
+    return nodes, simulator
+
+
+def check_seats(alloc: dict[str, Any]) -> dict[str, str]:
+    listed = [c for r in alloc["rooms"] for c in r["candidates"]]
+    assert len(listed) == len(set(listed)), "a candidate sits in two rooms"
+    assert all(len(r["candidates"]) <= ROOM_SIZE for r in alloc["rooms"]), "a room over its size"
+    return seats(alloc)
+
+
+async def test_a_node_killed_in_a_storm_loses_no_seat(hub_factory, redis_server: RedisServer) -> None:
+    nodes, simulator = two_nodes(hub_factory, redis_server, HUB_PRESENCE_GRACE_S=5, HUB_NODE_TTL_S=2)
+    candidates: list[Candidate] = []
+    before: dict[str, str] = {}
+    try:
+        event = "kill-storm"
+        create_event(nodes[0], event, room_size=ROOM_SIZE, expected_candidates=300)
+        for i in range(300):
+            candidates.append(Candidate(f"c{i}", event, nodes, i % 2))
+            if i == 150:
+                await asyncio.sleep(0.5)
+                before = check_seats(allocation(nodes[1], event))
+                nodes[0].kill()  # in the middle of the storm, whatever it was doing
+            await asyncio.sleep(0.005)
+        live = [nodes[1]]
+        for c in candidates:
+            c.nodes = live
+
+        def all_seated() -> bool:
+            return all(c.rooms for c in candidates) and len(seats(allocation(nodes[1], event))) == 300
+
+        await eventually(all_seated, 60, "every candidate seated after the kill")
+        after = check_seats(allocation(nodes[1], event))
+        assert all(after[cid] == room for cid, room in before.items()), "a seat moved"
+        for c in candidates:
+            assert set(c.rooms) == {after[c.user]}, f"{c.user} was told {c.rooms}, sits in {after[c.user]}"
+    finally:
+        for c in candidates:
+            c.stop()
+        simulator.stop()
+
+
+async def test_sigterm_in_a_storm_drains_and_keeps_every_seat(hub_factory, redis_server: RedisServer) -> None:
+    nodes, simulator = two_nodes(hub_factory, redis_server, HUB_PRESENCE_GRACE_S=30, HUB_SHUTDOWN_S=6)
+    on_a: list[Candidate] = []
+    try:
+        event = "term-storm"
+        create_event(nodes[0], event, room_size=ROOM_SIZE, expected_candidates=400)
+        on_a += [Candidate(f"a{i}", event, nodes[:1], 0) for i in range(200)]
+        await eventually(lambda: sum(1 for c in on_a if c.rooms) >= 100, 60, "half the storm seated")
+        nodes[0].proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(Exception):  # stops by itself: HUB_SHUTDOWN_S bounds it (the bench times it)
+            await asyncio.to_thread(nodes[0].proc.wait, 6 + 20)
+        assert nodes[0].proc.poll() is not None, "the node did not stop"
+        told = {c.user: c.rooms[0] for c in on_a if c.rooms}
+        assert all(c.closes[:1] in ([1012], []) for c in on_a), "a socket closed otherwise than 1012"
+        for c in on_a:
+            c.nodes = nodes[1:]  # the load balancer sends them to the live node
+
+        def online() -> int:
+            answer = httpx.get(f"{nodes[1].http}/api/v1/events/{event}", headers=AUTH, timeout=10).json()
+            return int(answer["counts"]["online"])
+
+        await eventually(lambda: online() == 200, 60, "every candidate back online on the live node")
+        await eventually(lambda: all(c.rooms for c in on_a), 60, "every candidate told its room")
+        after = check_seats(allocation(nodes[1], event))
+        assert all(after[user] == room for user, room in told.items()), "a seat given before SIGTERM moved"
+        assert all(set(c.rooms) == {after[c.user]} for c in on_a), "a candidate was told two rooms"
+    finally:
+        for c in on_a:
+            c.stop()
+        simulator.stop()
