@@ -142,11 +142,3 @@ async def _join(
 async def add_fault(media: httpx.AsyncClient, **rule: Any) -> None:
     response = await media.post("/hms-sim/_sim/faults", json=rule)
     response.raise_for_status()
-
-
-async def eventually(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)

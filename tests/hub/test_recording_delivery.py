@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import API_KEY, HubFactory, create_event
-from tests.sitting import add_fault, eventually, sit, watcher
+from tests.polling import eventually
+from tests.sitting import add_fault, sit, watcher
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 WEBHOOK_SECRET = "delivery-webhook-secret-" + "w" * 16
@@ -84,8 +85,8 @@ async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_r
                 set(admin.opened("recording.missing")) == set(dropped)
                 and set(admin.opened("recording.failed")) == set(failed)
             ),
-            30,
-            "the dropped and failed recordings are alerted",
+            timeout=30,
+            what="the dropped and failed recordings are alerted",
         )
         await asyncio.sleep(4)  # retries (1.7 s at most) and one reconciliation have run
         live = await snapshot(http, event, ids)

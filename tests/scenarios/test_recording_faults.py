@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import HubFactory, create_event
-from tests.sitting import add_fault, eventually, sit, watcher
+from tests.polling import eventually
+from tests.sitting import add_fault, sit, watcher
 
 CANDIDATES = 600
 ROOM_SIZE = 10
@@ -54,7 +55,9 @@ async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_
                 return await sit(hub, event, user_id, media)
 
         candidates = {c.user_id: c for c in await asyncio.gather(*(seated(u) for u in ids))}
-        await eventually(lambda: all(p.rooms for p in proctors), 30, "every proctor watches a room")
+        await eventually(
+            lambda: all(p.rooms for p in proctors), timeout=30, what="every proctor watches a room"
+        )
         watched = {id(p): set(p.rooms) for p in proctors}  # rooms close (and proctors move) at the end
 
         async def go_dark(user_id: str) -> None:
@@ -73,7 +76,7 @@ async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_
                 and len(admin.opened("recording.failed")) >= FAILED
             )
 
-        await eventually(complete, 60, "the missing and failed recordings are alerted")
+        await eventually(complete, timeout=60, what="the missing and failed recordings are alerted")
         await asyncio.sleep(2)  # anything else that would come (a false alert) has time to arrive
 
     by_kind = {kind: set(admin.opened(kind)) for kind in CANDIDATE_KINDS}
