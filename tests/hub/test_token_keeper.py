@@ -33,6 +33,7 @@ from server.store.base import Store
 from server.store.records import EventConfig, HeldToken
 from server.store.redis import RedisStore
 from server.store.tokens import TokenStore
+from tests.fake_clock import FakeClock, timers_ran
 from tests.polling import eventually
 
 EVENT, ROOM = "tok-ev", "room-1"
@@ -43,14 +44,6 @@ STEP = 0.25
 """How far the fake clock moves at a time: a push arrives at most this late after its timer."""
 START = 1_700_000_000.0
 SETTINGS = Settings(hub_secret="s" * 32, hms_access_key="sim-key", hms_secret="h" * 40)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -182,12 +175,9 @@ class Node:
         self.tabs.remove(tab)
 
     async def settle(self) -> None:
-        """Run what is due at the clock's time: the timers, the refreshes they start, their pushes.
-
-        A timer at -inf wakes the loop (an earlier deadline always does) and runs in the same pass
-        as every other due timer, so once it has run, they all have."""
+        """Run what is due at the clock's time: the timers, the refreshes they start, their pushes."""
         while True:
-            await self._timers_ran()
+            await timers_ran(self.timers)
             if not self._tasks:
                 break
             tasks, self._tasks = self._tasks, []
@@ -195,11 +185,6 @@ class Node:
         await eventually(
             lambda: all(t.conn.queued == 0 for t in self.tabs), interval=0, what="pushes written"
         )
-
-    async def _timers_ran(self) -> None:
-        woke: list[bool] = []
-        self.timers.call_at(float("-inf"), lambda: woke.append(True))
-        await eventually(lambda: woke, interval=0, what="the timer loop ran what is due")
 
     def sample(self, name: str) -> float:
         return self.metrics.registry.get_sample_value(f"proctorhub_{name}_total") or 0.0
@@ -220,7 +205,7 @@ class Node:
 @pytest.fixture
 async def world(store: Store) -> AsyncIterator[World]:
     assert await store.events.create_event(EventConfig(EVENT, EVENT, token_ttl_s=int(TTL)))
-    w = World(store, FakeClock())
+    w = World(store, FakeClock(START))
     yield w
     for node in w.nodes:
         await node.stop()
