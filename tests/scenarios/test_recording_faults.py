@@ -19,6 +19,13 @@ ROOM_SIZE = 10
 DROPPED, FAILED, DARK = 14, 3, 20
 THRESHOLD = 10.0
 CANDIDATE_KINDS = {"video.gap", "recording.gap", "recording.failed", "recording.missing"}
+MEDIA_CONNECTIONS = 50
+SEATING = 25
+"""Candidates between logging in and reporting their video, at most: fewer than the media client's
+connections, so none waits in its pool. A candidate's sitting starts when it is online, so one kept
+waiting for the media plane (100 at once on 50 connections: up to 14 s on a loaded machine, while the
+hub answered each request in under 0.3 s) is rightly alerted a video gap (cause peer_left) from its
+login to its first media.status."""
 
 
 async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_is(
@@ -40,7 +47,7 @@ async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_
     dropped, failed = set(picked[:DROPPED]), set(picked[DROPPED:])
     dark = set(rng.sample(ids, DARK))
 
-    limits = httpx.Limits(max_connections=50)
+    limits = httpx.Limits(max_connections=MEDIA_CONNECTIONS)
     async with httpx.AsyncClient(base_url=hub.http, timeout=60, limits=limits) as media:
         for user_id in dropped:
             await add_fault(media, kind="recording.drop", user_id=user_id, count=1)
@@ -48,7 +55,7 @@ async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_
             await add_fault(media, kind="recording.fail", user_id=user_id, count=1)
         admin = await watcher(hub, "admin-1", "admin", event)
         proctors = [await watcher(hub, f"proctor-{i:02d}", "proctor", event) for i in range(rooms)]
-        gate = asyncio.Semaphore(100)
+        gate = asyncio.Semaphore(SEATING)
 
         async def seated(user_id: str):  # type: ignore[no-untyped-def]
             async with gate:
