@@ -1,4 +1,4 @@
-# Shortcuts for the README's two commands (scripts/run, scripts/test) and the linters.
+# Shortcuts for the README's two commands (scripts/run, scripts/test) and the linters (Python and web/).
 .PHONY: run test test-fast check clean
 
 run:
@@ -22,6 +22,8 @@ check:
 	.venv/bin/ruff format --check server tests load_tests
 	.venv/bin/ruff check server tests load_tests
 	.venv/bin/mypy $(PURE_CORES)
+	cd web && node_modules/.bin/tsc -p tsconfig.json
+	cd web && node_modules/.bin/eslint .
 
 clean:
 	rm -rf .venv .pytest_cache

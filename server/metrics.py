@@ -153,6 +153,11 @@ class HubMetrics:
         self.timeline_checks = Counter(
             "proctorhub_timeline_checks", "Candidate timelines evaluated by this node", registry=r
         )
+        self.reconciles = Counter(
+            "proctorhub_recording_reconciles",
+            "Passes asking 100ms about every room of every event, completed by this node",
+            registry=r,
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards

@@ -71,13 +71,11 @@ class Receiver:
     slow_s: float = 0.0
     requests: list[Received] = field(default_factory=list)
     _tries: Counter[str] = field(default_factory=Counter)
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             body = json.loads(await request.body())
             self.requests.append(Received(time.monotonic(), dict(request.headers), body))
-            self._arrived.set()
             self._tries[body["id"]] += 1
             if self._tries[body["id"]] <= self.slow_first:
                 await asyncio.sleep(self.slow_s)
@@ -92,17 +90,6 @@ class Receiver:
 
     def types(self) -> list[str]:
         return [r.body["type"] for r in self.requests]
-
-    async def wait_for(self, count: int, event_type: str | None = None, *, timeout: float = 5.0) -> None:
-        """Until at least `count` requests (of `event_type`) have arrived."""
-        deadline = time.monotonic() + timeout
-        while len(self.events(event_type)) < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{len(self.events(event_type))} of {count} {event_type or 'webhooks'}")
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
 
 
 @contextlib.asynccontextmanager
@@ -181,12 +168,3 @@ async def running(**config: Any) -> AsyncIterator[Harness]:
             yield Harness(sim, http)
     finally:
         await sim.stop()
-
-
-async def eventually(predicate: Any, *, timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Wait until `predicate()` is true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -48,9 +48,16 @@ class Watcher:
 
     def opened(self, kind: str) -> dict[str, Received]:
         """candidate -> the first `open` alert of `kind` it got."""
+        return self._first(kind, "open")
+
+    def closed(self, kind: str) -> dict[str, Received]:
+        """candidate -> the first `closed` alert of `kind` it got."""
+        return self._first(kind, "closed")
+
+    def _first(self, kind: str, state: str) -> dict[str, Received]:
         out: dict[str, Received] = {}
         for r in self.alerts:
-            if r.data["kind"] == kind and r.data["state"] == "open":
+            if r.data["kind"] == kind and r.data["state"] == state:
                 out.setdefault(r.data["candidate_id"], r)
         return out
 
@@ -142,11 +149,3 @@ async def _join(
 async def add_fault(media: httpx.AsyncClient, **rule: Any) -> None:
     response = await media.post("/hms-sim/_sim/faults", json=rule)
     response.raise_for_status()
-
-
-async def eventually(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -64,12 +62,3 @@ def metrics(hub: HubProcess) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name.removeprefix("proctorhub_webhooks_").replace("_total", "")] = float(value)
     return out
-
-
-async def until(check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `check` (it may block briefly: it reads a hub's metrics) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        await asyncio.sleep(0.05)

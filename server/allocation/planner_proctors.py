@@ -175,7 +175,7 @@ class Board:
                 light, _, q = ranked[lo]
                 if heavy - light <= band:
                     break
-                room = self._movable(h, q)
+                room = self._movable(h, q, ranked, band)
                 if room is not None:
                     del ranked[hi], ranked[lo]  # hi > lo: delete the later index first
                     self.drop(h, room)
@@ -185,13 +185,27 @@ class Board:
                     return True
         return False
 
-    def _movable(self, h: str, q: str) -> int | None:
-        """The room of `h` that `q` could take and that narrows their gap the most."""
+    def _movable(self, h: str, q: str, ranked: list[tuple[int, int, str]], band: int) -> int | None:
+        """The room of `h` that `q` could take and that narrows their gap the most.
+
+        Rooms whose move would put `h` or `q` out of the band of a third proctor come last (a
+        room larger than N can): such a move makes the next move between others, so a proctor
+        back from absence would reshuffle rooms among the proctors who stayed."""
         gap = self.load[h] - self.load[q]
         fitting = [
             i for i in self.held[h] if q not in self.watchers[i] and self.w[i] < gap and self.fits(q, i)
         ]
-        return min(fitting, key=lambda i: (abs(gap - 2 * self.w[i]), i), default=None)
+        others = [load for load, _, p in ranked[:3] + ranked[-3:] if p not in (h, q)]
+        if not others:
+            return min(fitting, key=lambda i: (abs(gap - 2 * self.w[i]), i), default=None)
+        top, bottom = max(others), min(others)
+        heavy, light = self.load[h], self.load[q]
+
+        def spills(i: int) -> bool:
+            w = self.w[i]
+            return heavy - w < top - band <= heavy or light + w > bottom + band >= light
+
+        return min(fitting, key=lambda i: (spills(i), abs(gap - 2 * self.w[i]), i), default=None)
 
     # -------------------------------------------------------------- rotation
 

@@ -10,8 +10,8 @@ import httpx
 from tests.allocation_support import Listener, allocation, seats
 from tests.client import login, token
 from tests.conftest import SECRET, create_event
+from tests.polling import eventually
 from tests.servers import start_simulator
-from tests.sitting import eventually as until
 
 
 async def test_a_lost_proctor_is_replaced_and_candidates_stay(hub_factory) -> None:
@@ -23,7 +23,7 @@ async def test_a_lost_proctor_is_replaced_and_candidates_stay(hub_factory) -> No
     }
     for i in range(30):
         Listener((await login(hub.ws, token(SECRET, f"c{i}", event=event)))[0])
-    await until(lambda: len(seats(allocation(hub, event))) == 30, 20, "30 seated")
+    await eventually(lambda: len(seats(allocation(hub, event))) == 30, timeout=20, what="30 seated")
     before = allocation(hub, event)
     victim = next(p for r in before["rooms"] if r["candidates"] for p in r["proctors"])
     victim_rooms = {r["room_id"] for r in before["rooms"] if victim in r["proctors"]}
@@ -35,7 +35,7 @@ async def test_a_lost_proctor_is_replaced_and_candidates_stay(hub_factory) -> No
         alloc = allocation(hub, event)
         return all(r["proctors"] and victim not in r["proctors"] for r in alloc["rooms"] if r["candidates"])
 
-    await until(reassigned, 2 + 3, "the lost proctor's rooms handed over")
+    await eventually(reassigned, timeout=2 + 3, what="the lost proctor's rooms handed over")
     took = time.monotonic() - lost_at
     after = allocation(hub, event)
     assert seats(after) == seats(before), "candidates never move"
@@ -43,7 +43,9 @@ async def test_a_lost_proctor_is_replaced_and_candidates_stay(hub_factory) -> No
     # is measured by `load_tests.benches.storm_bench loss` (0.6 s past a 5 s grace).
     assert took <= 2 + 2, f"reassigned after {took:.1f}s, grace is 2 s"
     heirs = {p for r in after["rooms"] if r["room_id"] in victim_rooms for p in r["proctors"]}
-    await until(lambda: all(victim_rooms & proctors[h].rooms() for h in heirs), 5, "heirs told")
+    await eventually(
+        lambda: all(victim_rooms & proctors[h].rooms() for h in heirs), timeout=5, what="heirs told"
+    )
     for heir in heirs:
         assert proctors[heir].roster is not None and len(proctors[heir].roster) >= 10
 

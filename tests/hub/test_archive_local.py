@@ -17,9 +17,10 @@ from server.recording.archive.contract import ArchiveError
 from server.recording.archive.factory import build_archive
 from server.recording.archive.local import LocalArchive
 from tests.archive_support import SECRET, settings, source
+from tests.polling import eventually
 from tests.s3 import S3Server
 from tests.servers import HubProcess, start_hub
-from tests.simulator_support import eventually, running
+from tests.simulator_support import running
 
 BODY = fake_mp4({"peer_id": "peer-1", "stream_id": "stream-1"})
 KEY = "proctorhub/exam-1/cand-1/20240610T061320Z_665f1b2c3d4e5f6a7b8c9d0e_stream.mp4"

@@ -16,8 +16,9 @@ from server.recording.archive.contract import ArchiveError, Segment
 from server.recording.archive.factory import build_archive
 from server.recording.archive.s3 import IDENTITY, S3Archive
 from tests.archive_support import settings, source
+from tests.polling import eventually
 from tests.s3 import CREDENTIALS, S3Server
-from tests.simulator_support import eventually, running
+from tests.simulator_support import running
 
 SIM_KEY = "100ms/665f1b2c3d4e5f6a7b8c9d0e/20240610/665f1b2c3d4e5f6a7b8c9d0f/peer-1/stream-1.mp4"
 BODY = fake_mp4({"peer_id": "peer-1", "stream_id": "stream-1"})

@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ from server.hms.models import (
 )
 from server.hms.simulator import Simulator, SimulatorConfig
 from server.hms.tokens import ManagementTokens, decode_unverified, mint_app_token
+from tests.polling import eventually
 from tests.servers import free_port
 
 # -- models: tolerant parsing ------------------------------------------------------------------
@@ -381,14 +382,6 @@ async def make_client(sim: Simulator) -> AsyncIterator[MakeClient]:
     yield make
     for m in made:
         await m.client.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def join(sim: Simulator, room_id: str, user_id: str, role: str = "candidate") -> str:

@@ -11,8 +11,9 @@ import httpx
 import orjson
 
 from tests.conftest import API_KEY, HubFactory, create_event
+from tests.polling import eventually
 from tests.s3 import CREDENTIALS, S3Server
-from tests.sitting import add_fault, eventually, sit
+from tests.sitting import add_fault, sit
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 AWS = {**CREDENTIALS, "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -57,8 +58,8 @@ async def test_recordings_land_in_the_layout_with_manifests_and_presigned_urls(
                 and len(manifests()) == 3
                 and manifests()["c3"]["failed"]
             ),
-            30,
-            "three manifests, two with a segment, one with a failed recording",
+            timeout=30,
+            what="three manifests, two with a segment, one with a failed recording",
         )
         client = s3_server.client()
         keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="exams/")["Contents"])

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import API_KEY, HubFactory, create_event
-from tests.sitting import add_fault, eventually, sit, watcher
+from tests.polling import eventually
+from tests.sitting import add_fault, sit, watcher
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 WEBHOOK_SECRET = "delivery-webhook-secret-" + "w" * 16
@@ -31,6 +32,51 @@ async def snapshot(http: httpx.AsyncClient, event: str, ids: list[str]) -> dict[
     report.pop("generated_at")
     alerts = (await http.get(f"/api/v1/events/{event}/alerts", headers=AUTH)).json()["alerts"]
     return {"timelines": timelines, "report": report, "alerts": alerts}
+
+
+async def samples(http: httpx.AsyncClient) -> dict[str, float]:
+    """The hub's /metrics: sample (with its labels) -> value."""
+    out = {}
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+async def drained(http: httpx.AsyncClient) -> dict[str, float] | None:
+    """The hub's metrics once every webhook it stored is settled (handled, a duplicate, or parked)."""
+    m = await samples(http)
+    settled = m["proctorhub_webhooks_processed_total"] + m["proctorhub_webhooks_duplicates_total"]
+    settled += sum(v for k, v in m.items() if k.startswith("proctorhub_webhooks_parked_total"))
+    return m if settled == m["proctorhub_webhooks_accepted_total"] else None
+
+
+async def delivered(http: httpx.AsyncClient) -> bool:
+    """The simulator has no webhook left to send: every event emitted has been tried, no retry waits."""
+    emitted = {e["id"] for e in (await http.get("/hms-sim/_sim/events")).json()["events"]}
+    deliveries = (await http.get("/hms-sim/_sim/webhooks")).json()["deliveries"]
+    retrying = sum(1 for d in deliveries if d["outcome"] == "retrying")
+    retried = sum(1 for d in deliveries if d["attempt"] > 0)
+    return emitted <= {d["event_id"] for d in deliveries} and retrying == retried
+
+
+async def settled_and_reconciled(http: httpx.AsyncClient) -> None:
+    """Until 100ms has nothing left to send, the hub has handled all of it, and a reconciliation
+    pass (which reads back what 100ms gave up on) has run from start to end since."""
+    await eventually(lambda: delivered(http), timeout=30, what="every webhook sent or given up on")
+    before = await eventually(lambda: drained(http), timeout=30, what="every stored webhook handled")
+    passes = before["proctorhub_recording_reconciles_total"]
+    await eventually(
+        lambda: reconciled_since(http, passes),
+        timeout=30,
+        what="a reconciliation pass after the last webhook",
+    )
+
+
+async def reconciled_since(http: httpx.AsyncClient, passes: float) -> bool:
+    # a pass ending after one that was maybe already running: it started after `passes` was read
+    return (await samples(http))["proctorhub_recording_reconciles_total"] >= passes + 2
 
 
 async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_report(
@@ -67,7 +113,9 @@ async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_r
 
         async def go_dark(user_id: str) -> None:
             await candidates[user_id].camera(False)
-            await asyncio.sleep(3 + rng.random())
+            await eventually(
+                lambda: user_id in admin.opened("video.gap"), timeout=30, what=f"{user_id}'s gap alerted"
+            )
             await candidates[user_id].camera(True)
 
         async def rejoin_media(user_id: str) -> None:
@@ -77,17 +125,19 @@ async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_r
             candidates[user_id] = await old.join_again()
 
         await asyncio.gather(*(go_dark(u) for u in dark), *(rejoin_media(u) for u in rejoin))
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: set(admin.closed("video.gap")) == set(dark), timeout=30, what="the gaps closed"
+        )
         await asyncio.gather(*(c.finish() for c in candidates.values()))
         await eventually(
             lambda: (
                 set(admin.opened("recording.missing")) == set(dropped)
                 and set(admin.opened("recording.failed")) == set(failed)
             ),
-            30,
-            "the dropped and failed recordings are alerted",
+            timeout=30,
+            what="the dropped and failed recordings are alerted",
         )
-        await asyncio.sleep(4)  # retries (1.7 s at most) and one reconciliation have run
+        await settled_and_reconciled(http)
         live = await snapshot(http, event, ids)
 
         emitted = (await http.get("/hms-sim/_sim/events")).json()["events"]
@@ -102,7 +152,7 @@ async def test_lossy_duplicated_shuffled_delivery_gives_the_same_timelines_and_r
         for envelope in replay:
             answer = await http.post("/webhooks/100ms", json=envelope, headers=headers)
             assert answer.status_code == 200, answer.text
-        await asyncio.sleep(3)
+        await eventually(lambda: drained(http), timeout=30, what="the replay handled")
         replayed = await snapshot(http, event, ids)
 
     assert replayed == live, f"{lost} events were lost on the way"
@@ -132,26 +182,23 @@ async def test_webhooks_100ms_gave_up_on_are_read_back_from_its_rest_api(
         await add_fault(http, kind="webhook.lose", event_type="session.close.success", count=1)
         admin = await watcher(hub, "admin", "admin", event)
         lost = await sit(hub, event, "lost", http)
-        await asyncio.sleep(2.5)  # recordings are counted in whole seconds
+        await asyncio.sleep(2.5)  # the sitting itself, not a wait: 100ms counts recordings in whole seconds
         await lost.finish()
 
         async def timeline() -> dict[str, Any]:
             answer = await http.get(f"/api/v1/events/{event}/candidates/lost/timeline", headers=AUTH)
             return dict(answer.json())
 
-        deadline = asyncio.get_running_loop().time() + 15
-        while True:
+        async def recorded() -> dict[str, Any] | None:
             found = await timeline()
-            statuses = [r["status"] for r in found["recordings"]]
-            if statuses == ["recorded"] or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.2)
+            return found if [r["status"] for r in found["recordings"]] == ["recorded"] else None
+
+        found = await eventually(recorded, timeout=15, what="the lost recording read back as recorded")
         injected = (await http.get("/hms-sim/_sim/log")).json()["injected"]
     assert {i["event_type"] for i in injected} >= {
         "peer.join.success",
         "session.close.success",
         "stream.recording.success",
     }
-    assert statuses == ["recorded"], found
     assert found["intervals"]["recorded"] and found["intervals"]["in_room"]
     assert not [a for a in admin.alerts if a.data["kind"].startswith("recording.")]

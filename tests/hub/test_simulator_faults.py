@@ -9,7 +9,8 @@ import pytest
 
 from server.hms.simulator import Simulator, SimulatorConfig
 from server.hms.tokens import mint_app_token, mint_management_token
-from tests.simulator_support import ACCESS_KEY, SECRET, Receiver, eventually, receiving, running, serve
+from tests.polling import eventually
+from tests.simulator_support import ACCESS_KEY, SECRET, Receiver, receiving, running, serve
 
 
 async def test_rest_429_and_500_for_the_next_n_calls_on_a_path() -> None:
@@ -106,7 +107,7 @@ async def test_on_a_real_port_with_a_rest_timeout() -> None:
                 now=time.time(),
             ).token
             joined = (await http.post("/media/join", json={"token": app_token})).json()
-            await receiver.wait_for(2)
+            await eventually(lambda: len(receiver.events()) >= 2, what="2 webhooks")
             assert receiver.events("peer.join.success")[0]["data"]["peer_id"] == joined["peer_id"]
 
             await http.post("/_sim/faults", json={"kind": "rest.timeout", "seconds": 0.6, "count": 1})
@@ -121,6 +122,6 @@ async def test_on_a_real_port_with_a_rest_timeout() -> None:
                 ("rest.timeout", f"/v2/active-rooms/{room['id']}/peers")
             ]
             await http.post(f"/media/peers/{joined['peer_id']}/leave")
-            await receiver.wait_for(4)
+            await eventually(lambda: len(receiver.events()) >= 4, what="4 webhooks")
         assert receiver.types()[-2:] == ["peer.leave.success", "session.close.success"]
         await eventually(lambda: not sim.started)  # the lifespan stopped it

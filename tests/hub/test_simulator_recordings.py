@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 
 from server.hms.simulator import LocalTarget, S3Target
+from tests.polling import eventually
 from tests.s3 import CREDENTIALS, S3Server
-from tests.simulator_support import Harness, eventually, running
+from tests.simulator_support import Harness, running
 
 
 def _s3(server: S3Server, bucket: str, prefix: str = "rec") -> S3Target:

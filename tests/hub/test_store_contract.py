@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,6 +29,7 @@ from server.store.records import (
 )
 from server.store.redis import RedisStore
 from tests.conftest import flush
+from tests.polling import eventually
 from tests.servers import RedisServer, free_port, start_redis
 
 EV = "ev1"
@@ -42,15 +42,6 @@ def ref(user: str, conn: str = "c1", node: str = "n1", event: str = EV) -> ConnR
 
 def flag(user: str, flag_id: str, ts: float) -> FlagRecord:
     return FlagRecord(flag_id, EV, user, "proctor-1", f"note {flag_id}", "high", ts, {"k": [1, 2]})
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll for a pub/sub delivery: Redis hands messages over on another connection."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -14,6 +13,7 @@ from server.metrics import WebhookMetrics
 from server.recording.intake.envelope import Envelope
 from server.recording.intake.inbox import Inbox
 from server.store.base import Store
+from tests.polling import eventually
 from tests.webhook_support import encode, event
 
 FAST = (0.02, 0.02, 0.02, 0.02)
@@ -43,19 +43,6 @@ def sample(metrics: WebhookMetrics, name: str, **labels: str) -> float:
 
 def new_metrics() -> WebhookMetrics:
     return WebhookMetrics(CollectorRegistry())
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await _holds(check):
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-async def _holds(check: Callable[[], Any]) -> bool:
-    result = check()
-    return bool(await result) if asyncio.iscoroutine(result) else bool(result)
 
 
 def inbox(store: Store, handle: Recorder, metrics: WebhookMetrics, **options: Any) -> Inbox:

@@ -12,9 +12,10 @@ import redis.asyncio as aioredis
 from server.hms.tokens import mint_app_token, mint_management_token
 from server.recording.intake.envelope import MAX_BODY_BYTES
 from tests.conftest import HubFactory
+from tests.polling import eventually
 from tests.servers import RedisServer, free_port, start_redis
 from tests.simulator_support import Receiver, receiving
-from tests.webhook_support import AUTH, HEADER, WEBHOOK_SECRET, encode, event, metrics, post, until
+from tests.webhook_support import AUTH, HEADER, WEBHOOK_SECRET, encode, event, metrics, post
 
 HMS_KEY = "webhook-test-access-key"
 HMS_SECRET = "webhook-test-hms-secret-" + "h" * 24
@@ -119,13 +120,13 @@ async def test_duplicates_are_processed_once_and_foreign_rooms_not_at_all(hub) -
     twice = event(event_id="dup-1")
     for body in (twice, twice, event(event_id="dup-2"), twice, event(room_name="elsewhere-ev-1")):
         assert post(hub, body).json() == {"status": "accepted"}
-    await until(lambda: metrics(hub)["backlog"] == 0 and metrics(hub)["foreign"] == 1, what="drained")
+    await eventually(lambda: metrics(hub)["backlog"] == 0 and metrics(hub)["foreign"] == 1, what="drained")
     counts = metrics(hub)
     assert counts["accepted"] == 5
     assert counts["duplicates"] == 2
     assert counts["processed"] == 3  # dup-1, dup-2 and the foreign one (counted, not handled)
     assert post(hub, twice).json() == {"status": "accepted"}  # long after: still a duplicate
-    await until(lambda: metrics(hub)["duplicates"] == 3, what="late duplicate")
+    await eventually(lambda: metrics(hub)["duplicates"] == 3, what="late duplicate")
 
 
 async def test_relay_to_another_environment_with_retries(hub_factory: HubFactory) -> None:
@@ -138,7 +139,9 @@ async def test_relay_to_another_environment_with_retries(hub_factory: HubFactory
         for body in (joined, recorded, unknown_room, event(room_name="production-ev-1")):
             answer = await http.post(f"{hub.http}/webhooks/100ms", content=encode(body), headers=AUTH)
             assert answer.json() == {"status": "accepted"}
-        await receiver.wait_for(4, timeout=15)  # each: 500 first, then 200
+        await eventually(
+            lambda: len(receiver.events()) >= 4, timeout=15, what="4 webhooks"
+        )  # each: 500 first, then 200
         assert sorted(r.body["id"] for r in receiver.requests) == sorted(
             [joined["id"]] * 2 + [recorded["id"]] * 2
         )
@@ -147,7 +150,7 @@ async def test_relay_to_another_environment_with_retries(hub_factory: HubFactory
             joined["id"]: joined,
             recorded["id"]: recorded,
         }
-        await until(lambda: metrics(hub)["backlog"] == 0, what="drained")
+        await eventually(lambda: metrics(hub)["backlog"] == 0, what="drained")
         counts = metrics(hub)
         assert counts['relayed{target="staging"}'] == 2 and counts['relay_errors{target="staging"}'] == 2
         assert counts["foreign"] == 2  # a room 100ms does not know, and one of no configured environment
@@ -166,14 +169,14 @@ async def test_a_relay_survives_a_restart_of_the_hub(
     first = hub_factory(**env)
     body = event(room_id="edge-room", room_name="edge-ev-1")
     assert post(first, body).json() == {"status": "accepted"}
-    await until(lambda: metrics(first)['relay_errors{target="edge"}'] >= 1, what="a failed forward")
+    await eventually(lambda: metrics(first)['relay_errors{target="edge"}'] >= 1, what="a failed forward")
     first.kill()  # mid-retries
     receiver = Receiver()
     async with receiving(receiver, port):
         second = hub_factory(**env)  # the same node name resumes the entries it held
-        await receiver.wait_for(1, timeout=15)
+        await eventually(lambda: len(receiver.events()) >= 1, timeout=15, what="a webhook")
         assert receiver.requests[0].body == body
-        await until(lambda: metrics(second)['relayed{target="edge"}'] == 1, what="relayed")
+        await eventually(lambda: metrics(second)['relayed{target="edge"}'] == 1, what="relayed")
 
 
 def test_a_bad_relay_setting_stops_start_up(hub_factory: HubFactory) -> None:
@@ -207,16 +210,16 @@ async def test_nothing_accepted_is_lost_when_redis_restarts(hub_factory: HubFact
         assert metrics(intake)['refused{reason="store_unavailable"}'] >= 1
 
         worker = hub_factory(**common)
-        await until(lambda: metrics(worker)["processed"] == 25, timeout=15, what="all processed")
-        await until(lambda: metrics(worker)["backlog"] == 0, what="drained")
+        await eventually(lambda: metrics(worker)["processed"] == 25, timeout=15, what="all processed")
+        await eventually(lambda: metrics(worker)["backlog"] == 0, what="drained")
         assert metrics(worker)["duplicates"] == 0
 
         server.stop(keep_data=True)  # again, under a hub that processes: its inbox waits and comes back
         assert post(worker, event()).status_code == 503
-        await until(lambda: metrics(worker)["store_errors"] >= 1, what="the inbox noticed")
+        await eventually(lambda: metrics(worker)["store_errors"] >= 1, what="the inbox noticed")
         server = start_redis(server.port, appendonly=True, workdir=server.workdir)
-        await until(lambda: post(worker, event(event_id="late")).status_code == 200, what="stored again")
-        await until(lambda: metrics(worker)["processed"] == 26, timeout=15, what="processed after")
+        await eventually(lambda: post(worker, event(event_id="late")).status_code == 200, what="stored again")
+        await eventually(lambda: metrics(worker)["processed"] == 26, timeout=15, what="processed after")
         assert intake.proc.poll() is None and worker.proc.poll() is None
         worker.stop()
         intake.stop()  # while Redis is up
@@ -243,7 +246,7 @@ async def test_embedded_simulator_delivers_to_this_hub(hub_factory: HubFactory) 
         ).token
         joined = await sim.post("/media/join", json={"token": app_token, "user_name": "Cand"})
         assert joined.status_code == 200, joined.text
-        await until(lambda: metrics(hub)["processed"] >= 2, what="session.open and peer.join processed")
+        await eventually(lambda: metrics(hub)["processed"] >= 2, what="session.open and peer.join processed")
         deliveries = (await sim.get("/_sim/webhooks")).json()["deliveries"]
     assert {d["event_type"] for d in deliveries} >= {"session.open.success", "peer.join.success"}
     assert {(d["url"], d["status"], d["outcome"]) for d in deliveries} == {

@@ -7,8 +7,8 @@ import asyncio
 from tests.allocation_support import Listener, allocation, seats
 from tests.client import login, token
 from tests.conftest import SECRET, create_event
+from tests.polling import eventually
 from tests.servers import RedisServer, start_simulator
-from tests.sitting import eventually as until
 
 
 async def test_600_candidates_and_40_proctors_on_two_nodes(hub_factory, redis_server: RedisServer) -> None:
@@ -41,7 +41,7 @@ async def test_600_candidates_and_40_proctors_on_two_nodes(hub_factory, redis_se
             occupied = [r for r in alloc["rooms"] if r["candidates"]]
             return len(placed) == 600 and all(r["proctors"] for r in occupied)
 
-        await until(settled, 60, "every candidate seated and every occupied room watched")
+        await eventually(settled, timeout=60, what="every candidate seated and every occupied room watched")
         alloc_a, alloc_b = allocation(nodes[0], event), allocation(nodes[1], event)
         assert alloc_a == alloc_b
         placed = seats(alloc_a)
@@ -58,6 +58,8 @@ async def test_600_candidates_and_40_proctors_on_two_nodes(hub_factory, redis_se
                 listeners[p].rooms() == proctor_rooms.get(p, set()) for p, _ in users[:40]
             )
 
-        await until(clients_agree, 20, "every client's last room.assign matches the allocation")
+        await eventually(
+            clients_agree, timeout=20, what="every client's last room.assign matches the allocation"
+        )
     finally:
         simulator.stop()

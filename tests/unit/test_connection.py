@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
@@ -13,6 +13,7 @@ import pytest
 from server.auth import Session
 from server.hubs.connection import Connection, ConnectionState
 from server.protocol import Codec, Outbound
+from tests.polling import eventually
 
 SESSION = Session(user_id="u1", event_id="e1", role="proctor", exp=2e9, iat=1e9)
 
@@ -77,12 +78,6 @@ async def harness() -> AsyncIterator[Harness]:
     await asyncio.sleep(0)  # let cancelled writer tasks finish inside the test's loop
 
 
-async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0)
-
-
 def msg(name: str, key: str | None = None, **data: Any) -> Outbound:
     return Outbound(name, {"n": name, **data}, coalesce_key=key)
 
@@ -95,7 +90,7 @@ async def test_messages_go_out_in_order_with_increasing_ids(harness: Harness) ->
     names = [f"m{i}" for i in range(10)]
     for name in names:
         assert conn.send(msg(name))
-    await until(lambda: len(harness.socket.sent) == 10)
+    await eventually(lambda: len(harness.socket.sent) == 10, interval=0)
     frames = harness.socket.frames()
     assert [f["type"] for f in frames] == names
     assert [f["id"] for f in frames] == list(range(1, 11))
@@ -106,10 +101,10 @@ async def test_messages_go_out_in_order_with_increasing_ids(harness: Harness) ->
 async def test_ids_keep_increasing_across_writer_restarts(harness: Harness) -> None:
     conn = harness.connect()
     conn.send(msg("a"))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     await asyncio.sleep(0)  # the writer has finished; the next send starts a new one
     conn.send(Outbound("pong", {}, re=41))
-    await until(lambda: len(harness.socket.sent) == 2)
+    await eventually(lambda: len(harness.socket.sent) == 2, interval=0)
     frames = harness.socket.frames()
     assert [(f["type"], f["id"], f["re"]) for f in frames] == [("a", 1, None), ("pong", 2, 41)]
 
@@ -120,10 +115,10 @@ async def test_send_never_blocks_the_caller(harness: Harness) -> None:
     for i in range(5):
         assert conn.send(msg(f"m{i}"))
     assert harness.socket.sent == []  # nothing written until the caller yields
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     assert conn.queued == 4
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 5)
+    await eventually(lambda: len(harness.socket.sent) == 5, interval=0)
 
 
 async def test_each_connection_numbers_its_own_messages(harness: Harness) -> None:
@@ -132,7 +127,7 @@ async def test_each_connection_numbers_its_own_messages(harness: Harness) -> Non
     first.send(shared)
     second.send(shared)
     second.send(msg("only-second"))
-    await until(lambda: len(harness.socket.sent) == 3)
+    await eventually(lambda: len(harness.socket.sent) == 3, interval=0)
     assert sorted((f["type"], f["id"]) for f in harness.socket.frames()) == [
         ("broadcast", 1),
         ("broadcast", 1),
@@ -147,7 +142,7 @@ async def test_coalesced_messages_keep_the_first_place_and_the_latest_content(ha
     conn = harness.connect()
     harness.socket.gate.clear()
     conn.send(msg("blocker"))
-    await until(lambda: len(harness.socket.sent) == 1)  # the writer now waits inside send
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)  # the writer now waits inside send
 
     assert conn.send(msg("candidate.status", "status:c1", v=1))
     assert conn.send(msg("other"))
@@ -157,7 +152,7 @@ async def test_coalesced_messages_keep_the_first_place_and_the_latest_content(ha
     assert conn.queued == 3
 
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 4)
+    await eventually(lambda: len(harness.socket.sent) == 4, interval=0)
     await asyncio.sleep(0)
     frames = harness.socket.frames()
     assert [(f["type"], f["data"].get("v")) for f in frames] == [
@@ -173,11 +168,11 @@ async def test_a_message_already_being_written_is_not_replaced(harness: Harness)
     conn = harness.connect()
     harness.socket.gate.clear()
     conn.send(msg("candidate.status", "status:c1", v=1))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     conn.send(msg("candidate.status", "status:c1", v=2))
     assert conn.queued == 1
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 2)
+    await eventually(lambda: len(harness.socket.sent) == 2, interval=0)
     assert [f["data"]["v"] for f in harness.socket.frames()] == [1, 2]
 
 
@@ -185,13 +180,13 @@ async def test_coalescing_a_full_queue_is_not_an_overflow(harness: Harness) -> N
     conn = harness.connect(queue_size=4)
     harness.socket.gate.clear()
     conn.send(msg("blocker"))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     for i in range(4):
         assert conn.send(msg("candidate.status", f"status:c{i}", v=0))
     assert conn.send(msg("candidate.status", "status:c0", v=1))
     assert harness.overflows == []
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 5)
+    await eventually(lambda: len(harness.socket.sent) == 5, interval=0)
     assert [f["data"]["v"] for f in harness.socket.frames()[1:]] == [1, 0, 0, 0]
 
 
@@ -202,7 +197,7 @@ async def test_overflow_calls_on_overflow_and_send_returns_false(harness: Harnes
     conn = harness.connect(queue_size=4)
     harness.socket.gate.clear()
     conn.send(msg("blocker"))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     assert all(conn.send(msg(f"m{i}")) for i in range(4))
     assert harness.overflows == []
 
@@ -211,7 +206,7 @@ async def test_overflow_calls_on_overflow_and_send_returns_false(harness: Harnes
     assert conn.queued == 4
 
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 5)
+    await eventually(lambda: len(harness.socket.sent) == 5, interval=0)
     assert "one-too-many" not in harness.socket.types()
 
 
@@ -220,7 +215,7 @@ async def test_stuck_send_past_the_timeout_triggers_on_overflow(harness: Harness
     harness.socket.gate.clear()
     conn.send(msg("stuck"))
     conn.send(msg("behind"))
-    await until(lambda: harness.overflows == [conn], timeout=0.5)
+    await eventually(lambda: harness.overflows == [conn], timeout=0.5, interval=0)
     assert harness.socket.types() == ["stuck"]
 
 
@@ -231,7 +226,7 @@ async def test_a_slow_send_within_the_timeout_is_fine(harness: Harness) -> None:
     conn.send(msg("next"))
     await asyncio.sleep(0.02)
     harness.socket.gate.set()
-    await until(lambda: len(harness.socket.sent) == 2)
+    await eventually(lambda: len(harness.socket.sent) == 2, interval=0)
     assert harness.overflows == []
 
 
@@ -242,7 +237,7 @@ async def test_close_sends_the_code_drops_the_queue_and_refuses_later_sends(harn
     conn = harness.connect()
     harness.socket.gate.clear()
     conn.send(msg("blocker"))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     conn.send(msg("dropped-1"))
     conn.send(msg("candidate.status", "status:c1"))
 
@@ -296,7 +291,7 @@ async def test_msgpack_codec_produces_bytes_frames(harness: Harness) -> None:
     conn = harness.connect(Codec.MSGPACK)
     conn.send(Outbound("room.assign", {"room_id": "r1", "token_exp": 123}, re=5))
     conn.send(msg("second"))
-    await until(lambda: len(harness.socket.sent) == 2)
+    await eventually(lambda: len(harness.socket.sent) == 2, interval=0)
     assert all(set(m) == {"type", "bytes"} and isinstance(m["bytes"], bytes) for m in harness.socket.sent)
     first, second = harness.socket.frames()
     assert {k: first[k] for k in ("type", "id", "re", "data")} == {
@@ -311,6 +306,6 @@ async def test_msgpack_codec_produces_bytes_frames(harness: Harness) -> None:
 async def test_json_codec_produces_text_frames(harness: Harness) -> None:
     conn = harness.connect(Codec.JSON)
     conn.send(msg("a"))
-    await until(lambda: len(harness.socket.sent) == 1)
+    await eventually(lambda: len(harness.socket.sent) == 1, interval=0)
     assert set(harness.socket.sent[0]) == {"type", "text"}
     assert isinstance(harness.socket.sent[0]["text"], str)

@@ -589,6 +589,28 @@ def test_an_absent_proctor_hands_its_rooms_over_at_once() -> None:
     assert plan(state).proctor_rooms == {"p": frozenset(), "q": frozenset({"a", "b"})}
 
 
+def test_a_proctor_back_takes_rooms_without_moving_rooms_between_the_others() -> None:
+    """Found by the property above: room c is larger than N (N lowered mid-event). Giving c to the
+    returning s would leave q 3 below p, and p would then hand a room to q; s takes d and a instead."""
+    cap = Capacity(room_size=2, proctor_load=4)
+    rooms = [
+        RoomState("a", candidates=frozenset({"a0", "a1"}), proctors=frozenset({"p"})),
+        RoomState("b", candidates=frozenset({"b0", "b1"}), proctors=frozenset({"p"})),
+        RoomState("c", candidates=frozenset({"c0", "c1", "c2"}), proctors=frozenset({"q"})),
+        RoomState("d", candidates=frozenset({"d0"}), proctors=frozenset({"q"})),
+    ]
+    cands = (
+        seated("a", "a0", "a1") + seated("b", "b0", "b1") + seated("c", "c0", "c1", "c2") + seated("d", "d0")
+    )
+    state = event(cap, rooms, cands, ["p", "q", "s"])
+    again = plan(state)
+    check_plan(state, again)
+    held = rooms_of(state)
+    gained = again.proctor_rooms["s"]
+    for q in ("p", "q"):
+        assert again.proctor_rooms[q] <= held[q] and held[q] - again.proctor_rooms[q] <= gained
+
+
 def test_shortage_is_reported_with_its_numbers() -> None:
     p = plan(full_rooms(3, 2, size=10))
     assert p.shortage == Shortage(proctors_present=2, rooms_needing=3, rooms_unwatched=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.simulator_support import Harness, eventually, running
+from tests.polling import eventually
+from tests.simulator_support import Harness, running
 
 
 def _events(h: Harness, event_type: str) -> list[dict]:  # type: ignore[type-arg]

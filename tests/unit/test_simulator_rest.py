@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.simulator_support import Harness, eventually, running
+from tests.polling import eventually
+from tests.simulator_support import Harness, running
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 

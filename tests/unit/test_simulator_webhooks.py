@@ -7,11 +7,11 @@ import itertools
 import re
 import uuid
 
+from tests.polling import eventually
 from tests.simulator_support import (
     WEBHOOK_HEADER,
     WEBHOOK_SECRET,
     Receiver,
-    eventually,
     receiving,
     running,
 )
@@ -26,7 +26,7 @@ async def test_events_arrive_with_the_envelope_and_the_secret_header() -> None:
     async with receiving(receiver) as url, running(webhook_url=url, webhook_headers=HEADERS) as h:
         room = await h.create_room("exam-1")
         a = await h.join(room["id"], "cand-1")
-        await receiver.wait_for(2)
+        await eventually(lambda: len(receiver.events()) >= 2, what="2 webhooks")
         assert receiver.types() == ["session.open.success", "peer.join.success"]
         for request in receiver.requests:
             assert request.headers[WEBHOOK_HEADER.lower()] == WEBHOOK_SECRET
@@ -61,7 +61,9 @@ async def test_non_200_is_retried_at_the_configured_delays() -> None:
     ):
         room = await h.create_room("exam-1")
         await h.join(room["id"], "cand-1")
-        await receiver.wait_for(3, "peer.join.success", timeout=5)
+        await eventually(
+            lambda: len(receiver.events("peer.join.success")) >= 3, timeout=5, what="3 peer.join.success"
+        )
         await eventually(
             lambda: any(
                 d.outcome == "delivered" and d.event_type == "peer.join.success" for d in h.sim.deliveries
@@ -109,7 +111,7 @@ async def test_connection_errors_and_timeouts_count_as_failures() -> None:
     ):
         room = await h.create_room("exam-1")
         await h.join(room["id"], "cand-1")
-        await receiver.wait_for(2, "peer.join.success")
+        await eventually(lambda: len(receiver.events("peer.join.success")) >= 2, what="2 peer.join.success")
         await eventually(lambda: [d.outcome for d in h.sim.deliveries].count("delivered") == 2)
         join_log = [d for d in h.sim.deliveries if d.event_type == "peer.join.success"]
         assert [(d.error, d.outcome) for d in join_log] == [("timeout", "retrying"), (None, "delivered")]
@@ -132,8 +134,8 @@ async def test_a_room_webhook_replaces_the_workspace_one() -> None:
         prod = await h.create_room("prod-1")
         await h.join(staging["id"], "cand-1")
         await h.join(prod["id"], "cand-2")
-        await per_room.wait_for(2)
-        await workspace.wait_for(2)
+        await eventually(lambda: len(per_room.events()) >= 2, what="2 webhooks at per_room")
+        await eventually(lambda: len(workspace.events()) >= 2, what="2 webhooks at workspace")
         assert {e["data"]["room_id"] for e in per_room.events()} == {staging["id"]}
         assert {e["data"]["room_id"] for e in workspace.events()} == {prod["id"]}
         assert per_room.requests[0].headers["x-env"] == "staging"
@@ -150,7 +152,9 @@ async def test_lose_and_duplicate_faults() -> None:
         a = await h.join(room["id"], "cand-1")
         b = await h.join(room["id"], "cand-2")
         await h.media(a["peer_id"], "leave")
-        await receiver.wait_for(4)  # open, one join, the leave twice
+        await eventually(
+            lambda: len(receiver.events()) >= 4, what="4 webhooks"
+        )  # open, one join, the leave twice
         await asyncio.sleep(0.1)
         joins = receiver.events("peer.join.success")
         assert [e["data"]["peer_id"] for e in joins] == [b["peer_id"]]  # the first join was lost
@@ -176,7 +180,7 @@ async def test_a_failed_attempt_is_retried_and_the_event_arrives_late() -> None:
         room = await h.create_room("exam-1")
         h.sim.add_fault("webhook.fail", event_type="peer.join.success", count=2)
         a = await h.join(room["id"], "cand-1")
-        await receiver.wait_for(2)
+        await eventually(lambda: len(receiver.events()) >= 2, what="2 webhooks")
         assert receiver.types() == ["session.open.success", "peer.join.success"]
         assert receiver.events("peer.join.success")[0]["data"]["peer_id"] == a["peer_id"]
 
@@ -197,7 +201,7 @@ async def test_delay_and_reorder_faults() -> None:
         room = await h.create_room("exam-1")
         h.sim.add_fault("webhook.delay", event_type="session.open.success", seconds=0.3)
         await h.join(room["id"], "cand-1")
-        await receiver.wait_for(2)
+        await eventually(lambda: len(receiver.events()) >= 2, what="2 webhooks")
         assert receiver.types() == ["peer.join.success", "session.open.success"]
         gap = receiver.requests[1].at - receiver.requests[0].at
         assert gap >= 0.2, gap
@@ -205,7 +209,7 @@ async def test_delay_and_reorder_faults() -> None:
         h.sim.add_fault("webhook.reorder", event_type="peer.join.success", count=1)
         await h.join(room["id"], "cand-2")
         await h.join(room["id"], "cand-3")
-        await receiver.wait_for(4)
+        await eventually(lambda: len(receiver.events()) >= 4, what="4 webhooks")
         users = [e["data"]["user_id"] for e in receiver.events("peer.join.success")]
         assert users == ["cand-1", "cand-3", "cand-2"]
         assert [i.kind for i in h.sim.injected] == ["webhook.delay", "webhook.reorder"]

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.hubs.timers import TimerLoop, TimerQueue
+from tests.fake_clock import FakeClock, timers_ran
+from tests.polling import eventually
 
 
 def recorder() -> tuple[list[str], Callable[[str], Callable[[], None]]]:
@@ -135,14 +137,6 @@ def test_pop_due_returns_exactly_the_live_due_timers_in_order(
 # ---------------------------------------------------------------- TimerLoop
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def loop_and_clock() -> AsyncIterator[tuple[TimerLoop, FakeClock]]:
     clock = FakeClock()
@@ -154,13 +148,6 @@ async def loop_and_clock() -> AsyncIterator[tuple[TimerLoop, FakeClock]]:
         await task
 
 
-async def settle(condition: Callable[[], bool], timeout: float = 0.5) -> None:
-    """Let the loop run (small real sleeps) until `condition` holds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.002)
-
-
 async def test_loop_runs_callbacks_when_the_clock_passes_their_deadline(
     loop_and_clock: tuple[TimerLoop, FakeClock],
 ) -> None:
@@ -169,33 +156,33 @@ async def test_loop_runs_callbacks_when_the_clock_passes_their_deadline(
     timers.call_at(clock.now + 0.02, make("late"))
     timers.call_at(clock.now + 0.01, make("early"))
     timers.call_at(clock.now + 0.01, make("early-2"))
-    await asyncio.sleep(0.03)
-    assert fired == []  # real time passed, but the injected clock did not move
+    await timers_ran(timers)
+    assert fired == []  # the loop went over its timers, but the injected clock did not move
 
-    clock.now += 0.015
-    await settle(lambda: len(fired) == 2)
+    clock.now += 0.015  # the loop's own wait (0.01 s) ends and finds two due
+    await eventually(lambda: len(fired) == 2, what="the two early timers")
     assert fired == ["early", "early-2"]
     clock.now += 1
-    await settle(lambda: len(fired) == 3)
+    await eventually(lambda: len(fired) == 3, what="the late timer")
     assert fired == ["early", "early-2", "late"]
 
 
 async def test_an_earlier_timer_wakes_an_idle_loop(loop_and_clock: tuple[TimerLoop, FakeClock]) -> None:
     timers, clock = loop_and_clock
     fired, make = recorder()
-    await asyncio.sleep(0.005)  # the loop now waits with no deadline at all
+    await timers_ran(timers)  # the loop now waits with no deadline at all
     timers.call_at(clock.now - 1, make("overdue"))
-    await settle(lambda: fired == ["overdue"], timeout=0.2)
+    await eventually(lambda: fired == ["overdue"], what="the overdue timer")
 
 
 async def test_an_earlier_timer_preempts_a_far_one(loop_and_clock: tuple[TimerLoop, FakeClock]) -> None:
     timers, clock = loop_and_clock
     fired, make = recorder()
     timers.call_at(clock.now + 3600, make("far"))
-    await asyncio.sleep(0.005)  # the loop now sleeps for an hour of real time
+    await timers_ran(timers)  # the loop now sleeps for an hour of real time
     timers.call_at(clock.now, make("now"))
-    await settle(lambda: fired == ["now"], timeout=0.2)
-    await asyncio.sleep(0.01)
+    await eventually(lambda: fired == ["now"], what="the timer due now")
+    await timers_ran(timers)
     assert fired == ["now"]
 
 
@@ -205,8 +192,8 @@ async def test_cancelled_timer_never_runs(loop_and_clock: tuple[TimerLoop, FakeC
     timers.call_at(clock.now + 0.01, make("cancelled")).cancel()
     timers.call_at(clock.now + 0.02, make("kept"))
     clock.now += 1
-    await settle(lambda: fired == ["kept"])
-    await asyncio.sleep(0.01)
+    await eventually(lambda: fired == ["kept"], what="the kept timer")
+    await timers_ran(timers)
     assert fired == ["kept"]
 
 
@@ -219,7 +206,7 @@ async def test_callback_may_schedule_another(loop_and_clock: tuple[TimerLoop, Fa
         timers.call_at(clock.now, make("second"))
 
     timers.call_at(clock.now, first)
-    await settle(lambda: fired == ["first", "second"])
+    await eventually(lambda: fired == ["first", "second"], what="both timers")
 
 
 async def test_a_failing_callback_is_logged_and_the_loop_goes_on(
@@ -234,9 +221,9 @@ async def test_a_failing_callback_is_logged_and_the_loop_goes_on(
     with caplog.at_level(logging.ERROR, logger="proctorhub.hubs.timers"):
         timers.call_at(clock.now, boom)
         timers.call_at(clock.now, make("after"))
-        await settle(lambda: fired == ["after"])
+        await eventually(lambda: fired == ["after"], what="the timer after the failing one")
     assert [r.message for r in caplog.records] == ["timer callback failed"]
     assert caplog.records[0].exc_info is not None
 
     timers.call_at(clock.now, make("later"))
-    await settle(lambda: fired == ["after", "later"])
+    await eventually(lambda: fired == ["after", "later"], what="a timer set after the failure")

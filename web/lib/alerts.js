@@ -1,3 +1,4 @@
+// @ts-check
 // The alerts feed shared by the proctor and admin pages: `alert` open/close applied live, newest first,
 // with a visible cue (the panel flashes, the tab title counts open alerts) and an optional audible one.
 import { duration, el, setText, time } from "./dom.js";
@@ -59,6 +60,16 @@ export function describe(alert, nameOf) {
 }
 
 export class AlertsPanel {
+  /**
+   * @param {object} options
+   * @param {HTMLElement} options.panel the panel (shown while alerts are open)
+   * @param {HTMLElement} options.list where the alerts are listed
+   * @param {HTMLElement} options.count the count of open alerts
+   * @param {(candidateId: string) => string} options.nameOf a candidate's display name
+   * @param {Cue | null} [options.cue] the sound played for a new alert
+   * @param {string} [options.title] the page title the count is put in front of
+   * @param {(alert: object) => void} [options.onChange] called with each alert that changed
+   */
   constructor({ panel, list, count, nameOf, cue = null, title = document.title, onChange = () => {} }) {
     this.panel = panel;
     this.list = list;

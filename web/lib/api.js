@@ -1,3 +1,4 @@
+// @ts-check
 // The hub's HTTP API with the page's session token (`Authorization: Bearer <JWT>`).
 
 export class ApiError extends Error {
@@ -30,7 +31,7 @@ export class Api {
   async json(method, path, body) {
     const response = await this.call(method, path, body);
     const text = await response.text();
-    let parsed = null;
+    let parsed;
     try {
       parsed = text ? JSON.parse(text) : null;
     } catch {
@@ -60,7 +61,7 @@ export class Api {
     const response = await this.call("GET", path);
     if (!response.ok) {
       const text = await response.text();
-      let error = {};
+      let error;
       try {
         error = JSON.parse(text).error || {};
       } catch {

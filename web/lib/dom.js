@@ -1,3 +1,4 @@
+// @ts-check
 // Building the pages' DOM from data. Every piece of text goes in through textContent (or an attribute set
 // as a property), never as HTML: a name like `<img src=x onerror=...>` stays text.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // One client of the hub's wire contract (docs/protocol.md) for every page, and for Node's test runner.
 //
 //   const hub = new HubClient({ url, token });
@@ -44,8 +45,14 @@ export class HubClient {
    * @param {object} options
    * @param {string} options.url ws(s)://host/ws
    * @param {string} options.token the session JWT
-   * @param {Function} [options.refreshToken] async () => newer session JWT (or null), for session.expiring
-   * @param {Function} [options.WebSocket] the WebSocket class (Node before 22, tests)
+   * @param {() => Promise<string | null>} [options.refreshToken] a newer session JWT (or null), for
+   *   session.expiring
+   * @param {typeof WebSocket} [options.WebSocket] the WebSocket class (Node before 22, tests)
+   * @param {number} [options.pingMs] how often to ping the hub
+   * @param {number} [options.baseMs] the first backoff step
+   * @param {number} [options.capMs] the largest backoff
+   * @param {number} [options.nowJitterMs] the jitter of a reconnect at once (close 1012)
+   * @param {() => number} [options.random] a uniform random number in [0, 1)
    */
   constructor({
     url,

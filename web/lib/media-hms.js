@@ -1,3 +1,4 @@
+// @ts-check
 // The media adapter on the 100ms Web SDK (@100mslive/hms-video-store, pinned in web/package.json and
 // bundled into web/vendor/ by web/vendor.mjs). Loaded by media.js only when the hub uses real 100ms.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // The media adapter: one interface, two implementations.
 //
 //   const media = await createMedia(config, { role: "candidate", name, selfView: videoElement });

@@ -1,3 +1,4 @@
+// @ts-check
 // Where a page's session token comes from, and the host page around an embedded one.
 //
 // The token is read from the URL fragment (`#token=<JWT>`: never sent to a server, so never in a log) or
@@ -22,7 +23,7 @@ export function claims(token) {
   }
 }
 
-const embedded = () => globalThis.parent !== globalThis;
+const embedded = () => window.parent !== window;
 
 export class Host {
   constructor() {

@@ -1,3 +1,4 @@
+// @ts-check
 // The admin console: events (list, create, edit), live `event.stats`, rooms with their candidates and
 // proctors, the event's alerts, rebalance, session links for testing, and the report.
 import { AlertsPanel } from "../lib/alerts.js";

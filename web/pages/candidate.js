@@ -1,3 +1,4 @@
+// @ts-check
 // The candidate page: camera, connection and recording state in plain words, the proctor's warnings, a
 // reconnecting banner that never blocks the exam, and Finish. Embeddable beside a host's exam page
 // (postMessage events for the host: connected, warning, finished, session.expiring).

@@ -1,3 +1,4 @@
+// @ts-check
 // The event create/edit form: checked here with the hub's own rules (server/api/validation.py) and, for
 // what only the hub knows (an id already taken), the hub's answer shown at its field.
 import { setText } from "../lib/dom.js";

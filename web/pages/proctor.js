@@ -1,3 +1,4 @@
+// @ts-check
 // The proctor dashboard: a live grid of the candidates this proctor watches (`roster`, `candidate.status`),
 // the alerts feed, flag and warn from a tile, and reassignments announced. `#bench` in the fragment adds a
 // performance measure per status (message received -> tile updated) for load_tests/benches/page_bench.py.

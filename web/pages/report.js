@@ -1,3 +1,4 @@
+// @ts-check
 // The event's report (`GET .../report`): a table, and the CSV download (`?format=csv`).
 import { paths } from "../lib/api.js";
 import { el } from "../lib/dom.js";

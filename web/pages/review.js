@@ -1,3 +1,4 @@
+// @ts-check
 // Review of one candidate: the timeline drawn as bars (present, in room, video, recorded) with gaps and
 // flags on it, and the recording segments played in place (presigned S3 URLs or the app's own archive).
 import { Api, paths } from "../lib/api.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // One proctor tile per candidate: built once, then only the fields that changed are touched, so a stream
 // of `candidate.status` for 50 candidates costs a few text and attribute writes each.
 import { el, setState, setText } from "../lib/dom.js";

@@ -309,6 +309,7 @@ class RecordingMonitor:
         for event in await store.events.list_events():
             rooms = [r.room_id for r in await store.allocation.list_rooms(event.event_id)]
             await self._reconciler.rooms(rooms)
+        self._links.metrics.reconciles.inc()
 
     async def _due_checks(self) -> None:
         due = await self._store.timelines.due_checks(self._clock())
