@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.allocation_support import AUTH, allocation, seats
 from tests.client import HubClient, login, token
 from tests.conftest import SECRET, create_event
+from tests.polling import eventually
 from tests.servers import HubProcess, RedisServer, start_simulator
-from tests.sitting import eventually
 
 ROOM_SIZE = 10
 KEYS = {"HMS_ACCESS_KEY": "simkey", "HMS_SECRET": "s" * 40, "HUB_SECRET": SECRET}
@@ -98,7 +98,7 @@ async def test_a_node_killed_in_a_storm_loses_no_seat(hub_factory, redis_server:
         def all_seated() -> bool:
             return all(c.rooms for c in candidates) and len(seats(allocation(nodes[1], event))) == 300
 
-        await eventually(all_seated, 60, "every candidate seated after the kill")
+        await eventually(all_seated, timeout=60, what="every candidate seated after the kill")
         after = check_seats(allocation(nodes[1], event))
         assert all(after[cid] == room for cid, room in before.items()), "a seat moved"
         for c in candidates:
@@ -116,7 +116,9 @@ async def test_sigterm_in_a_storm_drains_and_keeps_every_seat(hub_factory, redis
         event = "term-storm"
         create_event(nodes[0], event, room_size=ROOM_SIZE, expected_candidates=400)
         on_a += [Candidate(f"a{i}", event, nodes[:1], 0) for i in range(200)]
-        await eventually(lambda: sum(1 for c in on_a if c.rooms) >= 100, 60, "half the storm seated")
+        await eventually(
+            lambda: sum(1 for c in on_a if c.rooms) >= 100, timeout=60, what="half the storm seated"
+        )
         nodes[0].proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(Exception):  # stops by itself: HUB_SHUTDOWN_S bounds it (the bench times it)
             await asyncio.to_thread(nodes[0].proc.wait, 6 + 20)
@@ -130,8 +132,10 @@ async def test_sigterm_in_a_storm_drains_and_keeps_every_seat(hub_factory, redis
             answer = httpx.get(f"{nodes[1].http}/api/v1/events/{event}", headers=AUTH, timeout=10).json()
             return int(answer["counts"]["online"])
 
-        await eventually(lambda: online() == 200, 60, "every candidate back online on the live node")
-        await eventually(lambda: all(c.rooms for c in on_a), 60, "every candidate told its room")
+        await eventually(
+            lambda: online() == 200, timeout=60, what="every candidate back online on the live node"
+        )
+        await eventually(lambda: all(c.rooms for c in on_a), timeout=60, what="every candidate told its room")
         after = check_seats(allocation(nodes[1], event))
         assert all(after[user] == room for user, room in told.items()), "a seat given before SIGTERM moved"
         assert all(set(c.rooms) == {after[c.user]} for c in on_a), "a candidate was told two rooms"
