@@ -45,6 +45,9 @@ class Settings:
     node_ttl_s: float = 10.0
     stats_interval_s: float = 1.0
     shutdown_s: float = 20.0
+    # joins attaching at once (under the Redis pool's 64 connections) and how long one may wait in line
+    join_concurrency: int = 48
+    join_deadline_s: float = 15.0
     allowed_origins: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ("'self'",)
     # 100ms
@@ -256,6 +259,8 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
     "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
     "HUB_SHUTDOWN_S": ("shutdown_s", _number(float, minimum=1, maximum=600)),
+    "HUB_JOIN_CONCURRENCY": ("join_concurrency", _number(int, minimum=1, maximum=10_000)),
+    "HUB_JOIN_DEADLINE_S": ("join_deadline_s", _number(float, minimum=0.1, maximum=600)),
     "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
     "HUB_FRAME_ANCESTORS": ("frame_ancestors", _frame_ancestors),
     "HMS_ACCESS_KEY": ("hms_access_key", _token_like),

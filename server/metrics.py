@@ -158,6 +158,17 @@ class HubMetrics:
             "Passes asking 100ms about every room of every event, completed by this node",
             registry=r,
         )
+        self.joins_waiting = Gauge(
+            "proctorhub_joins_waiting",
+            "Authenticated sockets queued for a join slot (HUB_JOIN_CONCURRENCY)",
+            registry=r,
+        )
+        self.joins_running = Gauge("proctorhub_joins_running", "Joins attaching now", registry=r)
+        self.joins_refused = Counter(
+            "proctorhub_joins_refused",
+            "Sockets closed 1013 after waiting HUB_JOIN_DEADLINE_S for a join slot",
+            registry=r,
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards

@@ -14,6 +14,7 @@ from server.auth import InvalidSession, Session, verify_session
 from server.background import Background
 from server.config import Settings
 from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsumer
+from server.hubs.admission import JoinGate
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
@@ -90,6 +91,11 @@ class Hub:
             renew=self.renew_session,
             clock=clock,
         )
+        self.join_gate = JoinGate(
+            settings.join_concurrency, settings.join_deadline_s, metrics.joins_refused.inc
+        )
+        metrics.joins_waiting.set_function(lambda: self.join_gate.waiting)
+        metrics.joins_running.set_function(lambda: self.join_gate.running)
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}
