@@ -185,14 +185,20 @@ def start_cluster(
     store: str,
     nodes: int = 1,
     extra_env: dict[str, str] | None = None,
+    root: Path = procs.ROOT,
 ) -> Cluster:
-    """Memory: one node. Redis: a redis-server, one simulator, and `nodes` nodes on them."""
+    """Memory: one node. Redis: a redis-server, one simulator, and `nodes` nodes on them (the hubs
+    from the tree `root`)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     if store == "memory":
         if nodes != 1:
             raise ValueError("the memory store runs one node")
         return Cluster(
-            [start_hub(f"{name}-memory", secret, log_dir / f"{name}-memory.log", extra_env=extra_env)]
+            [
+                start_hub(
+                    f"{name}-memory", secret, log_dir / f"{name}-memory.log", extra_env=extra_env, root=root
+                )
+            ]
         )
     cluster = Cluster([], redis=procs.start_redis())
     try:
@@ -213,6 +219,7 @@ def start_cluster(
                     redis_url=cluster.redis.url,
                     node_id=node,
                     extra_env=env,
+                    root=root,
                 )
             )
     except BaseException:
