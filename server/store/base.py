@@ -9,6 +9,7 @@
     store.webhooks     WebhookQueue     the durable webhook inbox             (webhooks.py)
     store.timelines    TimelineStore    the recording monitor's signals       (timelines.py)
     store.pubsub       PubSub           messages between nodes                (pubsub.py)
+    store.outbox       Outbox           events to the host app, to deliver    (outbox.py)
 
 Two backends compose them: `memory/` (one process, the embedded default) and `redis/` (any number of
 nodes). Both pass one contract suite (tests/hub/test_store_contract.py). A consumer takes the concept
@@ -24,6 +25,7 @@ from server.store.allocation import AllocationStore
 from server.store.dedupe import DedupeStore
 from server.store.events import EventStore
 from server.store.locks import LockStore
+from server.store.outbox import Outbox
 from server.store.presence import PresenceStore
 from server.store.pubsub import PubSub
 from server.store.timelines import TimelineStore
@@ -41,6 +43,7 @@ class Store(Protocol):
     webhooks: WebhookQueue
     timelines: TimelineStore
     pubsub: PubSub
+    outbox: Outbox
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

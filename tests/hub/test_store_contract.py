@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from server.store.allocation import KEEP
 from server.store.base import Store
 from server.store.memory import MemoryStore
+from server.store.outbox import Attempt, Delivery
 from server.store.records import (
     ConnRef,
     EventConfig,
@@ -836,3 +838,144 @@ async def test_webhook_consumer_resumes_what_it_held_before_a_restart(
     finally:
         if restarted is not store:
             await restarted.close()
+
+
+# the outbox of events to the host app
+
+
+def delivery(n: int, *, at: float = 10.0, created: float | None = None) -> Delivery:
+    created = float(n) if created is None else created
+    return Delivery(
+        delivery_id=f"dlv_{n}",
+        message_id=f"msg_{n}",
+        event_id=EV,
+        type="flag.added",
+        url=f"http://127.0.0.1:9/{n}",
+        body=f'{{"n": {n}, "text": "é"}}',
+        created_at=created,
+        next_at=at,
+        window_from=created,
+    )
+
+
+async def test_outbox_round_trips_every_field_and_lists_newest_first(store: Store) -> None:
+    full = replace(
+        delivery(1),
+        attempts=3,
+        last_at=12.25,
+        last_status=503,
+        last_answer="HTTP 503",
+        state="pending",
+    )
+    await store.outbox.add([full, delivery(2), delivery(3)])
+    await store.outbox.add([])
+    assert await store.outbox.get("dlv_1") == full
+    assert await store.outbox.get("dlv_9") is None
+    assert [d.delivery_id for d in await store.outbox.list()] == ["dlv_3", "dlv_2", "dlv_1"]
+    assert [d.delivery_id for d in await store.outbox.list(limit=2)] == ["dlv_3", "dlv_2"]
+    assert await store.outbox.list(state="dead") == []
+    assert await store.outbox.counts() == {"pending": 3, "delivered": 0, "dead": 0}
+
+
+async def test_outbox_claims_each_due_delivery_once_earliest_first(store: Store) -> None:
+    await store.outbox.add([delivery(1, at=30.0), delivery(2, at=10.0), delivery(3, at=20.0)])
+    assert await store.outbox.claim("a", now=5.0, lease_s=60, limit=10) == []  # nothing due yet
+    first = await store.outbox.claim("a", now=25.0, lease_s=60, limit=1)
+    second = await store.outbox.claim("b", now=25.0, lease_s=60, limit=10)
+    assert [d.delivery_id for d in first + second] == ["dlv_2", "dlv_3"]
+    assert first[0].claim and second[0].claim and first[0].claim != second[0].claim
+    assert first[0].claimed_until == 85.0
+    assert await store.outbox.claim("c", now=30.0, lease_s=60, limit=10) == [
+        replace(delivery(1, at=30.0), claim=(await store.outbox.get("dlv_1")).claim, claimed_until=90.0)
+    ]
+    assert await store.outbox.claim("c", now=80.0, lease_s=60, limit=10) == []  # every lease holds
+
+
+async def test_outbox_lease_ends_and_the_late_sender_is_ignored(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (dead_sender,) = await store.outbox.claim("crashed", now=10.0, lease_s=30, limit=10)
+    assert await store.outbox.claim("b", now=39.0, lease_s=30, limit=10) == []
+    (taken,) = await store.outbox.claim("b", now=40.0, lease_s=30, limit=10)  # the lease ran out
+    assert taken.claim != dead_sender.claim
+    assert dead_sender.claim and taken.claim
+    late = Attempt(at=41.0, delivered=True, answer="HTTP 200", status=200)
+    assert not await store.outbox.settle("dlv_1", dead_sender.claim, late)
+    assert (await store.outbox.get("dlv_1")).state == "pending"
+    assert await store.outbox.settle("dlv_1", taken.claim, late)
+    assert not await store.outbox.settle("dlv_1", taken.claim, late)  # a claim settles once
+    assert (await store.outbox.get("dlv_1")).attempts == 1
+
+
+async def test_outbox_failed_attempt_is_counted_and_due_again_later(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    failed = Attempt(at=11.0, delivered=False, answer="HTTP 500", status=500, next_at=16.0)
+    assert claimed.claim and await store.outbox.settle("dlv_1", claimed.claim, failed)
+    held = await store.outbox.get("dlv_1")
+    assert held == replace(
+        delivery(1), attempts=1, next_at=16.0, last_at=11.0, last_status=500, last_answer="HTTP 500"
+    )
+    assert await store.outbox.claim("a", now=15.9, lease_s=30, limit=10) == []
+    (again,) = await store.outbox.claim("a", now=16.0, lease_s=30, limit=10)
+    timeout = Attempt(at=17.0, delivered=False, answer="timeout", next_at=30.0)
+    assert again.claim and await store.outbox.settle("dlv_1", again.claim, timeout)
+    held = await store.outbox.get("dlv_1")
+    assert (held.attempts, held.last_status, held.last_answer) == (2, None, "timeout")
+
+
+async def test_outbox_delivered_is_final_and_only_the_newest_are_kept(store: Store) -> None:
+    store.outbox.keep_delivered = 2  # type: ignore[attr-defined]
+    await store.outbox.add([delivery(n) for n in (1, 2, 3)])
+    for claimed in await store.outbox.claim("a", now=10.0, lease_s=30, limit=10):
+        ok = Attempt(at=12.5, delivered=True, answer="HTTP 204", status=204)
+        assert claimed.claim and await store.outbox.settle(claimed.delivery_id, claimed.claim, ok)
+    assert await store.outbox.claim("a", now=1000.0, lease_s=30, limit=10) == []
+    assert [d.delivery_id for d in await store.outbox.list(state="delivered")] == ["dlv_3", "dlv_2"]
+    assert await store.outbox.get("dlv_1") is None  # the oldest delivered one made room
+    held = await store.outbox.get("dlv_3")
+    assert (held.state, held.delivered_at, held.attempts, held.claim) == ("delivered", 12.5, 1, None)
+    assert await store.outbox.counts() == {"pending": 0, "delivered": 2, "dead": 0}
+
+
+async def test_outbox_dead_letters_come_back_on_retry(store: Store) -> None:
+    await store.outbox.add([delivery(1), delivery(2, at=1000.0)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    give_up = Attempt(at=11.0, delivered=False, answer="connect failed")
+    assert claimed.claim and await store.outbox.settle(claimed.delivery_id, claimed.claim, give_up)
+    assert [d.delivery_id for d in await store.outbox.list(state="dead")] == [claimed.delivery_id]
+    assert await store.outbox.counts() == {"pending": 1, "delivered": 0, "dead": 1}
+    assert await store.outbox.retry("dlv_1", now=500.0) == "queued"
+    held = await store.outbox.get("dlv_1")
+    assert (held.state, held.next_at, held.window_from, held.attempts) == ("pending", 500.0, 500.0, 1)
+    assert await store.outbox.list(state="dead") == []
+    assert [d.delivery_id for d in await store.outbox.claim("b", now=500.0, lease_s=30, limit=10)] == [
+        "dlv_1"
+    ]
+    assert await store.outbox.retry("nope", now=500.0) == "unknown"
+
+
+async def test_outbox_retry_waits_for_a_sender_and_drops_its_claim(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    assert await store.outbox.retry("dlv_1", now=20.0) == "sending"
+    assert (await store.outbox.get("dlv_1")).claim == claimed.claim  # nothing changed
+    assert await store.outbox.retry("dlv_1", now=40.0) == "queued"  # the lease ran out
+    ok = Attempt(at=41.0, delivered=True, answer="HTTP 200", status=200)
+    assert claimed.claim and not await store.outbox.settle("dlv_1", claimed.claim, ok)
+    assert len(await store.outbox.claim("b", now=40.0, lease_s=30, limit=10)) == 1
+
+
+async def test_outbox_two_nodes_never_claim_the_same_delivery(redis_url: str) -> None:
+    nodes = [RedisStore(redis_url) for _ in range(4)]
+    try:
+        await nodes[0].outbox.add([delivery(n, at=0.0) for n in range(200)])
+        claimed: list[str] = []
+        for _ in range(3):
+            batches = await asyncio.gather(
+                *(node.outbox.claim(f"n{i}", now=1.0, lease_s=60, limit=30) for i, node in enumerate(nodes))
+            )
+            claimed += [d.delivery_id for batch in batches for d in batch]
+        assert len(claimed) == len(set(claimed)) == 200
+    finally:
+        for node in nodes:
+            await node.close()

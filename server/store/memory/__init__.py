@@ -9,6 +9,7 @@ from server.store.memory.allocation import MemoryAllocation
 from server.store.memory.dedupe import MemoryDedupe
 from server.store.memory.events import MemoryEvents
 from server.store.memory.locks import MemoryLocks
+from server.store.memory.outbox import MemoryOutbox
 from server.store.memory.presence import MemoryPresence
 from server.store.memory.pubsub import MemoryPubSub
 from server.store.memory.timelines import MemoryTimelines
@@ -27,6 +28,7 @@ class MemoryStore:
         self.webhooks = MemoryWebhooks(monotonic)
         self.timelines = MemoryTimelines()
         self.pubsub = MemoryPubSub()
+        self.outbox = MemoryOutbox()
 
     async def start(self) -> None:
         return None
