@@ -6,6 +6,8 @@ Every setting has a documented default (see README.md). A bad value raises
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import logging
 import os
@@ -14,6 +16,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -75,6 +78,12 @@ class Settings:
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
     archive_url_ttl_s: float = 3600.0
+    # signed events to the host app (server/hostevents)
+    events_urls: tuple[str, ...] = ()
+    events_secret: str = ""
+    events_timeout_s: float = 10.0
+    events_backoff_base_s: float = 5.0
+    events_retry_for_s: float = 86_400.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -232,6 +241,56 @@ def _key_prefix(name: str, raw: str) -> str:
     return "/".join(parts)
 
 
+def http_urls(raw: str) -> tuple[str, ...]:
+    """Comma-separated http(s) URLs, each kept as written (a trailing slash may matter to a receiver);
+    ValueError naming the first bad one."""
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+            raise ValueError(f"entries must be http(s) URLs, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ValueError("names a URL twice")
+    return urls
+
+
+def _urls(name: str, raw: str) -> tuple[str, ...]:
+    try:
+        return http_urls(raw)
+    except ValueError as exc:
+        raise ConfigError(f"Config '{name}' {exc}.") from None
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_KEY_BYTES = (24, 64)
+"""Standard Webhooks: a secret is `whsec_` and the base64 of 24 to 64 random bytes."""
+
+
+def webhook_key(secret: str) -> bytes:
+    """The key bytes of a `whsec_...` secret; ValueError saying what is wrong with it."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"must start with {WEBHOOK_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except binascii.Error:
+        raise ValueError(f"must be {WEBHOOK_SECRET_PREFIX} followed by standard base64") from None
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"must encode {low} to {high} bytes, got {len(key)}")
+    return key
+
+
+def _webhook_secret(name: str, raw: str) -> str:
+    try:
+        webhook_key(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Config '{name}' {exc} (e.g. whsec_ and the base64 of 32 random bytes: "
+            "`python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"`)."
+        ) from None
+    return raw
+
+
 def _node_id(name: str, raw: str) -> str:
     if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
         raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
@@ -286,6 +345,12 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # signed events to the host app
+    "HUB_EVENTS_URL": ("events_urls", _urls),
+    "HUB_EVENTS_SECRET": ("events_secret", _webhook_secret),
+    "HUB_EVENTS_TIMEOUT_S": ("events_timeout_s", _number(float, minimum=0.1, maximum=120)),
+    "HUB_EVENTS_BACKOFF_BASE_S": ("events_backoff_base_s", _number(float, minimum=0.01, maximum=3600)),
+    "HUB_EVENTS_RETRY_FOR_S": ("events_retry_for_s", _number(float, minimum=1, maximum=7 * 86_400)),
 }
 
 
@@ -306,6 +371,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["hub_secret"] = secrets.token_urlsafe(32)
         values["embedded_secret"] = True
     _hms_defaults(values)
+    if values.get("events_urls") and "events_secret" not in values:
+        raise ConfigError("Config 'HUB_EVENTS_SECRET' is required when HUB_EVENTS_URL is set.")
     own = values.get("hms_room_prefix", Settings.hms_room_prefix)
     relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
     if any(prefix == own for prefix, _url in relays):

@@ -210,3 +210,33 @@ def test_webhook_allow_list_relays_and_workers() -> None:
     own = refused({"HMS_ROOM_PREFIX": "prod", "HMS_WEBHOOK_RELAY": "prod=https://x"})
     assert "'HMS_WEBHOOK_RELAY'" in own and "'prod'" in own
     assert "'HMS_WEBHOOK_WORKERS'" in refused({"HMS_WEBHOOK_WORKERS": "-1"})
+
+
+GOOD_EVENTS_SECRET = "whsec_" + "A" * 43 + "="  # base64 of 32 bytes
+
+
+def test_host_events_need_a_standard_webhooks_secret() -> None:
+    assert refused({"HUB_EVENTS_URL": "https://exams.example/hooks"}) == (
+        "Config 'HUB_EVENTS_SECRET' is required when HUB_EVENTS_URL is set."
+    )
+    assert "must start with whsec_" in refused({"HUB_EVENTS_SECRET": "A" * 44})
+    assert "standard base64" in refused({"HUB_EVENTS_SECRET": "whsec_***"})
+    assert "24 to 64 bytes, got 3" in refused({"HUB_EVENTS_SECRET": "whsec_YWJj"})
+    for message in (refused({"HUB_EVENTS_SECRET": "whsec_YWJj"}), refused({"HUB_EVENTS_SECRET": "x"})):
+        assert message.startswith("Config 'HUB_EVENTS_SECRET' ")
+        assert "YWJj" not in message  # a secret is never echoed
+
+
+def test_host_event_urls_are_listed_and_checked() -> None:
+    settings = load_settings(
+        {
+            "HUB_EVENTS_URL": " https://a.example/hooks/ ,http://127.0.0.1:9000/h",
+            "HUB_EVENTS_SECRET": GOOD_EVENTS_SECRET,
+        }
+    )
+    assert settings.events_urls == ("https://a.example/hooks/", "http://127.0.0.1:9000/h")
+    assert settings.events_secret == GOOD_EVENTS_SECRET
+    assert load_settings({}).events_urls == ()
+    for bad in ("ftp://a.example", "https://", "https://a.example/x y", "https://a/x,https://a/x"):
+        message = refused({"HUB_EVENTS_URL": bad, "HUB_EVENTS_SECRET": GOOD_EVENTS_SECRET})
+        assert message.startswith("Config 'HUB_EVENTS_URL' "), message

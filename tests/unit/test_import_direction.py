@@ -32,6 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "allocation": ("server.allocation",),
     "recording": ("server.recording",),
     "hubs": ("server.hubs",),
+    "hostevents": ("server.hostevents",),
     "api": ("server.api",),
     "entry": ("server.app", "server.cli", "server.serve", "server.__main__"),
     "load_tests": ("load_tests",),
@@ -44,11 +45,24 @@ ALLOWED: dict[str, set[str]] = {
     "allocation": {"core", "store", "allocation"},
     "recording": {"core", "store", "hms", "recording"},
     "hubs": {"core", "store", "hms", "allocation", "hubs"},
-    "api": {"core", "store", "hms", "allocation", "recording", "hubs", "api"},
-    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "entry"},
+    # events to the host app: fed by the monitor and the hubs through hooks set up by the app
+    "hostevents": {"core", "store", "recording", "hostevents"},
+    "api": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api"},
+    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "entry"},
     # the load tester drives the hub from outside: it may use the hub's parts and start it (server.serve),
     # never the command line that starts the load tester (checked below)
-    "load_tests": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "entry", "load_tests"},
+    "load_tests": {
+        "core",
+        "store",
+        "hms",
+        "allocation",
+        "recording",
+        "hubs",
+        "hostevents",
+        "api",
+        "entry",
+        "load_tests",
+    },
 }
 
 EXCEPTIONS: set[tuple[str, str]] = {
@@ -68,9 +82,17 @@ PURE = (
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",
+    "server.hostevents.catalog",
+    "server.hostevents.schedule",
+    "server.hostevents.signing",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
-PURE_MAY_IMPORT = (*PURE, "server.store.records", "server.recording.archive.contract")
+PURE_MAY_IMPORT = (
+    *PURE,
+    "server.store.records",
+    "server.store.outbox",  # the Delivery record (its Protocol is never called from a pure core)
+    "server.recording.archive.contract",
+)
 IO_LIBRARIES = (
     "asyncio",
     "socket",
