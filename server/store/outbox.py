@@ -70,8 +70,9 @@ RetryResult = Literal["queued", "sending", "unknown"]
 
 
 class Outbox(Protocol):
-    async def add(self, deliveries: list[Delivery]) -> None:
-        """Store new pending deliveries, each due at its `next_at`. Raises if the backend is unreachable."""
+    async def add(self, deliveries: list[Delivery]) -> int:
+        """Store new deliveries, pending ones due at their `next_at`; how many were new. One whose id is
+        already stored (the same fact reported twice) is left as it is. Raises if the backend is down."""
 
     async def claim(self, owner: str, *, now: float, lease_s: float, limit: int) -> list[Delivery]:
         """Up to `limit` pending deliveries due by `now`, earliest first, each now claimed by `owner`

@@ -867,14 +867,15 @@ async def test_outbox_round_trips_every_field_and_lists_newest_first(store: Stor
         last_answer="HTTP 503",
         state="pending",
     )
-    await store.outbox.add([full, delivery(2), delivery(3)])
-    await store.outbox.add([])
+    assert await store.outbox.add([full, delivery(2), delivery(3)]) == 3
+    assert await store.outbox.add([]) == 0
+    assert await store.outbox.add([delivery(1), delivery(4)]) == 1  # dlv_1 again: left as it was
     assert await store.outbox.get("dlv_1") == full
     assert await store.outbox.get("dlv_9") is None
-    assert [d.delivery_id for d in await store.outbox.list()] == ["dlv_3", "dlv_2", "dlv_1"]
-    assert [d.delivery_id for d in await store.outbox.list(limit=2)] == ["dlv_3", "dlv_2"]
+    assert [d.delivery_id for d in await store.outbox.list()] == ["dlv_4", "dlv_3", "dlv_2", "dlv_1"]
+    assert [d.delivery_id for d in await store.outbox.list(limit=2)] == ["dlv_4", "dlv_3"]
     assert await store.outbox.list(state="dead") == []
-    assert await store.outbox.counts() == {"pending": 3, "delivered": 0, "dead": 0}
+    assert await store.outbox.counts() == {"pending": 4, "delivered": 0, "dead": 0}
 
 
 async def test_outbox_claims_each_due_delivery_once_earliest_first(store: Store) -> None:

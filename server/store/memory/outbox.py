@@ -15,10 +15,16 @@ class MemoryOutbox:
         """Pending deliveries -> when they may be claimed: `next_at`, or the end of a claim's lease."""
         self._claims = 0
 
-    async def add(self, deliveries: list[Delivery]) -> None:
+    async def add(self, deliveries: list[Delivery]) -> int:
+        added = 0
         for delivery in deliveries:
+            if delivery.delivery_id in self._deliveries:
+                continue
+            added += 1
             self._deliveries[delivery.delivery_id] = delivery
-            self._due[delivery.delivery_id] = delivery.next_at
+            if delivery.state == "pending":
+                self._due[delivery.delivery_id] = delivery.next_at
+        return added
 
     async def claim(self, owner: str, *, now: float, lease_s: float, limit: int) -> list[Delivery]:
         due = sorted((at, i) for i, at in self._due.items() if at <= now)[: max(0, limit)]

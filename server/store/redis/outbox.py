@@ -59,6 +59,7 @@ class RedisOutbox:
     def __init__(self, client: aioredis.Redis, *, keep_delivered: int = KEEP_DELIVERED) -> None:
         self._redis = client
         self.keep_delivered = keep_delivered
+        self._add = script(client, "outbox_add")
         self._claim = script(client, "outbox_claim")
         self._settle = script(client, "outbox_settle")
         self._retry = script(client, "outbox_retry")
@@ -66,16 +67,18 @@ class RedisOutbox:
     def _keys(self, delivery_id: str) -> list[str]:
         return [_record(delivery_id), DUE, *(_index(s) for s in STATES)]
 
-    async def add(self, deliveries: list[Delivery]) -> None:
+    async def add(self, deliveries: list[Delivery]) -> int:
         if not deliveries:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
             for d in deliveries:
-                pipe.hset(_record(d.delivery_id), mapping=_encode(d))  # type: ignore[arg-type]
-                pipe.zadd(_index(d.state), {d.delivery_id: d.created_at})
-                if d.state == "pending":
-                    pipe.zadd(DUE, {d.delivery_id: d.next_at})
-            await pipe.execute()
+                fields = [x for pair in _encode(d).items() for x in pair]
+                keys = [_record(d.delivery_id), DUE, _index(d.state)]
+                await self._add(
+                    keys=keys, args=[d.delivery_id, num(d.created_at), num(d.next_at), *fields], client=pipe
+                )
+            added = await pipe.execute()
+        return sum(int(n) for n in added)
 
     async def claim(self, owner: str, *, now: float, lease_s: float, limit: int) -> list[Delivery]:
         if limit <= 0:
