@@ -12,11 +12,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server.api import allocation, archive_files, events, health, pages, recordings, timelines
+from server.api import allocation, archive_files, deliveries, events, health, pages, recordings, timelines
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
 from server.config import Settings, load_settings
 from server.hms.wiring import Hms, build_hms
+from server.hostevents.metrics import HostEventMetrics
+from server.hostevents.wiring import HostEventsPart
 from server.hubs import Hub
 from server.hubs.connection import Connection
 from server.hubs.endpoint import HubEndpoint
@@ -80,6 +82,23 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
     return monitor
 
 
+def build_host_events(settings: Settings, hub: Hub, monitor: RecordingMonitor) -> HostEventsPart:
+    """Events to the host app, fed by the monitor's alerts, the hub's flags and finished candidates."""
+    part = HostEventsPart(
+        settings,
+        hub.store,
+        HostEventMetrics(hub.metrics.registry),
+        timeline_of=monitor.timeline,
+        clock=hub.clock,
+        on_failure=hub.metrics.background_failed,
+        threshold_s=monitor.rules.threshold_s,
+    )
+    monitor.on_alerts(part.alerts_changed)
+    hub.handlers.flag_observers.append(part.flag_added)
+    hub.presence.on_change(part.presence_changed)
+    return part
+
+
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
@@ -88,7 +107,8 @@ def create_app(settings: Settings) -> Starlette:
     archive = build_archive(settings)
     archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
     monitor.on_change(archiver.changed)
-    hub.handlers.flag_observers.append(archiver.changed)
+    hub.handlers.flag_observers.append(lambda flag: archiver.changed(flag.event_id, flag.candidate_id))
+    host_events = build_host_events(settings, hub, monitor)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
 
     @contextlib.asynccontextmanager
@@ -101,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         await hub.start()
         await monitor.start()
         await webhooks.start()
+        await host_events.start()
         log.info("proctorhub node %s ready (store: %s)", settings.node_id, settings.store_kind)
         try:
             yield
@@ -110,6 +131,7 @@ def create_app(settings: Settings) -> Starlette:
                 ("webhook inbox", webhooks.stop),  # stop taking work; what is held stays in the store
                 ("hub", hub.stop),  # sockets, leases and presence handed back
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
+                ("host events", host_events.stop),  # after the producers; what is queued stays stored
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
                 ("100ms", hms.stop),
@@ -124,6 +146,7 @@ def create_app(settings: Settings) -> Starlette:
         *timelines.routes,
         *recordings.routes,
         *archive_files.routes,
+        *deliveries.routes,
         *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
     ]
     if hms.simulator is not None:
@@ -144,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hms = hms
     app.state.archive = archive
     app.state.inbox = webhooks.inbox
+    app.state.host_events = host_events
     hms.bind_app(app)
     return app
 

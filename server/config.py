@@ -84,6 +84,7 @@ class Settings:
     events_timeout_s: float = 10.0
     events_backoff_base_s: float = 5.0
     events_retry_for_s: float = 86_400.0
+    events_report_check_s: float = 10.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -351,6 +352,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_EVENTS_TIMEOUT_S": ("events_timeout_s", _number(float, minimum=0.1, maximum=120)),
     "HUB_EVENTS_BACKOFF_BASE_S": ("events_backoff_base_s", _number(float, minimum=0.01, maximum=3600)),
     "HUB_EVENTS_RETRY_FOR_S": ("events_retry_for_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    "HUB_EVENTS_REPORT_CHECK_S": ("events_report_check_s", _number(float, minimum=0.1, maximum=3600)),
 }
 
 

@@ -59,6 +59,14 @@ async def _existing(store: Store, event_id: str) -> EventConfig:
     return config
 
 
+def _signable(request: Request, config: EventConfig) -> EventConfig:
+    """An event may name its own host-event URLs only if this hub can sign what it sends them."""
+    settings: Settings = request.app.state.settings
+    if config.events_url and not settings.events_secret:
+        raise ApiError(400, "invalid", "events_url: HUB_EVENTS_SECRET is not set on this hub")
+    return config
+
+
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -69,7 +77,7 @@ class Events(HTTPEndpoint):
 
     async def post(self, request: Request) -> JSONResponse:
         (await caller(request)).require_admin(None)
-        config = parse_event_create(await _body(request))
+        config = _signable(request, parse_event_create(await _body(request)))
         store = _store(request)
         if not await store.events.create_event(config):
             raise ApiError(409, "exists", f"event {config.event_id!r} already exists")
@@ -99,7 +107,7 @@ class Event(HTTPEndpoint):
         (await caller(request)).require_admin(event_id)
         store = _store(request)
         current = await _existing(store, event_id)
-        updated = parse_event_patch(current, await _body(request))
+        updated = _signable(request, parse_event_patch(current, await _body(request)))
         await store.events.save_event(updated)
         return JSONResponse(await event_json(store, updated))
 

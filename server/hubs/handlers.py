@@ -28,8 +28,8 @@ from server.topics import admin_topic, user_topic, watch_topic
 HandlerFn = Callable[[Connection, ClientMessage], Awaitable[None]]
 MediaObserver = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
 """Called with (event, candidate, media.status data, source) for every candidate report."""
-FlagObserver = Callable[[str, str], None]
-"""Called with (event, candidate) after a flag was stored."""
+FlagObserver = Callable[[FlagRecord], None]
+"""Called with each flag after it was stored."""
 Renew = Callable[[Connection, str], Session]
 """Check a newer session token for this socket and adopt it (raises `Answer` when refused)."""
 
@@ -138,7 +138,7 @@ class Handlers:
         await self._fanout.publish(topic, Outbound("flag.added", shown))
         await self._fanout.publish(topic, status_message(record))
         for observer in self.flag_observers:
-            observer(session.event_id, flag.candidate_id)
+            observer(flag)
 
     async def on_warn(self, conn: Connection, message: ClientMessage) -> None:
         session = _session(conn)

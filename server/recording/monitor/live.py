@@ -45,6 +45,9 @@ Announce = Callable[[UserRecord], Awaitable[None]]
 ProctorRooms = Callable[[str, str], Awaitable[set[str]]]
 """(event, proctor) -> the rooms the proctor watches."""
 
+AlertHook = Callable[[str, list[tuple[dict[str, Any] | None, dict[str, Any]]]], None]
+"""Called (event, [(alert as stored before or None, alert now)]) after alerts changed; must not block."""
+
 ChangeHook = Callable[[str, str, Timeline], None]
 """Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
 alert: the archive keeps the candidate's folder and manifest current."""
@@ -83,10 +86,14 @@ class RecordingMonitor:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._room_events: dict[str, str | None] = {}
         self._change_hooks: list[ChangeHook] = []
+        self._alert_hooks: list[AlertHook] = []
         self._background = Background(log, on_failure=links.metrics.background_failed)
 
     def on_change(self, hook: ChangeHook) -> None:
         self._change_hooks.append(hook)
+
+    def on_alerts(self, hook: AlertHook) -> None:
+        self._alert_hooks.append(hook)
 
     # ------------------------------------------------------------------ inputs
 
@@ -211,6 +218,8 @@ class RecordingMonitor:
                 event_id, candidate_id, {c.alert["alert_id"]: orjson.dumps(c.alert) for c in changes}
             )
             await self._publish(event_id, room_id, changes)
+            for hook in self._alert_hooks:
+                hook(event_id, [(stored.get(c.alert["alert_id"]), c.alert) for c in changes])
         open_count = sum(
             1
             for a in {**stored, **{c.alert["alert_id"]: c.alert for c in changes}}.values()

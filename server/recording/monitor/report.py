@@ -103,6 +103,18 @@ def report_row(user: UserRecord, timeline: Timeline, flags: int, *, now: float) 
     }
 
 
+def report_json(
+    event_id: str, rows: list[dict[str, Any]], *, now: float, threshold_s: float
+) -> dict[str, Any]:
+    """The event's report as `GET .../report` answers it (and `report.ready` carries it)."""
+    return {
+        "event_id": event_id,
+        "generated_at": epoch_ms(now),
+        "threshold_s": threshold_s,
+        "candidates": rows,
+    }
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")

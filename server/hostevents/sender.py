@@ -1,0 +1,130 @@
+"""The delivery loop, on every node: claim what is due, POST it signed, record what came of it.
+
+A claim is a lease of LEASE_MARGIN_S past the attempt's own time limit: two nodes never send one
+delivery at the same moment, and a node that dies holding it leaves it to another once the lease
+ends. A 2xx is delivered; any other status (a redirect too: they are never followed), a timeout or
+a network error is tried again on the backoff schedule (schedule.py), until the retry window ends
+and the delivery goes to the dead-letter list. Each attempt is signed anew with its own timestamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+import httpx
+
+from server.background import Background
+from server.config import Settings
+from server.hostevents.metrics import HostEventMetrics
+from server.hostevents.schedule import next_attempt
+from server.hostevents.signing import Signer
+from server.store.outbox import Attempt, Delivery, Outbox
+
+log = logging.getLogger("proctorhub.hostevents")
+
+POLL_S = 0.25
+BATCH = 32
+ROUNDS_PER_TICK = 8
+"""A backlog is drained a few batches per tick (each batch's attempts run together)."""
+LEASE_MARGIN_S = 30.0
+COUNTS_EVERY_S = 5.0
+USER_AGENT = "proctorhub-events/1"
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        metrics: HostEventMetrics,
+        background: Background,
+        clock: Callable[[], float],
+    ) -> None:
+        self._settings = settings
+        self._outbox = outbox
+        self._metrics = metrics
+        self._background = background
+        self._clock = clock
+        self._signer = Signer(settings.events_secret)
+        self._timeout_s = settings.events_timeout_s
+        self._lease_s = settings.events_timeout_s + LEASE_MARGIN_S
+        self._client: httpx.AsyncClient | None = None
+
+    def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=self._timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT}
+        )
+        self._background.every("host events delivery", POLL_S, self.tick, first_delay_s=0)
+        self._background.every("host events counts", COUNTS_EVERY_S, self.count, first_delay_s=0)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def tick(self) -> None:
+        for _ in range(ROUNDS_PER_TICK):
+            batch = await self._outbox.claim(
+                self._settings.node_id, now=self._clock(), lease_s=self._lease_s, limit=BATCH
+            )
+            await asyncio.gather(*(self.attempt(d) for d in batch))
+            if len(batch) < BATCH:
+                return
+
+    async def count(self) -> None:
+        for state, n in (await self._outbox.counts()).items():
+            self._metrics.deliveries.labels(state).set(n)
+
+    async def attempt(self, delivery: Delivery) -> Attempt:
+        """POST one claimed delivery and record the outcome (raises only if the store fails)."""
+        assert delivery.claim is not None, "only claimed deliveries are sent"
+        status, answer = await self._post(delivery)
+        now = self._clock()
+        delivered = status is not None and 200 <= status < 300
+        following = None
+        if not delivered:
+            following = next_attempt(
+                delivery.attempts + 1,
+                window_from=delivery.window_from,
+                now=now,
+                base_s=self._settings.events_backoff_base_s,
+                retry_for_s=self._settings.events_retry_for_s,
+                jitter=random.random(),
+            )
+        attempt = Attempt(at=now, delivered=delivered, answer=answer, status=status, next_at=following)
+        recorded = await self._outbox.settle(delivery.delivery_id, delivery.claim, attempt)
+        self._metrics.attempts.labels(attempt.outcome if recorded else "stale").inc()
+        if recorded and delivered:
+            self._metrics.delay.observe(max(0.0, now - delivery.created_at))
+        if recorded and attempt.outcome == "dead":
+            log.warning(
+                "host event %s (%s) to %s given up after %d attempts: %s",
+                delivery.delivery_id,
+                delivery.type,
+                delivery.url,
+                delivery.attempts + 1,
+                answer,
+            )
+        return attempt
+
+    async def _post(self, delivery: Delivery) -> tuple[int | None, str]:
+        """(HTTP status or None, a short answer for the deliveries API). The body is never read."""
+        assert self._client is not None, "start() first"
+        body = delivery.body.encode()
+        headers = self._signer.headers(delivery.message_id, int(self._clock()), body)
+        headers["content-type"] = "application/json"
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                request = self._client.build_request("POST", delivery.url, content=body, headers=headers)
+                response = await self._client.send(request, stream=True)
+                await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            return None, "timeout"
+        except httpx.HTTPError as exc:
+            return None, f"network error: {type(exc).__name__}"
+        status = response.status_code
+        if response.is_redirect:
+            return status, f"HTTP {status} (redirects are not followed)"
+        return status, f"HTTP {status}"

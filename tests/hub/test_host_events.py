@@ -1,0 +1,304 @@
+"""Signed events to the host app, through a real hub and a real receiver on 127.0.0.1.
+
+The receiver checks every signature with its own few lines of hmac and base64 (the Standard Webhooks
+rule, written here from the specification), never with the hub's code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.client import login, token
+from tests.conftest import API_KEY, SECRET, HubFactory, create_event, flush
+from tests.polling import eventually
+from tests.servers import RedisServer, free_port
+
+KEY = bytes(range(100, 132))
+EVENTS_SECRET = "whsec_" + base64.b64encode(KEY).decode()
+ADMIN = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def verified(headers: dict[str, str], body: bytes, key: bytes = KEY) -> bool:
+    """Standard Webhooks verification, independent of the hub: HMAC-SHA256 of `id.timestamp.body`."""
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    wanted = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    given = [s.partition(",") for s in headers["webhook-signature"].split()]
+    return any(v == "v1" and hmac.compare_digest(sig, wanted) for v, _, sig in given)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """An HTTP server in a thread: answers the scripted statuses first, then `default`."""
+
+    port: int
+    answers: list[int] = field(default_factory=list)
+    default: int = 200
+    requests: list[Received] = field(default_factory=list)
+    server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                status = receiver.answers.pop(0) if receiver.answers else receiver.default
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.append(Received(self.path, headers, body, status))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def of_type(self, event_type: str) -> list[Received]:
+        return [r for r in self.requests if r.payload["type"] == event_type]
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        receiver.stop()
+
+
+def receiver(receivers: list[Receiver], **kw: Any) -> Receiver:
+    made = Receiver(kw.pop("port", None) or free_port(), **kw).start()
+    receivers.append(made)
+    return made
+
+
+def events_env(*urls: str, **more: object) -> dict[str, object]:
+    return {"HUB_EVENTS_URL": ",".join(urls), "HUB_EVENTS_SECRET": EVENTS_SECRET, **more}
+
+
+def deliveries(hub_http: str, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"{hub_http}/api/v1/deliveries", params=params, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def finish(hub_ws: str, event: str, candidate: str) -> None:
+    client, _ = await login(hub_ws, token(SECRET, candidate, event=event))
+    await client.send("finish")
+    await client.send("ping")
+    await client.expect("pong")  # messages are handled in order: the finish is done
+
+
+async def test_flags_finishes_and_the_report_reach_every_url_signed(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    first, second = receiver(receivers), receiver(receivers)
+    hub = hub_factory(**events_env(first.url, second.url, HUB_EVENTS_REPORT_CHECK_S=0.2))
+    create_event(hub, "he-1")
+    candidate, _ = await login(hub.ws, token(SECRET, "cand-1", event="he-1", name="Ann"))
+    proctor, _ = await login(hub.ws, token(SECRET, "proc-1", "proctor", "he-1"))
+    await proctor.send("flag", {"candidate_id": "cand-1", "note": "second person", "severity": "high"})
+    await proctor.expect("flag.added")
+    await candidate.send("finish")
+    for target in (first, second):
+        await eventually(lambda t=target: t.of_type("report.ready"), timeout=10, what="report.ready")
+        flag = target.of_type("flag.added")[0]
+        assert flag.payload["data"] | {"ts": 0, "flag_id": ""} == {
+            "event_id": "he-1",
+            "flag_id": "",
+            "candidate_id": "cand-1",
+            "by": "proc-1",
+            "note": "second person",
+            "severity": "high",
+            "ts": 0,
+        }
+        finished = target.of_type("candidate.finished")[0].payload["data"]
+        assert (finished["candidate_id"], finished["name"], finished["flags"]) == ("cand-1", "Ann", 1)
+        report = target.of_type("report.ready")[0].payload["data"]
+        assert report["report_path"] == "/api/v1/events/he-1/report"
+        assert [(c["candidate_id"], c["flags"]) for c in report["report"]["candidates"]] == [("cand-1", 1)]
+        assert len(target.requests) == 3  # each once
+        for request in target.requests:
+            assert request.path == "/hooks"
+            assert request.headers["content-type"] == "application/json"
+            assert request.headers["webhook-id"].startswith("msg_")
+            assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 300
+            assert verified(request.headers, request.body)
+            assert not verified(request.headers, request.body, key=bytes(32))  # the key matters
+    assert sorted(r.headers["webhook-id"] for r in first.requests) == sorted(
+        r.headers["webhook-id"] for r in second.requests
+    )  # one message id per event, whatever the URL
+    listed = deliveries(hub.http, state="delivered")
+    assert listed["counts"] == {"pending": 0, "delivered": 6, "dead": 0}
+    assert {(d["type"], d["url"], d["attempts"], d["last_status"]) for d in listed["deliveries"]} == {
+        (t, r.url, 1, 200)
+        for t in ("flag.added", "candidate.finished", "report.ready")
+        for r in (first, second)
+    }
+    metrics = httpx.get(f"{hub.http}/metrics").text
+    assert 'proctorhub_host_events_attempts_total{outcome="delivered"} 6.0' in metrics
+
+
+async def test_a_receiver_that_fails_first_gets_the_event_once_delivered(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    flaky = receiver(receivers, answers=[500, 302])
+    hub = hub_factory(**events_env(flaky.url, HUB_EVENTS_BACKOFF_BASE_S=0.2))
+    create_event(hub, "he-2")
+    await finish(hub.ws, "he-2", "cand-2")
+    await eventually(
+        lambda: [r.status for r in flaky.requests] == [500, 302, 200], timeout=10, what="3 tries"
+    )
+    ids = {r.headers["webhook-id"] for r in flaky.requests}
+    assert len(ids) == 1  # one message, tried three times
+    assert all(verified(r.headers, r.body) for r in flaky.requests)
+
+    def delivered() -> dict[str, Any] | None:
+        found = deliveries(hub.http)["deliveries"]
+        return found[0] if found and found[0]["state"] == "delivered" else None
+
+    shown = await eventually(delivered, what="the delivery marked delivered")
+    assert (shown["attempts"], shown["last_status"], shown["last_answer"]) == (3, 200, "HTTP 200")
+    assert len(flaky.requests) == 3  # nothing after the 2xx
+
+
+async def test_a_dead_receiver_backs_off_is_listed_and_retried_by_hand(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    down = receiver(receivers, default=503)
+    hub = hub_factory(**events_env(down.url, HUB_EVENTS_BACKOFF_BASE_S=600))
+    create_event(hub, "he-3")
+    await finish(hub.ws, "he-3", "cand-3")
+    await eventually(lambda: deliveries(hub.http, state="pending")["deliveries"][0]["attempts"] == 1)
+    (pending,) = deliveries(hub.http, state="pending")["deliveries"]
+    assert (pending["last_status"], pending["last_answer"], pending["type"]) == (
+        503,
+        "HTTP 503",
+        "candidate.finished",
+    )
+    assert pending["next_attempt_at"] - pending["last_attempt_at"] >= 600_000  # backing off
+    assert deliveries(hub.http, state="delivered")["deliveries"] == []
+    down.default = 200
+    retried = httpx.post(f"{hub.http}/api/v1/deliveries/{pending['delivery_id']}/retry", headers=ADMIN)
+    assert retried.status_code == 202 and retried.json()["state"] == "pending"
+    await eventually(lambda: deliveries(hub.http, state="delivered")["deliveries"], timeout=10)
+    assert [r.status for r in down.requests] == [503, 200]
+    assert httpx.post(f"{hub.http}/api/v1/deliveries/dlv_nope/retry", headers=ADMIN).status_code == 404
+    shown = httpx.get(f"{hub.http}/api/v1/deliveries/{pending['delivery_id']}", headers=ADMIN).json()
+    assert shown["payload"]["type"] == "candidate.finished" and shown["attempts"] == 2
+
+
+async def test_after_the_retry_window_the_delivery_is_dead_until_retried(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    nobody = free_port()  # nothing listens there: connection refused
+    url = f"http://127.0.0.1:{nobody}/hooks"
+    hub = hub_factory(**events_env(url, HUB_EVENTS_BACKOFF_BASE_S=0.1, HUB_EVENTS_RETRY_FOR_S=1))
+    create_event(hub, "he-4")
+    await finish(hub.ws, "he-4", "cand-4")
+    (dead,) = await eventually(lambda: deliveries(hub.http, state="dead")["deliveries"], timeout=10)
+    assert dead["attempts"] >= 2 and dead["last_status"] is None
+    assert dead["last_answer"].startswith("network error") and dead["next_attempt_at"] is None
+    back = receiver(receivers, port=nobody)
+    assert (
+        httpx.post(f"{hub.http}/api/v1/deliveries/{dead['delivery_id']}/retry", headers=ADMIN).status_code
+        == 202
+    )
+    await eventually(lambda: back.of_type("candidate.finished"), timeout=10)
+    assert verified(back.requests[0].headers, back.requests[0].body)
+    assert (
+        'proctorhub_host_events_attempts_total{outcome="dead"} 1.0' in httpx.get(f"{hub.http}/metrics").text
+    )
+
+
+async def test_nothing_is_lost_across_a_hub_restart_on_redis(
+    hub_factory: HubFactory, receivers: list[Receiver], redis_server: RedisServer
+) -> None:
+    await flush(redis_server.url)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hooks"
+    env = events_env(url, REDIS_URL=redis_server.url, HUB_EVENTS_BACKOFF_BASE_S=0.5)
+    hub = hub_factory(**env)
+    create_event(hub, "he-5")
+    await finish(hub.ws, "he-5", "cand-5")
+    await eventually(lambda: deliveries(hub.http, state="pending")["deliveries"][0]["attempts"] >= 1)
+    hub.stop()  # stopped (SIGTERM, then its shutdown) with the delivery pending
+    back = receiver(receivers, port=port)
+    again = hub_factory(**env)
+    await eventually(
+        lambda: back.of_type("candidate.finished"), timeout=10, what="the event after the restart"
+    )
+    assert verified(back.requests[0].headers, back.requests[0].body)
+    (shown,) = deliveries(again.http)["deliveries"]
+    assert shown["state"] == "delivered" and shown["attempts"] >= 2
+
+
+def test_the_deliveries_api_is_for_the_api_key_and_admins_of_every_event(hub_factory: HubFactory) -> None:
+    hub = hub_factory(**events_env("http://127.0.0.1:9/hooks"))
+    event_admin = token(SECRET, "a", "admin", "he-6")
+    everything = token(SECRET, "a", "admin", "*")
+    url = f"{hub.http}/api/v1/deliveries"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {event_admin}"}).status_code == 403
+    assert httpx.get(url, headers={"Authorization": f"Bearer {everything}"}).status_code == 200
+    assert (
+        httpx.get(url, params={"state": "lost"}, headers=ADMIN)
+        .json()["error"]["message"]
+        .startswith("state:")
+    )
+    assert httpx.get(url, params={"limit": "0"}, headers=ADMIN).status_code == 400
+
+
+def test_an_event_can_send_elsewhere_or_nowhere(hub_factory: HubFactory) -> None:
+    unsigned = hub_factory()
+    response = httpx.post(
+        f"{unsigned.http}/api/v1/events",
+        json={"event_id": "he-7", "name": "x", "events_url": "https://exams.example/h"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 400 and "HUB_EVENTS_SECRET" in response.json()["error"]["message"]
+    hub = hub_factory(**events_env("http://127.0.0.1:9/hooks"))
+    bad = httpx.post(
+        f"{hub.http}/api/v1/events",
+        json={"event_id": "he-7", "name": "x", "events_url": "ftp://x"},
+        headers=ADMIN,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("events_url:")
+    create_event(hub, "he-7", events_url=" https://a.example/h , https://b.example/h")
+    shown = httpx.get(f"{hub.http}/api/v1/events/he-7", headers=ADMIN).json()
+    assert shown["events_url"] == "https://a.example/h,https://b.example/h"
