@@ -302,3 +302,53 @@ def test_an_event_can_send_elsewhere_or_nowhere(hub_factory: HubFactory) -> None
     create_event(hub, "he-7", events_url=" https://a.example/h , https://b.example/h")
     shown = httpx.get(f"{hub.http}/api/v1/events/he-7", headers=ADMIN).json()
     assert shown["events_url"] == "https://a.example/h,https://b.example/h"
+
+
+async def test_a_camera_gap_is_opened_then_closed_for_the_host_app(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    target = receiver(receivers)
+    hub = hub_factory(**events_env(target.url, RECORDING_GAP_THRESHOLD_S=0.5))
+    create_event(hub, "he-8")
+    proctor, _ = await login(hub.ws, token(SECRET, "proc-8", "proctor", "he-8"))
+    candidate, _ = await login(hub.ws, token(SECRET, "cand-8", event="he-8"))
+    assign = await candidate.expect("room.assign")
+    await candidate.send("ack", {"id": assign["id"]})
+    room = assign["data"]["room_id"]
+    for video in (True, False):
+        await candidate.send("media.status", {"room_id": room, "joined": True, "video": video, "audio": True})
+
+    def camera_off(state: str) -> Any:
+        return lambda m: m["data"]["state"] == state and m["data"]["detail"]["cause"] == "video_unpublished"
+
+    opened = await proctor.expect("alert", camera_off("open"), timeout=10)
+    await candidate.send("media.status", {"room_id": room, "joined": True, "video": True, "audio": True})
+    closed = await proctor.expect("alert", camera_off("closed"), timeout=10)
+
+    def sent(event_type: str) -> list[Received]:
+        alert_id = opened["data"]["alert_id"]
+        return [r for r in target.of_type(event_type) if r.payload["data"]["alert_id"] == alert_id]
+
+    # (events may arrive in any order: the alert's own state and times tell the story)
+    await eventually(lambda: sent("alert.opened") and sent("alert.closed"), timeout=10, what="both")
+    (sent_open,), (sent_closed,) = sent("alert.opened"), sent("alert.closed")
+    assert sent_open.payload["data"] == {"event_id": "he-8", **opened["data"]}
+    assert sent_closed.payload["data"] == {"event_id": "he-8", **closed["data"]}
+    assert sent_open.headers["webhook-id"] != sent_closed.headers["webhook-id"]
+    assert all(verified(r.headers, r.body) for r in target.requests)
+
+
+async def test_two_nodes_send_each_event_once(
+    hub_factory: HubFactory, receivers: list[Receiver], redis_server: RedisServer
+) -> None:
+    await flush(redis_server.url)
+    target = receiver(receivers)
+    env = events_env(target.url, REDIS_URL=redis_server.url)
+    nodes = [hub_factory(**env), hub_factory(**env)]
+    create_event(nodes[0], "he-9")
+    for n in range(12):
+        await finish(nodes[n % 2].ws, "he-9", f"cand-{n}")
+    await eventually(lambda: len(target.of_type("candidate.finished")) >= 12, timeout=15)
+    await eventually(lambda: deliveries(nodes[1].http)["counts"]["delivered"] == 12, timeout=10)
+    ids = [r.headers["webhook-id"] for r in target.requests]
+    assert len(ids) == len(set(ids)) == 12  # each delivered once, whichever node sent it
