@@ -69,7 +69,10 @@ class Sender:
             batch = await self._outbox.claim(
                 self._settings.node_id, now=self._clock(), lease_s=self._lease_s, limit=BATCH
             )
-            await asyncio.gather(*(self.attempt(d) for d in batch))
+            outcomes = await asyncio.gather(*(self.attempt(d) for d in batch), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome  # the store failed: the tick's owner logs and counts it
             if len(batch) < BATCH:
                 return
 

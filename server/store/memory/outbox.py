@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 
 from server.store.outbox import KEEP_DELIVERED, Attempt, Delivery, DeliveryState, RetryResult
@@ -14,6 +15,8 @@ class MemoryOutbox:
         self._due: dict[str, float] = {}
         """Pending deliveries -> when they may be claimed: `next_at`, or the end of a claim's lease."""
         self._claims = 0
+        self._delivered: list[tuple[float, str]] = []
+        """(created_at, id) of the delivered ones, sorted: the oldest are let go past `keep_delivered`."""
 
     async def add(self, deliveries: list[Delivery]) -> int:
         added = 0
@@ -65,15 +68,10 @@ class MemoryOutbox:
                 delivery = replace(delivery, state="dead")
         self._deliveries[delivery_id] = delivery
         if delivery.state == "delivered":
-            self._trim()
+            bisect.insort(self._delivered, (delivery.created_at, delivery_id))
+            while len(self._delivered) > self.keep_delivered:
+                del self._deliveries[self._delivered.pop(0)[1]]
         return True
-
-    def _trim(self) -> None:
-        delivered = sorted(
-            (d.created_at, d.delivery_id) for d in self._deliveries.values() if d.state == "delivered"
-        )
-        for _, delivery_id in delivered[: max(0, len(delivered) - self.keep_delivered)]:
-            del self._deliveries[delivery_id]
 
     async def retry(self, delivery_id: str, *, now: float) -> RetryResult:
         held = self._deliveries.get(delivery_id)
@@ -81,6 +79,8 @@ class MemoryOutbox:
             return "unknown"
         if held.claimed_until is not None and held.claimed_until > now:
             return "sending"
+        if held.state == "delivered":
+            self._delivered.remove((held.created_at, delivery_id))
         self._deliveries[delivery_id] = replace(
             held, state="pending", next_at=now, window_from=now, claim=None, claimed_until=None
         )
