@@ -39,6 +39,8 @@ class HostEvents:
         self._background = background
         self._clock = clock
         self._outage = Outage(log, "host events: writing to the outbox")
+        self.queued: Callable[[], None] = lambda: None
+        """Told after new deliveries were stored (the node's sender looks at once)."""
 
     def emit(self, event: HostEvent) -> None:
         """Queue `event` for the host app without waiting; never raises."""
@@ -54,6 +56,8 @@ class HostEvents:
         urls = await self._urls(event.event_id) if self.enabled else ()
         added = await self._outbox.add(deliveries(event, urls, self._clock())) if urls else 0
         self._metrics.queued.labels(event.type).inc(added)
+        if added:
+            self.queued()
         return added
 
     async def _write_or_count(self, event: HostEvent) -> None:

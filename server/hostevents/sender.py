@@ -10,13 +10,14 @@ and the delivery goes to the dead-letter list. Each attempt is signed anew with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
 
 import httpx
 
-from server.background import Background
+from server.background import Background, Counted, Outage
 from server.config import Settings
 from server.hostevents.metrics import HostEventMetrics
 from server.hostevents.schedule import next_attempt
@@ -26,9 +27,11 @@ from server.store.outbox import Attempt, Delivery, Outbox
 log = logging.getLogger("proctorhub.hostevents")
 
 POLL_S = 0.25
+"""How often a node looks for due deliveries (retries, other nodes' events); its own events wake it."""
 BATCH = 32
 ROUNDS_PER_TICK = 8
-"""A backlog is drained a few batches per tick (each batch's attempts run together)."""
+MAX_IN_FLIGHT = 128
+"""Attempts under way on one node at most: each runs on its own, so a slow receiver delays no other."""
 LEASE_MARGIN_S = 30.0
 COUNTS_EVERY_S = 5.0
 USER_AGENT = "proctorhub-events/1"
@@ -42,6 +45,7 @@ class Sender:
         metrics: HostEventMetrics,
         background: Background,
         clock: Callable[[], float],
+        on_failure: Counted,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
@@ -52,29 +56,73 @@ class Sender:
         self._timeout_s = settings.events_timeout_s
         self._lease_s = settings.events_timeout_s + LEASE_MARGIN_S
         self._client: httpx.AsyncClient | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._on_failure = on_failure
+        self._outage = Outage(log, "host events: recording an attempt")
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(
             timeout=self._timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT}
         )
-        self._background.every("host events delivery", POLL_S, self.tick, first_delay_s=0)
+        self._background.run("host events delivery", self._deliver)
         self._background.every("host events counts", COUNTS_EVERY_S, self.count, first_delay_s=0)
 
     async def aclose(self) -> None:
+        """After the loops stopped: attempts under way are cancelled (their claims run out; the
+        deliveries are tried again by whichever node claims them next)."""
+        for task in self._in_flight:
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
 
+    def wake(self) -> None:
+        """Something was queued on this node: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def _deliver(self) -> None:
+        """Tick when woken or every POLL_S; a failing store is logged once, then once a minute, and
+        counted (as every owned loop, server/background.py), with a growing pause between tries."""
+        outage = Outage(log, "host events delivery")
+        while not self._background.stopping:
+            self._wake.clear()  # before the tick: a wake during it means one more round
+            try:
+                await self.tick()
+            except Exception as exc:
+                self._on_failure("host events delivery")
+                await outage.pause(exc)
+                continue
+            outage.recovered()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+
     async def tick(self) -> None:
+        """Claim as many due deliveries as there are free slots, and start their attempts."""
         for _ in range(ROUNDS_PER_TICK):
+            free = MAX_IN_FLIGHT - len(self._in_flight)
+            if free <= 0:
+                return
             batch = await self._outbox.claim(
-                self._settings.node_id, now=self._clock(), lease_s=self._lease_s, limit=BATCH
+                self._settings.node_id, now=self._clock(), lease_s=self._lease_s, limit=min(BATCH, free)
             )
-            outcomes = await asyncio.gather(*(self.attempt(d) for d in batch), return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome  # the store failed: the tick's owner logs and counts it
+            for delivery in batch:
+                task = asyncio.get_running_loop().create_task(self._attempt_owned(delivery))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
             if len(batch) < BATCH:
                 return
+
+    async def _attempt_owned(self, delivery: Delivery) -> None:
+        """An attempt on its own, so a slow receiver holds up no other; a store failure is logged once,
+        then once a minute, and counted (the claim runs out and the delivery is tried again)."""
+        try:
+            await self.attempt(delivery)
+        except Exception as exc:
+            self._on_failure("host events delivery")
+            self._outage.failed(exc)
+        else:
+            self._outage.recovered()
 
     async def count(self) -> None:
         for state, n in (await self._outbox.counts()).items():

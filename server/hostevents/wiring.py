@@ -42,8 +42,12 @@ class HostEventsPart:
         self._background = Background(log, on_failure=on_failure)
         self.events = HostEvents(settings, store.events, store.outbox, metrics, self._background, clock)
         self._sender = (
-            Sender(settings, store.outbox, metrics, self._background, clock) if self.events.enabled else None
+            Sender(settings, store.outbox, metrics, self._background, clock, on_failure)
+            if self.events.enabled
+            else None
         )
+        if self._sender is not None:
+            self.events.queued = self._sender.wake
         self._reports = ReportWatch(
             store,
             timeline_of,

@@ -50,6 +50,10 @@ class Received:
         return json.loads(self.body)
 
 
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the hub sends many at once (the default, 5, drops connections)
+
+
 @dataclass
 class Receiver:
     """An HTTP server in a thread: answers the scripted statuses first, then `default`."""
@@ -58,7 +62,7 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     default: int = 200
     requests: list[Received] = field(default_factory=list)
-    server: http.server.ThreadingHTTPServer | None = None
+    server: Server | None = None
 
     @property
     def url(self) -> str:
@@ -80,7 +84,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
