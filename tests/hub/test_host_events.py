@@ -23,7 +23,7 @@ import pytest
 from tests.client import login, token
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event, flush
 from tests.polling import eventually
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, start_redis
 
 KEY = bytes(range(100, 132))
 EVENTS_SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -356,3 +356,37 @@ async def test_two_nodes_send_each_event_once(
     await eventually(lambda: deliveries(nodes[1].http)["counts"]["delivered"] == 12, timeout=10)
     ids = [r.headers["webhook-id"] for r in target.requests]
     assert len(ids) == len(set(ids)) == 12  # each delivered once, whichever node sent it
+
+
+def metric(hub_http: str, line_start: str) -> float:
+    for line in httpx.get(f"{hub_http}/metrics", timeout=10).text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_redis_outage_is_logged_once_counted_and_survived(
+    hub_factory: HubFactory, receivers: list[Receiver]
+) -> None:
+    redis = start_redis(appendonly=True)
+    try:
+        target = receiver(receivers, default=503)
+        hub = hub_factory(**events_env(target.url, REDIS_URL=redis.url, HUB_EVENTS_BACKOFF_BASE_S=0.3))
+        create_event(hub, "he-10")
+        await finish(hub.ws, "he-10", "cand-10")
+        await eventually(lambda: len(target.requests) >= 2, timeout=10, what="retries to a failing receiver")
+        redis.stop(keep_data=True)
+        failures = 'proctorhub_background_failures_total{name="host events delivery"}'
+        await eventually(lambda: metric(hub.http, failures) >= 3, timeout=15, what="failures counted")
+        assert hub.log().count("host events delivery failed") == 1  # then once a minute while it lasts
+        target.default = 200
+        redis = start_redis(redis.port, appendonly=True, workdir=redis.workdir)
+        await eventually(
+            lambda: target.requests[-1].status == 200, timeout=20, what="delivered after the outage"
+        )
+        assert "host events delivery works again" in hub.log()
+        assert {r.headers["webhook-id"] for r in target.requests} == {
+            target.requests[0].headers["webhook-id"]
+        }
+    finally:
+        redis.stop()
