@@ -26,14 +26,14 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     ready = httpx.get(f"{shared_hub.http}/readyz")
     assert ready.status_code == 200 and ready.json()["store"] == "memory"
     create_event(shared_hub, "metrics")
-    before = httpx.get(f"{shared_hub.http}/metrics").text
+    before = shared_hub.metrics_text()
     client, _ = await login(shared_hub.ws, token(SECRET, "m1", event="metrics"))
     await client.send("ping")
     await client.expect("pong")
     refused = await open_client(shared_hub.ws)
     await refused.send("auth", {"token": "garbage"})
     assert await refused.closed_with() == 4401
-    after = httpx.get(f"{shared_hub.http}/metrics").text
+    after = shared_hub.metrics_text()
     online = '{role="candidate"}'
     assert (
         metric(after, "proctorhub_connections", online)
