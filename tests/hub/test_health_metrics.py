@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.client import login, open_client, token
-from tests.conftest import SECRET, create_event
+from tests.conftest import API_KEY, SECRET, create_event
 from tests.servers import HubProcess
 
 
@@ -49,3 +49,17 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     assert metric(after, "proctorhub_closes_total", '{code="4401"}') >= 1
     assert metric(after, "proctorhub_send_queue_drops_total") == 0
     assert metric(after, "proctorhub_tokens_minted_total") >= 1
+
+
+def test_metrics_needs_the_api_key(shared_hub: HubProcess) -> None:
+    """/metrics tells who is online: with HUB_API_KEY set, only the key may read it (a session may not)."""
+    url = f"{shared_hub.http}/metrics"
+    missing = httpx.get(url)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["error"]["code"] == "unauthenticated"
+    admin = token(SECRET, "metrics-admin", "admin", "*")
+    for credential in ("not-the-key", admin):
+        refused = httpx.get(url, headers={"Authorization": f"Bearer {credential}"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_credentials"
+    allowed = httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert allowed.status_code == 200 and "proctorhub_connections" in allowed.text
