@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
+from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
 from server.config import Settings, load_settings
@@ -139,7 +140,10 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(pages.SecurityHeaders, settings=settings)],
+        middleware=[
+            Middleware(TrustedProxies, trusted=settings.trusted_proxies),
+            Middleware(pages.SecurityHeaders, settings=settings),
+        ],
     )
     app.state.settings = settings
     app.state.store = store

@@ -310,7 +310,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     # session tokens and the client address (issue 12)
     "HUB_JWT_AUDIENCE": ("jwt_audience", _claim_text),
     "HUB_JWT_ISSUER": ("jwt_issuer", _claim_text),
-    "HUB_JWT_MAX_TTL_S": ("jwt_max_ttl_s", _number(float, minimum=60, maximum=30 * 86_400)),
+    "HUB_JWT_MAX_TTL_S": ("jwt_max_ttl_s", _number(float, minimum=1, maximum=30 * 86_400)),
     "HUB_JWKS_URL": ("jwks_url", _url),
     "HUB_TRUSTED_PROXIES": ("trusted_proxies", _proxies),
 }
