@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
+from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
 from server.config import Settings, load_settings
@@ -28,6 +29,7 @@ from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
 from server.store.records import EventConfig
+from server.verifier import SessionVerifier
 
 log = logging.getLogger("proctorhub.app")
 
@@ -83,7 +85,8 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
-    hub = Hub(settings, store, hms.rooms)
+    sessions = SessionVerifier(settings)
+    hub = Hub(settings, store, hms.rooms, verifier=sessions)
     monitor = build_monitor(settings, hub, hms)
     archive = build_archive(settings)
     archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
@@ -98,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         await archive.start()
         if settings.embedded_secret:
             await store.events.create_event(DEMO_EVENT)
+        await sessions.start()
         await hub.start()
         await monitor.start()
         await webhooks.start()
@@ -112,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
+                ("session verifier", sessions.stop),
                 ("100ms", hms.stop),
                 ("store", store.close),
             )
@@ -135,11 +140,16 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(pages.SecurityHeaders, settings=settings)],
+        middleware=[
+            Middleware(TrustedProxies, trusted=settings.trusted_proxies),
+            Middleware(pages.SecurityHeaders, settings=settings),
+        ],
     )
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub
+    app.state.sessions = sessions
+    app.state.presence_counts = health.PresenceCounts()
     app.state.monitor = monitor
     app.state.hms = hms
     app.state.archive = archive

@@ -25,8 +25,9 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
             event_id="demo",
             role=role,  # type: ignore[arg-type]
             now=now,
-            ttl_s=12 * 3600,
+            ttl_s=min(12 * 3600, settings.jwt_max_ttl_s),
             name=user.replace("-", " ").title(),
+            rules=settings.token_rules,
         )
 
     admin = token("admin-1", "admin")

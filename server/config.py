@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
+from server.auth import DEFAULT_MAX_TTL_S, TokenRules
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -75,6 +77,17 @@ class Settings:
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
     archive_url_ttl_s: float = 3600.0
+    # session tokens and the client address (issue 12): see docs/operations.md
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_max_ttl_s: float = DEFAULT_MAX_TTL_S
+    jwks_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def token_rules(self) -> TokenRules:
+        """What every session token must also satisfy, whoever signed it."""
+        return TokenRules(self.jwt_audience, self.jwt_issuer, self.jwt_max_ttl_s)
 
     @property
     def pong_timeout_s(self) -> float:
@@ -238,6 +251,19 @@ def _node_id(name: str, raw: str) -> str:
     return raw
 
 
+def _claim_text(name: str, raw: str) -> str:
+    if len(raw) > 256 or not raw.isprintable():
+        raise ConfigError(f"Config '{name}' must be at most 256 printable characters, got {raw!r}.")
+    return raw
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses or networks (10.0.0.7, 10.0.0.0/8, ::1): `*` is refused, trusting everyone is the bug."""
+    if "*" in raw:
+        raise ConfigError(f"Config '{name}' must list addresses or networks; '*' would trust any client.")
+    return _networks(name, raw)
+
+
 # env var -> (Settings field, parser)
 _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     # HS256 keys under 32 bytes are refused by RFC 7518 (and warned about by PyJWT).
@@ -286,6 +312,12 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # session tokens and the client address (issue 12)
+    "HUB_JWT_AUDIENCE": ("jwt_audience", _claim_text),
+    "HUB_JWT_ISSUER": ("jwt_issuer", _claim_text),
+    "HUB_JWT_MAX_TTL_S": ("jwt_max_ttl_s", _number(float, minimum=1, maximum=30 * 86_400)),
+    "HUB_JWKS_URL": ("jwks_url", _url),
+    "HUB_TRUSTED_PROXIES": ("trusted_proxies", _proxies),
 }
 
 

@@ -68,6 +68,7 @@ class Sampler:
     series: list[dict[str, Any]] = field(default_factory=list)
     scrape_errors: int = 0
     has_process_metrics: bool = False
+    api_key: str | None = None  # the hub's HUB_API_KEY: /metrics needs it when one is set
 
     def _proc(self) -> dict[str, Any]:
         sample: dict[str, Any] = {
@@ -82,7 +83,7 @@ class Sampler:
     async def sample(self, http: httpx.AsyncClient) -> dict[str, Any]:
         sample: dict[str, Any] = {"t": time.time(), **self._proc()}
         try:
-            answer = await http.get(f"{self.hub_url}/metrics")
+            answer = await http.get(f"{self.hub_url}/metrics", headers=procs.metrics_auth(self.api_key))
             metrics = parse_metrics(answer.text) if answer.status_code == 200 else {}
         except httpx.HTTPError:
             metrics = {}

@@ -205,11 +205,16 @@ def machine_busy_s() -> float:
     return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
-def hub_metrics(port: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
+def metrics_auth(api_key: str | None) -> dict[str, str]:
+    """The header /metrics wants when the hub has an API key (HUB_API_KEY); none without one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def hub_metrics(port: int, extra: tuple[str, ...] = (), api_key: str | None = None) -> dict[str, float]:
     """The hub's /metrics samples that say whether sockets were lost, and those starting with
     one of `extra` (`_created` samples left out); empty if unreachable."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=metrics_auth(api_key), timeout=5).text
     except httpx.HTTPError:
         return {}
     wanted = (

@@ -199,7 +199,7 @@ class Session:
             ],
             timeout=60,
         )
-        observer = Sampler(target.hub_url, target.pids(), [os.getpid(), *pool.pids])
+        observer = Sampler(target.hub_url, target.pids(), [os.getpid(), *pool.pids], api_key=target.api_key)
         context = {
             "event_id": event_id,
             "plans": candidates,
