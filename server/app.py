@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
-from server.config import Settings, load_settings
+from server.config import Settings, check_bind, load_settings
 from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
 from server.hubs.connection import Connection
@@ -149,5 +149,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def create_app_from_env() -> Starlette:
-    """For `uvicorn --factory server.app:create_app_from_env`."""
-    return create_app(load_settings())
+    """For `uvicorn --factory server.app:create_app_from_env`. The bind address is not known here, so it
+    is taken as public: HUB_SECRET and HMS_API_BASE are required (check_bind)."""
+    settings = load_settings()
+    check_bind(settings, None)
+    return create_app(settings)
