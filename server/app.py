@@ -23,6 +23,7 @@ from server.hubs.endpoint import HubEndpoint
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
+from server.recording.archive.sources import simulator_policy
 from server.recording.intake.wiring import build_webhooks
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
@@ -85,8 +86,11 @@ def create_app(settings: Settings) -> Starlette:
     hms = build_hms(settings)
     hub = Hub(settings, store, hms.rooms)
     monitor = build_monitor(settings, hub, hms)
-    archive = build_archive(settings)
-    archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
+    storage = hms.simulator.config.storage if hms.simulator is not None else None
+    archive = build_archive(settings, simulator_policy(settings, storage) if hms.simulator else None)
+    archiver = Archiver(
+        archive, store.presence, monitor.timeline, hub.clock, on_refused=hub.metrics.archive_source_refused
+    )
     monitor.on_change(archiver.changed)
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
