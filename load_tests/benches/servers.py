@@ -83,6 +83,9 @@ def start_hub(
     if node_id:
         env["HUB_NODE_ID"] = node_id
     env.update(extra_env or {})
+    if redis_url and "HMS_API_BASE" not in env:
+        # a bench node on Redis without a shared simulator keeps its own (start_cluster shares one)
+        env["HMS_SIMULATOR"] = "embedded"
     argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
     proc = procs.spawn(argv, env, log_path, cwd=root)
     server = Server(name, port, proc, log_path, {"node_id": node_id or ""})

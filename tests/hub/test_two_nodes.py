@@ -21,6 +21,7 @@ async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
 ) -> None:
     common = {
         "REDIS_URL": redis_server.url,
+        "HMS_SIMULATOR": "embedded",  # presence only: no room crosses nodes
         "HUB_PRESENCE_GRACE_S": 2,
         "HUB_NODE_TTL_S": 1,
         "HUB_STATS_INTERVAL_S": 0.2,
@@ -58,7 +59,7 @@ async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
 
 
 async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_server: RedisServer) -> None:
-    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 1}
+    common = {"REDIS_URL": redis_server.url, "HMS_SIMULATOR": "embedded", "HUB_PRESENCE_GRACE_S": 1}
     node_a = hub_factory(HUB_NODE_ID="tabs-a", **common)
     node_b = hub_factory(HUB_NODE_ID="tabs-b", **common)
     event = "two-nodes-tabs"
@@ -79,7 +80,12 @@ async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_serv
 
 async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_server: RedisServer) -> None:
     """SIGSTOP past the node TTL: the others reap it; on SIGCONT its live sockets are online again."""
-    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 30, "HUB_NODE_TTL_S": 1}
+    common = {
+        "REDIS_URL": redis_server.url,
+        "HMS_SIMULATOR": "embedded",
+        "HUB_PRESENCE_GRACE_S": 30,
+        "HUB_NODE_TTL_S": 1,
+    }
     node_a = hub_factory(HUB_NODE_ID="stall-a", **common)
     node_b = hub_factory(HUB_NODE_ID="stall-b", **common)
     event = "two-nodes-stall"
@@ -96,7 +102,7 @@ async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_ser
 
 async def test_redis_gone_means_1013_and_not_ready(hub_factory) -> None:
     own_redis = start_redis()
-    hub = hub_factory(REDIS_URL=own_redis.url)
+    hub = hub_factory(REDIS_URL=own_redis.url, HMS_SIMULATOR="embedded")
     own_redis.stop()
     client = await open_client(hub.ws)
     await client.send("auth", {"token": token(SECRET, "c-unlucky", event="no-redis")})
