@@ -17,7 +17,7 @@ from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsume
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
-from server.hubs.handlers import Handlers
+from server.hubs.handlers import Handlers, MediaLimits
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -89,6 +89,9 @@ class Hub:
             stats=self.stats,
             renew=self.renew_session,
             clock=clock,
+            timers=self.timers,
+            spawn=self.spawn,
+            media_limits=MediaLimits(settings.media_burst, settings.media_refill_s),
         )
         self.draining = False
         self.connections: dict[str, Connection] = {}
