@@ -26,6 +26,7 @@ from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
 from server.recording.archive.sources import simulator_policy
 from server.recording.intake.wiring import build_webhooks
+from server.recording.monitor.compaction import Budget
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
@@ -72,9 +73,11 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
         candidate_role=settings.hms_candidate_role,
     )
     rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
-    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    budget = Budget(settings.signal_budget, settings.signal_keep, min_run_s=settings.gap_threshold_s)
+    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s, budget=budget)
     hub.presence.on_change(monitor.presence_changed)
     hub.handlers.media_observers.append(monitor.media)
+    hub.handlers.observed_observers.append(monitor.observed)
 
     async def alerts(conn: Connection) -> list[Outbound]:
         return [] if conn.session is None else await monitor.state_sync(conn.session)

@@ -78,6 +78,14 @@ class Settings:
     gap_threshold_s: float = 10.0
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
+    media_burst: int = 20
+    """media.status (and media.observed) changes one user may store at once, on this node..."""
+    media_refill_s: float = 10.0
+    """...then one per this many seconds; over it only the latest state is kept (docs/protocol.md)."""
+    signal_budget: int = 256
+    """Raw toggles a candidate's timeline holds before the oldest are folded into intervals..."""
+    signal_keep: int = 64
+    """...keeping this many, the newest."""
     archive_url_ttl_s: float = 3600.0
     # fail closed (issue 12): where the simulator may run, and which recordings the archiver takes
     hms_simulator: str | None = None
@@ -347,6 +355,10 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_GAP_THRESHOLD_S": ("gap_threshold_s", _number(float, minimum=0.5, maximum=3600)),
     "RECORDING_DEADLINE_S": ("recording_deadline_s", _number(float, minimum=1, maximum=7 * 24 * 3600)),
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
+    "RECORDING_MEDIA_BURST": ("media_burst", _number(int, minimum=1, maximum=10_000)),
+    "RECORDING_MEDIA_REFILL_S": ("media_refill_s", _number(float, minimum=0.01, maximum=3600)),
+    "RECORDING_SIGNAL_BUDGET": ("signal_budget", _number(int, minimum=16, maximum=100_000)),
+    "RECORDING_SIGNAL_KEEP": ("signal_keep", _number(int, minimum=1, maximum=100_000)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
     # fail closed (issue 12)
@@ -386,6 +398,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
     if any(prefix == own for prefix, _url in relays):
         raise ConfigError(f"Config 'HMS_WEBHOOK_RELAY' must not relay this hub's own prefix {own!r}.")
+    keep, budget = (
+        values.get("signal_keep", Settings.signal_keep),
+        values.get("signal_budget", Settings.signal_budget),
+    )
+    if cast(int, keep) >= cast(int, budget):
+        raise ConfigError(f"Config 'RECORDING_SIGNAL_KEEP' must be below RECORDING_SIGNAL_BUDGET ({budget}).")
     return Settings(**values)  # type: ignore[arg-type]
 
 

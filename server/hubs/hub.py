@@ -18,7 +18,7 @@ from server.hubs.admission import JoinGate
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
-from server.hubs.handlers import Handlers
+from server.hubs.handlers import Handlers, MediaLimits
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -93,6 +93,9 @@ class Hub:
             stats=self.stats,
             renew=self.renew_session,
             clock=clock,
+            timers=self.timers,
+            spawn=self.spawn,
+            media_limits=MediaLimits(settings.media_burst, settings.media_refill_s),
         )
         self.join_gate = JoinGate(
             settings.join_concurrency, settings.join_deadline_s, metrics.joins_refused.inc

@@ -252,6 +252,16 @@ async def test_signals_are_kept_once_each(store: Store) -> None:
     assert await store.timelines.get_signals(EV, "c2") == []
 
 
+async def test_a_fold_replaces_the_signals_it_folds_in_one_step(store: Store) -> None:
+    await store.timelines.add_signals(EV, "c1", [b"t1", b"t2", b"t3"])
+    await store.timelines.add_signals(EV, "c2", [b"t1"])
+    await store.timelines.replace_signals(EV, "c1", [b"t1", b"t2", b"gone already"], [b"fold"])
+    assert sorted(await store.timelines.get_signals(EV, "c1")) == [b"fold", b"t3"]
+    assert await store.timelines.get_signals(EV, "c2") == [b"t1"]  # another candidate's stay
+    await store.timelines.replace_signals(EV, "c1", [b"fold"], [])
+    assert await store.timelines.get_signals(EV, "c1") == [b"t3"]
+
+
 async def test_alerts_are_kept_per_candidate_and_indexed_per_event(store: Store) -> None:
     await store.timelines.put_alerts(EV, "c1", {"x": b"1"})
     await store.timelines.put_alerts(EV, "c1", {"x": b"2", "y": b"3"})
