@@ -74,9 +74,9 @@ class Target:
     def kill_node(self, index: int) -> float:
         """SIGKILL node `index` (its whole process group) without a word; when it was killed."""
         proc = self.hub_procs[index]
+        at = self.killed[index] = time.time()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        at = self.killed[index] = time.time()
         proc.wait()
         return at
 
