@@ -127,6 +127,7 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
     refill_s = 1.0
     hub = hub_factory(
         REDIS_URL=redis_server.url,
+        HMS_SIMULATOR="embedded",
         RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
         RECORDING_MEDIA_REFILL_S=str(refill_s),
         # The per-socket limit would close the flooding sockets (4429): lift it, the per-user gate holds.
