@@ -43,6 +43,7 @@ from server.auth import mint_session
 
 API_KEY = "costs-api-key-" + "k" * 20
 EVENT = "costs"
+GAP_THRESHOLD_S = 10.0  # the hub's default RECORDING_GAP_THRESHOLD_S
 ACTOR = "batchuser-"
 """The acting candidates' ids start with this, so the commands that name them can be told apart."""
 
@@ -261,8 +262,10 @@ def _timeline_checks(cluster: Cluster) -> float:
 
 
 async def _settle(cluster: Cluster, limit_s: float = 120) -> float:
-    """Wait until the monitors have checked every new arrival (no check for 2 s): the idle window
-    must not count the arrivals' first checks. Returns the checks made so far."""
+    """Wait until the monitors have checked every new arrival, and once more a gap threshold (10 s)
+    after it sat, and then made no check for 2 s: the idle window must not count the arrivals'
+    checks. Returns the checks made so far."""
+    await asyncio.sleep(GAP_THRESHOLD_S + 1)
     deadline = time.monotonic() + limit_s
     last, still_since = -1.0, time.monotonic()
     while time.monotonic() < deadline:
