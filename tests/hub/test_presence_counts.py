@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from server.api.health import PRESENCE_COUNT_EVERY_S, PresenceCounts
 from server.store.base import Store
-
 from server.store.records import ConnRef, EventConfig
 from tests.fake_clock import FakeClock
 
