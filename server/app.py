@@ -16,7 +16,7 @@ from server.api import allocation, archive_files, events, health, pages, recordi
 from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
-from server.config import Settings, load_settings
+from server.config import Settings, check_bind, load_settings
 from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
 from server.hubs.connection import Connection
@@ -24,7 +24,9 @@ from server.hubs.endpoint import HubEndpoint
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
+from server.recording.archive.sources import simulator_policy
 from server.recording.intake.wiring import build_webhooks
+from server.recording.monitor.compaction import Budget
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
@@ -71,9 +73,11 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
         candidate_role=settings.hms_candidate_role,
     )
     rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
-    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    budget = Budget(settings.signal_budget, settings.signal_keep, min_run_s=settings.gap_threshold_s)
+    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s, budget=budget)
     hub.presence.on_change(monitor.presence_changed)
     hub.handlers.media_observers.append(monitor.media)
+    hub.handlers.observed_observers.append(monitor.observed)
 
     async def alerts(conn: Connection) -> list[Outbound]:
         return [] if conn.session is None else await monitor.state_sync(conn.session)
@@ -88,8 +92,11 @@ def create_app(settings: Settings) -> Starlette:
     sessions = SessionVerifier(settings)
     hub = Hub(settings, store, hms.rooms, verifier=sessions)
     monitor = build_monitor(settings, hub, hms)
-    archive = build_archive(settings)
-    archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
+    storage = hms.simulator.config.storage if hms.simulator is not None else None
+    archive = build_archive(settings, simulator_policy(settings, storage) if hms.simulator else None)
+    archiver = Archiver(
+        archive, store.presence, monitor.timeline, hub.clock, on_refused=hub.metrics.archive_source_refused
+    )
     monitor.on_change(archiver.changed)
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
@@ -159,5 +166,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def create_app_from_env() -> Starlette:
-    """For `uvicorn --factory server.app:create_app_from_env`."""
-    return create_app(load_settings())
+    """For `uvicorn --factory server.app:create_app_from_env`. The bind address is not known here, so it
+    is taken as public: HUB_SECRET and HMS_API_BASE are required (check_bind)."""
+    settings = load_settings()
+    check_bind(settings, None)
+    return create_app(settings)

@@ -73,7 +73,7 @@ def metrics_auth(env: Mapping[str, str]) -> dict[str, str]:
 
 def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
     """`proctorhub simulate-100ms` as its own process, shared by several hub nodes."""
-    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/log")
+    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/health")
 
 
 def start_hub(

@@ -36,6 +36,7 @@ class Target:
     servers: list[Server]
     secret: str
     redis: Redis | None = None
+    simulator: Server | None = None  # the one 100ms simulator of hub nodes on Redis
     notes: list[str] = field(default_factory=list)
     api_key: str | None = None  # HUB_API_KEY, when the scenario needs the HTTP API
 

@@ -82,7 +82,8 @@ class HubEndpoint:
         try:
             self._admit(scope)
             session = await self._authenticate(conn, receive)
-            await hub.attach(conn, session)
+            async with hub.join_gate.admit():
+                await hub.attach(conn, session)
             await self._read(conn, receive)
         except Close as exc:
             await hub.close(conn, exc)

@@ -14,10 +14,11 @@ from server.auth import InvalidSession, Session
 from server.background import Background
 from server.config import Settings
 from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsumer
+from server.hubs.admission import JoinGate
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
-from server.hubs.handlers import Handlers
+from server.hubs.handlers import Handlers, MediaLimits
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -92,7 +93,15 @@ class Hub:
             stats=self.stats,
             renew=self.renew_session,
             clock=clock,
+            timers=self.timers,
+            spawn=self.spawn,
+            media_limits=MediaLimits(settings.media_burst, settings.media_refill_s),
         )
+        self.join_gate = JoinGate(
+            settings.join_concurrency, settings.join_deadline_s, metrics.joins_refused.inc
+        )
+        metrics.joins_waiting.set_function(lambda: self.join_gate.waiting)
+        metrics.joins_running.set_function(lambda: self.join_gate.running)
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}

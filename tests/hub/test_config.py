@@ -68,6 +68,7 @@ def test_values_are_parsed() -> None:
             "HUB_SECRET": SECRET,
             "HUB_API_KEY": "api-key-0123456789",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "HMS_SIMULATOR": "embedded",
             "LOG_LEVEL": " debug ",
             "HUB_PRESENCE_GRACE_S": "2.5",
             "HUB_MAX_MESSAGE_BYTES": "2048",
@@ -112,7 +113,8 @@ def test_bad_log_level(raw: str) -> None:
 
 @pytest.mark.parametrize("url", ["redis://localhost:6379", "rediss://cache:6380/1", "unix:///tmp/redis.sock"])
 def test_redis_url_schemes(url: str) -> None:
-    assert load_settings({"HUB_SECRET": SECRET, "REDIS_URL": url}).redis_url == url
+    env = {"HUB_SECRET": SECRET, "REDIS_URL": url, "HMS_SIMULATOR": "embedded"}
+    assert load_settings(env).redis_url == url
 
 
 @pytest.mark.parametrize("url", ["http://localhost:6379", "localhost:6379", "memcached://x", "REDIS://x"])

@@ -48,6 +48,8 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     assert metric(after, "proctorhub_auth_failures_total", invalid) >= 1
     assert metric(after, "proctorhub_closes_total", '{code="4401"}') >= 1
     assert metric(after, "proctorhub_send_queue_drops_total") == 0
+    assert metric(after, "proctorhub_joins_waiting") == 0  # the join gate: nobody left in line
+    assert metric(after, "proctorhub_joins_refused_total") == 0
     assert metric(after, "proctorhub_tokens_minted_total") >= 1
 
 

@@ -182,6 +182,7 @@ async def test_a_relay_survives_a_restart_of_the_hub(
     port = free_port()  # the other environment is down for now
     env = {
         "REDIS_URL": await flushed(redis_server),
+        "HMS_SIMULATOR": "embedded",  # one node at a time: its own simulator will do
         "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "HMS_WEBHOOK_RELAY": f"edge=http://127.0.0.1:{port}/hook",
         "HUB_NODE_ID": "relay-node-1",
@@ -207,7 +208,7 @@ def test_a_bad_relay_setting_stops_start_up(hub_factory: HubFactory) -> None:
 async def test_nothing_accepted_is_lost_when_redis_restarts(hub_factory: HubFactory) -> None:
     server = start_redis(appendonly=True)
     try:
-        common = {"REDIS_URL": server.url, "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        common = {"REDIS_URL": server.url, "HMS_SIMULATOR": "embedded", "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET}
         intake = hub_factory(**common, HMS_WEBHOOK_WORKERS="0")  # stores, does not process
         before = [event(event_id=f"before-{n}") for n in range(20)]
         assert all(post(intake, body).json() == {"status": "accepted"} for body in before)
