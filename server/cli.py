@@ -24,6 +24,7 @@ from server.serve import serve
 def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
     now = time.time()
     base = f"http://{host}:{port}"
+    ttl_s = min(12 * 3600, settings.jwt_max_ttl_s)
 
     def token(user: str, role: str) -> str:
         return mint_session(
@@ -32,7 +33,7 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
             event_id="demo",
             role=role,  # type: ignore[arg-type]
             now=now,
-            ttl_s=min(12 * 3600, settings.jwt_max_ttl_s),
+            ttl_s=ttl_s,
             name=user.replace("-", " ").title(),
             rules=settings.token_rules,
         )
@@ -41,7 +42,8 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
     print(
         "\nproctorhub is running on its embedded defaults (memory store, no REDIS_URL).\n"
         f"  status: {base}/healthz   metrics: {base}/metrics   websocket: ws://{host}:{port}/ws\n"
-        "  HUB_SECRET was not set, so a random one was made for this run. Pages of event 'demo' (12 h):\n"
+        "  HUB_SECRET was not set, so a random one was made for this run. "
+        f"Pages of event 'demo' ({ttl_s / 3600:g} h):\n"
         f"  candidate: {base}/candidate#token={token('candidate-1', 'candidate')}\n"
         f"  proctor:   {base}/proctor#token={token('proctor-1', 'proctor')}\n"
         f"  admin:     {base}/admin#token={admin}\n"

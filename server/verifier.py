@@ -36,8 +36,8 @@ MAX_JWKS_BYTES = 256 * 1024
 
 
 def parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
-    """The usable RS256/ES256 keys of a JWKS document by kid (keys without a kid, or of another
-    algorithm, are left out: a token names its key by kid)."""
+    """The usable RS256/ES256 signing keys of a JWKS document by kid (keys without a kid, for another
+    use or of another algorithm are left out: a token names its key by kid)."""
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ValueError("a JWKS must be an object with a 'keys' list")
@@ -45,9 +45,11 @@ def parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
             continue
+        if entry.get("use", "sig") != "sig":  # an encryption key never signs a session
+            continue
         try:
             key = jwt.PyJWK(entry)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:  # one bad key never costs the others
             log.warning("JWKS: key %r left out: %s", entry.get("kid"), exc)
             continue
         if key.algorithm_name in ASYMMETRIC:

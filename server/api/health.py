@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -44,16 +45,19 @@ class PresenceCounts:
     """The users of every event by (role, presence), recounted at most once per `every_s`; scrapes in
     the meantime (or waiting on the recount) get the last figures."""
 
-    def __init__(self, every_s: float = PRESENCE_COUNT_EVERY_S) -> None:
+    def __init__(
+        self, every_s: float = PRESENCE_COUNT_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._every_s = every_s
+        self._clock = clock
         self._counted_at = -float("inf")
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = asyncio.Lock()
 
     async def get(self, store: Store) -> Counter[tuple[str, str]]:
         async with self._lock:
-            if time.monotonic() - self._counted_at >= self._every_s:
-                self._counted_at = time.monotonic()
+            if self._clock() - self._counted_at >= self._every_s:
+                self._counted_at = self._clock()
                 self._counts = await _count(store)
         return self._counts
 

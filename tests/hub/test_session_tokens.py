@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from server.verifier import UNKNOWN_KID_REFETCH_S, JwksKeys
 from tests.client import open_client
@@ -60,14 +61,14 @@ def hs256(user: str, **changes: Any) -> str:
     return jwt.encode({k: v for k, v in claims.items() if v is not ...}, SECRET, algorithm="HS256")
 
 
-async def over_websocket(hub: HubProcess, token: str) -> str:
-    """'hello', or the close code the hub answered the auth with."""
+async def over_websocket(hub: HubProcess, token: str) -> tuple[str, str]:
+    """("hello", ""), or the close code and reason the hub answered the auth with."""
     client = await open_client(hub.ws)
     await client.send("auth", {"token": token})
     try:
-        return (await client.recv(5))["type"]
-    except Exception:
-        return str(await client.closed_with())
+        return (await client.recv(5))["type"], ""
+    except ConnectionClosed as closed:
+        return (str(closed.rcvd.code), closed.rcvd.reason) if closed.rcvd else ("no close frame", "")
 
 
 def over_api(hub: HubProcess, token: str) -> httpx.Response:
@@ -75,13 +76,14 @@ def over_api(hub: HubProcess, token: str) -> httpx.Response:
 
 
 async def assert_accepted(hub: HubProcess, token: str) -> None:
-    assert await over_websocket(hub, token) == "hello"
+    assert await over_websocket(hub, token) == ("hello", "")
     answer = over_api(hub, token)
     assert answer.status_code == 200, answer.text
 
 
 async def assert_refused(hub: HubProcess, token: str, reason: str) -> None:
-    assert await over_websocket(hub, token) == "4401"
+    code, close_reason = await over_websocket(hub, token)
+    assert code == "4401" and reason in close_reason, (code, close_reason)
     answer = over_api(hub, token)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "invalid_credentials"
@@ -127,7 +129,7 @@ async def test_jwks_key_rotation(hub: HubProcess, jwks: JwksServer, first: str) 
     jwks.keys = [key_b]  # the host rotates: a new kid the hub has not seen
     with_b = key_b.sign("with-b", "admin", EVENT, **claims)
     if first == "websocket":  # whichever door meets the new kid first fetches the JWKS again
-        assert await over_websocket(hub, with_b) == "hello"
+        assert await over_websocket(hub, with_b) == ("hello", "")
     else:
         assert over_api(hub, with_b).status_code == 200
     await assert_accepted(hub, with_b)

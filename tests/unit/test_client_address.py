@@ -3,11 +3,17 @@ and only when the direct peer is trusted."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from server.api.client_address import client_address, networks, parse_address
+from server.api.client_address import TrustedProxies, client_address, networks, parse_address
 
 PROXIES = networks(["10.0.0.1/32", "172.16.0.0/12", "::1/128"])
 
@@ -47,3 +53,30 @@ def test_an_untrusted_peer_is_always_the_client(spoofed: list[str], peer: str) -
     if parse_address(peer) in networks(["10.0.0.1/32"])[0]:
         return
     assert client_address(peer, [", ".join(spoofed)], networks(["10.0.0.1/32"])) == peer
+
+
+def _echo_app(trusted: list[str]) -> Starlette:
+    async def echo(request: Request) -> JSONResponse:
+        assert request.client is not None
+        return JSONResponse({"client": request.client.host, "scheme": request.url.scheme})
+
+    return Starlette(routes=[Route("/", echo)], middleware=[Middleware(TrustedProxies, trusted=trusted)])
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted", "seen"),
+    [
+        ("10.0.0.1", ["10.0.0.1/32"], {"client": "198.51.100.1", "scheme": "https"}),
+        ("10.0.0.2", ["10.0.0.1/32"], {"client": "10.0.0.2", "scheme": "http"}),
+        ("10.0.0.1", [], {"client": "10.0.0.1", "scheme": "http"}),
+    ],
+)
+async def test_the_middleware_rewrites_client_and_scheme_for_trusted_peers_only(
+    peer: str, trusted: list[str], seen: dict[str, str]
+) -> None:
+    transport = httpx.ASGITransport(app=_echo_app(trusted), client=(peer, 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        answer = await http.get(
+            "/", headers={"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}
+        )
+    assert answer.json() == seen
