@@ -23,7 +23,7 @@ import pytest
 from tests.client import login, token
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event, flush
 from tests.polling import eventually
-from tests.servers import RedisServer, free_port, start_redis
+from tests.servers import HubProcess, RedisServer, free_port, start_redis
 
 KEY = bytes(range(100, 132))
 EVENTS_SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -174,7 +174,7 @@ async def test_flags_finishes_and_the_report_reach_every_url_signed(
         for t in ("flag.added", "candidate.finished", "report.ready")
         for r in (first, second)
     }
-    metrics = httpx.get(f"{hub.http}/metrics").text
+    metrics = hub.metrics_text()
     assert 'proctorhub_host_events_attempts_total{outcome="delivered"} 6.0' in metrics
 
 
@@ -245,9 +245,7 @@ async def test_after_the_retry_window_the_delivery_is_dead_until_retried(
     )
     await eventually(lambda: back.of_type("candidate.finished"), timeout=10)
     assert verified(back.requests[0].headers, back.requests[0].body)
-    assert (
-        'proctorhub_host_events_attempts_total{outcome="dead"} 1.0' in httpx.get(f"{hub.http}/metrics").text
-    )
+    assert 'proctorhub_host_events_attempts_total{outcome="dead"} 1.0' in hub.metrics_text()
 
 
 async def test_nothing_is_lost_across_a_hub_restart_on_redis(
@@ -256,7 +254,7 @@ async def test_nothing_is_lost_across_a_hub_restart_on_redis(
     await flush(redis_server.url)
     port = free_port()
     url = f"http://127.0.0.1:{port}/hooks"
-    env = events_env(url, REDIS_URL=redis_server.url, HUB_EVENTS_BACKOFF_BASE_S=0.5)
+    env = events_env(url, REDIS_URL=redis_server.url, HMS_SIMULATOR="embedded", HUB_EVENTS_BACKOFF_BASE_S=0.5)
     hub = hub_factory(**env)
     create_event(hub, "he-5")
     await finish(hub.ws, "he-5", "cand-5")
@@ -347,7 +345,7 @@ async def test_two_nodes_send_each_event_once(
 ) -> None:
     await flush(redis_server.url)
     target = receiver(receivers)
-    env = events_env(target.url, REDIS_URL=redis_server.url)
+    env = events_env(target.url, REDIS_URL=redis_server.url, HMS_SIMULATOR="embedded")
     nodes = [hub_factory(**env), hub_factory(**env)]
     create_event(nodes[0], "he-9")
     for n in range(12):
@@ -358,8 +356,8 @@ async def test_two_nodes_send_each_event_once(
     assert len(ids) == len(set(ids)) == 12  # each delivered once, whichever node sent it
 
 
-def metric(hub_http: str, line_start: str) -> float:
-    for line in httpx.get(f"{hub_http}/metrics", timeout=10).text.splitlines():
+def metric(hub: HubProcess, line_start: str) -> float:
+    for line in hub.metrics_text().splitlines():
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -371,13 +369,17 @@ async def test_a_redis_outage_is_logged_once_counted_and_survived(
     redis = start_redis(appendonly=True)
     try:
         target = receiver(receivers, default=503)
-        hub = hub_factory(**events_env(target.url, REDIS_URL=redis.url, HUB_EVENTS_BACKOFF_BASE_S=0.3))
+        hub = hub_factory(
+            **events_env(
+                target.url, REDIS_URL=redis.url, HMS_SIMULATOR="embedded", HUB_EVENTS_BACKOFF_BASE_S=0.3
+            )
+        )
         create_event(hub, "he-10")
         await finish(hub.ws, "he-10", "cand-10")
         await eventually(lambda: len(target.requests) >= 2, timeout=10, what="retries to a failing receiver")
         redis.stop(keep_data=True)
         failures = 'proctorhub_background_failures_total{name="host events delivery"}'
-        await eventually(lambda: metric(hub.http, failures) >= 3, timeout=15, what="failures counted")
+        await eventually(lambda: metric(hub, failures) >= 3, timeout=15, what="failures counted")
         assert hub.log().count("host events delivery failed") == 1  # then once a minute while it lasts
         target.default = 200
         redis = start_redis(redis.port, appendonly=True, workdir=redis.workdir)

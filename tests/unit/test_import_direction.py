@@ -79,6 +79,8 @@ PURE = (
     "server.allocation.planner_proctors",
     "server.recording.monitor.intervals",
     "server.recording.monitor.timeline",
+    "server.recording.monitor.witnesses",
+    "server.recording.monitor.compaction",
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",

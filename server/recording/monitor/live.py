@@ -1,7 +1,8 @@
 """The live recording monitor: signals in, alerts and candidate statuses out, on any node.
 
 Every signal is kept in the store (once per fact), then the candidate's timeline is evaluated
-again from all of its signals, under a per-candidate lock so two nodes never publish from
+again from all of its signals (kept few: over the budget the oldest toggles are folded into the
+intervals they prove, compaction.py), under a per-candidate lock so two nodes never publish from
 different views at once. What changed against the stored alerts is published: `alert` to the
 proctors of the candidate's room and the event's admins, and `candidate.status` when its
 `recording` or `open_alerts` changed. A timeline that will need a look later (a short gap that
@@ -25,8 +26,15 @@ from server.metrics import HubMetrics
 from server.protocol import Outbound
 from server.recording.intake.envelope import Envelope
 from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id, alert_key
+from server.recording.monitor.compaction import Budget, compact
 from server.recording.monitor.reconciler import HmsReader, Reconciler
-from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
+from server.recording.monitor.signals import (
+    WebhookFact,
+    media_signal,
+    observed_signal,
+    presence_signal,
+    webhook_fact,
+)
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import Store
 from server.store.records import UserRecord
@@ -73,9 +81,18 @@ class MonitorLinks:
 
 class RecordingMonitor:
     def __init__(
-        self, links: MonitorLinks, rules: Rules, *, hms: HmsReader | None = None, reconcile_s: float = 300.0
+        self,
+        links: MonitorLinks,
+        rules: Rules,
+        *,
+        hms: HmsReader | None = None,
+        reconcile_s: float = 300.0,
+        budget: Budget | None = None,
     ) -> None:
         self._links = links
+        self._budget = budget or Budget(min_run_s=rules.threshold_s)
+        self._observing: dict[tuple[str, str], set[str]] = {}
+        """(event, proctor) -> the candidates whose video it has an opinion on (this node's sockets)."""
         self._store = links.store
         self._clock = links.clock
         self.rules = rules
@@ -98,13 +115,29 @@ class RecordingMonitor:
     # ------------------------------------------------------------------ inputs
 
     def presence_changed(self, record: UserRecord) -> None:
-        """A user's presence changed (on the node that changed it): a candidate's is a timeline signal."""
+        """A user's presence changed (on the node that changed it): a candidate's is a timeline signal;
+        a proctor who is no longer online stops being a witness of the candidates it watched."""
         if record.role == "candidate":
             signal = presence_signal(record)
             self._background.spawn("presence signal", self.add(record.event_id, record.user_id, [signal]))
+        elif record.role == "proctor" and record.presence != "online":
+            watched = self._observing.pop((record.event_id, record.user_id), set())
+            for candidate_id in sorted(watched):
+                self._background.spawn(
+                    "observer gone", self.observed(record.event_id, candidate_id, record.user_id, None)
+                )
 
     async def media(self, event_id: str, candidate_id: str, data: dict[str, Any], source: str) -> None:
         await self.add(event_id, candidate_id, [media_signal(data, self._clock(), source)])
+
+    async def observed(self, event_id: str, candidate_id: str, proctor_id: str, video: bool | None) -> None:
+        """A proctor's page sees the candidate's video (True), sees none (False), or stopped watching."""
+        watched = self._observing.setdefault((event_id, proctor_id), set())
+        if video is None:
+            watched.discard(candidate_id)
+        else:
+            watched.add(candidate_id)
+        await self.add(event_id, candidate_id, [observed_signal(proctor_id, video, self._clock())])
 
     async def webhook(self, envelope: Envelope) -> None:
         """The webhook inbox's handler: idempotent, any order; raising means "try again later"."""
@@ -135,7 +168,7 @@ class RecordingMonitor:
             members = [fact.user_id]
             if fact.signal.kind == "join":
                 await store.timelines.add_session_member(fact.signal.session_id, event_id, fact.user_id)
-        payload = [orjson.dumps(fact.signal.to_dict(), option=orjson.OPT_SORT_KEYS)]
+        payload = [_payload(fact.signal)]
         changed = []
         for candidate_id in members:
             if await store.timelines.add_signals(event_id, candidate_id, payload):
@@ -158,7 +191,7 @@ class RecordingMonitor:
     # ------------------------------------------------------------------ evaluation
 
     async def add(self, event_id: str, candidate_id: str, signals: list[Signal]) -> None:
-        payloads = [orjson.dumps(s.to_dict(), option=orjson.OPT_SORT_KEYS) for s in signals]
+        payloads = [_payload(s) for s in signals]
         if await self._store.timelines.add_signals(event_id, candidate_id, payloads):
             recorded = any(s.kind == "recorded" for s in signals)
             await self.check(event_id, candidate_id, recorded=recorded)
@@ -166,6 +199,20 @@ class RecordingMonitor:
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
         raws = await self._store.timelines.get_signals(event_id, candidate_id)
         return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._clock(), self.rules)
+
+    async def _compacted(self, event_id: str, candidate_id: str) -> None:
+        """Fold the candidate's oldest toggles when it holds more than the budget (under its lock)."""
+        raws = await self._store.timelines.get_signals(event_id, candidate_id)
+        if len(raws) <= self._budget.budget:
+            return
+        change = compact((Signal.from_dict(orjson.loads(r)) for r in raws), self._budget)
+        if change is not None:
+            await self._store.timelines.replace_signals(
+                event_id,
+                candidate_id,
+                [_payload(s) for s in change.remove],
+                [_payload(s) for s in change.add],
+            )
 
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
         """Evaluate one candidate again and publish what changed."""
@@ -178,6 +225,7 @@ class RecordingMonitor:
                 )
                 return
             try:
+                await self._compacted(event_id, candidate_id)
                 timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
             finally:
                 await store.locks.release_lock(_lock_name(event_id, candidate_id), self._owner)
@@ -323,6 +371,11 @@ class RecordingMonitor:
     async def _due_checks(self) -> None:
         due = await self._store.timelines.due_checks(self._clock())
         await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
+
+
+def _payload(signal: Signal) -> bytes:
+    """A signal's stored form: canonical, so the same fact is the same bytes (and can be removed)."""
+    return orjson.dumps(signal.to_dict(), option=orjson.OPT_SORT_KEYS)
 
 
 def _lock_name(event_id: str, candidate_id: str) -> str:
