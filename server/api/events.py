@@ -104,10 +104,14 @@ class Event(HTTPEndpoint):
 
     async def patch(self, request: Request) -> JSONResponse:
         event_id: str = request.path_params["event_id"]
-        (await caller(request)).require_admin(event_id)
+        who = await caller(request)
+        who.require_admin(event_id)
         store = _store(request)
         current = await _existing(store, event_id)
         updated = _signable(request, parse_event_patch(current, await _body(request)))
+        if updated.events_url != current.events_url and not who.admins(None):
+            # where the hub sends POSTs is the operator's choice, not one event's admin's
+            raise ApiError(403, "forbidden", "only the API key or an admin of every event may set events_url")
         await store.events.save_event(updated)
         return JSONResponse(await event_json(store, updated))
 

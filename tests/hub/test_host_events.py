@@ -304,6 +304,16 @@ def test_an_event_can_send_elsewhere_or_nowhere(hub_factory: HubFactory) -> None
     create_event(hub, "he-7", events_url=" https://a.example/h , https://b.example/h")
     shown = httpx.get(f"{hub.http}/api/v1/events/he-7", headers=ADMIN).json()
     assert shown["events_url"] == "https://a.example/h,https://b.example/h"
+    # an admin of the event alone may not point the hub's POSTs elsewhere (they may change the rest)
+    event_admin = {"Authorization": f"Bearer {token(SECRET, 'a', 'admin', 'he-7')}"}
+    moved = httpx.patch(
+        f"{hub.http}/api/v1/events/he-7", json={"events_url": "http://169.254.169.254/"}, headers=event_admin
+    )
+    assert moved.status_code == 403 and "events_url" in moved.json()["error"]["message"]
+    renamed = httpx.patch(f"{hub.http}/api/v1/events/he-7", json={"name": "renamed"}, headers=event_admin)
+    assert renamed.status_code == 200 and renamed.json()["events_url"] == shown["events_url"]
+    cleared = httpx.patch(f"{hub.http}/api/v1/events/he-7", json={"events_url": ""}, headers=ADMIN)
+    assert cleared.status_code == 200 and cleared.json()["events_url"] == ""
 
 
 async def test_a_camera_gap_is_opened_then_closed_for_the_host_app(
