@@ -33,6 +33,7 @@ ROUNDS_PER_TICK = 8
 MAX_IN_FLIGHT = 128
 """Attempts under way on one node at most: each runs on its own, so a slow receiver delays no other."""
 LEASE_MARGIN_S = 30.0
+STOP_WAIT_S = 2.0
 COUNTS_EVERY_S = 5.0
 USER_AGENT = "proctorhub-events/1"
 
@@ -63,14 +64,20 @@ class Sender:
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(
-            timeout=self._timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT}
+            timeout=self._timeout_s,
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT),  # no attempt waits for a connection
         )
         self._background.run("host events delivery", self._deliver)
         self._background.every("host events counts", COUNTS_EVERY_S, self.count, first_delay_s=0)
 
     async def aclose(self) -> None:
-        """After the loops stopped: attempts under way are cancelled (their claims run out; the
-        deliveries are tried again by whichever node claims them next)."""
+        """After the loops stopped: attempts under way get STOP_WAIT_S to finish (most take
+        milliseconds), the rest are cancelled (their claims run out after the lease; the deliveries
+        are tried again by whichever node claims them next)."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=STOP_WAIT_S)
         for task in self._in_flight:
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
