@@ -1,6 +1,6 @@
 """The delivery loop, on every node: claim what is due, POST it signed, record what came of it.
 
-A claim is a lease of LEASE_MARGIN_S past the attempt's own time limit: two nodes never send one
+A claim is a lease of twice the attempt's time limit and LEASE_MARGIN_S: two nodes never send one
 delivery at the same moment, and a node that dies holding it leaves it to another once the lease
 ends. A 2xx is delivered; any other status (a redirect too: they are never followed), a timeout or
 a network error is tried again on the backoff schedule (schedule.py), until the retry window ends
@@ -32,7 +32,8 @@ BATCH = 32
 ROUNDS_PER_TICK = 8
 MAX_IN_FLIGHT = 128
 """Attempts under way on one node at most: each runs on its own, so a slow receiver delays no other."""
-LEASE_MARGIN_S = 30.0
+LEASE_MARGIN_S = 5.0
+"""A claim lasts twice an attempt's time limit and this: time enough to record the outcome."""
 STOP_WAIT_S = 2.0
 COUNTS_EVERY_S = 5.0
 USER_AGENT = "proctorhub-events/1"
@@ -55,7 +56,7 @@ class Sender:
         self._clock = clock
         self._signer = Signer(settings.events_secret)
         self._timeout_s = settings.events_timeout_s
-        self._lease_s = settings.events_timeout_s + LEASE_MARGIN_S
+        self._lease_s = 2 * settings.events_timeout_s + LEASE_MARGIN_S
         self._client: httpx.AsyncClient | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()

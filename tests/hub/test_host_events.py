@@ -53,6 +53,9 @@ class Received:
 class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 128  # the hub sends many at once (the default, 5, drops connections)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        return None  # a sender that went away mid-answer (a killed hub) is no failure of the test
+
 
 @dataclass
 class Receiver:
@@ -63,6 +66,8 @@ class Receiver:
     default: int = 200
     requests: list[Received] = field(default_factory=list)
     server: Server | None = None
+    held: threading.Event | None = None
+    """When set: requests wait (up to 30 s) until it is released before they are answered."""
 
     @property
     def url(self) -> str:
@@ -77,6 +82,8 @@ class Receiver:
                 status = receiver.answers.pop(0) if receiver.answers else receiver.default
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver.requests.append(Received(self.path, headers, body, status))
+                if receiver.held is not None:
+                    receiver.held.wait(30)
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -89,6 +96,8 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        if self.held is not None:
+            self.held.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -402,3 +411,25 @@ async def test_a_redis_outage_is_logged_once_counted_and_survived(
         }
     finally:
         redis.stop()
+
+
+async def test_a_crashed_senders_claim_runs_out_and_another_node_sends(
+    hub_factory: HubFactory, receivers: list[Receiver], redis_server: RedisServer
+) -> None:
+    await flush(redis_server.url)
+    target = receiver(receivers)
+    target.held = threading.Event()  # the first attempt hangs: its sender dies holding the claim
+    env = events_env(target.url, REDIS_URL=redis_server.url, HMS_SIMULATOR="embedded", HUB_EVENTS_TIMEOUT_S=1)
+    first = hub_factory(**env)
+    create_event(first, "he-11")
+    await finish(first.ws, "he-11", "cand-11")
+    await eventually(lambda: target.requests, timeout=10, what="the first attempt")
+    first.kill()  # SIGKILL within the attempt's second: nothing recorded, the claim stays
+    target.held.set()
+    target.held = None
+    second = hub_factory(**env)
+    (shown,) = await eventually(lambda: deliveries(second.http, state="delivered")["deliveries"], timeout=20)
+    assert shown["attempts"] == 1  # the dead node's attempt was never recorded
+    assert len(target.requests) == 2  # sent again, once, after the claim ran out (at least once)
+    assert target.requests[0].headers["webhook-id"] == target.requests[1].headers["webhook-id"]
+    assert all(verified(r.headers, r.body) for r in target.requests)
