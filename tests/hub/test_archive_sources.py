@@ -213,6 +213,11 @@ async def test_a_forged_recording_url_is_never_fetched(hub: HubProcess, listener
         [refused] = body["refused"]
         assert refused["recording_id"] == "forged-recording-1" and refused["reason"] == "not_allowed"
         assert body["segments"] == []
+        listed = await media.get(
+            f"/api/v1/events/{event}/candidates/c1/recordings", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert listed.status_code == 200 and listed.json()["segments"] == []
+        assert [r["recording_id"] for r in listed.json()["refused"]] == ["forged-recording-1"]
         metrics = (await media.get("/metrics", headers={"Authorization": f"Bearer {API_KEY}"})).text
         assert 'proctorhub_archive_refused_total{reason="not_allowed"} 1.0' in metrics
 
