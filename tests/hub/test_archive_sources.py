@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from server.recording.archive.contract import SourceRefused
 from server.recording.archive.local import LocalArchive
+from server.recording.archive.sources import source_policy
 from tests.archive_support import settings, source
 from tests.conftest import API_KEY, SECRET, create_event
 from tests.polling import eventually
@@ -251,3 +252,12 @@ async def test_an_html_recording_is_downloaded_never_shown(hub: HubProcess) -> N
     assert played.status_code == 200 and played.content == BODY
     assert played.headers["content-type"] == "video/mp4" and "content-disposition" not in played.headers
     assert played.headers["x-content-type-options"] == "nosniff"
+
+
+def test_file_recordings_never_come_from_the_archives_own_folder(tmp_path: Path) -> None:
+    """By default 100ms uploads under S3_PREFIX, the archive's own prefix: then no file:// is read."""
+    real = source_policy(replace(settings(archive_dir=str(tmp_path)), hms_recording_prefix=None))
+    assert real.file_root is None and real.prefix == "proctorhub"
+    standalone = source_policy(settings(archive_dir=str(tmp_path)))  # HMS_RECORDING_PREFIX=100ms
+    assert standalone.file_root == str(tmp_path.resolve() / "100ms") and standalone.prefix == "100ms"
+    assert source_policy(settings(archive_dir=str(tmp_path), hms_recording_prefix="")).file_root is None
