@@ -70,6 +70,7 @@ PURE = (
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",
+    "server.recording.archive.admission",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
 PURE_MAY_IMPORT = (*PURE, "server.store.records", "server.recording.archive.contract")
