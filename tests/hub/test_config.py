@@ -210,3 +210,10 @@ def test_webhook_allow_list_relays_and_workers() -> None:
     own = refused({"HMS_ROOM_PREFIX": "prod", "HMS_WEBHOOK_RELAY": "prod=https://x"})
     assert "'HMS_WEBHOOK_RELAY'" in own and "'prod'" in own
     assert "'HMS_WEBHOOK_WORKERS'" in refused({"HMS_WEBHOOK_WORKERS": "-1"})
+
+
+def test_the_signal_budget_must_leave_room_to_fold() -> None:
+    message = refused({"RECORDING_SIGNAL_BUDGET": "64", "RECORDING_SIGNAL_KEEP": "64"})
+    assert "'RECORDING_SIGNAL_KEEP'" in message and "RECORDING_SIGNAL_BUDGET" in message
+    settings = load_settings({"RECORDING_SIGNAL_BUDGET": "100", "RECORDING_SIGNAL_KEEP": "10"})
+    assert (settings.signal_budget, settings.signal_keep) == (100, 10)
