@@ -182,3 +182,45 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
 async def _says_no_video(claim: Awaitable[dict[str, object] | None]) -> bool:
     found = await claim
     return found is not None and not found.get("video", False)
+
+
+async def test_over_the_budget_old_toggles_fold_and_the_timeline_still_tells_gaps(
+    hub_factory: HubFactory, redis_server: RedisServer
+) -> None:
+    budget, keep = 16, 4
+    hub = hub_factory(
+        REDIS_URL=redis_server.url,
+        RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
+        RECORDING_MEDIA_BURST="1000",  # every change passes the gate: the budget alone bounds them
+        HUB_RATE_BURST="1000",
+        RECORDING_SIGNAL_BUDGET=str(budget),
+        RECORDING_SIGNAL_KEEP=str(keep),
+    )
+    event = "wit-fold"
+    create_event(hub, event, room_size=5, expected_candidates=5)
+    proctor = await watcher(hub, "p1", "proctor", event)
+    cand, room = await _candidate(hub, event, "c1")
+    for k in range(100):
+        await cand.send("media.status", _claim(room, k % 2 == 1))  # ends with video on
+    await cand.send("ping", {})
+    await cand.expect("pong")
+    redis = aioredis.from_url(redis_server.url)
+    key = f"ph:sig:{event}:c1"
+    try:
+        kinds = await eventually(lambda: _kinds(redis, key), what="a fold", timeout=5)
+        assert kinds.count("fold") == 1 and kinds.count("media") <= budget, kinds
+    finally:
+        await redis.aclose()
+    # The timeline read from the fold and the newest toggles still shows video now, and gaps still open.
+    assert "c1" not in proctor.opened("video.gap")
+    await cand.send("media.status", _claim(room, False))
+    opened = await eventually(
+        lambda: proctor.opened("video.gap").get("c1"), timeout=THRESHOLD + 2, what="the gap after a fold"
+    )
+    assert opened.data["detail"]["cause"] == "video_unpublished"
+    await proctor.stop()
+
+
+async def _kinds(redis: aioredis.Redis, key: str) -> list[str] | None:
+    kinds = [orjson.loads(raw)["kind"] for raw in await redis.smembers(key)]
+    return kinds if "fold" in kinds else None
