@@ -127,6 +127,7 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
     refill_s = 1.0
     hub = hub_factory(
         REDIS_URL=redis_server.url,
+        HMS_SIMULATOR="embedded",  # one node with its own 100ms simulator (needed with REDIS_URL)
         RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
         RECORDING_MEDIA_REFILL_S=str(refill_s),
         # The per-socket limit would close the flooding sockets (4429): lift it, the per-user gate holds.
@@ -190,6 +191,7 @@ async def test_over_the_budget_old_toggles_fold_and_the_timeline_still_tells_gap
     budget, keep = 16, 4
     hub = hub_factory(
         REDIS_URL=redis_server.url,
+        HMS_SIMULATOR="embedded",  # one node with its own 100ms simulator (needed with REDIS_URL)
         RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
         RECORDING_MEDIA_BURST="1000",  # every change passes the gate: the budget alone bounds them
         HUB_RATE_BURST="1000",
