@@ -66,6 +66,8 @@ def compact(signals: Iterable[Signal], budget: Budget) -> Compaction | None:
     added = []
     for stream, toggles in sorted(streams.items()):
         kept = wit.fold(sorted(toggles), min_run_s=budget.min_run_s)
+        if not kept:
+            continue
         last = kept[-1][0]
         added.append(
             Signal(
