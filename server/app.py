@@ -13,9 +13,10 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from server.api import allocation, archive_files, events, health, pages, recordings, timelines
+from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
-from server.config import Settings, load_settings
+from server.config import Settings, check_bind, load_settings
 from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
 from server.hubs.connection import Connection
@@ -23,12 +24,14 @@ from server.hubs.endpoint import HubEndpoint
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
+from server.recording.archive.sources import simulator_policy
 from server.recording.intake.wiring import build_webhooks
 from server.recording.monitor.compaction import Budget
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
 from server.store.records import EventConfig
+from server.verifier import SessionVerifier
 
 log = logging.getLogger("proctorhub.app")
 
@@ -86,10 +89,14 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
-    hub = Hub(settings, store, hms.rooms)
+    sessions = SessionVerifier(settings)
+    hub = Hub(settings, store, hms.rooms, verifier=sessions)
     monitor = build_monitor(settings, hub, hms)
-    archive = build_archive(settings)
-    archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
+    storage = hms.simulator.config.storage if hms.simulator is not None else None
+    archive = build_archive(settings, simulator_policy(settings, storage) if hms.simulator else None)
+    archiver = Archiver(
+        archive, store.presence, monitor.timeline, hub.clock, on_refused=hub.metrics.archive_source_refused
+    )
     monitor.on_change(archiver.changed)
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
@@ -101,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         await archive.start()
         if settings.embedded_secret:
             await store.events.create_event(DEMO_EVENT)
+        await sessions.start()
         await hub.start()
         await monitor.start()
         await webhooks.start()
@@ -115,6 +123,7 @@ def create_app(settings: Settings) -> Starlette:
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
+                ("session verifier", sessions.stop),
                 ("100ms", hms.stop),
                 ("store", store.close),
             )
@@ -138,11 +147,16 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(pages.SecurityHeaders, settings=settings)],
+        middleware=[
+            Middleware(TrustedProxies, trusted=settings.trusted_proxies),
+            Middleware(pages.SecurityHeaders, settings=settings),
+        ],
     )
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub
+    app.state.sessions = sessions
+    app.state.presence_counts = health.PresenceCounts()
     app.state.monitor = monitor
     app.state.hms = hms
     app.state.archive = archive
@@ -152,5 +166,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def create_app_from_env() -> Starlette:
-    """For `uvicorn --factory server.app:create_app_from_env`."""
-    return create_app(load_settings())
+    """For `uvicorn --factory server.app:create_app_from_env`. The bind address is not known here, so it
+    is taken as public: HUB_SECRET and HMS_API_BASE are required (check_bind)."""
+    settings = load_settings()
+    check_bind(settings, None)
+    return create_app(settings)

@@ -15,9 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
+from server.auth import DEFAULT_MAX_TTL_S, TokenRules
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_RECORDING_MAX_BYTES = 16 * 1024**3
+"""HMS_RECORDING_MAX_BYTES: far above a 12-hour session (100ms's ceiling) at 1080p, about 7 GB."""
 
 
 class ConfigError(ValueError):
@@ -45,6 +49,9 @@ class Settings:
     node_ttl_s: float = 10.0
     stats_interval_s: float = 1.0
     shutdown_s: float = 20.0
+    # joins attaching at once (under the Redis pool's 64 connections) and how long one may wait in line
+    join_concurrency: int = 48
+    join_deadline_s: float = 15.0
     allowed_origins: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ("'self'",)
     # 100ms
@@ -80,6 +87,23 @@ class Settings:
     signal_keep: int = 64
     """...keeping this many, the newest."""
     archive_url_ttl_s: float = 3600.0
+    # fail closed (issue 12): where the simulator may run, and which recordings the archiver takes
+    hms_simulator: str | None = None
+    hms_recording_bucket: str | None = None
+    hms_recording_prefix: str | None = None
+    hms_recording_hosts: tuple[str, ...] = ()
+    hms_recording_max_bytes: int = DEFAULT_RECORDING_MAX_BYTES
+    # session tokens and the client address (issue 12): see docs/operations.md
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_max_ttl_s: float = DEFAULT_MAX_TTL_S
+    jwks_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def token_rules(self) -> TokenRules:
+        """What every session token must also satisfy, whoever signed it."""
+        return TokenRules(self.jwt_audience, self.jwt_issuer, self.jwt_max_ttl_s)
 
     @property
     def pong_timeout_s(self) -> float:
@@ -94,6 +118,16 @@ class Settings:
     @property
     def store_kind(self) -> str:
         return "redis" if self.redis_url else "memory"
+
+    @property
+    def recording_bucket(self) -> str | None:
+        """The bucket 100ms uploads recordings to: HMS_RECORDING_BUCKET, else S3_BUCKET (named in rooms)."""
+        return self.hms_recording_bucket or self.s3_bucket
+
+    @property
+    def recording_prefix(self) -> str:
+        """Where in it: HMS_RECORDING_PREFIX, else S3_PREFIX (the prefix rooms' recording_info names)."""
+        return self.s3_prefix if self.hms_recording_prefix is None else self.hms_recording_prefix
 
 
 def default_node_id() -> str:
@@ -237,10 +271,42 @@ def _key_prefix(name: str, raw: str) -> str:
     return "/".join(parts)
 
 
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    """Host names (`media.example.com`) or suffixes (`*.example.com`), lower case, no scheme or port."""
+    hosts: list[str] = []
+    for part in (p.strip().lower() for p in raw.split(",")):
+        if not part:
+            continue
+        bare = part.removeprefix("*.")
+        labels = bare.split(".")
+        if len(labels) < 2 or not all(
+            label and len(label) <= 63 and all(c.isalnum() or c == "-" for c in label) for label in labels
+        ):
+            raise ConfigError(
+                f"Config '{name}' entries must be host names like media.example.com or *.example.com, "
+                f"got {part!r}."
+            )
+        hosts.append(part)
+    return tuple(hosts)
+
+
 def _node_id(name: str, raw: str) -> str:
     if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
         raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
     return raw
+
+
+def _claim_text(name: str, raw: str) -> str:
+    if len(raw) > 256 or not raw.isprintable():
+        raise ConfigError(f"Config '{name}' must be at most 256 printable characters, got {raw!r}.")
+    return raw
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses or networks (10.0.0.7, 10.0.0.0/8, ::1): `*` is refused, trusting everyone is the bug."""
+    if "*" in raw:
+        raise ConfigError(f"Config '{name}' must list addresses or networks; '*' would trust any client.")
+    return _networks(name, raw)
 
 
 # env var -> (Settings field, parser)
@@ -264,6 +330,8 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_NODE_TTL_S": ("node_ttl_s", _number(float, minimum=1, maximum=600)),
     "HUB_STATS_INTERVAL_S": ("stats_interval_s", _number(float, minimum=0.05, maximum=60)),
     "HUB_SHUTDOWN_S": ("shutdown_s", _number(float, minimum=1, maximum=600)),
+    "HUB_JOIN_CONCURRENCY": ("join_concurrency", _number(int, minimum=1, maximum=10_000)),
+    "HUB_JOIN_DEADLINE_S": ("join_deadline_s", _number(float, minimum=0.1, maximum=600)),
     "HUB_ALLOWED_ORIGINS": ("allowed_origins", _origins),
     "HUB_FRAME_ANCESTORS": ("frame_ancestors", _frame_ancestors),
     "HMS_ACCESS_KEY": ("hms_access_key", _token_like),
@@ -293,6 +361,18 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_SIGNAL_KEEP": ("signal_keep", _number(int, minimum=1, maximum=100_000)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # fail closed (issue 12)
+    "HMS_SIMULATOR": ("hms_simulator", _choice("embedded")),
+    "HMS_RECORDING_BUCKET": ("hms_recording_bucket", _token_like),
+    "HMS_RECORDING_PREFIX": ("hms_recording_prefix", _key_prefix),
+    "HMS_RECORDING_HOSTS": ("hms_recording_hosts", _hosts),
+    "HMS_RECORDING_MAX_BYTES": ("hms_recording_max_bytes", _number(int, minimum=1024, maximum=1024**4)),
+    # session tokens and the client address (issue 12)
+    "HUB_JWT_AUDIENCE": ("jwt_audience", _claim_text),
+    "HUB_JWT_ISSUER": ("jwt_issuer", _claim_text),
+    "HUB_JWT_MAX_TTL_S": ("jwt_max_ttl_s", _number(float, minimum=1, maximum=30 * 86_400)),
+    "HUB_JWKS_URL": ("jwks_url", _url),
+    "HUB_TRUSTED_PROXIES": ("trusted_proxies", _proxies),
 }
 
 
@@ -312,6 +392,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
         values["hub_secret"] = secrets.token_urlsafe(32)
         values["embedded_secret"] = True
+    _simulator_mode(values)
     _hms_defaults(values)
     own = values.get("hms_room_prefix", Settings.hms_room_prefix)
     relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
@@ -324,6 +405,56 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if cast(int, keep) >= cast(int, budget):
         raise ConfigError(f"Config 'RECORDING_SIGNAL_KEEP' must be below RECORDING_SIGNAL_BUDGET ({budget}).")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _simulator_mode(values: dict[str, object]) -> None:
+    """The in-process simulator is one node's private 100ms: several nodes (REDIS_URL) need one shared."""
+    if "hms_api_base" in values and "hms_simulator" in values:
+        raise ConfigError("Config 'HMS_SIMULATOR' must not be set with HMS_API_BASE: choose one 100ms.")
+    if "redis_url" in values and "hms_api_base" not in values and "hms_simulator" not in values:
+        raise ConfigError(
+            "Config 'HMS_API_BASE' is required when REDIS_URL is set: point every node at real 100ms or at "
+            "one `proctorhub simulate-100ms` (HMS_SIMULATOR=embedded runs one simulator per node, for "
+            "development only)."
+        )
+
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Does binding `host` keep the hub on this machine? None (unknown, e.g. a uvicorn factory): no."""
+    if host is None:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str | None) -> None:
+    """Refuse what is for one developer's machine on an address others can reach: the random secret
+    (and its printed 12-hour links) and the 100ms simulator (its /_sim controls have no auth)."""
+    if is_loopback(host):
+        return
+    where = f"--host {host}" if host is not None else "a bind address not known to be loopback"
+    if settings.embedded_secret:
+        raise ConfigError(
+            f"Config 'HUB_SECRET' is required on {where}: without it the hub makes a random secret and "
+            "prints admin links, which is for a loopback bind only."
+        )
+    if settings.hms_simulator is not None:
+        raise ConfigError(
+            f"Config 'HMS_SIMULATOR=embedded' is for development on a loopback bind only, not {where}: "
+            "set HMS_API_BASE to real 100ms (or to a `proctorhub simulate-100ms`)."
+        )
+    if settings.hms_simulated:
+        raise ConfigError(
+            f"Config 'HMS_API_BASE' is required on {where}: the built-in 100ms simulator runs on a "
+            "loopback bind only."
+        )
 
 
 def _hms_defaults(values: dict[str, object]) -> None:

@@ -158,6 +158,23 @@ class HubMetrics:
             "Passes asking 100ms about every room of every event, completed by this node",
             registry=r,
         )
+        self.joins_waiting = Gauge(
+            "proctorhub_joins_waiting",
+            "Authenticated sockets queued for a join slot (HUB_JOIN_CONCURRENCY)",
+            registry=r,
+        )
+        self.joins_running = Gauge("proctorhub_joins_running", "Joins attaching now", registry=r)
+        self.joins_refused = Counter(
+            "proctorhub_joins_refused",
+            "Sockets closed 1013 after waiting HUB_JOIN_DEADLINE_S for a join slot",
+            registry=r,
+        )
+        self.archive_refused = Counter(
+            "proctorhub_archive_refused",
+            "Recordings not archived because their source is not one 100ms would send, by reason",
+            ["reason"],
+            registry=r,
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards
@@ -180,6 +197,9 @@ class HubMetrics:
 
     def background_failed(self, name: str) -> None:
         self._child(self.background_failures, name).inc()  # type: ignore[attr-defined]
+
+    def archive_source_refused(self, reason: str) -> None:
+        self._child(self.archive_refused, reason).inc()  # type: ignore[attr-defined]
 
     def auth_failed(self, reason: str) -> None:
         self._child(self.auth_failures, reason).inc()  # type: ignore[attr-defined]

@@ -49,6 +49,10 @@ class HubProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    def metrics_text(self) -> str:
+        """GET /metrics with the hub's API key (it needs it when one is set)."""
+        return httpx.get(f"{self.http}/metrics", headers=metrics_auth(self.env), timeout=5).text
+
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace") if self.log_path else ""
 
@@ -61,9 +65,15 @@ class HubProcess:
         return stop_process(self.proc, grace_s=timeout)
 
 
+def metrics_auth(env: Mapping[str, str]) -> dict[str, str]:
+    """The Authorization header /metrics wants from a hub started with `env` (none without a key)."""
+    key = env.get("HUB_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
     """`proctorhub simulate-100ms` as its own process, shared by several hub nodes."""
-    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/log")
+    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/health")
 
 
 def start_hub(

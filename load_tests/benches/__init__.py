@@ -15,6 +15,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "webhook": ("webhook_bench", "webhook intake: accepted per second, and time to drain"),
     "alert-latency": ("alert_latency", "from a 100ms webhook to the alert on a proctor's socket"),
     "page": ("page_bench", "the proctor page under a stream of statuses (Chromium)"),
+    "redis-costs": ("redis_costs", "what a join, a status change and a leave cost Redis"),
     "client": ("client_bench", "which WebSocket client for the simulated users"),
 }
 ALIASES = {"bench": "hub"}  # its name before the others were wired

@@ -4,8 +4,10 @@ Scenarios (see load_tests/README.md): `idle` (N authenticated sockets held: conn
 RSS per socket, drops), `presence` (one candidate connects/disconnects; latency to each
 proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers),
 `tokens` (N candidates hold sockets while the hub pushes `token.refresh`; they ack at once).
-`--nodes 2 --redis` runs the hub as two nodes on one redis-server; `--baseline` runs the
-same scenario against load_tests/benches/bare_server.py and prints hub/bare for each figure.
+The hub always runs on the memory store (one node, its in-process 100ms simulator): the baseline.
+`--redis` runs the same scenario again, in the same invocation, on `--nodes` nodes sharing one
+redis-server and one standalone simulator, and prints redis/memory for each figure; `--baseline`
+also runs it against load_tests/benches/bare_server.py and prints memory/bare.
 
 Everything stays on 127.0.0.1; each target run has a hard timeout, a watchdog ends the whole
 invocation if that fails, and every child process is killed on exit.
@@ -65,8 +67,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--room-size", type=int, default=100, help="tokens: the event's room_size (1..100)")
     parser.add_argument("--workers", type=int, default=2, help="client worker processes")
     parser.add_argument("--concurrency", type=int, default=128, help="handshakes in flight per worker")
-    parser.add_argument("--nodes", type=int, default=1, help="hub nodes (more than 1 needs --redis)")
-    parser.add_argument("--redis", action="store_true", help="run redis-server and use the redis store")
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="hub nodes of the Redis run (more than 1 needs --redis)"
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="after the memory store, run again on redis-server with --nodes nodes",
+    )
     parser.add_argument("--baseline", action="store_true", help="also run against the bare websockets server")
     parser.add_argument(
         "--hub-env",
@@ -125,29 +133,30 @@ def _start_target(kind: str, args: argparse.Namespace, run_id: str, secret: str)
         server = servers.start_bare(secret, procs.RESULTS / f"{run_id}-bare.log")
         notes = ["baseline is one bare websockets process"] if args.nodes > 1 else []
         return Target("bare", [server], secret, notes=notes)
-    redis = procs.start_redis() if args.redis else None
     api_key = secrets.token_urlsafe(24) if args.scenario == "tokens" else None
     extra_env = dict(item.split("=", 1) for item in args.hub_env)
     if api_key:
         extra_env["HUB_API_KEY"] = api_key
-    nodes = []
-    for n in range(args.nodes):
-        name = f"hub-{'abcdefgh'[n % 8]}{n // 8 or ''}"
-        node_id = f"bench-{name}" if redis else None
-        log = procs.RESULTS / f"{run_id}-{name}.log"
-        nodes.append(
-            servers.start_hub(
-                name,
-                secret,
-                log,
-                redis_url=redis.url if redis else None,
-                node_id=node_id,
-                extra_env=extra_env,
-                root=args.hub_root,
-            )
-        )
+    nodes = args.nodes if kind == "redis" else 1
+    cluster = servers.start_cluster(
+        f"{run_id}-hub",
+        secret,
+        procs.RESULTS,
+        store=kind,
+        nodes=nodes,
+        extra_env=extra_env,
+        root=args.hub_root,
+    )
     notes = [f"hub environment adds {' '.join(args.hub_env)}"] if args.hub_env else []
-    return Target("hub", nodes, secret, redis=redis, notes=notes, api_key=api_key)
+    return Target(
+        "hub",
+        cluster.nodes,
+        secret,
+        redis=cluster.redis,
+        simulator=cluster.simulator,
+        notes=notes,
+        api_key=api_key,
+    )
 
 
 class _CpuMeter:
@@ -157,6 +166,8 @@ class _CpuMeter:
         pids = [s.pid for s in target.servers] + pool.pids + [os.getpid()]
         if target.redis is not None:
             pids.append(target.redis.proc.pid)
+        if target.simulator is not None:
+            pids.append(target.simulator.pid)
         self.pids = pids
         self.started = time.monotonic()
         self.machine = procs.machine_busy_s()
@@ -191,6 +202,8 @@ def _stop_target(target: Target) -> dict[str, Any]:
         }
         if count:
             target.notes.append(f"{server.name}: {count} WARNING/ERROR lines in {server.log_path}")
+    if target.simulator is not None:
+        target.simulator.stop()
     if target.redis is not None:
         target.redis.stop()
     return out
@@ -200,7 +213,7 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any
     secret = secrets.token_urlsafe(32)
     scenario = SCENARIOS[args.scenario]
     opts = _options(args)
-    kinds = ["hub", "bare"] if args.baseline else ["hub"]
+    kinds = ["memory"] + (["redis"] if args.redis else []) + (["bare"] if args.baseline else [])
     runs: dict[str, dict[str, Any]] = {}
     pool = WorkerPool(args.workers, worker_main, "bench-worker")
     try:
@@ -241,6 +254,10 @@ async def _run(args: argparse.Namespace, run_id: str) -> dict[str, dict[str, Any
     return runs
 
 
+def _figures(runs: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    return runs.get(kind, {}).get("figures", {})
+
+
 def _watchdog(seconds: float) -> None:
     def fire() -> NoReturn:
         print(f"hub_bench: watchdog fired after {seconds:.0f}s; killing everything", file=sys.stderr)
@@ -262,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if soft < needed:
         print(f"hub_bench: RLIMIT_NOFILE is {soft} (hard {hard}); {needed} wanted", file=sys.stderr)
     run_id = f"{args.scenario}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _watchdog(args.timeout * (2 if args.baseline else 1) + 120)
+    _watchdog(args.timeout * (1 + args.redis + args.baseline) + 120)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.time()
     try:
@@ -278,13 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         "hub_source": f"commit {args.hub_commit} ({args.hub_root})" if args.hub_commit else "working tree",
         "wall_s": round(time.time() - started, 1),
         "runs": runs,
-        "hub_over_bare": output.ratios(runs["hub"].get("figures", {}), runs["bare"].get("figures", {}))
+        "redis_over_memory": output.ratios(_figures(runs, "redis"), _figures(runs, "memory"))
+        if "redis" in runs
+        else None,
+        "hub_over_bare": output.ratios(_figures(runs, "memory"), _figures(runs, "bare"))
         if "bare" in runs
         else None,
     }
     path = output.write_json(run_id, payload)
     source = f"hub at {args.hub_commit}" if args.hub_commit else "hub from the working tree"
-    setting = f"nodes={args.nodes} redis={'yes' if args.redis else 'no'} workers={args.workers}, {source}"
+    setting = f"redis nodes={args.nodes if args.redis else 0} workers={args.workers}, {source}"
     print(output.table(f"{args.scenario} ({setting})", runs))
     for kind, run in runs.items():
         if run.get("error"):

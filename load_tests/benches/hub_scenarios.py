@@ -36,6 +36,7 @@ class Target:
     servers: list[Server]
     secret: str
     redis: Redis | None = None
+    simulator: Server | None = None  # the one 100ms simulator of hub nodes on Redis
     notes: list[str] = field(default_factory=list)
     api_key: str | None = None  # HUB_API_KEY, when the scenario needs the HTTP API
 
@@ -48,7 +49,7 @@ class Target:
     def metrics(self, extra: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
         if self.kind != "hub":
             return {}
-        return {s.name: hub_metrics(s.port, extra) for s in self.servers}
+        return {s.name: hub_metrics(s.port, extra, self.api_key) for s in self.servers}
 
 
 @dataclass

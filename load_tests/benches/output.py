@@ -14,7 +14,7 @@ from typing import Any
 
 from load_tests.run.procs import RESULTS, ROOT
 
-# The bare server stamps one broadcast once; the hub stamps every socket's frame: not comparable.
+# The bare server stamps one broadcast once; the hub stamps every socket's frame: not comparable to it.
 NO_RATIO = frozenset({"server_stamp_last_p50_ms"})
 
 
@@ -42,17 +42,20 @@ def _cell(value: object) -> str:
 
 
 def table(title: str, runs: dict[str, dict[str, Any]]) -> str:
-    """One row per figure; columns hub, bare (if run) and hub/bare."""
-    hub = runs.get("hub", {}).get("figures", {})
-    bare = runs.get("bare", {}).get("figures") if "bare" in runs else None
-    keys = list(hub) or list(bare or {})
-    header = ["figure", "hub"] + (["bare", "hub/bare"] if bare is not None else [])
+    """One row per figure; a column per run (memory, then redis and bare if run), with redis/memory
+    and memory/bare beside them."""
+    memory = runs.get("memory", {}).get("figures", {})
+    compared = [("redis", "redis/memory"), ("bare", "memory/bare")]
+    shown = [(kind, label) for kind, label in compared if kind in runs]
+    keys = list(memory) or [k for kind, _ in shown for k in runs[kind].get("figures", {})]
+    header = ["figure", "memory"] + [c for kind, label in shown for c in (kind, label)]
     rows = [header]
-    for key in keys:
-        row = [key, _cell(hub.get(key))]
-        if bare is not None:
-            shown = None if key in NO_RATIO else ratio(hub.get(key), bare.get(key))
-            row += [_cell(bare.get(key)), _cell(shown)]
+    for key in dict.fromkeys(keys):
+        row = [key, _cell(memory.get(key))]
+        for kind, _ in shown:
+            other = runs[kind].get("figures", {}).get(key)
+            pair = (other, memory.get(key)) if kind == "redis" else (memory.get(key), other)
+            row += [_cell(other), _cell(None if key in NO_RATIO else ratio(*pair))]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [title, "-" * len(title)]

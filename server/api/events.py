@@ -114,6 +114,8 @@ class Sessions(HTTPEndpoint):
         await _existing(store, event_id)
         wanted = parse_session_request(await _body(request))
         settings: Settings = request.app.state.settings
+        if wanted.ttl_s > settings.jwt_max_ttl_s:
+            raise ApiError(400, "invalid", f"ttl_s: at most {settings.jwt_max_ttl_s:g} (HUB_JWT_MAX_TTL_S)")
         now = time.time()
         token = mint_session(
             settings.hub_secret,
@@ -123,6 +125,7 @@ class Sessions(HTTPEndpoint):
             now=now,
             ttl_s=wanted.ttl_s,
             name=wanted.name,
+            rules=settings.token_rules,
         )
         return JSONResponse({"token": token, "expires_at": int(now + wanted.ttl_s)}, status_code=201)
 

@@ -82,7 +82,8 @@ class HubEndpoint:
         try:
             self._admit(scope)
             session = await self._authenticate(conn, receive)
-            await hub.attach(conn, session)
+            async with hub.join_gate.admit():
+                await hub.attach(conn, session)
             await self._read(conn, receive)
         except Close as exc:
             await hub.close(conn, exc)
@@ -120,7 +121,7 @@ class HubEndpoint:
             hub.metrics.auth_failed("not_auth")
             raise NotAuthenticated("the first message must be auth")
         try:
-            return hub.verify(message.data["token"])
+            return await hub.verify(message.data["token"])
         except InvalidSession as exc:
             hub.metrics.auth_failed("invalid_token")
             raise NotAuthenticated(f"invalid session token: {exc}") from None

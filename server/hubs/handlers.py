@@ -35,7 +35,7 @@ ObservedObserver = Callable[[str, str, str, bool | None], Awaitable[None]]
 (video None: it stopped watching the candidate)."""
 FlagObserver = Callable[[str, str], None]
 """Called with (event, candidate) after a flag was stored."""
-Renew = Callable[[Connection, str], Session]
+Renew = Callable[[Connection, str], Awaitable[Session]]
 """Check a newer session token for this socket and adopt it (raises `Answer` when refused)."""
 
 
@@ -112,7 +112,7 @@ class Handlers:
         raise Answer("already_authenticated", "this connection is authenticated; use auth.refresh")
 
     async def on_auth_refresh(self, conn: Connection, message: ClientMessage) -> None:
-        fresh = self._renew(conn, message.data["token"])
+        fresh = await self._renew(conn, message.data["token"])
         conn.send(Outbound("auth.ok", {"exp": int(fresh.exp)}, re=message.id))
 
     async def on_ping(self, conn: Connection, message: ClientMessage) -> None:

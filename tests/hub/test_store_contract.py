@@ -325,8 +325,8 @@ async def test_once_within_ttl(store: Store) -> None:
 
 
 async def test_reap_dead_node(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
-    await store.presence.node_alive("n2", until=200.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
+    await store.presence.node_alive("n2", now=190.0, until=200.0)
     await online(store, "dead", conn="c1", node="n1")
     await online(store, "live", conn="c2", node="n2")
     await online(store, "both", conn="c3", node="n1")
@@ -334,7 +334,7 @@ async def test_reap_dead_node(store: Store) -> None:
     assert await store.presence.reap_dead_nodes(now=99.0, grace_s=GRACE) == []
     moved = await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE)
     assert [(r.user_id, r.presence, r.since, r.connections) for r in moved] == [
-        ("dead", "reconnecting", 150.0, 0)
+        ("dead", "reconnecting", 90.0, 0)  # it left when n1 last renewed, not when n1 was found dead
     ]
     assert await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE) == []
     live, both = await store.presence.get_user(EV, "live"), await store.presence.get_user(EV, "both")
@@ -343,8 +343,20 @@ async def test_reap_dead_node(store: Store) -> None:
     assert [r.user_id for r in await store.presence.expire_graces(150.0 + GRACE)] == ["dead"]
 
 
+async def test_a_dead_nodes_user_who_left_its_other_node_too_is_dated_at_that_later_drop(
+    store: Store,
+) -> None:
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
+    await online(store, "u1", conn="c1", node="n1")
+    await online(store, "u1", conn="c2", node="n2", now=95.0)  # back through the other node
+    gone = await store.presence.disconnect(ref("u1", "c2", "n2"), now=120.0, grace_s=GRACE)
+    assert gone is not None and not gone.changed  # n1's dead socket still counts until n1 is reaped
+    moved = await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE)
+    assert [(r.user_id, r.presence, r.since) for r in moved] == [("u1", "reconnecting", 120.0)]
+
+
 async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
-    await store.presence.node_alive("n1", until=10.0)
+    await store.presence.node_alive("n1", now=0.0, until=10.0)
     await online(store, "u1", conn="c1", node="n1")
     await online(store, "u1", conn="c2", node="n1")
     moved = await store.presence.reap_dead_nodes(now=20.0, grace_s=GRACE)
@@ -352,15 +364,15 @@ async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
 
 
 async def test_node_alive_extends_deadline(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
     await online(store, "u1")
-    await store.presence.node_alive("n1", until=300.0)
+    await store.presence.node_alive("n1", now=290.0, until=300.0)
     assert await store.presence.reap_dead_nodes(now=200.0, grace_s=GRACE) == []
     assert [r.user_id for r in await store.presence.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
 
 
 async def test_a_stopping_node_hands_back_its_sockets_at_once_and_is_never_reaped(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
     await online(store, "u1", conn="n1/1", node="n1")
     await online(store, "u2", conn="n1/2", node="n1")
     await online(store, "u2", conn="n2/1", node="n2")  # a tab on another node keeps u2 online
@@ -430,11 +442,11 @@ async def test_concurrent_reap_returns_each_user_once(redis_url: str) -> None:
     try:
         users = []
         for n in range(12):
-            await stores[0].presence.node_alive(f"n{n}", until=10.0)
+            await stores[0].presence.node_alive(f"n{n}", now=0.0, until=10.0)
             for i in range(4):
                 users.append(f"u{n}-{i}")
                 await online(stores[0], users[-1], conn=f"c{n}-{i}", node=f"n{n}")
-        await stores[0].presence.node_alive("live", until=1000.0)
+        await stores[0].presence.node_alive("live", now=990.0, until=1000.0)
         await online(stores[0], "keeper", conn="ck", node="live")
         results = await asyncio.gather(
             *(s.presence.reap_dead_nodes(now=20.0, grace_s=GRACE) for s in stores * 2)
@@ -584,7 +596,7 @@ async def _apply(store: Store, op: tuple, now: float) -> object:
         case ("expire",):
             return sorted(await store.presence.expire_graces(now), key=lambda r: r.user_id)
         case ("alive", node, ahead):
-            return await store.presence.node_alive(node, until=now + ahead)
+            return await store.presence.node_alive(node, now=now, until=now + ahead)
         case ("reap",):
             return sorted(
                 await store.presence.reap_dead_nodes(now=now, grace_s=GRACE), key=lambda r: r.user_id
@@ -615,10 +627,10 @@ def test_stores_agree_on_random_histories(redis_server: RedisServer, ops: list[t
 
 
 async def test_node_alive_tells_a_reaped_node_it_was_dropped(store: Store) -> None:
-    assert await store.presence.node_alive("n1", until=100.0) is False  # first registration
-    assert await store.presence.node_alive("n1", until=200.0) is True
+    assert await store.presence.node_alive("n1", now=90.0, until=100.0) is False  # first registration
+    assert await store.presence.node_alive("n1", now=190.0, until=200.0) is True
     await store.presence.reap_dead_nodes(now=250.0, grace_s=GRACE)
-    assert await store.presence.node_alive("n1", until=400.0) is False  # it stalled and was reaped
+    assert await store.presence.node_alive("n1", now=390.0, until=400.0) is False  # it stalled and was reaped
 
 
 # rooms, tokens, counters

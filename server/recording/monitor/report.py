@@ -104,12 +104,23 @@ def report_row(user: UserRecord, timeline: Timeline, flags: int, *, now: float) 
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is read as a formula (or a hidden one) by spreadsheets (OWASP,
+"CSV injection"); ids and names come from the host and its users, so no text cell is trusted."""
+
+
+def spreadsheet_text(value: object) -> object:
+    """Text that a spreadsheet would evaluate gets a leading `'` (shown as text); numbers pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
+    """RFC 4180 text (CRLF line ends), every text cell escaped against formula injection."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        # A name starting with = + - @ would be a formula in a spreadsheet: quote it as text.
-        name = str(row["name"])
-        writer.writerow({**row, "name": "'" + name if name[:1] in ("=", "+", "-", "@") else name})
+        writer.writerow({column: spreadsheet_text(value) for column, value in row.items()})
     return out.getvalue()
