@@ -176,6 +176,8 @@ class HubMetrics:
             registry=r,
         )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
+        for reason in ("not_allowed", "private_address", "redirect", "too_large"):  # SourceRefused.REASONS
+            self.archive_refused.labels(reason)  # at 0 before the first, for alert rules
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards
 

@@ -192,7 +192,12 @@ def start_cluster(
             "HMS_WEBHOOK_SECRET": os.urandom(12).hex(),
         }
         cluster.simulator = start_simulator(f"{name}-sim", hms, log_dir / f"{name}-sim.log")
-        env = {**hms, "HMS_API_BASE": f"{cluster.simulator.http}/v2", **(extra_env or {})}
+        env = {
+            **hms,
+            "HMS_API_BASE": f"{cluster.simulator.http}/v2",
+            "HMS_RECORDING_PREFIX": "100ms",  # where the simulator writes its recordings
+            **(extra_env or {}),
+        }
         for n in range(nodes):
             node = f"{name}-redis-{n + 1}"
             cluster.nodes.append(

@@ -186,6 +186,7 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
             target.sim_url = f"http://127.0.0.1:{sim_port}"
             _wait_ready(f"{target.sim_url}/_sim/health", target.sim_proc, log, "simulator")
             hub_env["HMS_API_BASE"] = f"{target.sim_url}/v2"
+            hub_env["HMS_RECORDING_PREFIX"] = "100ms"  # where the simulator writes (HMS_SIM_PREFIX)
         else:
             target.sim_url = f"{target.hub_url}/hms-sim"
         hub_env.update(dict(setup.env))

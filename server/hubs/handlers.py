@@ -22,7 +22,7 @@ from server.hubs.presence import PresenceService, status_message
 from server.hubs.stats import StatsPublisher
 from server.hubs.timers import TimerLoop
 from server.hubs.tokens import TokenKeeper
-from server.protocol import ClientMessage, Outbound
+from server.protocol import ClientMessage, Outbound, Tristate
 from server.store.presence import PresenceStore
 from server.store.records import FlagRecord
 from server.topics import admin_topic, user_topic, watch_topic
@@ -134,7 +134,7 @@ class Handlers:
 
     async def _media_changed(self, key: tuple[str, str], payload: tuple[dict[str, Any], str]) -> None:
         (event_id, user_id), (data, source) = key, payload
-        video = "on" if data["joined"] and data["video"] else "off"
+        video: Tristate = "on" if data["joined"] and data["video"] else "off"
         await self._presence.video(event_id, user_id, video)
         for observer in self.media_observers:
             await observer(event_id, user_id, data, source)

@@ -11,7 +11,8 @@ the candidate it watches) and across all of that user's sockets on this node:
   the hub learns the newest state late, never a stale one.
 
 `GateCore` decides (pure: the caller passes `now`); `MediaGate` runs the timers and hands what
-passes to `apply`.
+passes to `apply`. A key idle long enough for its bucket to be full again, with nothing held, is
+forgotten (checked every `PRUNE_EVERY` reports), so the gate holds only recently active users.
 """
 
 from __future__ import annotations
@@ -24,14 +25,20 @@ from server.hubs.ratelimit import TokenBucket
 from server.hubs.timers import Timer, TimerLoop
 
 K = TypeVar("K", bound=Hashable)
+PRUNE_EVERY = 1024
 Outcome = Literal["passed", "same", "held"]
+
+
+_NOTHING = object()
 
 
 @dataclass(slots=True)
 class _Slot:
     bucket: TokenBucket
-    state: Hashable = None
+    state: Hashable = _NOTHING
+    """The last state passed (`_NOTHING` before the first)."""
     held: tuple[Hashable, Any] | None = None
+    seen_at: float = 0.0
     timer: Timer | None = field(default=None, repr=False)
 
 
@@ -40,12 +47,17 @@ class GateCore(Generic[K]):
         self.burst = burst
         self.refill_s = refill_s
         self._slots: dict[K, _Slot] = {}
+        self._offers = 0
 
     def offer(self, key: K, state: Hashable, payload: Any, now: float) -> Outcome:
+        self._offers += 1
+        if self._offers % PRUNE_EVERY == 0:
+            self.prune(now)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(TokenBucket(1.0 / self.refill_s, self.burst, now))
-        elif slot.state == state:
+        slot.seen_at = max(slot.seen_at, now)
+        if slot.state == state:
             slot.held = None  # back to what was passed: nothing left to tell
             return "same"
         if slot.held is None and slot.bucket.allow(now):
@@ -71,11 +83,14 @@ class GateCore(Generic[K]):
     def slot(self, key: K) -> _Slot | None:
         return self._slots.get(key)
 
-    def forget(self, key: K) -> None:
-        """The user is gone from this node: its next report starts afresh."""
-        slot = self._slots.pop(key, None)
-        if slot is not None and slot.timer is not None:
-            slot.timer.cancel()
+    def prune(self, now: float) -> int:
+        """Forget keys idle long enough for their bucket to be full, with nothing held; how many.
+        Such a key's next report passes as a first one would (at worst a repeat is stored once)."""
+        idle = self.burst * self.refill_s
+        gone = [k for k, s in self._slots.items() if s.held is None and now - s.seen_at >= idle]
+        for key in gone:
+            del self._slots[key]
+        return len(gone)
 
 
 Apply = Callable[[Any, Any], Awaitable[None]]
@@ -106,9 +121,6 @@ class MediaGate(Generic[K]):
         elif outcome == "held":
             self._later(key)
         return outcome
-
-    def forget(self, key: K) -> None:
-        self._core.forget(key)
 
     def _later(self, key: K) -> None:
         slot = self._core.slot(key)

@@ -106,6 +106,13 @@ def test_integer_settings_refuse_fractions(name: str) -> None:
     assert "integer" in refused({name: "4096.5"})
 
 
+def test_the_signal_budget_must_leave_room_to_fold() -> None:
+    message = refused({"RECORDING_SIGNAL_BUDGET": "64", "RECORDING_SIGNAL_KEEP": "64"})
+    assert "'RECORDING_SIGNAL_KEEP'" in message and "RECORDING_SIGNAL_BUDGET" in message
+    settings = load_settings({"RECORDING_SIGNAL_BUDGET": "100", "RECORDING_SIGNAL_KEEP": "10"})
+    assert (settings.signal_budget, settings.signal_keep) == (100, 10)
+
+
 @pytest.mark.parametrize("raw", ["verbose", "TRACE", "10"])
 def test_bad_log_level(raw: str) -> None:
     assert "'LOG_LEVEL'" in refused({"LOG_LEVEL": raw})

@@ -127,7 +127,7 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
     refill_s = 1.0
     hub = hub_factory(
         REDIS_URL=redis_server.url,
-        HMS_SIMULATOR="embedded",
+        HMS_SIMULATOR="embedded",  # one node with its own 100ms simulator (needed with REDIS_URL)
         RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
         RECORDING_MEDIA_REFILL_S=str(refill_s),
         # The per-socket limit would close the flooding sockets (4429): lift it, the per-user gate holds.
@@ -142,10 +142,16 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
     flooder, room = await _candidate(hub, event, "c1")
     sockets = [flooder, *[(await _candidate(hub, event, "c1"))[0] for _ in range(3)]]
     frames = 10_000
-    for start in range(0, frames, len(sockets)):
-        for offset, socket in enumerate(sockets):
-            await socket.send("media.status", _claim(room, (start + offset) % 2 == 0))
-    # The last frame said "no video" (frame 9,999): the hub must come to believe it.
+    rounds = frames // len(sockets)
+    for round_ in range(rounds):
+        for socket in sockets:  # every socket says the same in a round: the sockets' order never matters
+            await socket.send("media.status", _claim(room, round_ % 2 == 0))
+    # The last round said "no video": the hub must come to believe it. A ping on each socket, answered
+    # after every frame before it was handled, says when the hub has read them all.
+    for socket in sockets:
+        await socket.send("ping", {})
+    for socket in sockets:
+        await socket.expect("pong", timeout=60)
     camera_off_at = time.time()
     await honest.send("media.status", _claim(honest_room, False))
     opened = await eventually(
@@ -177,3 +183,47 @@ async def test_ten_thousand_media_reports_of_one_candidate_stay_bounded_and_othe
 async def _says_no_video(claim: Awaitable[dict[str, object] | None]) -> bool:
     found = await claim
     return found is not None and not found.get("video", False)
+
+
+async def test_over_the_budget_old_toggles_fold_and_the_timeline_still_tells_gaps(
+    hub_factory: HubFactory, redis_server: RedisServer
+) -> None:
+    budget, keep = 16, 4
+    hub = hub_factory(
+        REDIS_URL=redis_server.url,
+        HMS_SIMULATOR="embedded",  # one node with its own 100ms simulator (needed with REDIS_URL)
+        RECORDING_GAP_THRESHOLD_S=str(THRESHOLD),
+        RECORDING_MEDIA_BURST="1000",  # every change passes the gate: the budget alone bounds them
+        HUB_RATE_BURST="1000",
+        RECORDING_SIGNAL_BUDGET=str(budget),
+        RECORDING_SIGNAL_KEEP=str(keep),
+    )
+    event = "wit-fold"
+    create_event(hub, event, room_size=5, expected_candidates=5)
+    proctor = await watcher(hub, "p1", "proctor", event)
+    cand, room = await _candidate(hub, event, "c1")
+    for k in range(100):
+        await cand.send("media.status", _claim(room, k % 2 == 1))  # ends with video on
+    await cand.send("ping", {})
+    await cand.expect("pong")
+    redis = aioredis.from_url(redis_server.url)
+    key = f"ph:sig:{event}:c1"
+    try:
+        kinds = await eventually(lambda: _kinds(redis, key), what="a fold", timeout=5)
+        # One fold of the page's claims, one of its presence (folded with them when old enough).
+        assert 1 <= kinds.count("fold") <= 2 and kinds.count("media") <= budget, kinds
+    finally:
+        await redis.aclose()
+    # The timeline read from the fold and the newest toggles still shows video now, and gaps still open.
+    assert "c1" not in proctor.opened("video.gap")
+    await cand.send("media.status", _claim(room, False))
+    opened = await eventually(
+        lambda: proctor.opened("video.gap").get("c1"), timeout=THRESHOLD + 2, what="the gap after a fold"
+    )
+    assert opened.data["detail"]["cause"] == "video_unpublished"
+    await proctor.stop()
+
+
+async def _kinds(redis: aioredis.Redis, key: str) -> list[str] | None:
+    kinds = [orjson.loads(raw)["kind"] for raw in await redis.smembers(key)]
+    return kinds if "fold" in kinds else None

@@ -84,6 +84,7 @@ PURE = (
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",
+    "server.recording.archive.admission",
     "server.hostevents.catalog",
     "server.hostevents.schedule",
     "server.hostevents.signing",

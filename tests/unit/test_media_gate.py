@@ -51,3 +51,15 @@ def test_what_passes_is_bounded_and_the_last_state_is_never_lost(offers: list[tu
     slot = gate.slot("c1")
     if last is not None:
         assert slot is not None and slot.state == last, (released, last)
+
+
+def test_idle_keys_are_forgotten_once_their_bucket_is_full_again() -> None:
+    gate: GateCore[str] = GateCore(burst=2, refill_s=10)
+    gate.offer("idle", "on", 1, now=0)
+    gate.offer("busy", "on", 1, now=0)
+    gate.offer("busy", "off", 2, now=1)
+    assert gate.offer("busy", "on", 3, now=2) == "held"
+    assert gate.prune(now=19) == 0  # "idle" needs 2 x 10 s to be full again
+    assert gate.prune(now=25) == 1 and gate.slot("idle") is None
+    assert gate.slot("busy") is not None  # it holds a change: kept
+    assert gate.offer("idle", "on", 4, now=26) == "passed"  # afresh

@@ -141,6 +141,10 @@ def online(at: float) -> Signal:
     return Signal(f"p:{at}:1", at, "online")
 
 
+def offline(at: float) -> Signal:
+    return Signal(f"p:{at}:0", at, "offline")
+
+
 def media(at: float, *, joined: bool = True, video: bool = True) -> Signal:
     return Signal(f"m:{at}:{joined}:{video}", at, "media", room_id="r1", joined=joined, video=video)
 
@@ -210,8 +214,11 @@ def flapping(draw: st.DrawFn) -> list[Signal]:
     at = 1.0
     for _ in range(draw(st.integers(0, 60))):
         at += draw(st.sampled_from([10.0, 11.5, 25.0]))
-        if draw(st.booleans()):
+        what = draw(st.sampled_from(["media", "presence", "observer"]))
+        if what == "media":
             out.append(media(at, joined=draw(st.booleans()), video=draw(st.booleans())))
+        elif what == "presence":
+            out.append(online(at) if draw(st.booleans()) else offline(at))
         else:
             by = draw(st.sampled_from(["pr1", "pr2"]))
             out.append(observed(by, at, draw(st.booleans())) if draw(st.booleans()) else unobserved(by, at))
@@ -220,7 +227,17 @@ def flapping(draw: st.DrawFn) -> list[Signal]:
 
 def _essence(signals: list[Signal], now: float) -> tuple[object, ...]:
     t = evaluate(signals, now, RULES)
-    return t.gaps, t.video, t.in_room, t.disputed, t.video_state, t.next_check
+    return (
+        t.gaps,
+        t.present,
+        t.sitting,
+        t.video,
+        t.in_room,
+        t.disputed,
+        t.video_state,
+        t.room_id,
+        t.next_check,
+    )
 
 
 @given(flapping(), st.integers(1, 8))
@@ -234,9 +251,9 @@ def test_compaction_keeps_the_timeline_and_bounds_the_raw_toggles(signals: list[
             break
         held = [s for s in held if s not in change.remove] + list(change.add)
         held = [Signal.from_dict(s.to_dict()) for s in held]
-    raw = [s for s in held if s.kind in ("media", "observed", "unobserved")]
+    raw = [s for s in held if s.kind in ("media", "observed", "unobserved", "online", "offline")]
     assert len(raw) <= budget.budget
-    assert len([s for s in held if s.kind == "fold"]) <= 3  # one per stream
+    assert len([s for s in held if s.kind == "fold"]) <= 4  # one per stream
     assert _essence(held, now) == _essence(signals, now)
 
 
@@ -251,7 +268,7 @@ def test_a_flapping_camera_over_eight_hours_folds_into_a_small_timeline() -> Non
             gone = set(change.remove)
             held = [s for s in held if s not in gone] + list(change.add)
     assert len(held) <= Budget().budget + 2 + 1
-    (fold,) = [s for s in held if s.kind == "fold"]
+    (fold,) = [s for s in held if s.kind == "fold" and not s.stream]  # the page's claims
     assert len(fold.toggles) <= 2
     assert [g for g in evaluate(held, 28_805, RULES).gaps if g.kind == VIDEO_GAP] == []
 

@@ -17,7 +17,15 @@ from typing import Any
 from server.config import Settings
 from server.recording.archive.admission import SourcePolicy, over_cap
 from server.recording.archive.contract import ArchiveError, Segment, SegmentSource, failures_of
-from server.recording.archive.layout import content_type, dump_manifest, manifest_key, parse_manifest, places
+from server.recording.archive.layout import (
+    content_type,
+    dump_manifest,
+    manifest_key,
+    parse_manifest,
+    places,
+    served_inline,
+    serving_headers,
+)
 from server.recording.archive.offload import KeyLocks, Offload, S3Access, is_missing
 from server.recording.archive.sources import SourceReader, source_policy
 
@@ -80,7 +88,13 @@ class S3Archive:
         return await self._put(source, key)
 
     def _extra(self, source: SegmentSource, key: str) -> dict[str, Any]:
-        return {"ContentType": content_type(key), "Metadata": {IDENTITY: identity_digest(source)}}
+        extra: dict[str, Any] = {
+            "ContentType": content_type(key),
+            "Metadata": {IDENTITY: identity_digest(source)},
+        }
+        if not served_inline(key):  # the bucket's origin shows it in place only if it is a recording
+            extra["ContentDisposition"] = serving_headers(key)["Content-Disposition"]
+        return extra
 
     async def _put(self, source: SegmentSource, key: str) -> int:
         extra = self._extra(source, key)

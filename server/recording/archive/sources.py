@@ -26,22 +26,19 @@ from server.recording.archive.contract import ArchiveError, SegmentSource, Sourc
 from server.recording.archive.offload import Offload, S3Access, fetch_to_file, file_location, s3_location
 
 
-def source_policy(settings: Settings, file_root: str | Path | None = None) -> SourcePolicy:
+def source_policy(settings: Settings) -> SourcePolicy:
     """The deployment's recording sources: HMS_RECORDING_BUCKET/PREFIX/HOSTS/MAX_BYTES, S3_ENDPOINT_URL.
 
-    `file_root` is where the simulator writes (the embedded one says so); by default
-    ARCHIVE_DIR/HMS_RECORDING_PREFIX, unless that folder holds (or is inside) the archive's own layout."""
+    `file://` recordings come from ARCHIVE_DIR/HMS_RECORDING_PREFIX (where a simulator writes), unless
+    that folder holds (or is inside) the archive's own layout, ARCHIVE_DIR/S3_PREFIX."""
     archive = Path(settings.archive_dir).resolve()
-    if file_root is None:
-        prefix = settings.recording_prefix.strip("/")
-        own = (archive / settings.s3_prefix.strip("/")).resolve()
-        candidate = (archive / prefix).resolve()
-        overlaps = candidate.is_relative_to(own) or own.is_relative_to(candidate)
-        file_root = None if overlaps else candidate
+    own = (archive / settings.s3_prefix.strip("/")).resolve()
+    folder = (archive / settings.recording_prefix.strip("/")).resolve()
+    overlaps = folder.is_relative_to(own) or own.is_relative_to(folder)
     return SourcePolicy(
         bucket=settings.recording_bucket,
         prefix=settings.recording_prefix,
-        file_root=None if file_root is None else str(Path(file_root).resolve()),
+        file_root=None if overlaps else str(folder),
         hosts=settings.hms_recording_hosts,
         s3_endpoint=settings.s3_endpoint_url,
         max_bytes=settings.hms_recording_max_bytes,

@@ -1,9 +1,10 @@
 """Keep a candidate's signals bounded: fold its oldest toggles into the intervals they prove. Pure.
 
-The page's `media.status` claims and the proctors' `media.observed` views are toggles that only
-matter through the intervals they make. When a candidate holds more than `budget` of them, all but
+The page's `media.status` claims, the proctors' `media.observed` views and the candidate's presence
+(online / offline, one pair per reconnect) are toggles that only matter through the intervals they
+make. When a candidate holds more than `budget` of them, all but
 the newest `keep` are folded, per stream, into one `fold` signal (witnesses.fold), which replaces
-them and any earlier fold of the stream. 100ms's facts, presence and recordings are never folded:
+them and any earlier fold of the stream. 100ms's facts, `finished` and recordings are never folded:
 each names a fact of its own and there are few of them.
 """
 
@@ -13,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.recording.monitor import witnesses as wit
-from server.recording.monitor.timeline import Signal, collect
+from server.recording.monitor.timeline import PRESENCE, Signal, collect
 
-TOGGLE_KINDS = frozenset({"media", "observed", "unobserved"})
+TOGGLE_KINDS = frozenset({"media", "observed", "unobserved", "online", "offline"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,19 @@ class Compaction:
 
 
 def _toggle(signal: Signal) -> wit.Toggle:
+    if signal.kind in ("online", "offline"):
+        return signal.at, int(signal.kind == "online")
     if signal.kind == "media":
         return signal.at, wit.claim_state(signal.joined, signal.video)
     if signal.kind == "unobserved":
         return signal.at, wit.SEEN_NONE
     return signal.at, wit.SEEN_ON if signal.video else wit.SEEN_OFF
+
+
+def _stream_of(signal: Signal) -> tuple[str, str]:
+    if signal.kind in ("online", "offline"):
+        return PRESENCE, ""
+    return "", signal.observer if signal.kind != "media" else ""
 
 
 def compact(signals: Iterable[Signal], budget: Budget) -> Compaction | None:
@@ -53,27 +62,30 @@ def compact(signals: Iterable[Signal], budget: Budget) -> Compaction | None:
     if not old:
         return None  # the newest `keep` share one instant: nothing older to fold
     folds = [s for s in ordered if s.kind == "fold"]
-    streams: dict[str, list[wit.Toggle]] = {}
-    rooms: dict[str, str] = {}
+    streams: dict[tuple[str, str], list[wit.Toggle]] = {}  # (stream, observer) -> toggles
+    rooms: dict[tuple[str, str], str] = {}
     for f in folds:
-        streams.setdefault(f.observer, []).extend(f.toggles)
-        rooms[f.observer] = f.room_id
+        streams.setdefault((f.stream, f.observer), []).extend(f.toggles)
+        rooms[(f.stream, f.observer)] = f.room_id
     for s in old:
-        stream = s.observer if s.kind != "media" else ""
-        streams.setdefault(stream, []).append(_toggle(s))
+        name = _stream_of(s)
+        streams.setdefault(name, []).append(_toggle(s))
         if s.room_id:
-            rooms[stream] = s.room_id
+            rooms[name] = s.room_id
     added = []
-    for stream, toggles in sorted(streams.items()):
+    for (stream, observer), toggles in sorted(streams.items()):
         kept = wit.fold(sorted(toggles), min_run_s=budget.min_run_s)
+        if not kept:
+            continue
         last = kept[-1][0]
         added.append(
             Signal(
-                f"fold:{stream}:{int(last * 1000)}",
+                f"fold:{stream}:{observer}:{int(last * 1000)}",
                 last,
                 "fold",
-                observer=stream,
-                room_id=rooms.get(stream, ""),
+                observer=observer,
+                stream=stream,
+                room_id=rooms.get((stream, observer), ""),
                 toggles=kept,
             )
         )

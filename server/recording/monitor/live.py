@@ -197,15 +197,17 @@ class RecordingMonitor:
             await self.check(event_id, candidate_id, recorded=recorded)
 
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
-        raws = await self._store.timelines.get_signals(event_id, candidate_id)
-        return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._clock(), self.rules)
+        return evaluate(await self._signals(event_id, candidate_id), self._clock(), self.rules)
 
-    async def _compacted(self, event_id: str, candidate_id: str) -> None:
-        """Fold the candidate's oldest toggles when it holds more than the budget (under its lock)."""
+    async def _signals(self, event_id: str, candidate_id: str) -> list[Signal]:
         raws = await self._store.timelines.get_signals(event_id, candidate_id)
-        if len(raws) <= self._budget.budget:
-            return
-        change = compact((Signal.from_dict(orjson.loads(r)) for r in raws), self._budget)
+        return [Signal.from_dict(orjson.loads(r)) for r in raws]
+
+    async def _compacted(self, event_id: str, candidate_id: str) -> Timeline:
+        """The candidate's timeline, its oldest toggles folded first when it holds more than the
+        budget (called under its lock: one node folds at a time)."""
+        signals = await self._signals(event_id, candidate_id)
+        change = compact(signals, self._budget) if len(signals) > self._budget.budget else None
         if change is not None:
             await self._store.timelines.replace_signals(
                 event_id,
@@ -213,6 +215,9 @@ class RecordingMonitor:
                 [_payload(s) for s in change.remove],
                 [_payload(s) for s in change.add],
             )
+            gone = set(change.remove)
+            signals = [s for s in signals if s not in gone] + list(change.add)
+        return evaluate(signals, self._clock(), self.rules)
 
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
         """Evaluate one candidate again and publish what changed."""
@@ -225,7 +230,6 @@ class RecordingMonitor:
                 )
                 return
             try:
-                await self._compacted(event_id, candidate_id)
                 timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
             finally:
                 await store.locks.release_lock(_lock_name(event_id, candidate_id), self._owner)
@@ -252,7 +256,7 @@ class RecordingMonitor:
     async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
         store = self._store
         timeline, held, user = await asyncio.gather(
-            self.timeline(event_id, candidate_id),
+            self._compacted(event_id, candidate_id),
             store.timelines.get_alerts(event_id, candidate_id),
             store.presence.get_user(event_id, candidate_id),
         )

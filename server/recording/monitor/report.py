@@ -66,6 +66,7 @@ def timeline_json(
             "in_room": _spans(timeline.in_room),
             "video": _spans(timeline.video),
             "recorded": _spans(timeline.recorded),
+            "disputed": _spans(timeline.disputed),
         },
         "gaps": [gap_json(user.user_id, g) for g in timeline.gaps],
         "recordings": [

@@ -47,6 +47,9 @@ SignalKind = Literal[
 ]
 Tristate = Literal["on", "off", "unknown"]
 
+PRESENCE = "presence"
+"""The stream name of a fold of presence toggles."""
+
 VIDEO_GAP = "video.gap"
 VIDEO_DISPUTED = "video.disputed"
 SPAN_KINDS = frozenset({VIDEO_GAP, VIDEO_DISPUTED})
@@ -72,7 +75,9 @@ class Signal:
     url: str = ""
     error: str = ""
     observer: str = ""
-    """`observed`/`unobserved`: the proctor whose page saw it; `fold`: the stream ("" the page's claim)."""
+    """`observed`/`unobserved`: the proctor whose page saw it; `fold`: the observer whose views it folds."""
+    stream: str = ""
+    """`fold` of no observer: "" the page's claims, "presence" the hub socket's online/offline."""
     toggles: tuple[tuple[float, int], ...] = ()
     """`fold`: the stream's old toggles, compacted (witnesses.fold)."""
 
@@ -94,6 +99,7 @@ class Signal:
             self.url,
             self.error,
             self.observer,
+            self.stream,
             self.toggles,
         )
 
@@ -217,19 +223,27 @@ def _long_spans(
     return long, next_check
 
 
-def _streams(ordered: list[Signal]) -> tuple[list[wit.Toggle], dict[str, list[wit.Toggle]]]:
-    """The page's claims and each observer's views as toggle streams, folds first."""
+def _streams(
+    ordered: list[Signal],
+) -> tuple[list[wit.Toggle], list[wit.Toggle], dict[str, list[wit.Toggle]]]:
+    """Presence (1 online, 0 not), the page's claims and each observer's views as toggle streams."""
+    presence: list[wit.Toggle] = []
     claims: list[wit.Toggle] = []
     observers: dict[str, list[wit.Toggle]] = {}
     for s in ordered:
         if s.kind == "fold":
-            (observers.setdefault(s.observer, []) if s.observer else claims).extend(s.toggles)
+            if s.observer:
+                observers.setdefault(s.observer, []).extend(s.toggles)
+            else:
+                (presence if s.stream == PRESENCE else claims).extend(s.toggles)
+        elif s.kind in ("online", "offline"):
+            presence.append((s.at, int(s.kind == "online")))
         elif s.kind == "media":
             claims.append((s.at, wit.claim_state(s.joined, s.video)))
         elif s.kind in ("observed", "unobserved"):
             state = wit.SEEN_NONE if s.kind == "unobserved" else wit.SEEN_ON if s.video else wit.SEEN_OFF
             observers.setdefault(s.observer, []).append((s.at, state))
-    return sorted(claims), {name: sorted(t) for name, t in observers.items()}
+    return sorted(presence), sorted(claims), {name: sorted(t) for name, t in observers.items()}
 
 
 def _peers(ordered: list[Signal], video: Intervals, rules: Rules, now: float) -> tuple[PeerRecording, ...]:
@@ -287,8 +301,8 @@ def _recording_gaps(peers: tuple[PeerRecording, ...]) -> list[Gap]:
 
 def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     ordered = collect(signals)
-    present = iv.from_toggles((s.at, s.kind == "online") for s in ordered if s.kind in ("online", "offline"))
-    claims, observers = _streams(ordered)
+    presence, claims, observers = _streams(ordered)
+    present = wit.spans_where(presence, frozenset({1}))
     client_joined = wit.spans_where(claims, frozenset({wit.CLAIM_JOINED, wit.CLAIM_VIDEO}))
     video = wit.spans_where(claims, frozenset({wit.CLAIM_VIDEO}))
     hms_out = wit.hms_out(
@@ -336,7 +350,7 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     recording_state: Tristate = "unknown"
     if claims:
         recording_state = "on" if sitting_now and video_state == "on" and not failed_now else "off"
-    rooms = [s.room_id for s in ordered if s.kind in ("media", "fold") and not s.observer]
+    rooms = [s.room_id for s in ordered if s.kind in ("media", "fold") and s.room_id and not s.observer]
     room = rooms[-1] if rooms else None
     return Timeline(
         present=present,
