@@ -17,6 +17,7 @@ PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.p
 	server/recording/monitor/witnesses.py server/recording/monitor/compaction.py \
 	load_tests/scenario/model.py load_tests/scenario/loading.py load_tests/scenario/schedule.py \
 	load_tests/judge/coverage.py load_tests/judge/detection.py load_tests/judge/verdict.py \
+	load_tests/judge/node_kill.py \
 	server/hostevents/catalog.py server/hostevents/schedule.py server/hostevents/signing.py
 
 check:

@@ -31,7 +31,7 @@ def figures(
     node: int,
     killed_at: float,
 ) -> dict[str, Any]:
-    links: list[Link] = [tuple(x) for p in parts for x in p.get("links", [])]  # type: ignore[misc]
+    links: list[Link] = [tuple(x) for p in parts for x in p.get("links", [])]
     assigns: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for user, at, room in (a for p in parts for a in p.get("assigns", [])):
         assigns[user].append((at, room))

@@ -37,6 +37,22 @@ def join_series(
     ]
 
 
+def changes(actions: Sequence[tuple[float, str, str, str]]) -> list[tuple[float, str, str, str]]:
+    """The actions that change what proctors were told: a candidate back `online` after a socket the
+    hub never saw go (its node was killed, and the user came back before the node was reaped) is no
+    presence change, so no `candidate.status` answers it."""
+    last: dict[str, str] = {}
+    out = []
+    for action in sorted(actions):
+        _, cid, field, value = action
+        if field == "presence":
+            if last.get(cid) == value:
+                continue
+            last[cid] = value
+        out.append(action)
+    return out
+
+
 def push_latencies(
     actions: Sequence[tuple[float, str, str, str]], deliveries: Sequence[tuple[float, str, str, str, int]]
 ) -> tuple[list[tuple[float, float, str]], int]:
@@ -48,7 +64,7 @@ def push_latencies(
         seen.sort()
     found: list[tuple[float, float, str]] = []
     missing = 0
-    for t, cid, field, value in actions:
+    for t, cid, field, value in changes(actions):
         seen = by_candidate.get(cid, [])
         start = bisect.bisect_left(seen, (t, "", ""))
         hit = next(

@@ -240,3 +240,29 @@ def test_a_node_kill_is_judged_on_the_dead_nodes_candidates_and_the_others_socke
     assert (got["bystanders_dropped"], got["bystanders"]) == (1, ["bystander"])
     healed = figures([{"links": links[:2], "assigns": assigns[:2]}], timeline, t0=t0, node=1, killed_at=kill)
     assert healed["seats_lost"] == 0 and healed["kill_recovery_s"] == 2.0  # seated at 0.6 s, watched at 2 s
+
+
+def test_a_reconnect_the_hub_never_saw_as_a_drop_is_no_presence_change_to_push() -> None:
+    from load_tests.judge.verdict import push_latencies
+
+    actions = [
+        (1.0, "c1", "presence", "online"),
+        (5.0, "c1", "presence", "online"),  # back on the other node after a node kill: nothing changed
+        (8.0, "c1", "presence", "reconnecting"),
+        (9.0, "c1", "presence", "online"),
+        (2.0, "c1", "video", "on"),
+    ]
+    deliveries = [
+        (1.1, "c1", "online", "unknown", 0),
+        (2.1, "c1", "online", "on", 0),
+        (8.2, "c1", "reconnecting", "on", 0),
+        (9.3, "c1", "online", "on", 0),
+    ]
+    found, missing = push_latencies(actions, deliveries)
+    assert missing == 0
+    assert [(t, round(x, 2), change) for t, x, change in found] == [
+        (1.0, 0.1, "presence=online"),
+        (2.0, 0.1, "video=on"),
+        (8.0, 0.2, "presence=reconnecting"),
+        (9.0, 0.3, "presence=online"),
+    ]
