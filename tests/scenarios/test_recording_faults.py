@@ -47,7 +47,10 @@ async def test_every_injected_fault_is_alerted_in_time_and_no_healthy_candidate_
     dropped, failed = set(picked[:DROPPED]), set(picked[DROPPED:])
     dark = set(rng.sample(ids, DARK))
 
-    limits = httpx.Limits(max_connections=MEDIA_CONNECTIONS)
+    # Idle connections are dropped by the client (2 s) before uvicorn's keep-alive (5 s) closes them: the
+    # cameras stay dark 15-40 s, and a pooled connection the server closed as it was reused was a
+    # ReadError at `finish` (seen once under load).
+    limits = httpx.Limits(max_connections=MEDIA_CONNECTIONS, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=hub.http, timeout=60, limits=limits) as media:
         for user_id in dropped:
             await add_fault(media, kind="recording.drop", user_id=user_id, count=1)
