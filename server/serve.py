@@ -25,6 +25,13 @@ connection and a client could lose the close frame and see 1006 (about 1 time in
 1009 test). Frames over this bound are still dropped that way, unread."""
 
 
+HTTP_KEEP_ALIVE_S = 75
+"""An idle HTTP/1.1 connection is kept this long (uvicorn's default is 5 s). Longer than the idle timeout
+of the usual load balancers (60 s) and than clients' own pools (httpx 5 s), so the client side always
+closes first: a server closing a connection as the other side reuses it makes a 502 at a balancer, or a
+read error at a client."""
+
+
 def tune_gc() -> None:
     gc.collect()
     gc.freeze()  # what start-up made lives as long as the process: keep it out of every scan
@@ -54,6 +61,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_s / 2,
+        timeout_keep_alive=HTTP_KEEP_ALIVE_S,
     )
     DrainingServer(config, app.state.hub.begin_drain).run()
 
