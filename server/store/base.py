@@ -8,6 +8,7 @@
     store.dedupe       DedupeStore      "seen before" keys                    (dedupe.py)
     store.webhooks     WebhookQueue     the durable webhook inbox             (webhooks.py)
     store.timelines    TimelineStore    the recording monitor's signals       (timelines.py)
+    store.lti          LtiStore         LTI platforms, logins, attempts       (lti.py)
     store.pubsub       PubSub           messages between nodes                (pubsub.py)
 
 Two backends compose them: `memory/` (one process, the embedded default) and `redis/` (any number of
@@ -24,6 +25,7 @@ from server.store.allocation import AllocationStore
 from server.store.dedupe import DedupeStore
 from server.store.events import EventStore
 from server.store.locks import LockStore
+from server.store.lti import LtiStore
 from server.store.presence import PresenceStore
 from server.store.pubsub import PubSub
 from server.store.timelines import TimelineStore
@@ -40,6 +42,7 @@ class Store(Protocol):
     dedupe: DedupeStore
     webhooks: WebhookQueue
     timelines: TimelineStore
+    lti: LtiStore
     pubsub: PubSub
 
     async def start(self) -> None: ...

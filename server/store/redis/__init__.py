@@ -14,6 +14,7 @@ from server.store.redis.connection import connect
 from server.store.redis.dedupe import RedisDedupe
 from server.store.redis.events import RedisEvents
 from server.store.redis.locks import RedisLocks
+from server.store.redis.lti import RedisLti
 from server.store.redis.presence import RedisPresence
 from server.store.redis.pubsub import RedisPubSub
 from server.store.redis.timelines import RedisTimelines
@@ -34,6 +35,7 @@ class RedisStore:
         self.dedupe = RedisDedupe(client)
         self.webhooks = RedisWebhooks(client, monotonic)
         self.timelines = RedisTimelines(client)
+        self.lti = RedisLti(client)
         self.pubsub = RedisPubSub(client)
 
     async def start(self) -> None:
