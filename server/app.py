@@ -20,6 +20,8 @@ from server.hms.wiring import Hms, build_hms
 from server.hubs import Hub
 from server.hubs.connection import Connection
 from server.hubs.endpoint import HubEndpoint
+from server.lti import registration as lti_registration
+from server.lti.tool import LtiTool
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
@@ -90,12 +92,14 @@ def create_app(settings: Settings) -> Starlette:
     monitor.on_change(archiver.changed)
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
+    lti = LtiTool(settings, store, hub, WEB_DIR / "lti-launch.html")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await hms.start()
         await archive.start()
+        await lti.start()
         if settings.embedded_secret:
             await store.events.create_event(DEMO_EVENT)
         await hub.start()
@@ -108,6 +112,7 @@ def create_app(settings: Settings) -> Starlette:
             await stop_all(
                 settings.shutdown_s / 2,
                 ("webhook inbox", webhooks.stop),  # stop taking work; what is held stays in the store
+                ("lti", lti.stop),
                 ("hub", hub.stop),  # sockets, leases and presence handed back
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
                 ("archiver", archiver.stop),
@@ -125,6 +130,9 @@ def create_app(settings: Settings) -> Starlette:
         *recordings.routes,
         *archive_files.routes,
         *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
+        # LTI Proctoring Services (docs/lti.md): the registry API and the tool's endpoints
+        *lti_registration.routes,
+        *lti.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -144,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hms = hms
     app.state.archive = archive
     app.state.inbox = webhooks.inbox
+    app.state.lti = lti
     hms.bind_app(app)
     return app
 

@@ -75,6 +75,12 @@ class Settings:
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
     archive_url_ttl_s: float = 3600.0
+    # LTI Proctoring Services (docs/lti.md)
+    lti_private_key: str | None = None
+    lti_key_id: str | None = None
+    lti_previous_public_key: str | None = None
+    lti_base_url: str | None = None
+    lti_session_ttl_s: float = 4 * 3600.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -238,6 +244,29 @@ def _node_id(name: str, raw: str) -> str:
     return raw
 
 
+def _pem(private: bool) -> Callable[[str, str], str]:
+    """An RSA key in PEM (private to sign, public to publish); `\\n` may stand for newlines."""
+
+    def read(name: str, raw: str) -> str:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+        pem = raw.replace("\\n", "\n").strip() + "\n"
+        kind = "private" if private else "public"
+        try:
+            key: object = (
+                load_pem_private_key(pem.encode(), None) if private else load_pem_public_key(pem.encode())
+            )
+        except (ValueError, TypeError):
+            raise ConfigError(f"Config '{name}' must be an unencrypted RSA {kind} key in PEM.") from None
+        wanted = rsa.RSAPrivateKey if private else rsa.RSAPublicKey
+        if not isinstance(key, wanted) or key.key_size < 2048:
+            raise ConfigError(f"Config '{name}' must be an RSA {kind} key of at least 2048 bits.")
+        return pem
+
+    return read
+
+
 # env var -> (Settings field, parser)
 _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     # HS256 keys under 32 bytes are refused by RFC 7518 (and warned about by PyJWT).
@@ -286,6 +315,12 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # LTI Proctoring Services: the tool's signing key (generated when unset), where platforms reach us
+    "LTI_PRIVATE_KEY": ("lti_private_key", _pem(private=True)),
+    "LTI_KEY_ID": ("lti_key_id", _token_like),
+    "LTI_PREVIOUS_PUBLIC_KEY": ("lti_previous_public_key", _pem(private=False)),
+    "LTI_BASE_URL": ("lti_base_url", _url),
+    "LTI_SESSION_TTL_S": ("lti_session_ttl_s", _number(float, minimum=300, maximum=86_400)),
 }
 
 
@@ -310,6 +345,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
     if any(prefix == own for prefix, _url in relays):
         raise ConfigError(f"Config 'HMS_WEBHOOK_RELAY' must not relay this hub's own prefix {own!r}.")
+    if "lti_key_id" in values and "lti_private_key" not in values:
+        raise ConfigError("Config 'LTI_KEY_ID' names the key of LTI_PRIVATE_KEY, which is not set.")
     return Settings(**values)  # type: ignore[arg-type]
 
 

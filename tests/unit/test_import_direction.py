@@ -33,6 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "recording": ("server.recording",),
     "hubs": ("server.hubs",),
     "api": ("server.api",),
+    "lti": ("server.lti",),
     "entry": ("server.app", "server.cli", "server.serve", "server.__main__"),
     "load_tests": ("load_tests",),
 }
@@ -45,10 +46,23 @@ ALLOWED: dict[str, set[str]] = {
     "recording": {"core", "store", "hms", "recording"},
     "hubs": {"core", "store", "hms", "allocation", "hubs"},
     "api": {"core", "store", "hms", "allocation", "recording", "hubs", "api"},
-    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "entry"},
+    # LTI sits beside the API and uses its errors, security and pages
+    "lti": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "lti"},
+    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "lti", "entry"},
     # the load tester drives the hub from outside: it may use the hub's parts and start it (server.serve),
     # never the command line that starts the load tester (checked below)
-    "load_tests": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "entry", "load_tests"},
+    "load_tests": {
+        "core",
+        "store",
+        "hms",
+        "allocation",
+        "recording",
+        "hubs",
+        "api",
+        "lti",
+        "entry",
+        "load_tests",
+    },
 }
 
 EXCEPTIONS: set[tuple[str, str]] = {
