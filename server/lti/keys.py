@@ -56,41 +56,54 @@ class RemoteKeySet:
         self._clock = clock
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
+        self._tried_at: float | None = None
+        self._error: str | None = None
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     async def key(self, kid: str | None) -> PyJWK:
         """The key named `kid` (None: the set's only key). Raises UnknownKey or KeySetUnavailable."""
-        if self._fresh():
-            found = self._find(kid)
-            if found is not None or not self._may_refetch():
-                return self._found_or_raise(found, kid)
-        async with self._lock:
-            found = self._find(kid) if self._fresh() else None
-            if found is None and (not self._fresh() or self._may_refetch()):
-                await self._fetch()
-                found = self._find(kid)
-        return self._found_or_raise(found, kid)
+        found = self._find(kid) if self._fresh() else None
+        if found is None and self._may_fetch():
+            async with self._lock:
+                found = self._find(kid) if self._fresh() else None
+                if found is None and self._may_fetch():
+                    await self._fetch()
+                    found = self._find(kid)
+        if found is None and self._error is not None and not self._fresh():
+            raise KeySetUnavailable(self._error)
+        if found is None:
+            raise UnknownKey(f"no key with kid {kid!r}" if kid is not None else "the token names no kid")
+        return found
 
     def _fresh(self) -> bool:
         return self._fetched_at is not None and self._clock() - self._fetched_at < self._max_age_s
 
-    def _may_refetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= self._refetch_s
+    def _may_fetch(self) -> bool:
+        """Never tried, or the set is too old, or the last try is `refetch_s` behind us (a failed try
+        always waits that long: a platform that is down is not asked at every launch)."""
+        if self._tried_at is None:
+            return True
+        waited = self._clock() - self._tried_at >= self._refetch_s
+        if self._error is not None or self._fresh():
+            return waited
+        return True
 
     def _find(self, kid: str | None) -> PyJWK | None:
         if kid is None:
             return next(iter(self._keys.values())) if len(self._keys) == 1 else None
         return self._keys.get(kid)
 
-    @staticmethod
-    def _found_or_raise(found: PyJWK | None, kid: str | None) -> PyJWK:
-        if found is None:
-            raise UnknownKey(f"no key with kid {kid!r}" if kid is not None else "the token names no kid")
-        return found
-
     async def _fetch(self) -> None:
-        self.fetches += 1
+        self._tried_at = self._clock()
+        try:
+            self._keys = await self._download()
+        except KeySetUnavailable as exc:
+            self._error = str(exc)
+            raise
+        self._fetched_at = self._tried_at
+        self._error = None
+
+    async def _download(self) -> dict[str, PyJWK]:
         try:
             response = await self._http.get(self.url, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
@@ -101,8 +114,7 @@ class RemoteKeySet:
             raise KeySetUnavailable(f"the key set at {self.url} answered HTTP {response.status_code}")
         if len(response.content) > MAX_JWKS_BYTES:
             raise KeySetUnavailable(f"the key set at {self.url} is larger than {MAX_JWKS_BYTES} bytes")
-        self._keys = parse_key_set(response.content)
-        self._fetched_at = self._clock()
+        return parse_key_set(response.content)
 
 
 class KeySets:

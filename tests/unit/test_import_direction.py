@@ -82,9 +82,10 @@ PURE = (
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",
+    "server.lti.messages",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
-PURE_MAY_IMPORT = (*PURE, "server.store.records", "server.recording.archive.contract")
+PURE_MAY_IMPORT = (*PURE, "server.store.records", "server.store.lti", "server.recording.archive.contract")
 IO_LIBRARIES = (
     "asyncio",
     "socket",
