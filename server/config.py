@@ -320,7 +320,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "LTI_KEY_ID": ("lti_key_id", _token_like),
     "LTI_PREVIOUS_PUBLIC_KEY": ("lti_previous_public_key", _pem(private=False)),
     "LTI_BASE_URL": ("lti_base_url", _url),
-    "LTI_SESSION_TTL_S": ("lti_session_ttl_s", _number(float, minimum=300, maximum=86_400)),
+    "LTI_SESSION_TTL_S": ("lti_session_ttl_s", _number(float, minimum=1, maximum=86_400)),
 }
 
 
