@@ -198,5 +198,6 @@ class Platform:
                 Route("/jwks", self.jwks, methods=["GET"]),
                 Route("/auth", self.auth, methods=["GET", "POST"]),
                 Route("/start_assessment", self.start_assessment, methods=["POST"]),
+                Route("/favicon.ico", lambda request: Response(status_code=204)),  # for the browser test
             ]
         )
