@@ -103,6 +103,20 @@ class Platform:
             **overrides,
         }
 
+    async def register(self, hub_url: str, api_key: str) -> dict[str, Any]:
+        """Register with the hub through its API; learn the tool's URLs from the answer."""
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{hub_url}/api/v1/lti/platforms",
+                json=self.registration(),
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        self.tool_jwks_url = body["tool"]["jwks_url"]
+        self.tool_launch_url = body["tool"]["launch_url"]
+        return body
+
     def id_token_claims(self, nonce: str) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import httpx
 from playwright.async_api import expect
 
 from server.lti.messages import AP
@@ -23,15 +22,7 @@ async def test_a_launch_checks_the_camera_opens_the_candidate_window_and_starts_
     platform = Platform(client_id="browser-tool")
     async with serve(platform.app) as base:
         platform.base = base
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{hub.http}/api/v1/lti/platforms",
-                json=platform.registration(),
-                headers={"Authorization": f"Bearer {API_KEY}"},
-            )
-        assert response.status_code == 201, response.text
-        platform.tool_jwks_url = response.json()["tool"]["jwks_url"]
-        platform.tool_launch_url = response.json()["tool"]["launch_url"]
+        await platform.register(hub.http, API_KEY)
 
         page = await pages.open(f"{hub.http}/lti/login?{urlencode(platform.login_params())}", label="launch")
         await expect(page.locator("h1")).to_have_text("Before your proctored exam")
@@ -51,3 +42,21 @@ async def test_a_launch_checks_the_camera_opens_the_candidate_window_and_starts_
         assert claims[AP + "verified_user"] == {"given_name": "Ada", "family_name": "Lovelace"}
         assert claims[AP + "session_data"] == platform.session_data
         await expect(page.locator("#popup-blocked")).to_have_count(0)
+
+
+async def test_a_blocked_proctoring_window_is_told_plainly_and_nothing_is_sent(
+    hub: HubProcess, pages: Pages
+) -> None:
+    platform = Platform(client_id="browser-tool-blocked")
+    async with serve(platform.app) as base:
+        platform.base = base
+        await platform.register(hub.http, API_KEY)
+        page = await pages.open(f"{hub.http}/lti/login?{urlencode(platform.login_params())}", label="launch")
+        await expect(page.locator("#camera-state")).to_have_attribute("data-state", "on")
+        await page.evaluate("window.open = () => null")  # what a popup blocker answers
+        await page.locator("#confirm").check()
+        await page.locator("#start").click()
+        await expect(page.locator("#popup-blocked")).to_be_visible()
+        await expect(page.locator("#popup-blocked")).to_contain_text("blocked the proctoring window")
+        await expect(page.locator("#start")).to_be_enabled()
+        assert platform.started == []

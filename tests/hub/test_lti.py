@@ -49,11 +49,7 @@ async def lti(hub: HubProcess) -> AsyncIterator[Setup]:
     platform = Platform()
     async with serve(platform.app) as base, httpx.AsyncClient(base_url=hub.http, timeout=10) as browser:
         platform.base = base
-        response = await browser.post(PLATFORMS, json=platform.registration(), headers=HOST)
-        assert response.status_code == 201, response.text
-        body = response.json()
-        platform.tool_jwks_url = body["tool"]["jwks_url"]
-        platform.tool_launch_url = body["tool"]["launch_url"]
+        body = await platform.register(hub.http, API_KEY)
         yield Setup(hub, platform, body["platform_id"], browser)
 
 
