@@ -59,6 +59,26 @@ class LtiAttempt(Record):
     ended_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AcsCall(Record):
+    """One Assessment Control Service call: stored before it is sent, then with its answer."""
+
+    call_id: str
+    event_id: str
+    user_id: str
+    attempt_number: int
+    action: str
+    body: dict[str, Any]
+    created_at: float
+    by: str
+    state: str = "pending"
+    """pending (stored, not answered yet), done (the platform answered 200), failed (it did not)."""
+    answer: dict[str, Any] | None = None
+    error: str | None = None
+    tries: int = 0
+    answered_at: float | None = None
+
+
 class LtiStore(Protocol):
     async def add_platform(self, platform: LtiPlatform) -> bool:
         """Store a registration; False (nothing written) if its issuer and client_id are registered."""
@@ -81,6 +101,12 @@ class LtiStore(Protocol):
 
     async def attempts(self, event_id: str, user_id: str) -> list[LtiAttempt]:
         """A candidate's attempts in the event, by attempt number."""
+
+    async def save_acs_call(self, call: AcsCall) -> None:
+        """Store (or replace, by `call_id`) an ACS call of a candidate."""
+
+    async def acs_calls(self, event_id: str, user_id: str) -> list[AcsCall]:
+        """A candidate's ACS calls, oldest first."""
 
     async def tool_key(self, generated_pem: str) -> str:
         """The shared tool key: the one stored, else `generated_pem`, stored now (first caller wins)."""

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.store.allocation import KEEP
 from server.store.base import Store
-from server.store.lti import LtiAttempt, LtiLogin, LtiPlatform
+from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
 from server.store.memory import MemoryStore
 from server.store.records import (
     ConnRef,
@@ -913,3 +913,16 @@ async def test_lti_attempts_are_kept_per_candidate_by_number(store: Store) -> No
 async def test_lti_tool_key_first_one_wins(store: Store) -> None:
     assert await store.lti.tool_key("pem-a") == "pem-a"
     assert await store.lti.tool_key("pem-b") == "pem-a"
+
+
+async def test_lti_acs_calls_are_kept_per_candidate_and_replaced_by_id(store: Store) -> None:
+    pending = AcsCall("a2", EV, "u:1", 1, "flag", {"action": "flag", "extra": [1]}, 2.0, "proctor-1")
+    first = AcsCall("a1", EV, "u:1", 1, "terminate", {"action": "terminate"}, 1.0, "admin")
+    await store.lti.save_acs_call(pending)
+    await store.lti.save_acs_call(first)
+    await store.lti.save_acs_call(AcsCall("a3", EV, "u", 1, "flag", {}, 0.5, "x"))
+    assert await store.lti.acs_calls(EV, "u:1") == [first, pending]
+    done = AcsCall(**{**pending.to_dict(), "state": "done", "answer": {"status": "running"}, "tries": 1})
+    await store.lti.save_acs_call(done)
+    assert await store.lti.acs_calls(EV, "u:1") == [first, done]
+    assert await store.lti.acs_calls(EV, "nobody") == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.store.lti import LtiAttempt, LtiLogin, LtiPlatform
+from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
 
 
 class MemoryLti:
@@ -11,6 +11,7 @@ class MemoryLti:
         self._logins: dict[str, LtiLogin] = {}
         self._attempts: dict[tuple[str, str], dict[int, LtiAttempt]] = {}
         self._tool_key: str | None = None
+        self._acs: dict[tuple[str, str], dict[str, AcsCall]] = {}
 
     async def add_platform(self, platform: LtiPlatform) -> bool:
         pair = (platform.issuer, platform.client_id)
@@ -45,6 +46,13 @@ class MemoryLti:
     async def attempts(self, event_id: str, user_id: str) -> list[LtiAttempt]:
         held = self._attempts.get((event_id, user_id), {})
         return [held[n] for n in sorted(held)]
+
+    async def save_acs_call(self, call: AcsCall) -> None:
+        self._acs.setdefault((call.event_id, call.user_id), {})[call.call_id] = call
+
+    async def acs_calls(self, event_id: str, user_id: str) -> list[AcsCall]:
+        held = self._acs.get((event_id, user_id), {}).values()
+        return sorted(held, key=lambda c: (c.created_at, c.call_id))
 
     async def tool_key(self, generated_pem: str) -> str:
         if self._tool_key is None:

@@ -5,6 +5,7 @@ ph:lti:platform:{id}                  LtiPlatform JSON
 ph:lti:issuer:{issuer}:{client_id}    the platform id of that pair (refuses a second registration)
 ph:lti:login:{state}                  LtiLogin JSON, expiring with it (GETDEL: taken once)
 ph:lti:attempts:{event}:{user}        hash attempt_number -> LtiAttempt JSON
+ph:lti:acs:{event}:{user}             hash call id -> AcsCall JSON
 ph:lti:tool-key                       the generated tool key's PEM (SET NX: the first node wins)
 """
 
@@ -15,7 +16,7 @@ import math
 import orjson
 import redis.asyncio as aioredis
 
-from server.store.lti import LtiAttempt, LtiLogin, LtiPlatform
+from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
 from server.store.redis.connection import P, esc, num, script, tail
 
 PLATFORMS = f"{P}lti:platforms"
@@ -85,6 +86,15 @@ class RedisLti:
         raw = await self._redis.hgetall(f"{P}lti:attempts:{tail(event_id, user_id)}")
         held = [LtiAttempt.from_dict(orjson.loads(v)) for v in raw.values()]
         return sorted(held, key=lambda a: a.attempt_number)
+
+    async def save_acs_call(self, call: AcsCall) -> None:
+        key = f"{P}lti:acs:{tail(call.event_id, call.user_id)}"
+        await self._redis.hset(key, call.call_id, orjson.dumps(call.to_dict()))
+
+    async def acs_calls(self, event_id: str, user_id: str) -> list[AcsCall]:
+        raw = await self._redis.hgetall(f"{P}lti:acs:{tail(event_id, user_id)}")
+        held = [AcsCall.from_dict(orjson.loads(v)) for v in raw.values()]
+        return sorted(held, key=lambda c: (c.created_at, c.call_id))
 
     async def tool_key(self, generated_pem: str) -> str:
         await self._redis.set(TOOL_KEY, generated_pem, nx=True)
