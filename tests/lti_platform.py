@@ -5,6 +5,10 @@ It plays the platform's half of the flow against the real hub:
 - `/auth`: the OIDC authorization endpoint our login redirects to. It checks the parameters, builds the
   id_token (LtiStartProctoring or LtiEndAssessment) and answers the form post a browser would submit
   to `redirect_uri` (also kept in `last_form` for HTTP-driven tests);
+- `/token`: OAuth2 client credentials; verifies our client assertion with the tool's JWKS and grants
+  `granted_scope` (the ACS scope unless a test drops it);
+- `/acs`: the Assessment Control Service: a bearer token it issued, the vnd content type (406 else), an
+  action the launch offered (`acs_actions`); keeps a status per attempt and logs calls in `acs_log`;
 - `/start_assessment`: takes the form field `JWT`, verifies it with the tool's JWKS (fetched from the
   hub), checks the echoed claims against what it launched, and records the claims in `started`.
 Tests steer the next id_token with `next_claims` (merged in), `next_kid`/`sign_with` (the key).
@@ -13,6 +17,7 @@ Tests steer the next id_token with `next_claims` (merged in), `next_kid`/`sign_w
 from __future__ import annotations
 
 import html
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from server.lti.messages import AP, LTI
+from server.lti.messages import ACS_CONTENT_TYPE, AP, JWT_BEARER, LTI
 from server.lti.toolkey import public_jwk
 
 REQUIRED_AUTH = {
@@ -56,6 +61,12 @@ class Platform:
     auth_requests: list[dict[str, str]] = field(default_factory=list)
     session_data: str = field(default_factory=lambda: secrets.token_urlsafe(16) + ".opaque/=")
     started: list[dict[str, Any]] = field(default_factory=list)
+    acs_actions: list[str] = field(default_factory=lambda: ["flag", "terminate", "update"])
+    granted_scope: str = "https://purl.imsglobal.org/spec/lti-ap/scope/control.all"
+    tokens: set[str] = field(default_factory=set)
+    acs_log: list[dict[str, Any]] = field(default_factory=list)
+    acs_fail_first: int = 0
+    status: dict[int, dict[str, Any]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     user: dict[str, Any] = field(
         default_factory=lambda: {"sub": "student-42", "given_name": "Ada", "family_name": "Lovelace"}
@@ -134,7 +145,7 @@ class Platform:
             AP + "attempt_number": self.attempt_number,
             AP + "session_data": self.session_data,
             AP + "start_assessment_url": f"{self.base}/start_assessment",
-            AP + "acs": {"assessment_control_url": f"{self.base}/acs", "actions": ["flag", "terminate"]},
+            AP + "acs": {"assessment_control_url": f"{self.base}/acs", "actions": self.acs_actions},
         }
         claims.update(self.next_claims)
         return {k: v for k, v in claims.items() if v is not None}
@@ -183,15 +194,62 @@ class Platform:
         self.started.append(claims)
         return HTMLResponse("<!doctype html><h1 id='exam'>The assessment has started</h1>")
 
-    async def verify_tool_jwt(self, token: str) -> dict[str, Any]:
-        """What a platform does with LtiStartAssessment: the tool's key by kid, then the echoed claims."""
+    async def tool_key(self, token: str) -> jwt.PyJWK:
         async with httpx.AsyncClient() as client:
             keys = (await client.get(self.tool_jwks_url)).json()["keys"]
         kid = jwt.get_unverified_header(token)["kid"]
-        key = jwt.PyJWK.from_dict(next(k for k in keys if k["kid"] == kid))
+        return jwt.PyJWK.from_dict(next(k for k in keys if k["kid"] == kid))
+
+    async def token(self, request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode()))
+        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != JWT_BEARER:
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        assertion = form.get("client_assertion", "")
+        try:
+            claims = jwt.decode(
+                assertion,
+                await self.tool_key(assertion),
+                algorithms=["RS256"],
+                audience=f"{self.base}/token",
+                issuer=self.client_id,
+                options={"require": ["exp", "iat", "jti", "sub"]},
+            )
+            assert claims["sub"] == self.client_id
+        except (jwt.PyJWTError, AssertionError, StopIteration) as exc:
+            self.refused.append(f"token: {type(exc).__name__}: {exc}")
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        token = secrets.token_urlsafe(16)
+        self.tokens.add(token)
+        return JSONResponse(
+            {"access_token": token, "token_type": "bearer", "expires_in": 3600, "scope": self.granted_scope}
+        )
+
+    async def acs(self, request: Request) -> Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token not in self.tokens:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if request.headers.get("content-type") != ACS_CONTENT_TYPE:
+            return JSONResponse({"error": "not acceptable"}, status_code=406)
+        body = json.loads(await request.body())
+        self.acs_log.append(body)
+        if self.acs_fail_first > 0:
+            self.acs_fail_first -= 1
+            return JSONResponse({"error": "busy"}, status_code=503)
+        required = ("user", "resource_link", "attempt_number", "action", "incident_time")
+        if any(name not in body for name in required) or body["action"] not in self.acs_actions:
+            return JSONResponse({"error": "bad request"}, status_code=400)
+        attempt = self.status.setdefault(body["attempt_number"], {"status": "running"})
+        if body["action"] == "terminate":
+            attempt["status"] = "terminated"
+        if body["action"] == "update":
+            attempt["extra_time"] = attempt.get("extra_time", 0) + body["extra_time"]
+        return JSONResponse(dict(attempt), media_type=ACS_CONTENT_TYPE)
+
+    async def verify_tool_jwt(self, token: str) -> dict[str, Any]:
+        """What a platform does with LtiStartAssessment: the tool's key by kid, then the echoed claims."""
         claims: dict[str, Any] = jwt.decode(
             token,
-            key,
+            await self.tool_key(token),
             algorithms=["RS256"],
             audience=self.issuer,
             issuer=self.client_id,
@@ -212,6 +270,8 @@ class Platform:
                 Route("/jwks", self.jwks, methods=["GET"]),
                 Route("/auth", self.auth, methods=["GET", "POST"]),
                 Route("/start_assessment", self.start_assessment, methods=["POST"]),
+                Route("/token", self.token, methods=["POST"]),
+                Route("/acs", self.acs, methods=["POST"]),
                 Route("/favicon.ico", lambda request: Response(status_code=204)),  # for the browser test
             ]
         )

@@ -164,3 +164,69 @@ def start_assessment_claims(
     if verified and attempt.identity:
         claims[AP + "verified_user"] = dict(attempt.identity)
     return claims
+
+
+# Assessment Control Service
+
+ACS_SCOPE = "https://purl.imsglobal.org/spec/lti-ap/scope/control.all"
+ACS_CONTENT_TYPE = "application/vnd.ims.lti-ap.v1.control+json"
+ACS_ACTIONS = ("pause", "resume", "terminate", "update", "flag")
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class AcsRefused(Exception):
+    """An ACS call we will not send; the message says why."""
+
+
+@dataclass(frozen=True)
+class AcsRequest:
+    """What a proctor (or a rule) asks the platform to do to an attempt."""
+
+    action: str
+    reason_code: str | None = None
+    reason_msg: str | None = None
+    incident_severity: float | None = None
+    extra_time: int | None = None
+
+
+def client_assertion_claims(platform: LtiPlatform, *, now: float, jti: str) -> dict[str, Any]:
+    """The JWT that authenticates us at the platform's token URL (RFC 7523): we are issuer and subject."""
+    return {
+        "iss": platform.client_id,
+        "sub": platform.client_id,
+        "aud": platform.auth_token_url,
+        "iat": int(now),
+        "exp": int(now + 300),
+        "jti": jti,
+    }
+
+
+def acs_body(
+    attempt: LtiAttempt, platform: LtiPlatform, request: AcsRequest, *, incident_time: str
+) -> dict[str, Any]:
+    """The control request for one attempt; refused when the launch did not offer the action."""
+    offered = (attempt.acs or {}).get("actions")
+    if attempt.acs is None or not isinstance(offered, list):
+        raise AcsRefused("the platform offered no Assessment Control Service for this attempt")
+    if request.action not in offered:
+        raise AcsRefused(
+            f"the platform does not accept {request.action!r} for this attempt (it offers {offered})"
+        )
+    if request.action == "update" and request.extra_time is None:
+        raise AcsRefused("'update' needs extra_time")
+    link = {k: v for k, v in attempt.resource_link.items() if k in ("id", "title", "description")}
+    body: dict[str, Any] = {
+        "user": {"iss": platform.issuer, "sub": attempt.sub or attempt.user_id},
+        "resource_link": link,
+        "attempt_number": attempt.attempt_number,
+        "action": request.action,
+        "incident_time": incident_time,
+    }
+    optional = {
+        "incident_severity": request.incident_severity,
+        "reason_code": request.reason_code,
+        "reason_msg": request.reason_msg,
+        "extra_time": request.extra_time,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body

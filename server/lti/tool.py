@@ -34,6 +34,8 @@ from server.api.pages import content_security_policy
 from server.auth import InvalidSession, mint_session, verify_session
 from server.config import Settings
 from server.hubs import Hub
+from server.lti.control import AcsClient, AcsService
+from server.lti.control import routes as acs_routes
 from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.messages import (
     END_ASSESSMENT,
@@ -107,6 +109,7 @@ class LtiTool:
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
         self.key_sets = KeySets(self._http)
         self._key: ToolKey | None = None
+        self.acs = AcsService(store, AcsClient(self._http, lambda: self.key))
 
     async def start(self) -> None:
         self._key = await load_tool_key(self._settings, self._store.lti)
@@ -127,6 +130,7 @@ class LtiTool:
             Route("/lti/login", self.login, methods=["GET", "POST"]),
             Route("/lti/launch", self.launch, methods=["POST"]),
             Route("/lti/start-assessment", self.start_assessment, methods=["POST"]),
+            *acs_routes,
         ]
 
     async def jwks(self, request: Request) -> Response:
@@ -297,6 +301,7 @@ class LtiTool:
             launched_at=now,
             acs=launch.acs,
             identity=launch.identity,
+            sub=launch.sub,
         )
         await self._store.lti.save_attempt(attempt)
         token = mint_session(

@@ -57,6 +57,8 @@ class LtiAttempt(Record):
     acs: dict[str, Any] | None = None
     identity: dict[str, str] = field(default_factory=dict)
     ended_at: float | None = None
+    sub: str = ""
+    """The LTI `sub` as the platform sent it (`user_id` is a digest of a long one); ACS names it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,3 +298,101 @@ async def test_a_login_from_an_unknown_issuer_is_refused(lti: Setup) -> None:
     assert_refused(
         await lti.browser.post("/lti/launch", data={"id_token": "x", "state": "x"}), 401, "(state)"
     )
+
+
+# Assessment Control Service
+
+
+async def launched(setup: Setup) -> tuple[str, str]:
+    """A launched attempt: (event id, candidate id)."""
+    page = await launch(setup, await begin(setup))
+    assert page.status_code == 200, page.text
+    return f"lti-{setup.platform_id}-quiz-7", setup.platform.user["sub"]
+
+
+def acs_path(event_id: str, candidate_id: str) -> str:
+    return f"/api/v1/events/{event_id}/candidates/{candidate_id}/acs"
+
+
+async def test_a_flag_reaches_the_platform_and_is_kept_with_its_answer(lti: Setup) -> None:
+    event_id, candidate = await launched(lti)
+    proctor = mint_session(SECRET, user_id="pat", event_id=event_id, role="proctor", now=time.time())
+    wanted = {
+        "action": "flag",
+        "reason_code": "recording.missing",
+        "incident_severity": 0.8,
+        "reason_msg": "gap",
+    }
+    response = await lti.browser.post(
+        acs_path(event_id, candidate), json=wanted, headers={"Authorization": f"Bearer {proctor}"}
+    )
+    assert response.status_code == 200, response.text
+    call = response.json()
+    assert (call["state"], call["answer"], call["by"], call["tries"]) == (
+        "done",
+        {"status": "running"},
+        "pat",
+        1,
+    )
+    sent = lti.platform.acs_log[-1]
+    assert sent["user"] == {"iss": lti.platform.issuer, "sub": candidate}
+    assert sent["resource_link"] == lti.platform.resource_link
+    assert (sent["attempt_number"], sent["action"], sent["reason_code"], sent["incident_severity"]) == (
+        1,
+        "flag",
+        "recording.missing",
+        0.8,
+    )
+    assert sent["incident_time"].endswith("+00:00")
+    extra = await lti.browser.post(
+        acs_path(event_id, candidate), json={"action": "update", "extra_time": 90}, headers=HOST
+    )
+    assert extra.json()["answer"] == {"status": "running", "extra_time": 90}
+    listed = (await lti.browser.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
+    assert [(c["action"], c["state"]) for c in listed] == [("flag", "done"), ("update", "done")]
+    assert len(lti.platform.tokens) == 1  # the token is reused
+
+
+async def test_an_action_the_launch_did_not_offer_is_not_sent(lti: Setup) -> None:
+    lti.platform.acs_actions = ["flag"]
+    event_id, candidate = await launched(lti)
+    response = await lti.browser.post(
+        acs_path(event_id, candidate), json={"action": "terminate"}, headers=HOST
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "not_offered"
+    assert lti.platform.acs_log == []
+    bad = await lti.browser.post(acs_path(event_id, candidate), json={"action": "explode"}, headers=HOST)
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("action:")
+
+
+async def test_a_token_without_the_acs_scope_is_not_used(lti: Setup) -> None:
+    lti.platform.granted_scope = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+    event_id, candidate = await launched(lti)
+    response = await lti.browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
+    assert response.status_code == 502, response.text
+    call = response.json()
+    assert call["state"] == "failed" and "did not grant the ACS scope" in call["error"]
+    assert lti.platform.acs_log == []
+    listed = (await lti.browser.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
+    assert [c["state"] for c in listed] == ["failed"]
+
+
+async def test_a_busy_platform_is_asked_again(lti: Setup) -> None:
+    lti.platform.acs_fail_first = 1
+    event_id, candidate = await launched(lti)
+    response = await lti.browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
+    assert response.status_code == 200, response.text
+    assert response.json()["tries"] == 2
+    assert len(lti.platform.acs_log) == 2
+
+
+async def test_acs_is_for_the_events_admins_and_proctors(lti: Setup) -> None:
+    event_id, candidate = await launched(lti)
+    other = mint_session(SECRET, user_id="pat", event_id="another", role="proctor", now=time.time())
+    response = await lti.browser.post(
+        acs_path(event_id, candidate), json={"action": "flag"}, headers={"Authorization": f"Bearer {other}"}
+    )
+    assert response.status_code == 403
+    none = await lti.browser.post(acs_path(event_id, "nobody"), json={"action": "flag"}, headers=HOST)
+    assert none.status_code == 404
