@@ -396,3 +396,17 @@ async def test_acs_is_for_the_events_admins_and_proctors(lti: Setup) -> None:
     assert response.status_code == 403
     none = await lti.browser.post(acs_path(event_id, "nobody"), json={"action": "flag"}, headers=HOST)
     assert none.status_code == 404
+
+
+async def test_the_candidate_timeline_shows_the_acs_calls(lti: Setup) -> None:
+    page = await launch(lti, await begin(lti))
+    event_id, candidate = f"lti-{lti.platform_id}-quiz-7", lti.platform.user["sub"]
+    await ws_login(lti.hub.ws, session_of(page))
+    await lti.browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
+    timeline = await lti.browser.get(
+        f"/api/v1/events/{event_id}/candidates/{candidate}/timeline", headers=HOST
+    )
+    assert timeline.status_code == 200, timeline.text
+    assert [(c["action"], c["state"], c["answer"]) for c in timeline.json()["acs"]] == [
+        ("flag", "done", {"status": "running"})
+    ]
