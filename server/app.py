@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
     hub.handlers.flag_observers.append(archiver.changed)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
     lti = LtiTool(settings, store, hub, WEB_DIR / "lti-launch.html")
+    monitor.on_change(lti.policy.changed)  # alerts of LTI candidates become ACS flags
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -112,9 +113,9 @@ def create_app(settings: Settings) -> Starlette:
             await stop_all(
                 settings.shutdown_s / 2,
                 ("webhook inbox", webhooks.stop),  # stop taking work; what is held stays in the store
-                ("lti", lti.stop),
                 ("hub", hub.stop),  # sockets, leases and presence handed back
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
+                ("lti", lti.stop),  # after the monitor, whose alerts it flags
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
                 ("100ms", hms.stop),

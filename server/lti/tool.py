@@ -47,6 +47,7 @@ from server.lti.messages import (
     start_assessment_claims,
     user_id_for,
 )
+from server.lti.policy import AcsPolicy
 from server.lti.registration import tool_base, tool_urls
 from server.lti.toolkey import ALGORITHM, ToolKey, load_tool_key
 from server.store.base import Store
@@ -110,11 +111,13 @@ class LtiTool:
         self.key_sets = KeySets(self._http)
         self._key: ToolKey | None = None
         self.acs = AcsService(store, AcsClient(self._http, lambda: self.key))
+        self.policy = AcsPolicy(store, self.acs, gap_flag_s=settings.lti_acs_flag_gap_s)
 
     async def start(self) -> None:
         self._key = await load_tool_key(self._settings, self._store.lti)
 
     async def stop(self) -> None:
+        await self.policy.stop()
         await self._http.aclose()
 
     @property

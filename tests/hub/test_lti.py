@@ -39,7 +39,15 @@ class Setup:
 @pytest.fixture(scope="module")
 def hub() -> Iterator[HubProcess]:
     """One hub for the module: each test registers its own platform (its own issuer: a new port)."""
-    process = start_hub({"HUB_SECRET": SECRET, "HUB_API_KEY": API_KEY, "LOG_LEVEL": "WARNING"})
+    process = start_hub(
+        {
+            "HUB_SECRET": SECRET,
+            "HUB_API_KEY": API_KEY,
+            "LOG_LEVEL": "WARNING",
+            "RECORDING_GAP_THRESHOLD_S": "0.5",
+            "LTI_ACS_FLAG_GAP_S": "0.5",
+        }
+    )
     yield process
     process.stop()
 
@@ -410,3 +418,28 @@ async def test_the_candidate_timeline_shows_the_acs_calls(lti: Setup) -> None:
     assert [(c["action"], c["state"], c["answer"]) for c in timeline.json()["acs"]] == [
         ("flag", "done", {"status": "running"})
     ]
+
+
+async def test_a_video_gap_of_an_lti_candidate_becomes_one_acs_flag(lti: Setup) -> None:
+    page = await launch(lti, await begin(lti))
+    event_id, candidate = f"lti-{lti.platform_id}-quiz-7", lti.platform.user["sub"]
+    client, _hello = await ws_login(lti.hub.ws, session_of(page))
+    assign = await client.expect("room.assign")
+    await client.send("ack", {"id": assign["id"]})
+    room = assign["data"]["room_id"]
+    await client.send("media.status", {"room_id": room, "joined": True, "video": True, "audio": True})
+    await client.send("media.status", {"room_id": room, "joined": True, "video": False, "audio": True})
+    await eventually(lambda: lti.platform.acs_log, what="the ACS flag")
+    await client.send("media.status", {"room_id": room, "joined": True, "video": True, "audio": True})
+
+    async def gap_closed() -> bool:
+        path = f"/api/v1/events/{event_id}/alerts"
+        alerts = (await lti.browser.get(path, headers=HOST)).json()["alerts"]
+        return any(a["kind"] == "video.gap" and a["state"] == "closed" for a in alerts)
+
+    await eventually(gap_closed, what="the gap closed")
+    calls = (await lti.browser.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
+    assert [(c["action"], c["by"], c["state"]) for c in calls] == [("flag", "policy", "done")]
+    flag = lti.platform.acs_log
+    assert len(flag) == 1
+    assert (flag[0]["reason_code"], flag[0]["incident_severity"]) == ("video.gap", 0.6)
