@@ -82,6 +82,7 @@ class Settings:
     lti_base_url: str | None = None
     lti_session_ttl_s: float = 4 * 3600.0
     lti_acs_flag_gap_s: float = 60.0
+    lti_acs_retry_s: float = 30.0
 
     @property
     def pong_timeout_s(self) -> float:
@@ -323,6 +324,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "LTI_BASE_URL": ("lti_base_url", _url),
     "LTI_SESSION_TTL_S": ("lti_session_ttl_s", _number(float, minimum=1, maximum=86_400)),
     "LTI_ACS_FLAG_GAP_S": ("lti_acs_flag_gap_s", _number(float, minimum=0.5, maximum=86_400)),
+    "LTI_ACS_RETRY_S": ("lti_acs_retry_s", _number(float, minimum=0.5, maximum=3600)),
 }
 
 

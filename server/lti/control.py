@@ -7,8 +7,10 @@ then kept with the platform's answer (`done`) or the last error (`failed`). The 
 platform's token URL by OAuth2 client credentials with a JWT client assertion signed by the tool key,
 scope `.../lti-ap/scope/control.all`; a token granted without that scope is refused, not used.
 
-Sending retries a transient failure (no answer, 5xx, 429) a few times with backoff inside the request;
-a call left `pending` by a crash is not resent (yet): it stays visible with its error.
+Sending retries a transient failure (no answer, 5xx, 429, 401) twice inside the request; a call still
+failing stays `pending` (`202`) and every node's retry loop (every LTI_ACS_RETRY_S) sends the due ones
+again with exponential backoff (one node per try, by a dedupe key), for up to a day. A call left
+`pending` by a crash is resent the same way.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ from server.store.base import Store
 from server.store.lti import AcsCall, LtiPlatform
 
 RETRY_DELAYS_S = (0.5, 2.0)
+"""Quick retries inside the request that made the call."""
+REQUEST_TIMEOUT_S = 5.0
+"""The HTTP client's timeout (server/lti/tool.py): one try takes at most this long."""
+MAX_BACKOFF_S = 3600.0
+GIVE_UP_S = 24 * 3600.0
+"""A call still failing a day after it was made is `failed`."""
 MAX_ANSWER_BYTES = 64 * 1024
 
 
@@ -131,14 +139,24 @@ class AcsClient:
 
 
 class AcsService:
-    """Durable calls: stored, sent (with retries), stored again with the answer."""
+    """Durable calls: stored, sent (with quick retries), stored again with the answer. A call still
+    failing transiently stays `pending` and any node's retry loop sends it again with backoff, until
+    GIVE_UP_S after it was made."""
 
     def __init__(
-        self, store: Store, client: AcsClient, *, delays: tuple[float, ...] = RETRY_DELAYS_S
+        self,
+        store: Store,
+        client: AcsClient,
+        *,
+        retry_s: float,
+        delays: tuple[float, ...] = RETRY_DELAYS_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._client = client
+        self._retry_s = retry_s
         self._delays = delays
+        self._clock = clock
 
     async def call(self, event_id: str, user_id: str, request: AcsRequest, *, by: str) -> AcsCall:
         attempts = [a for a in await self._store.lti.attempts(event_id, user_id) if a.ended_at is None]
@@ -148,33 +166,82 @@ class AcsService:
         platform = await self._store.lti.get_platform(attempt.platform_id)
         if platform is None:
             raise ApiError(404, "not_found", "the attempt's platform is no longer registered")
-        now = time.time()
+        now = self._clock()
         incident_time = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
         try:
             body = acs_body(attempt, platform, request, incident_time=incident_time)
         except AcsRefused as exc:
             raise ApiError(409, "not_offered", str(exc)) from None
-        url = str((attempt.acs or {})["assessment_control_url"])
         call = AcsCall(
-            secrets.token_hex(8), event_id, user_id, attempt.attempt_number, request.action, body, now, by
+            secrets.token_hex(8),
+            event_id,
+            user_id,
+            attempt.attempt_number,
+            request.action,
+            body,
+            now,
+            by,
+            # the retry loop leaves it alone while this request may still be trying
+            next_try_at=now + sum(self._delays) + (len(self._delays) + 1) * REQUEST_TIMEOUT_S + self._retry_s,
         )
-        await self._store.lti.save_acs_call(call)
-        for delay in (*self._delays, None):
+        await self._store.lti.save_acs_call(call)  # stored before it is sent
+        url = str((attempt.acs or {})["assessment_control_url"])
+        return await self._send(call, platform, url, self._delays)
+
+    async def _send(
+        self, call: AcsCall, platform: LtiPlatform, url: str, delays: tuple[float, ...]
+    ) -> AcsCall:
+        for delay in (*delays, None):
             call = replace(call, tries=call.tries + 1)
             try:
-                answer = await self._client.control(platform, url, body)
+                answer = await self._client.control(platform, url, call.body)
             except AcsFailed as exc:
                 call = replace(call, error=str(exc))
-                if not exc.transient or delay is None:
-                    call = replace(call, state="failed", answered_at=time.time())
+                if not exc.transient or self._clock() - call.created_at >= GIVE_UP_S:
+                    call = replace(call, state="failed", answered_at=self._clock(), next_try_at=None)
+                    break
+                if delay is None:
+                    backoff = min(self._retry_s * 2 ** max(call.tries - len(delays) - 1, 0), MAX_BACKOFF_S)
+                    call = replace(call, next_try_at=self._clock() + backoff)
                     break
                 await self._store.lti.save_acs_call(call)
                 await asyncio.sleep(delay)
             else:
-                call = replace(call, state="done", answer=answer, error=None, answered_at=time.time())
+                call = replace(
+                    call, state="done", answer=answer, error=None, answered_at=self._clock(), next_try_at=None
+                )
                 break
         await self._store.lti.save_acs_call(call)
         return call
+
+    async def retry_pending(self) -> int:
+        """Send again the pending calls that are due (one node takes each try); how many were sent."""
+        sent = 0
+        now = self._clock()
+        for call in await self._store.lti.pending_acs_calls():
+            if call.next_try_at is None or call.next_try_at > now:
+                continue
+            claim = f"lti-acs-try:{call.call_id}:{call.tries}"
+            if not await self._store.dedupe.once(claim, now=now, ttl_s=max(self._retry_s, 60.0)):
+                continue
+            attempt = next(
+                (
+                    a
+                    for a in await self._store.lti.attempts(call.event_id, call.user_id)
+                    if a.attempt_number == call.attempt_number
+                ),
+                None,
+            )
+            platform = None if attempt is None else await self._store.lti.get_platform(attempt.platform_id)
+            if attempt is None or platform is None or attempt.acs is None:
+                gone = replace(
+                    call, state="failed", error="the attempt or its platform is gone", next_try_at=None
+                )
+                await self._store.lti.save_acs_call(gone)
+                continue
+            await self._send(call, platform, str(attempt.acs["assessment_control_url"]), ())
+            sent += 1
+        return sent
 
 
 def _severity(field: str, value: object) -> float:
@@ -224,7 +291,8 @@ class CandidateAcs(HTTPEndpoint):
         service: AcsService = request.app.state.lti.acs
         by = who.session.user_id if who.session is not None else "api"
         call = await service.call(event_id, request.path_params["candidate_id"], wanted, by=by)
-        return JSONResponse(call.to_dict(), status_code=200 if call.state == "done" else 502)
+        status = {"done": 200, "pending": 202}.get(call.state, 502)
+        return JSONResponse(call.to_dict(), status_code=status)
 
     async def get(self, request: Request) -> JSONResponse:
         event_id: str = request.path_params["event_id"]

@@ -32,9 +32,10 @@ from server.api.errors import ApiError
 from server.api.events import _body
 from server.api.pages import content_security_policy
 from server.auth import InvalidSession, mint_session, verify_session
+from server.background import Background
 from server.config import Settings
 from server.hubs import Hub
-from server.lti.control import AcsClient, AcsService
+from server.lti.control import REQUEST_TIMEOUT_S, AcsClient, AcsService
 from server.lti.control import routes as acs_routes
 from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.messages import (
@@ -107,16 +108,22 @@ class LtiTool:
         self._store = store
         self._hub = hub
         self._launch_page = launch_page
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(REQUEST_TIMEOUT_S), follow_redirects=False)
         self.key_sets = KeySets(self._http)
         self._key: ToolKey | None = None
-        self.acs = AcsService(store, AcsClient(self._http, lambda: self.key))
+        self.acs = AcsService(
+            store, AcsClient(self._http, lambda: self.key), retry_s=settings.lti_acs_retry_s
+        )
+        self._background = Background(log)
         self.policy = AcsPolicy(store, self.acs, gap_flag_s=settings.lti_acs_flag_gap_s)
 
     async def start(self) -> None:
         self._key = await load_tool_key(self._settings, self._store.lti)
+        retry_s = self._settings.lti_acs_retry_s
+        self._background.every("lti acs retries", retry_s, self.acs.retry_pending, first_delay_s=retry_s)
 
     async def stop(self) -> None:
+        await self._background.stop()
         await self.policy.stop()
         await self._http.aclose()
 

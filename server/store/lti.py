@@ -79,6 +79,8 @@ class AcsCall(Record):
     error: str | None = None
     tries: int = 0
     answered_at: float | None = None
+    next_try_at: float | None = None
+    """When a pending call is sent again (by any node's retry loop)."""
 
 
 class LtiStore(Protocol):
@@ -109,6 +111,9 @@ class LtiStore(Protocol):
 
     async def acs_calls(self, event_id: str, user_id: str) -> list[AcsCall]:
         """A candidate's ACS calls, oldest first."""
+
+    async def pending_acs_calls(self) -> list[AcsCall]:
+        """Every call still `pending`, of every candidate, oldest first."""
 
     async def tool_key(self, generated_pem: str) -> str:
         """The shared tool key: the one stored, else `generated_pem`, stored now (first caller wins)."""

@@ -46,6 +46,7 @@ def hub() -> Iterator[HubProcess]:
             "LOG_LEVEL": "WARNING",
             "RECORDING_GAP_THRESHOLD_S": "0.5",
             "LTI_ACS_FLAG_GAP_S": "0.5",
+            "LTI_ACS_RETRY_S": "1",
         }
     )
     yield process
@@ -393,6 +394,23 @@ async def test_a_busy_platform_is_asked_again(lti: Setup) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["tries"] == 2
     assert len(lti.platform.acs_log) == 2
+
+
+async def test_a_call_still_failing_stays_pending_and_is_sent_again_later(lti: Setup) -> None:
+    lti.platform.acs_fail_first = 3  # more than the tries inside the request
+    event_id, candidate = await launched(lti)
+    response = await lti.browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
+    assert response.status_code == 202, response.text
+    assert (response.json()["state"], response.json()["tries"]) == ("pending", 3)
+    assert "HTTP 503" in response.json()["error"]
+
+    async def done() -> list[dict[str, Any]]:
+        calls = (await lti.browser.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
+        return [c for c in calls if c["state"] == "done"]
+
+    [call] = await eventually(done, timeout=30, what="the retry loop's try")
+    assert (call["tries"], call["error"], call["answer"]) == (4, None, {"status": "running"})
+    assert len(lti.platform.acs_log) == 4
 
 
 async def test_acs_is_for_the_events_admins_and_proctors(lti: Setup) -> None:

@@ -926,3 +926,6 @@ async def test_lti_acs_calls_are_kept_per_candidate_and_replaced_by_id(store: St
     await store.lti.save_acs_call(done)
     assert await store.lti.acs_calls(EV, "u:1") == [first, done]
     assert await store.lti.acs_calls(EV, "nobody") == []
+    assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3", "a1"]
+    await store.lti.save_acs_call(AcsCall(**{**first.to_dict(), "state": "failed"}))
+    assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3"]

@@ -54,6 +54,10 @@ class MemoryLti:
         held = self._acs.get((event_id, user_id), {}).values()
         return sorted(held, key=lambda c: (c.created_at, c.call_id))
 
+    async def pending_acs_calls(self) -> list[AcsCall]:
+        pending = [c for held in self._acs.values() for c in held.values() if c.state == "pending"]
+        return sorted(pending, key=lambda c: (c.created_at, c.call_id))
+
     async def tool_key(self, generated_pem: str) -> str:
         if self._tool_key is None:
             self._tool_key = generated_pem

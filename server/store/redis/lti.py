@@ -6,6 +6,7 @@ ph:lti:issuer:{issuer}:{client_id}    the platform id of that pair (refuses a se
 ph:lti:login:{state}                  LtiLogin JSON, expiring with it (GETDEL: taken once)
 ph:lti:attempts:{event}:{user}        hash attempt_number -> LtiAttempt JSON
 ph:lti:acs:{event}:{user}             hash call id -> AcsCall JSON
+ph:lti:acs-pending                    set of `{event}:{user}:{call id}` (escaped) of pending calls
 ph:lti:tool-key                       the generated tool key's PEM (SET NX: the first node wins)
 """
 
@@ -21,6 +22,7 @@ from server.store.redis.connection import P, esc, num, script, tail
 
 PLATFORMS = f"{P}lti:platforms"
 TOOL_KEY = f"{P}lti:tool-key"
+ACS_PENDING = f"{P}lti:acs-pending"
 
 
 def _platform_key(platform_id: str) -> str:
@@ -88,13 +90,32 @@ class RedisLti:
         return sorted(held, key=lambda a: a.attempt_number)
 
     async def save_acs_call(self, call: AcsCall) -> None:
-        key = f"{P}lti:acs:{tail(call.event_id, call.user_id)}"
-        await self._redis.hset(key, call.call_id, orjson.dumps(call.to_dict()))
+        who = tail(call.event_id, call.user_id)
+        member = f"{who}:{esc(call.call_id)}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{P}lti:acs:{who}", call.call_id, orjson.dumps(call.to_dict()))
+            if call.state == "pending":
+                pipe.sadd(ACS_PENDING, member)
+            else:
+                pipe.srem(ACS_PENDING, member)
+            await pipe.execute()
 
     async def acs_calls(self, event_id: str, user_id: str) -> list[AcsCall]:
         raw = await self._redis.hgetall(f"{P}lti:acs:{tail(event_id, user_id)}")
         held = [AcsCall.from_dict(orjson.loads(v)) for v in raw.values()]
         return sorted(held, key=lambda c: (c.created_at, c.call_id))
+
+    async def pending_acs_calls(self) -> list[AcsCall]:
+        members = [m.decode() for m in await self._redis.smembers(ACS_PENDING)]
+        if not members:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                who, _, call_id = member.rpartition(":")
+                pipe.hget(f"{P}lti:acs:{who}", call_id.replace("%3A", ":").replace("%25", "%"))
+            raws = await pipe.execute()
+        calls = [AcsCall.from_dict(orjson.loads(raw)) for raw in raws if raw is not None]
+        return sorted((c for c in calls if c.state == "pending"), key=lambda c: (c.created_at, c.call_id))
 
     async def tool_key(self, generated_pem: str) -> str:
         await self._redis.set(TOOL_KEY, generated_pem, nx=True)
