@@ -215,7 +215,7 @@ class Platform:
                 options={"require": ["exp", "iat", "jti", "sub"]},
             )
             assert claims["sub"] == self.client_id
-        except (jwt.PyJWTError, AssertionError, StopIteration) as exc:
+        except (jwt.PyJWTError, AssertionError, StopIteration, httpx.HTTPError) as exc:
             self.refused.append(f"token: {type(exc).__name__}: {exc}")
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = secrets.token_urlsafe(16)

@@ -201,7 +201,8 @@ class AcsService:
                     call = replace(call, state="failed", answered_at=self._clock(), next_try_at=None)
                     break
                 if delay is None:
-                    backoff = min(self._retry_s * 2 ** max(call.tries - len(delays) - 1, 0), MAX_BACKOFF_S)
+                    retries = call.tries - len(self._delays) - 1  # tries after the first request's
+                    backoff = min(self._retry_s * 2 ** max(retries, 0), MAX_BACKOFF_S)
                     call = replace(call, next_try_at=self._clock() + backoff)
                     break
                 await self._store.lti.save_acs_call(call)

@@ -17,10 +17,10 @@ import pytest
 from server.auth import mint_session, verify_session
 from server.lti.messages import AP, LTI
 from tests.client import login as ws_login
-from tests.conftest import API_KEY, SECRET
+from tests.conftest import API_KEY, SECRET, HubFactory, flush
 from tests.lti_platform import Platform
 from tests.polling import eventually
-from tests.servers import HubProcess, start_hub
+from tests.servers import HubProcess, RedisServer, start_hub
 from tests.simulator_support import serve
 
 PLATFORMS = "/api/v1/lti/platforms"
@@ -461,3 +461,31 @@ async def test_a_video_gap_of_an_lti_candidate_becomes_one_acs_flag(lti: Setup) 
     flag = lti.platform.acs_log
     assert len(flag) == 1
     assert (flag[0]["reason_code"], flag[0]["incident_severity"]) == ("video.gap", 0.6)
+
+
+async def test_a_pending_call_survives_a_restart_on_redis(
+    hub_factory: HubFactory, redis_server: RedisServer
+) -> None:
+    await flush(redis_server.url)
+    settings = {"REDIS_URL": redis_server.url, "LTI_ACS_RETRY_S": "1"}
+    first = hub_factory(**settings)
+    platform = Platform()
+    async with serve(platform.app) as base, httpx.AsyncClient(base_url=first.http, timeout=10) as browser:
+        platform.base = base
+        body = await platform.register(first.http, API_KEY)
+        setup = Setup(first, platform, body["platform_id"], browser)
+        event_id, candidate = await launched(setup)
+        platform.acs_fail_first = 1000
+        response = await browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
+        assert response.status_code == 202, response.text
+        first.stop()
+        platform.acs_fail_first = 0
+        second = hub_factory(**settings)
+        platform.tool_jwks_url = f"{second.http}/lti/jwks"  # the tool's URL moved with the port (same key)
+        async with httpx.AsyncClient(base_url=second.http, timeout=10) as again:
+
+            async def done() -> bool:
+                calls = (await again.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
+                return [c["state"] for c in calls] == ["done"]
+
+            await eventually(done, timeout=30, what="the pending call sent by the restarted hub")
