@@ -12,11 +12,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server.api import allocation, archive_files, events, health, pages, recordings, timelines
+from server.api import allocation, archive_files, deliveries, events, health, pages, recordings, timelines
+from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
-from server.config import Settings, load_settings
+from server.config import Settings, check_bind, load_settings
 from server.hms.wiring import Hms, build_hms
+from server.hostevents.metrics import HostEventMetrics
+from server.hostevents.wiring import HostEventsPart
 from server.hubs import Hub
 from server.hubs.connection import Connection
 from server.hubs.endpoint import HubEndpoint
@@ -25,11 +28,14 @@ from server.lti.tool import LtiTool
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
+from server.recording.archive.sources import simulator_policy
 from server.recording.intake.wiring import build_webhooks
+from server.recording.monitor.compaction import Budget
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
 from server.recording.monitor.timeline import Rules
 from server.store import create_store
 from server.store.records import EventConfig
+from server.verifier import SessionVerifier
 
 log = logging.getLogger("proctorhub.app")
 
@@ -71,9 +77,11 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
         candidate_role=settings.hms_candidate_role,
     )
     rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
-    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s)
+    budget = Budget(settings.signal_budget, settings.signal_keep, min_run_s=settings.gap_threshold_s)
+    monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s, budget=budget)
     hub.presence.on_change(monitor.presence_changed)
     hub.handlers.media_observers.append(monitor.media)
+    hub.handlers.observed_observers.append(monitor.observed)
 
     async def alerts(conn: Connection) -> list[Outbound]:
         return [] if conn.session is None else await monitor.state_sync(conn.session)
@@ -82,15 +90,37 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
     return monitor
 
 
+def build_host_events(settings: Settings, hub: Hub, monitor: RecordingMonitor) -> HostEventsPart:
+    """Events to the host app, fed by the monitor's alerts, the hub's flags and finished candidates."""
+    part = HostEventsPart(
+        settings,
+        hub.store,
+        HostEventMetrics(hub.metrics.registry),
+        timeline_of=monitor.timeline,
+        clock=hub.clock,
+        on_failure=hub.metrics.background_failed,
+        threshold_s=monitor.rules.threshold_s,
+    )
+    monitor.on_alerts(part.alerts_changed)
+    hub.handlers.flag_observers.append(part.flag_added)
+    hub.presence.on_change(part.presence_changed)
+    return part
+
+
 def create_app(settings: Settings) -> Starlette:
     store = create_store(settings)
     hms = build_hms(settings)
-    hub = Hub(settings, store, hms.rooms)
+    sessions = SessionVerifier(settings)
+    hub = Hub(settings, store, hms.rooms, verifier=sessions)
     monitor = build_monitor(settings, hub, hms)
-    archive = build_archive(settings)
-    archiver = Archiver(archive, store.presence, monitor.timeline, hub.clock)
+    storage = hms.simulator.config.storage if hms.simulator is not None else None
+    archive = build_archive(settings, simulator_policy(settings, storage) if hms.simulator else None)
+    archiver = Archiver(
+        archive, store.presence, monitor.timeline, hub.clock, on_refused=hub.metrics.archive_source_refused
+    )
     monitor.on_change(archiver.changed)
-    hub.handlers.flag_observers.append(archiver.changed)
+    hub.handlers.flag_observers.append(lambda flag: archiver.changed(flag.event_id, flag.candidate_id))
+    host_events = build_host_events(settings, hub, monitor)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
     lti = LtiTool(settings, store, hub, WEB_DIR / "lti-launch.html")
     monitor.on_change(lti.policy.changed)  # alerts of LTI candidates become ACS flags
@@ -103,9 +133,11 @@ def create_app(settings: Settings) -> Starlette:
         await lti.start()
         if settings.embedded_secret:
             await store.events.create_event(DEMO_EVENT)
+        await sessions.start()
         await hub.start()
         await monitor.start()
         await webhooks.start()
+        await host_events.start()
         log.info("proctorhub node %s ready (store: %s)", settings.node_id, settings.store_kind)
         try:
             yield
@@ -116,8 +148,10 @@ def create_app(settings: Settings) -> Starlette:
                 ("hub", hub.stop),  # sockets, leases and presence handed back
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
                 ("lti", lti.stop),  # after the monitor, whose alerts it flags
+                ("host events", host_events.stop),  # after the producers; what is queued stays stored
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
+                ("session verifier", sessions.stop),
                 ("100ms", hms.stop),
                 ("store", store.close),
             )
@@ -130,6 +164,7 @@ def create_app(settings: Settings) -> Starlette:
         *timelines.routes,
         *recordings.routes,
         *archive_files.routes,
+        *deliveries.routes,
         *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
         # LTI Proctoring Services (docs/lti.md): the registry API and the tool's endpoints
         *lti_registration.routes,
@@ -144,20 +179,29 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(pages.SecurityHeaders, settings=settings)],
+        middleware=[
+            Middleware(TrustedProxies, trusted=settings.trusted_proxies),
+            Middleware(pages.SecurityHeaders, settings=settings),
+        ],
     )
     app.state.settings = settings
     app.state.store = store
     app.state.hub = hub
+    app.state.sessions = sessions
+    app.state.presence_counts = health.PresenceCounts()
     app.state.monitor = monitor
     app.state.hms = hms
     app.state.archive = archive
     app.state.inbox = webhooks.inbox
     app.state.lti = lti
+    app.state.host_events = host_events
     hms.bind_app(app)
     return app
 
 
 def create_app_from_env() -> Starlette:
-    """For `uvicorn --factory server.app:create_app_from_env`."""
-    return create_app(load_settings())
+    """For `uvicorn --factory server.app:create_app_from_env`. The bind address is not known here, so it
+    is taken as public: HUB_SECRET and HMS_API_BASE are required (check_bind)."""
+    settings = load_settings()
+    check_bind(settings, None)
+    return create_app(settings)

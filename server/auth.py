@@ -1,26 +1,46 @@
 """Host-app session JWTs: verify and mint (docs/protocol.md, "Host-app session tokens").
 
-HS256 with the shared secret `HUB_SECRET`. Every refusal raises `InvalidSession`
-with a reason a client can act on; nothing else escapes `verify_session`.
+HS256 with the shared secret `HUB_SECRET`, or RS256/ES256 with a key the host publishes (its JWKS,
+fetched by server/jwks.py). This module is pure: it checks a token against the keys and rules it is
+given. Every refusal raises `InvalidSession` with a reason a client can act on; nothing else escapes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import jwt
+
+log = logging.getLogger("proctorhub.auth")
 
 Role = Literal["candidate", "proctor", "admin"]
 ROLES: tuple[Role, ...] = ("candidate", "proctor", "admin")
 ALL_EVENTS = "*"
 _ALGORITHM = "HS256"
+ASYMMETRIC = ("RS256", "ES256")
+"""Algorithms accepted with a key from the host's JWKS (HUB_JWKS_URL); never with HUB_SECRET."""
 _MAX_ID = 128
+DEFAULT_MAX_TTL_S = 86_400.0
 
 
 class InvalidSession(Exception):
     """The session token was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    """What a token must also say (HUB_JWT_AUDIENCE, HUB_JWT_ISSUER) and how long it may live at most
+    (HUB_JWT_MAX_TTL_S): a stolen token with a far expiry, or one made for another service, is refused."""
+
+    audience: str | None = None
+    issuer: str | None = None
+    max_ttl_s: float = DEFAULT_MAX_TTL_S
+
+
+DEFAULT_RULES = TokenRules()
 
 
 @dataclass(frozen=True)
@@ -43,28 +63,63 @@ def _identifier(claims: dict[str, Any], claim: str) -> str:
     return value
 
 
-def verify_session(token: object, secret: str, *, now: float, leeway: float = 0.0) -> Session:
-    """Return the session a token proves, or raise `InvalidSession`."""
+def token_header(token: object) -> dict[str, Any]:
+    """The unverified header of a token (its `alg` and `kid` choose the key), or `InvalidSession`."""
     if not isinstance(token, str) or not token or not token.isascii():
         raise InvalidSession("token must be a non-empty ASCII string")
     try:
-        header = jwt.get_unverified_header(token)
+        return jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise InvalidSession("token is not a JWT") from None
+
+
+def verify_session(
+    token: object,
+    secret: str,
+    *,
+    now: float,
+    leeway: float = 0.0,
+    rules: TokenRules = DEFAULT_RULES,
+) -> Session:
+    """Return the session an HS256 token proves, or raise `InvalidSession`."""
+    header = token_header(token)
     if header.get("alg") != _ALGORITHM:
         raise InvalidSession(f"algorithm {header.get('alg')!r} is not accepted")
+    return verify_signed(cast(str, token), secret, _ALGORITHM, now=now, leeway=leeway, rules=rules)
+
+
+def verify_signed(
+    token: str,
+    key: Any,
+    algorithm: str,
+    *,
+    now: float,
+    leeway: float = 0.0,
+    rules: TokenRules = DEFAULT_RULES,
+) -> Session:
+    """Check the signature with `key` under exactly `algorithm`, then the claims and the rules."""
     try:
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=[_ALGORITHM],
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+            key,
+            algorithms=[algorithm],
+            # the claims are checked below, with reasons of our own wording
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
         )
     except jwt.InvalidSignatureError:
         raise InvalidSession("bad signature") from None
-    except jwt.PyJWTError as exc:
-        raise InvalidSession(f"token is malformed: {exc}") from None
-    return _session_from_claims(claims, now=now, leeway=leeway)
+    except jwt.PyJWTError as exc:  # a library's words are not a client's answer: they go to the log
+        log.debug("session token refused by PyJWT: %r", exc)
+        raise InvalidSession("token is malformed") from None
+    return _session_from_claims(claims, now=now, leeway=leeway, rules=rules)
 
 
 def _timestamp(claims: dict[str, Any], claim: str) -> float | None:
@@ -89,7 +144,19 @@ def _required_timestamp(claims: dict[str, Any], claim: str) -> float:
     return value
 
 
-def _session_from_claims(claims: dict[str, Any], *, now: float, leeway: float) -> Session:
+def _check_rules(claims: dict[str, Any], exp: float, iat: float, *, now: float, rules: TokenRules) -> None:
+    if rules.issuer is not None and claims.get("iss") != rules.issuer:
+        raise InvalidSession("claim 'iss' is not this hub's issuer")
+    if rules.audience is not None:
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if rules.audience not in audiences:
+            raise InvalidSession("claim 'aud' does not name this hub")
+    if exp - iat > rules.max_ttl_s or exp - now > rules.max_ttl_s:
+        raise InvalidSession(f"token lives longer than {rules.max_ttl_s:g}s")
+
+
+def _session_from_claims(claims: dict[str, Any], *, now: float, leeway: float, rules: TokenRules) -> Session:
     user_id = _identifier(claims, "sub")
     event_id = _identifier(claims, "event")
     role = claims.get("role")
@@ -102,6 +169,7 @@ def _session_from_claims(claims: dict[str, Any], *, now: float, leeway: float) -
         raise InvalidSession("token has expired")
     if nbf is not None and nbf > now + leeway:
         raise InvalidSession("token is not valid yet (nbf)")
+    _check_rules(claims, exp, iat, now=now, rules=rules)
     if event_id == ALL_EVENTS and role != "admin":
         raise InvalidSession("only an admin may hold event '*'")
     name = claims.get("name")
@@ -119,8 +187,9 @@ def mint_session(
     now: float,
     ttl_s: float = 3600,
     name: str | None = None,
+    rules: TokenRules = DEFAULT_RULES,
 ) -> str:
-    """Sign a session token as a host application would."""
+    """Sign a session token as a host application would (with the `aud` and `iss` the rules want)."""
     claims: dict[str, Any] = {
         "sub": user_id,
         "event": event_id,
@@ -130,4 +199,8 @@ def mint_session(
     }
     if name is not None:
         claims["name"] = name
+    if rules.audience is not None:
+        claims["aud"] = rules.audience
+    if rules.issuer is not None:
+        claims["iss"] = rules.issuer
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)

@@ -10,13 +10,21 @@ import time
 import uvicorn
 
 from server.auth import mint_session
-from server.config import ConfigError, Settings, configure_logging, load_settings
+from server.config import (
+    ConfigError,
+    Settings,
+    check_bind,
+    configure_logging,
+    is_loopback,
+    load_settings,
+)
 from server.serve import serve
 
 
 def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
     now = time.time()
     base = f"http://{host}:{port}"
+    ttl_s = min(12 * 3600, settings.jwt_max_ttl_s)
 
     def token(user: str, role: str) -> str:
         return mint_session(
@@ -25,15 +33,17 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
             event_id="demo",
             role=role,  # type: ignore[arg-type]
             now=now,
-            ttl_s=12 * 3600,
+            ttl_s=ttl_s,
             name=user.replace("-", " ").title(),
+            rules=settings.token_rules,
         )
 
     admin = token("admin-1", "admin")
     print(
         "\nproctorhub is running on its embedded defaults (memory store, no REDIS_URL).\n"
         f"  status: {base}/healthz   metrics: {base}/metrics   websocket: ws://{host}:{port}/ws\n"
-        "  HUB_SECRET was not set, so a random one was made for this run. Pages of event 'demo' (12 h):\n"
+        "  HUB_SECRET was not set, so a random one was made for this run. "
+        f"Pages of event 'demo' ({ttl_s / 3600:g} h):\n"
         f"  candidate: {base}/candidate#token={token('candidate-1', 'candidate')}\n"
         f"  proctor:   {base}/proctor#token={token('proctor-1', 'proctor')}\n"
         f"  admin:     {base}/admin#token={admin}\n"
@@ -47,6 +57,7 @@ def _print_embedded_banner(settings: Settings, host: str, port: int) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
+        check_bind(settings, args.host)
     except ConfigError as exc:
         print(f"proctorhub: {exc}", file=sys.stderr)
         return 2
@@ -57,9 +68,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def simulate_100ms(args: argparse.Namespace) -> int:
     """`proctorhub simulate-100ms`: the 100ms simulator as its own process (for load tests)."""
     from server.hms.simulator import LocalTarget, Simulator, config_from_env
@@ -67,6 +75,11 @@ def simulate_100ms(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         config = config_from_env(settings, os.environ)
+        if config.control_key is None and not is_loopback(args.host):
+            raise ConfigError(
+                f"Config 'HMS_SIM_CONTROL_KEY' is required on --host {args.host}: /_sim injects faults "
+                "and lists every recording link, so off loopback it wants a Bearer key."
+            )
     except ValueError as exc:  # ConfigError, or SimulatorConfig refusing a value
         print(f"proctorhub: {exc}", file=sys.stderr)
         return 2
@@ -80,17 +93,17 @@ def simulate_100ms(args: argparse.Namespace) -> int:
         "" if os.environ.get("HMS_SECRET") else "   (generated for this run; set HMS_SECRET to keep it)"
     )
     hook = config.webhook_url or "none (set HMS_SIM_WEBHOOK_URL)"
+    control = "Bearer HMS_SIM_CONTROL_KEY" if config.control_key else "none (loopback only)"
     print(
         f"\n100ms simulator on http://{args.host}:{args.port}  (REST /v2, media /media, control /_sim)\n"
         f"  HMS_ACCESS_KEY={config.access_key}\n"
         f"  HMS_SECRET={config.secret}{generated}\n"
         f"  template {config.template_id}, roles {', '.join(sorted(config.roles))}\n"
         f"  webhooks   -> {hook}  headers: {', '.join(config.webhook_headers) or 'none'}\n"
-        f"  recordings -> {where}\n",
+        f"  recordings -> {where}\n"
+        f"  /_sim auth -> {control}\n",
         flush=True,
     )
-    if args.host not in LOOPBACK:
-        print("proctorhub: warning: /_sim has no auth; listen on loopback only", file=sys.stderr)
     uvicorn.run(
         Simulator(config).asgi_app,
         host=args.host,

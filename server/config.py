@@ -6,6 +6,8 @@ Every setting has a documented default (see README.md). A bad value raises
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import logging
 import os
@@ -14,10 +16,15 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
+from urllib.parse import urlsplit
+
+from server.auth import DEFAULT_MAX_TTL_S, TokenRules
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_RECORDING_MAX_BYTES = 16 * 1024**3
+"""HMS_RECORDING_MAX_BYTES: far above a 12-hour session (100ms's ceiling) at 1080p, about 7 GB."""
 
 
 class ConfigError(ValueError):
@@ -74,7 +81,34 @@ class Settings:
     gap_threshold_s: float = 10.0
     recording_deadline_s: float = 900.0
     reconcile_s: float = 300.0
+    media_burst: int = 20
+    """media.status (and media.observed) changes one user may store at once, on this node..."""
+    media_refill_s: float = 10.0
+    """...then one per this many seconds; over it only the latest state is kept (docs/protocol.md)."""
+    signal_budget: int = 256
+    """Raw toggles a candidate's timeline holds before the oldest are folded into intervals..."""
+    signal_keep: int = 64
+    """...keeping this many, the newest."""
     archive_url_ttl_s: float = 3600.0
+    # fail closed (issue 12): where the simulator may run, and which recordings the archiver takes
+    hms_simulator: str | None = None
+    hms_recording_bucket: str | None = None
+    hms_recording_prefix: str | None = None
+    hms_recording_hosts: tuple[str, ...] = ()
+    hms_recording_max_bytes: int = DEFAULT_RECORDING_MAX_BYTES
+    # session tokens and the client address (issue 12): see docs/operations.md
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_max_ttl_s: float = DEFAULT_MAX_TTL_S
+    jwks_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    # signed events to the host app (server/hostevents)
+    events_urls: tuple[str, ...] = ()
+    events_secret: str = ""
+    events_timeout_s: float = 10.0
+    events_backoff_base_s: float = 5.0
+    events_retry_for_s: float = 86_400.0
+    events_report_check_s: float = 10.0
     # LTI Proctoring Services (docs/lti.md)
     lti_private_key: str | None = None
     lti_key_id: str | None = None
@@ -83,6 +117,11 @@ class Settings:
     lti_session_ttl_s: float = 4 * 3600.0
     lti_acs_flag_gap_s: float = 60.0
     lti_acs_retry_s: float = 30.0
+
+    @property
+    def token_rules(self) -> TokenRules:
+        """What every session token must also satisfy, whoever signed it."""
+        return TokenRules(self.jwt_audience, self.jwt_issuer, self.jwt_max_ttl_s)
 
     @property
     def pong_timeout_s(self) -> float:
@@ -97,6 +136,16 @@ class Settings:
     @property
     def store_kind(self) -> str:
         return "redis" if self.redis_url else "memory"
+
+    @property
+    def recording_bucket(self) -> str | None:
+        """The bucket 100ms uploads recordings to: HMS_RECORDING_BUCKET, else S3_BUCKET (named in rooms)."""
+        return self.hms_recording_bucket or self.s3_bucket
+
+    @property
+    def recording_prefix(self) -> str:
+        """Where in it: HMS_RECORDING_PREFIX, else S3_PREFIX (the prefix rooms' recording_info names)."""
+        return self.s3_prefix if self.hms_recording_prefix is None else self.hms_recording_prefix
 
 
 def default_node_id() -> str:
@@ -240,10 +289,92 @@ def _key_prefix(name: str, raw: str) -> str:
     return "/".join(parts)
 
 
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    """Host names (`media.example.com`) or suffixes (`*.example.com`), lower case, no scheme or port."""
+    hosts: list[str] = []
+    for part in (p.strip().lower() for p in raw.split(",")):
+        if not part:
+            continue
+        bare = part.removeprefix("*.")
+        labels = bare.split(".")
+        if len(labels) < 2 or not all(
+            label and len(label) <= 63 and all(c.isalnum() or c == "-" for c in label) for label in labels
+        ):
+            raise ConfigError(
+                f"Config '{name}' entries must be host names like media.example.com or *.example.com, "
+                f"got {part!r}."
+            )
+        hosts.append(part)
+    return tuple(hosts)
+
+
+def http_urls(raw: str) -> tuple[str, ...]:
+    """Comma-separated http(s) URLs, each kept as written (a trailing slash may matter to a receiver);
+    ValueError naming the first bad one."""
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+            raise ValueError(f"entries must be http(s) URLs, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ValueError("names a URL twice")
+    return urls
+
+
+def _urls(name: str, raw: str) -> tuple[str, ...]:
+    try:
+        return http_urls(raw)
+    except ValueError as exc:
+        raise ConfigError(f"Config '{name}' {exc}.") from None
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_KEY_BYTES = (24, 64)
+"""Standard Webhooks: a secret is `whsec_` and the base64 of 24 to 64 random bytes."""
+
+
+def webhook_key(secret: str) -> bytes:
+    """The key bytes of a `whsec_...` secret; ValueError saying what is wrong with it."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"must start with {WEBHOOK_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except binascii.Error:
+        raise ValueError(f"must be {WEBHOOK_SECRET_PREFIX} followed by standard base64") from None
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"must encode {low} to {high} bytes, got {len(key)}")
+    return key
+
+
+def _webhook_secret(name: str, raw: str) -> str:
+    try:
+        webhook_key(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Config '{name}' {exc} (e.g. whsec_ and the base64 of 32 random bytes: "
+            "`python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"`)."
+        ) from None
+    return raw
+
+
 def _node_id(name: str, raw: str) -> str:
     if not raw or len(raw) > 64 or any(c.isspace() for c in raw):
         raise ConfigError(f"Config '{name}' must be 1-64 characters without spaces, got {raw!r}.")
     return raw
+
+
+def _claim_text(name: str, raw: str) -> str:
+    if len(raw) > 256 or not raw.isprintable():
+        raise ConfigError(f"Config '{name}' must be at most 256 printable characters, got {raw!r}.")
+    return raw
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses or networks (10.0.0.7, 10.0.0.0/8, ::1): `*` is refused, trusting everyone is the bug."""
+    if "*" in raw:
+        raise ConfigError(f"Config '{name}' must list addresses or networks; '*' would trust any client.")
+    return _networks(name, raw)
 
 
 def _pem(private: bool) -> Callable[[str, str], str]:
@@ -315,8 +446,31 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_GAP_THRESHOLD_S": ("gap_threshold_s", _number(float, minimum=0.5, maximum=3600)),
     "RECORDING_DEADLINE_S": ("recording_deadline_s", _number(float, minimum=1, maximum=7 * 24 * 3600)),
     "RECORDING_RECONCILE_S": ("reconcile_s", _number(float, minimum=1, maximum=24 * 3600)),
+    "RECORDING_MEDIA_BURST": ("media_burst", _number(int, minimum=1, maximum=10_000)),
+    "RECORDING_MEDIA_REFILL_S": ("media_refill_s", _number(float, minimum=0.01, maximum=3600)),
+    "RECORDING_SIGNAL_BUDGET": ("signal_budget", _number(int, minimum=16, maximum=100_000)),
+    "RECORDING_SIGNAL_KEEP": ("signal_keep", _number(int, minimum=1, maximum=100_000)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # fail closed (issue 12)
+    "HMS_SIMULATOR": ("hms_simulator", _choice("embedded")),
+    "HMS_RECORDING_BUCKET": ("hms_recording_bucket", _token_like),
+    "HMS_RECORDING_PREFIX": ("hms_recording_prefix", _key_prefix),
+    "HMS_RECORDING_HOSTS": ("hms_recording_hosts", _hosts),
+    "HMS_RECORDING_MAX_BYTES": ("hms_recording_max_bytes", _number(int, minimum=1024, maximum=1024**4)),
+    # session tokens and the client address (issue 12)
+    "HUB_JWT_AUDIENCE": ("jwt_audience", _claim_text),
+    "HUB_JWT_ISSUER": ("jwt_issuer", _claim_text),
+    "HUB_JWT_MAX_TTL_S": ("jwt_max_ttl_s", _number(float, minimum=1, maximum=30 * 86_400)),
+    "HUB_JWKS_URL": ("jwks_url", _url),
+    "HUB_TRUSTED_PROXIES": ("trusted_proxies", _proxies),
+    # signed events to the host app
+    "HUB_EVENTS_URL": ("events_urls", _urls),
+    "HUB_EVENTS_SECRET": ("events_secret", _webhook_secret),
+    "HUB_EVENTS_TIMEOUT_S": ("events_timeout_s", _number(float, minimum=0.1, maximum=120)),
+    "HUB_EVENTS_BACKOFF_BASE_S": ("events_backoff_base_s", _number(float, minimum=0.01, maximum=3600)),
+    "HUB_EVENTS_RETRY_FOR_S": ("events_retry_for_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    "HUB_EVENTS_REPORT_CHECK_S": ("events_report_check_s", _number(float, minimum=0.1, maximum=3600)),
     # LTI Proctoring Services: the tool's signing key (generated when unset), where platforms reach us
     "LTI_PRIVATE_KEY": ("lti_private_key", _pem(private=True)),
     "LTI_KEY_ID": ("lti_key_id", _token_like),
@@ -344,14 +498,73 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
         values["hub_secret"] = secrets.token_urlsafe(32)
         values["embedded_secret"] = True
+    _simulator_mode(values)
     _hms_defaults(values)
+    if values.get("events_urls") and "events_secret" not in values:
+        raise ConfigError("Config 'HUB_EVENTS_SECRET' is required when HUB_EVENTS_URL is set.")
     own = values.get("hms_room_prefix", Settings.hms_room_prefix)
     relays = cast(tuple[tuple[str, str], ...], values.get("hms_webhook_relay", ()))
     if any(prefix == own for prefix, _url in relays):
         raise ConfigError(f"Config 'HMS_WEBHOOK_RELAY' must not relay this hub's own prefix {own!r}.")
+    keep, budget = (
+        values.get("signal_keep", Settings.signal_keep),
+        values.get("signal_budget", Settings.signal_budget),
+    )
+    if cast(int, keep) >= cast(int, budget):
+        raise ConfigError(f"Config 'RECORDING_SIGNAL_KEEP' must be below RECORDING_SIGNAL_BUDGET ({budget}).")
     if "lti_key_id" in values and "lti_private_key" not in values:
         raise ConfigError("Config 'LTI_KEY_ID' names the key of LTI_PRIVATE_KEY, which is not set.")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _simulator_mode(values: dict[str, object]) -> None:
+    """The in-process simulator is one node's private 100ms: several nodes (REDIS_URL) need one shared."""
+    if "hms_api_base" in values and "hms_simulator" in values:
+        raise ConfigError("Config 'HMS_SIMULATOR' must not be set with HMS_API_BASE: choose one 100ms.")
+    if "redis_url" in values and "hms_api_base" not in values and "hms_simulator" not in values:
+        raise ConfigError(
+            "Config 'HMS_API_BASE' is required when REDIS_URL is set: point every node at real 100ms or at "
+            "one `proctorhub simulate-100ms` (HMS_SIMULATOR=embedded runs one simulator per node, for "
+            "development only)."
+        )
+
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Does binding `host` keep the hub on this machine? None (unknown, e.g. a uvicorn factory): no."""
+    if host is None:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str | None) -> None:
+    """Refuse what is for one developer's machine on an address others can reach: the random secret
+    (and its printed 12-hour links) and the 100ms simulator (its /_sim controls have no auth)."""
+    if is_loopback(host):
+        return
+    where = f"--host {host}" if host is not None else "a bind address not known to be loopback"
+    if settings.embedded_secret:
+        raise ConfigError(
+            f"Config 'HUB_SECRET' is required on {where}: without it the hub makes a random secret and "
+            "prints admin links, which is for a loopback bind only."
+        )
+    if settings.hms_simulator is not None:
+        raise ConfigError(
+            f"Config 'HMS_SIMULATOR=embedded' is for development on a loopback bind only, not {where}: "
+            "set HMS_API_BASE to real 100ms (or to a `proctorhub simulate-100ms`)."
+        )
+    if settings.hms_simulated:
+        raise ConfigError(
+            f"Config 'HMS_API_BASE' is required on {where}: the built-in 100ms simulator runs on a "
+            "loopback bind only."
+        )
 
 
 def _hms_defaults(values: dict[str, object]) -> None:

@@ -169,7 +169,15 @@ class HubMetrics:
             "Sockets closed 1013 after waiting HUB_JOIN_DEADLINE_S for a join slot",
             registry=r,
         )
+        self.archive_refused = Counter(
+            "proctorhub_archive_refused",
+            "Recordings not archived because their source is not one 100ms would send, by reason",
+            ["reason"],
+            registry=r,
+        )
         self._children: dict[tuple[int, str], MetricWrapperBase] = {}
+        for reason in ("not_allowed", "private_address", "redirect", "too_large"):  # SourceRefused.REASONS
+            self.archive_refused.labels(reason)  # at 0 before the first, for alert rules
         for role in ("candidate", "proctor", "admin"):
             self.connections.labels(role)  # present (at 0) before the first socket, for dashboards
 
@@ -191,6 +199,9 @@ class HubMetrics:
 
     def background_failed(self, name: str) -> None:
         self._child(self.background_failures, name).inc()  # type: ignore[attr-defined]
+
+    def archive_source_refused(self, reason: str) -> None:
+        self._child(self.archive_refused, reason).inc()  # type: ignore[attr-defined]
 
     def auth_failed(self, reason: str) -> None:
         self._child(self.auth_failures, reason).inc()  # type: ignore[attr-defined]

@@ -57,6 +57,14 @@ class MediaStatusData(TypedDict):
     error: NotRequired[str | None]
 
 
+class MediaObservedData(TypedDict):
+    candidate_id: str
+    video: bool | None
+    """None: the proctor's page no longer watches the candidate."""
+    at: int
+    """The page's own time (epoch ms), for the log; the hub times the observation when it arrives."""
+
+
 class FlagData(TypedDict):
     candidate_id: str
     note: str
@@ -102,6 +110,11 @@ _SCHEMAS: dict[str, dict[str, Field]] = {
         "video": Field(bool),
         "audio": Field(bool),
         "error": Field(str, required=False, nullable=True, max_len=1000),
+    },
+    "media.observed": {
+        "candidate_id": _ID,
+        "video": Field(bool, nullable=True),
+        "at": Field(int, minimum=0),
     },
     "finish": {},
     "flag": {

@@ -47,6 +47,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.pong_timeout_s,
         ws_per_message_deflate=False,
+        # X-Forwarded-* are read by the app, from HUB_TRUSTED_PROXIES only (server/api/client_address.py):
+        # uvicorn's own reading would believe anyone's under FORWARDED_ALLOW_IPS=*.
+        proxy_headers=False,
+        forwarded_allow_ips="",
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_s / 2,

@@ -36,7 +36,8 @@ def source(**fields: Any) -> SegmentSource:
 
 
 def settings(**fields: Any) -> Settings:
-    return Settings(hub_secret=SECRET, **fields)
+    """The archive's settings; recordings come from under `100ms/`, where the simulator writes them."""
+    return Settings(**{"hub_secret": SECRET, "hms_recording_prefix": "100ms", **fields})
 
 
 AWS_FILES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN")

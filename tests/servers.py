@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from load_tests.run.procs import NotReady, free_port, server_argv, start_redis, wait_for_port, wait_ready
 from load_tests.run.procs import Redis as RedisServer
-from load_tests.run.procs import free_port, start_redis, wait_for_port
 from load_tests.run.procs import kill as stop_process
 
 __all__ = [
@@ -49,6 +47,10 @@ class HubProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    def metrics_text(self) -> str:
+        """GET /metrics with the hub's API key (it needs it when one is set)."""
+        return httpx.get(f"{self.http}/metrics", headers=metrics_auth(self.env), timeout=5).text
+
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace") if self.log_path else ""
 
@@ -61,9 +63,15 @@ class HubProcess:
         return stop_process(self.proc, grace_s=timeout)
 
 
+def metrics_auth(env: Mapping[str, str]) -> dict[str, str]:
+    """The Authorization header /metrics wants from a hub started with `env` (none without a key)."""
+    key = env.get("HUB_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def start_simulator(env: Mapping[str, str], *, timeout: float = 20.0) -> HubProcess:
     """`proctorhub simulate-100ms` as its own process, shared by several hub nodes."""
-    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/log")
+    return start_hub(env, timeout=timeout, command="simulate-100ms", ready_path="/_sim/health")
 
 
 def start_hub(
@@ -81,22 +89,12 @@ def start_hub(
     fd, log_path = tempfile.mkstemp(prefix="proctorhub-hub-", suffix=".log")
     with os.fdopen(fd, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", command, "--host", "127.0.0.1", "--port", str(port)],
-            env=full_env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            server_argv(port, command), env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
     hub = HubProcess(port, proc, dict(env), log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub exited with {proc.returncode}:\n{hub.log()}")
-        try:
-            if httpx.get(f"{hub.http}{ready_path}", timeout=1).status_code == 200:
-                return hub
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    hub.kill()
-    raise RuntimeError(f"hub not ready after {timeout}s:\n{hub.log()}")
+    try:
+        wait_ready(f"{hub.http}{ready_path}", proc, Path(log_path), command, timeout)
+    except NotReady:
+        hub.kill()
+        raise
+    return hub

@@ -57,7 +57,7 @@ def post(
 def metrics(hub: HubProcess) -> dict[str, float]:
     """The hub's `proctorhub_webhooks_*` samples, without the `proctorhub_webhooks_` prefix and `_total`."""
     out: dict[str, float] = {}
-    for line in httpx.get(f"{hub.http}/metrics", timeout=5).text.splitlines():
+    for line in hub.metrics_text().splitlines():
         if line.startswith("proctorhub_webhooks_") and "_created" not in line:
             name, _, value = line.rpartition(" ")
             out[name.removeprefix("proctorhub_webhooks_").replace("_total", "")] = float(value)

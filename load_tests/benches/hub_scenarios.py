@@ -49,7 +49,7 @@ class Target:
     def metrics(self, extra: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
         if self.kind != "hub":
             return {}
-        return {s.name: hub_metrics(s.port, extra) for s in self.servers}
+        return {s.name: hub_metrics(s.port, extra, self.api_key) for s in self.servers}
 
 
 @dataclass

@@ -5,12 +5,15 @@
 For each cluster size: a redis-server, one standalone 100ms simulator and `nodes` hub nodes; an
 event with `--seated` candidates, a proctor and an admin on every node. Then Redis's `MONITOR` is
 read while the cluster idles (the background rate: leases, liveness, the webhook reader), and while
-`--batch` more candidates join (auth -> `room.assign`), change their video (the admins see
-`candidate.status`), and leave (their presence goes offline past a 1 s grace). A window's commands,
+`--batch` more candidates join (auth -> `room.assign`, then `media.status` with video on), turn
+their video off (the admins see `candidate.status`), and leave (their presence goes offline past a
+1 s grace). The idle window starts once the monitors have checked every arrival. A window's commands,
 less the idle rate over its length, divided by the batch, are the cost of one action: round trips
 (commands a client sent, a MULTI...EXEC block or a script call counting once; a plain pipeline's
 commands count one each, so this is an upper bound), and the commands scripts ran inside Redis.
-Subscriptions are Redis's own count (`PUBSUB NUMSUB` of every channel) before and after the batch
+Background work is bursty, so the
+commands that name the acting user (a lower bound: a lease or a lock names no user) are counted
+too. Subscriptions are Redis's own count (`PUBSUB NUMSUB` of every channel) before and after the batch
 joined. Everything runs on 127.0.0.1 and stops by itself.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
 import sys
@@ -39,6 +43,9 @@ from server.auth import mint_session
 
 API_KEY = "costs-api-key-" + "k" * 20
 EVENT = "costs"
+GAP_THRESHOLD_S = 10.0  # the hub's default RECORDING_GAP_THRESHOLD_S
+ACTOR = "batchuser-"
+"""The acting candidates' ids start with this, so the commands that name them can be told apart."""
 
 
 def _token(secret: str, user: str, role: str) -> str:
@@ -53,6 +60,7 @@ class Tally:
     sent: Counter[str] = field(default_factory=Counter)
     scripted: Counter[str] = field(default_factory=Counter)
     trips: int = 0  # commands sent, a MULTI...EXEC block counting once
+    naming: int = 0  # commands sent whose text names one of the acting users
     _in_multi: set[str] = field(default_factory=set)
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -61,6 +69,8 @@ class Tally:
             self.scripted[name] += 1
             return
         self.sent[name] += 1
+        if ACTOR in entry["command"]:
+            self.naming += 1
         client = f"{entry.get('client_address')}:{entry.get('client_port')}"
         if name == "MULTI":
             self._in_multi.add(client)
@@ -127,18 +137,24 @@ async def _wait(check: Callable[[], bool], what: str, limit_s: float = 60) -> No
 
 
 async def _seat(url: str, token: str) -> ClientConnection:
+    """A candidate seated and on camera, as a page is once it joined its room (one without video
+    would be a gap alert for every candidate, ten seconds later, in the idle window)."""
     ws = await connect(url, compression=None, open_timeout=60)
     await ws.send(json.dumps({"type": "auth", "data": {"token": token}}))
     while True:
         message = json.loads(await asyncio.wait_for(ws.recv(), 60))
         if message["type"] == "room.assign":
             await ws.send(json.dumps({"type": "ack", "data": {"id": message["id"]}}))
+            room = message["data"]["room_id"]
+            status = {"room_id": room, "joined": True, "video": True, "audio": True}
+            await ws.send(json.dumps({"type": "media.status", "data": status}))
             return ws
 
 
-async def _drain(ws: ClientConnection) -> None:
-    async for _ in ws:
-        pass
+async def _drain(ws: ClientConnection, seen: Counter[str] | None = None) -> None:
+    async for raw in ws:
+        if seen is not None:
+            seen[json.loads(raw)["type"]] += 1
 
 
 async def _measure(cluster: Cluster, secret: str, seated: int, batch: int) -> dict[str, Any]:
@@ -164,11 +180,15 @@ async def _measure(cluster: Cluster, secret: str, seated: int, batch: int) -> di
     base = await asyncio.gather(
         *(_seat(urls[i % len(urls)], _token(secret, f"c{i}", "candidate")) for i in range(seated))
     )
-    tasks += [asyncio.create_task(_drain(ws)) for ws in base]
+    bystanders: Counter[str] = Counter()  # what the seated candidates hear while the batch acts
+    tasks += [asyncio.create_task(_drain(ws, bystanders)) for ws in base]
+    seated_at = time.monotonic()
+    checks = await _settle(cluster)
+    settled_s = time.monotonic() - seated_at
     before = await _subscriptions(redis_url)
 
     async def idle() -> None:
-        await asyncio.sleep(3)
+        await asyncio.sleep(10)
 
     idle_tally = await _monitor(redis_url, idle)
     joined: list[ClientConnection] = []
@@ -176,7 +196,10 @@ async def _measure(cluster: Cluster, secret: str, seated: int, batch: int) -> di
     async def join() -> None:
         joined.extend(
             await asyncio.gather(
-                *(_seat(urls[i % len(urls)], _token(secret, f"n{i}", "candidate")) for i in range(batch))
+                *(
+                    _seat(urls[i % len(urls)], _token(secret, f"{ACTOR}{i:04d}", "candidate"))
+                    for i in range(batch)
+                )
             )
         )
 
@@ -210,6 +233,8 @@ async def _measure(cluster: Cluster, secret: str, seated: int, batch: int) -> di
     return {
         "nodes": len(urls),
         "seated": seated,
+        "timeline_checks_before_idle": checks,
+        "seconds_until_the_monitors_settled": round(settled_s, 1),
         "batch": batch,
         "idle_commands_per_s": round(sum(idle_tally.sent.values()) / idle_tally.seconds, 1),
         "subscriptions_before_batch": before,
@@ -217,8 +242,40 @@ async def _measure(cluster: Cluster, secret: str, seated: int, batch: int) -> di
         "join": _per_action(join_tally, idle_tally, batch),
         "status_change": _per_action(status_tally, idle_tally, batch),
         "leave": _per_action(leave_tally, idle_tally, batch),
+        "seated_candidates_were_sent": dict(bystanders),
         "idle_rate_by_command": {k: round(v, 1) for k, v in sorted(rate.items())},
     }
+
+
+def _timeline_checks(cluster: Cluster) -> float:
+    total = 0.0
+    for node in cluster.nodes:
+        text = httpx.get(
+            f"{node.http}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+        ).text
+        total += sum(
+            float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("proctorhub_timeline_checks_total")
+        )
+    return total
+
+
+async def _settle(cluster: Cluster, limit_s: float = 120) -> float:
+    """Wait until the monitors have checked every new arrival, and once more a gap threshold (10 s)
+    after it sat, and then made no check for 2 s: the idle window must not count the arrivals'
+    checks. Returns the checks made so far."""
+    await asyncio.sleep(GAP_THRESHOLD_S + 1)
+    deadline = time.monotonic() + limit_s
+    last, still_since = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        checks = _timeline_checks(cluster)
+        if checks != last:
+            last, still_since = checks, time.monotonic()
+        elif time.monotonic() - still_since >= 2:
+            break
+        await asyncio.sleep(0.25)
+    return last
 
 
 async def _seat_proctor(url: str, token: str) -> ClientConnection:
@@ -243,6 +300,7 @@ def _per_action(tally: Tally, idle: Tally, batch: int) -> dict[str, Any]:
     idle_trips = idle.trips / idle.seconds * tally.seconds
     return {
         "round_trips": round((tally.trips - idle_trips) / batch, 1),
+        "commands_naming_the_user": round(tally.naming / batch, 1),
         "commands_sent": round(sum(sent.values()), 1),
         "in_scripts": round(sum(scripted.values()), 1),
         "sent": sent,
@@ -253,7 +311,7 @@ def _per_action(tally: Tally, idle: Tally, batch: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results = []
-    for nodes in args.nodes:
+    for nodes, seated in itertools.product(args.nodes, args.seated):
         secret = secrets.token_urlsafe(32)
         env = {
             "HUB_API_KEY": API_KEY,
@@ -263,7 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         cluster = start_cluster("costs", secret, RESULTS / "costs", store="redis", nodes=nodes, extra_env=env)
         try:
-            results.append(asyncio.run(_measure(cluster, secret, args.seated, args.batch)))
+            results.append(asyncio.run(_measure(cluster, secret, seated, args.batch)))
         finally:
             cluster.stop()
         print(json.dumps(results[-1], indent=1))
@@ -275,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--nodes", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2])
-    parser.add_argument("--seated", type=int, default=200, help="candidates already seated")
+    parser.add_argument(
+        "--seated",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[200],
+        help="candidates already seated",
+    )
     parser.add_argument("--batch", type=int, default=50, help="candidates whose actions are counted")
     args = parser.parse_args(argv)
     print(write_json("redis_costs", run(args)))

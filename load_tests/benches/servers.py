@@ -6,17 +6,13 @@ Started with run/procs.py, so they are killed with the bench however it ends; a 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from load_tests.run import procs
 
@@ -83,18 +79,13 @@ def start_hub(
     if node_id:
         env["HUB_NODE_ID"] = node_id
     env.update(extra_env or {})
-    argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
-    proc = procs.spawn(argv, env, log_path, cwd=root)
+    if redis_url and "HMS_API_BASE" not in env:
+        # a bench node on Redis without a shared simulator keeps its own (start_cluster shares one)
+        env["HMS_SIMULATOR"] = "embedded"
+    proc = procs.spawn(procs.server_argv(port), env, log_path, cwd=root)
     server = Server(name, port, proc, log_path, {"node_id": node_id or ""})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub {name} exited with {proc.returncode}: {server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    raise RuntimeError(f"hub {name} not ready after 30s: {server.log_tail()}")
+    procs.wait_ready(f"{server.http}/readyz", proc, log_path, f"hub {name}")
+    return server
 
 
 def start_bare(secret: str, log_path: Path) -> Server:
@@ -163,18 +154,11 @@ def start_simulator(name: str, env: dict[str, str], log_path: Path) -> Server:
     """`proctorhub simulate-100ms` on a free port; ready when /_sim/health answers."""
     port = procs.free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "REDIS_", "HMS_"))}
-    argv = [sys.executable, "-m", "server", "simulate-100ms", "--host", "127.0.0.1", "--port", str(port)]
+    argv = procs.server_argv(port, "simulate-100ms")
     proc = procs.spawn(argv, {**base, "LOG_LEVEL": "WARNING", **env}, log_path)
     server = Server(name, port, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"simulator exited with {proc.returncode}: {server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/_sim/health", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    raise RuntimeError(f"simulator not ready after 30s: {server.log_tail()}")
+    procs.wait_ready(f"{server.http}/_sim/health", proc, log_path, "simulator")
+    return server
 
 
 def start_cluster(
@@ -208,7 +192,12 @@ def start_cluster(
             "HMS_WEBHOOK_SECRET": os.urandom(12).hex(),
         }
         cluster.simulator = start_simulator(f"{name}-sim", hms, log_dir / f"{name}-sim.log")
-        env = {**hms, "HMS_API_BASE": f"{cluster.simulator.http}/v2", **(extra_env or {})}
+        env = {
+            **hms,
+            "HMS_API_BASE": f"{cluster.simulator.http}/v2",
+            "HMS_RECORDING_PREFIX": "100ms",  # where the simulator writes its recordings
+            **(extra_env or {}),
+        }
         for n in range(nodes):
             node = f"{name}-redis-{n + 1}"
             cluster.nodes.append(

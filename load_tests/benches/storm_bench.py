@@ -31,7 +31,7 @@ from websockets.asyncio.client import connect
 
 from load_tests.benches.servers import start_cluster, start_hub
 from load_tests.judge.stats import summary_ms
-from load_tests.run.procs import RESULTS, kill
+from load_tests.run.procs import RESULTS, kill, metrics_auth
 from load_tests.users.worker_pool import raise_nofile
 from server.auth import mint_session
 
@@ -74,7 +74,7 @@ def _worker(urls: list[str], tokens: list[str], starts: list[float], hold_until:
 
 
 def _metrics(port: int) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=metrics_auth(API_KEY), timeout=10).text
     wanted = ("proctorhub_allocation_passes_total", "proctorhub_allocation_lock_waits_total")
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith(wanted)}
 

@@ -11,7 +11,7 @@ import collections
 from dataclasses import asdict
 from typing import Any
 
-from load_tests.judge import detection, verdict
+from load_tests.judge import detection, node_kill, verdict
 from load_tests.judge.coverage import Coverage
 from load_tests.scenario.model import Scenario
 
@@ -66,6 +66,7 @@ def build(
     workers: int,
     interrupted: bool,
     notes: list[str],
+    kill: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     latency = verdict.latency_figures(parts, t0, scenario.exam_s)
     tokens = verdict.token_figures(parts)
@@ -116,6 +117,10 @@ def build(
         "tester_cores_peak": res["tester_cores_peak"],
         "interrupted": interrupted,
     }
+    killed = None
+    if kill is not None:
+        killed = node_kill.figures(parts, timeline, t0=t0, node=kill["node"], killed_at=kill["at"])
+        figures.update({k: killed[k] for k in ("node_killed", *(g for g, _ in verdict.KILL_GOALS))})
     checks = verdict.judge(scenario, figures)
     missed = [c for c in checks if not c["ok"]]
     summary = (
@@ -149,5 +154,6 @@ def build(
         "errors": _merge_counts(parts, "errors"),
         "counts": _merge_counts(parts, "counts"),
         "hub_report": hub_report,
+        "node_kill": killed,
         "notes": notes,
     }

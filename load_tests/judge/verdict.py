@@ -37,6 +37,22 @@ def join_series(
     ]
 
 
+def changes(actions: Sequence[tuple[float, str, str, str]]) -> list[tuple[float, str, str, str]]:
+    """The actions that change what proctors were told: a candidate back `online` after a socket the
+    hub never saw go (its node was killed, and the user came back before the node was reaped) is no
+    presence change, so no `candidate.status` answers it."""
+    last: dict[str, str] = {}
+    out = []
+    for action in sorted(actions):
+        _, cid, field, value = action
+        if field == "presence":
+            if last.get(cid) == value:
+                continue
+            last[cid] = value
+        out.append(action)
+    return out
+
+
 def push_latencies(
     actions: Sequence[tuple[float, str, str, str]], deliveries: Sequence[tuple[float, str, str, str, int]]
 ) -> tuple[list[tuple[float, float, str]], int]:
@@ -48,7 +64,7 @@ def push_latencies(
         seen.sort()
     found: list[tuple[float, float, str]] = []
     missing = 0
-    for t, cid, field, value in actions:
+    for t, cid, field, value in changes(actions):
         seen = by_candidate.get(cid, [])
         start = bisect.bisect_left(seen, (t, "", ""))
         hit = next(
@@ -172,6 +188,8 @@ def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for goal, key, why in GOALS
     ]
+    if s.faults.node_kill_at_s:
+        checks += _kill_checks(s, f)
     if f.get("interrupted"):
         checks.append(
             {
@@ -184,6 +202,30 @@ def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return checks
+
+
+KILL_GOALS = (
+    ("seats_lost", "the dead node's candidates lost their seats (none back, or another room)"),
+    ("kill_recovery_s", "after the node kill, candidates or rooms stayed unseated or unwatched too long"),
+    ("bystanders_dropped", "users of the live nodes were dropped when another node died"),
+)
+
+
+def _kill_checks(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
+    """A node kill's goals; a figure that could not be measured (no kill, never recovered) fails."""
+    out = []
+    for goal, why in KILL_GOALS:
+        target = s.kill_recovery_goal_s if goal == "kill_recovery_s" else getattr(s.goals, goal)
+        check = _check(goal, f.get(goal), target, why=why)
+        if f.get(goal) is None:
+            what = (
+                "never (not every candidate back, or a room never watched)"
+                if f.get("node_killed")
+                else "no kill"
+            )
+            check.update(ok=False, text=f"{what} (goal <= {target:g})", why=why)
+        out.append(check)
+    return out
 
 
 def goals_table(s: Scenario) -> dict[str, Any]:

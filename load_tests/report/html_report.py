@@ -124,6 +124,22 @@ def plot_faults(report: dict[str, Any]) -> str:
 PLOTS = (plot_joins, plot_push, plot_margins, plot_coverage, plot_resources, plot_faults)
 
 
+KILL_ROWS = (
+    ("node_killed", "node killed (index)"),
+    ("killed_at_s", "killed at (s from t0)"),
+    ("dead_node_candidates", "its candidates"),
+    ("seats_lost", "seats lost"),
+    ("seats_never_back", "never seated again"),
+    ("seats_moved", "seated in another room"),
+    ("left_before_back", "left on purpose before they were back"),
+    ("reseated_p50_s", "re-seated, p50 (s)"),
+    ("reseated_max_s", "re-seated, max (s)"),
+    ("kill_recovery_s", "all back and every room watched (s)"),
+    ("bystanders_dropped", "live nodes' users dropped"),
+    ("bystanders", "who"),
+)
+
+
 def _goal_rows(checks: list[dict[str, Any]]) -> str:
     rows = []
     for c in checks:
@@ -143,6 +159,19 @@ def write(report: dict[str, Any], path: Path) -> Path:
         except (KeyError, TypeError, ValueError) as exc:  # a missing series must not lose the report
             images.append(f"<p>{plot.__name__}: no data ({html.escape(str(exc))})</p>")
     figures = json.dumps(report["figures"], indent=1, default=str)
+    kill = report.get("node_kill")
+    kill_part = (
+        ""
+        if kill is None
+        else (
+            "<h2>node kill</h2><table>"
+            + "".join(
+                f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(kill[key]))}</td></tr>"
+                for key, label in KILL_ROWS
+            )
+            + "</table>"
+        )
+    )
     verdict = report["verdict"]
     color = "#1a7f37" if verdict["ok"] else "#cf222e"
     name = html.escape(report["scenario"]["name"])
@@ -157,6 +186,7 @@ pre{{background:#f6f8fa;padding:8px;font-size:11px;max-height:320px;overflow:aut
 {report["scenario"]["candidates"]} candidates, {report["scenario"]["proctors"]} proctors,
 exam {report["scenario"]["exam_s"]:g} s; tester {report["resources"].get("tester_note", "")}</p>
 <table>{_goal_rows(verdict["checks"])}</table>
+{kill_part}
 {"".join(images)}
 <h2>figures</h2><pre>{html.escape(figures)}</pre>
 </body></html>"""

@@ -56,6 +56,13 @@ def summary(report: dict[str, Any], path: Path, page: Path) -> str:
         f"  false alerts {f['false_alerts']}, alerts seen {f['alerts_seen']}; recordings expected "
         f"{f['recordings_expected']}, flagged missing {f['recordings_flagged_missing']}"
     )
+    if (k := report.get("node_kill")) is not None:
+        lines.append(
+            f"  node kill: node {k['node_killed']} at {k['killed_at_s']} s held {k['dead_node_candidates']} "
+            f"candidates; seats lost {k['seats_lost']}, re-seated p50 {k['reseated_p50_s']} s, "
+            f"max {k['reseated_max_s']} s, all back and watched after {k['kill_recovery_s']} s; "
+            f"bystanders dropped {k['bystanders_dropped']}"
+        )
     lines.append(f"  tester: {report['resources']['tester_note']}")
     lines += [f"  note: {note}" for note in report["notes"]]
     lines.append(f"report: {path}\nhtml:   {page}")

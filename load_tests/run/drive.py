@@ -115,6 +115,14 @@ def _cores(observer: Sampler) -> str:
     return f"{last.get('tester_cores', 0):.2f} / {'-' if hub is None else f'{hub:.2f}'}"
 
 
+async def _kill(target: Target, at: float, ctx: dict[str, Any], progress: Progress) -> None:
+    """At `at`, SIGKILL the last node (the simulator's webhooks go to the first); ctx["kill"] says when."""
+    await asyncio.sleep(max(0.0, at - time.time()))
+    node = len(target.urls) - 1
+    ctx["kill"] = {"node": node, "at": await asyncio.to_thread(target.kill_node, node)}
+    progress.note(f"SIGKILL to hub node {node + 1} of {len(target.urls)}")
+
+
 @dataclass
 class Collected:
     """What a run brought back: the workers' records, what was watched live, the simulator's log."""
@@ -142,6 +150,10 @@ async def drive(
     end_exam, hard_end = t0 + s.exam_s + 1.0, t0 + s.exam_s + 1.0 + s.drain_s
     fired: list[dict[str, Any]] = []
     next_log, quiet_from = 0.0, None
+    killing = None
+    if s.faults.node_kill_at_s:
+        at = t0 + s.faults.node_kill_at_s
+        killing = asyncio.get_running_loop().create_task(_kill(target, at, ctx, progress))
     try:
         while (now := time.time()) < hard_end:
             snaps = await pool.each("snapshot", [{}] * len(pool), timeout=30)
@@ -161,6 +173,8 @@ async def drive(
             await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
     finally:
         sampling.cancel()
+        if killing is not None:
+            killing.cancel()
     progress.note("exam over; collecting what the users recorded")
     await pool.each("stop", [{}] * len(pool), timeout=60)
     parts = await pool.each("collect", [{}] * len(pool), timeout=120)

@@ -61,13 +61,19 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 @dataclass
 class Sampler:
-    hub_url: str
+    """Every node of the hub scraped (its figures summed: the cluster is "the hub"), with `headers`
+    (the API key, when /metrics asks for one); processes started here read from /proc (all `hub*`
+    nodes as one `hub`; a killed node keeps the CPU it had used)."""
+
+    hub_urls: list[str]
+    headers: dict[str, str]
     local_pids: dict[str, int]
     tester_pids: list[int]
     interval_s: float = 2.0
     series: list[dict[str, Any]] = field(default_factory=list)
     scrape_errors: int = 0
     has_process_metrics: bool = False
+    _cpu_seen: dict[int, float] = field(default_factory=dict)
 
     def _proc(self) -> dict[str, Any]:
         sample: dict[str, Any] = {
@@ -75,21 +81,30 @@ class Sampler:
             "machine_busy_s": procs.machine_busy_s(),
         }
         for name, pid in self.local_pids.items():
-            sample[f"{name}_proc_cpu_s"] = procs.cpu_s(pid)
-            sample[f"{name}_proc_rss_kib"] = procs.rss_kib(pid)
+            kind = "hub" if name.startswith("hub") else name
+            self._cpu_seen[pid] = procs.cpu_s(pid) or self._cpu_seen.get(pid, 0.0)
+            sample[f"{kind}_proc_cpu_s"] = sample.get(f"{kind}_proc_cpu_s", 0.0) + self._cpu_seen[pid]
+            sample[f"{kind}_proc_rss_kib"] = sample.get(f"{kind}_proc_rss_kib", 0) + procs.rss_kib(pid)
         return sample
+
+    async def _scrape(self, http: httpx.AsyncClient, url: str) -> dict[str, float]:
+        try:
+            answer = await http.get(f"{url}/metrics", headers=self.headers)
+        except httpx.HTTPError:
+            return {}
+        return parse_metrics(answer.text) if answer.status_code == 200 else {}
 
     async def sample(self, http: httpx.AsyncClient) -> dict[str, Any]:
         sample: dict[str, Any] = {"t": time.time(), **self._proc()}
-        try:
-            answer = await http.get(f"{self.hub_url}/metrics")
-            metrics = parse_metrics(answer.text) if answer.status_code == 200 else {}
-        except httpx.HTTPError:
-            metrics = {}
-        if not metrics:
-            self.scrape_errors += 1
+        nodes = await asyncio.gather(*(self._scrape(http, url) for url in self.hub_urls))
+        metrics: dict[str, float] = {}
+        for node in nodes:
+            for key, value in node.items():
+                metrics[key] = metrics.get(key, 0.0) + value
+        self.scrape_errors += sum(1 for node in nodes if not node)
         self.has_process_metrics |= "rss_bytes" in metrics
         sample.update(metrics)
+        sample["nodes_answering"] = sum(1 for node in nodes if node)
         self.series.append(sample)
         return sample
 
@@ -116,10 +131,13 @@ class Sampler:
                 row["hub_rss_mib"] = b["hub_proc_rss_kib"] / 1024
             elif "rss_bytes" in b:
                 row["hub_rss_mib"] = b["rss_bytes"] / 2**20
-            if "simulator_proc_cpu_s" in a:
-                row["simulator_cores"] = (b["simulator_proc_cpu_s"] - a["simulator_proc_cpu_s"]) / dt
+            for other in ("simulator", "redis"):
+                if f"{other}_proc_cpu_s" in a:
+                    row[f"{other}_cores"] = (b[f"{other}_proc_cpu_s"] - a[f"{other}_proc_cpu_s"]) / dt
             machine = (b["machine_busy_s"] - a["machine_busy_s"]) / dt
-            ours = row["tester_cores"] + row.get("hub_cores", 0.0) + row.get("simulator_cores", 0.0)
+            ours = row["tester_cores"] + sum(
+                row.get(f"{k}_cores", 0.0) for k in ("hub", "simulator", "redis")
+            )
             row["other_cores"] = max(0.0, min(machine, cores) - ours)
             out.append(row)
         return out

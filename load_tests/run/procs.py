@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -51,6 +52,36 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def server_argv(port: int, command: str = "run") -> list[str]:
+    """`proctorhub run` (or `simulate-100ms`) on 127.0.0.1:`port`, as this Python runs it."""
+    return [sys.executable, "-m", "server", command, "--host", "127.0.0.1", "--port", str(port)]
+
+
+class NotReady(RuntimeError):
+    """A started server exited, or did not answer its health URL in time; the message has its log's tail."""
+
+
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log_path: Path | None, what: str, timeout: float = 30.0
+) -> None:
+    """Until `url` (a /readyz or /health) answers 200; NotReady if `proc` exits first or time runs out."""
+
+    def tail() -> str:
+        exists = log_path is not None and log_path.exists()
+        return log_path.read_text(errors="replace")[-2000:] if exists else ""  # type: ignore[union-attr]
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0, trust_env=False, follow_redirects=False) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise NotReady(f"the {what} exited with {proc.returncode} at start-up:\n{tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(url).status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise NotReady(f"the {what} was not ready after {timeout:.0f} s (log: {log_path}):\n{tail()}")
 
 
 def spawn(
@@ -205,11 +236,16 @@ def machine_busy_s() -> float:
     return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
-def hub_metrics(port: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
+def metrics_auth(api_key: str | None) -> dict[str, str]:
+    """The header /metrics wants when the hub has an API key (HUB_API_KEY); none without one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def hub_metrics(port: int, extra: tuple[str, ...] = (), api_key: str | None = None) -> dict[str, float]:
     """The hub's /metrics samples that say whether sockets were lost, and those starting with
     one of `extra` (`_created` samples left out); empty if unreachable."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=metrics_auth(api_key), timeout=5).text
     except httpx.HTTPError:
         return {}
     wanted = (

@@ -157,13 +157,19 @@ class Session:
         profile = None
         if o.profile_hub:
             profile = self.run_dir / ("hub.prof" if o.profile_hub == "cprofile" else "hub-profile.json")
-        self.progress.note(f"starting the hub ({self.scenario.hub.simulator} simulator) on 127.0.0.1")
+        hub = self.scenario.hub
+        what = "the hub" if hub.nodes == 1 else f"{hub.nodes} hub nodes"
+        self.progress.note(f"starting {what} ({hub.store} store, {hub.simulator} simulator) on 127.0.0.1")
         return start_local(self.scenario, self.run_dir, profile)
 
     async def run(self) -> int:
         s = self.scenario
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.target = target = self._target()
+        if s.faults.node_kill_at_s and len(target.hub_procs) < 2:
+            raise TargetError(
+                "faults.node_kill_at_s needs a cluster started here ([hub] nodes >= 2, no --hub)"
+            )
         found = check(target)
         event_id = event_id_for(s)
         create_event(target, s, event_id)
@@ -177,6 +183,7 @@ class Session:
         t0 = time.time() + LEAD_S
         config = {
             "ws_url": target.ws_url,
+            "ws_urls": target.ws_urls,
             "hub_url": target.hub_url,
             "media_url": target.sim_url,
             "event_id": event_id,
@@ -199,7 +206,9 @@ class Session:
             ],
             timeout=60,
         )
-        observer = Sampler(target.hub_url, target.pids(), [os.getpid(), *pool.pids])
+        observer = Sampler(
+            target.urls, procs.metrics_auth(target.api_key), target.pids(), [os.getpid(), *pool.pids]
+        )
         context = {
             "event_id": event_id,
             "plans": candidates,
@@ -242,6 +251,7 @@ class Session:
                 "local": target.local,
                 "event_id": ctx["event_id"],
                 "node": ctx["hello"].get("node"),
+                "nodes": target.urls,
             },
             started=ctx["started"],
             t0=ctx["t0"],
@@ -256,6 +266,7 @@ class Session:
             workers=ctx["workers"],
             interrupted=False,
             notes=notes,
+            kill=ctx.get("kill"),
         )
         self.clean_up()  # stop the hub now: its profile is written when it exits
         report["processes_stopped"] = self.stopped

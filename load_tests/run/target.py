@@ -1,8 +1,10 @@
 """What the load test runs against: a hub and a 100ms simulator, started here or given as URLs.
 
 Started here (the default): `proctorhub run` on a free loopback port with the simulator embedded
-(mounted at /hms-sim) or, for big runs, `proctorhub simulate-100ms` as its own process; each in
-its own process group, stopped by `Target.stop` (also on Ctrl-C and at exit: procs.kill_all).
+(mounted at /hms-sim) or, for big runs, `proctorhub simulate-100ms` as its own process; or a cluster
+(`[hub] store = "redis"`, `nodes = N`): a redis-server, one standalone simulator and N nodes on them
+(the simulator's webhooks go to the first node, so a node kill takes the last). Each in its own
+process group, stopped by `Target.stop` (also on Ctrl-C and at exit: procs.kill_all).
 Given: `--hub URL --simulator URL` and an API key or the host secret. Either way `check` proves
 both are what they claim before anything else is sent (fail fast, with the reason), and every
 request goes to those two bases only: no redirects followed, no proxies from the environment.
@@ -11,9 +13,11 @@ request goes to those two bases only: no redirects followed, no proxies from the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -41,30 +45,56 @@ class TargetError(RuntimeError):
 
 @dataclass
 class Target:
-    hub_url: str  # http(s)://host:port
+    hub_url: str  # http(s)://host:port (the first node of a cluster)
     sim_url: str  # base of /media and /_sim
     secret: str | None = None
     api_key: str | None = None
-    hub_proc: subprocess.Popen[bytes] | None = None
+    hub_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     sim_proc: subprocess.Popen[bytes] | None = None
+    redis: procs.Redis | None = None
+    node_urls: list[str] = field(default_factory=list)  # every node's base URL ([hub_url] if one)
+    killed: dict[int, float] = field(default_factory=dict)  # node index -> when it was SIGKILLed
     logs: list[Path] = field(default_factory=list)
     workdir: Path | None = None
     profile: Path | None = None
 
     @property
+    def hub_proc(self) -> subprocess.Popen[bytes] | None:
+        return self.hub_procs[0] if self.hub_procs else None
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's base URL: the load balancer's pool."""
+        return self.node_urls or [self.hub_url]
+
+    @property
+    def ws_urls(self) -> list[str]:
+        return [_ws(url) for url in self.urls]
+
+    def kill_node(self, index: int) -> float:
+        """SIGKILL node `index` (its whole process group) without a word; when it was killed."""
+        proc = self.hub_procs[index]
+        at = self.killed[index] = time.time()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return at
+
+    @property
     def ws_url(self) -> str:
-        return (
-            "wss" + self.hub_url[5:] if self.hub_url.startswith("https") else "ws" + self.hub_url[4:]
-        ) + "/ws"
+        return _ws(self.hub_url)
 
     @property
     def local(self) -> bool:
-        return self.hub_proc is not None
+        return bool(self.hub_procs)
 
     def pids(self) -> dict[str, int]:
-        out = {"hub": self.hub_proc.pid} if self.hub_proc else {}
+        """The processes started here: `hub` (and `hub2`, ... for more nodes), `simulator`, `redis`."""
+        out = {("hub" if i == 0 else f"hub{i + 1}"): p.pid for i, p in enumerate(self.hub_procs)}
         if self.sim_proc:
             out["simulator"] = self.sim_proc.pid
+        if self.redis is not None:
+            out["redis"] = self.redis.proc.pid
         return out
 
     def admin_headers(self) -> dict[str, str]:
@@ -80,12 +110,20 @@ class Target:
     def stop(self) -> dict[str, int]:
         """Stop what was started here (hub first, so it is not left calling a dead simulator)."""
         codes = {}
-        for name, proc in (("hub", self.hub_proc), ("simulator", self.sim_proc)):
+        hubs = [(("hub" if i == 0 else f"hub{i + 1}"), p) for i, p in enumerate(self.hub_procs)]
+        for name, proc in [*hubs, ("simulator", self.sim_proc)]:
             if proc is not None:  # a profiled hub needs its graceful exit to write the profile
                 codes[name] = procs.stop_group(proc, grace_s=60.0 if self.profile else 15.0)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir / "archive", ignore_errors=True)
         return codes
+
+
+def _ws(url: str) -> str:
+    return ("wss" + url[5:] if url.startswith("https") else "ws" + url[4:]) + "/ws"
 
 
 def http_client(timeout: float = 10.0) -> httpx.Client:
@@ -93,19 +131,10 @@ def http_client(timeout: float = 10.0) -> httpx.Client:
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    with http_client(1.0) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise TargetError(f"the {what} exited with {proc.returncode} at start-up:\n{tail}")
-            try:
-                if http.get(url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    raise TargetError(f"the {what} was not ready after {READY_TIMEOUT_S:.0f} s (log: {log})")
+    try:
+        procs.wait_ready(url, proc, log, what, READY_TIMEOUT_S)
+    except procs.NotReady as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _base_env() -> dict[str, str]:
@@ -113,24 +142,27 @@ def _base_env() -> dict[str, str]:
 
 
 def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) -> Target:
-    """Hub (and, if the scenario says so, a standalone simulator) on free loopback ports."""
+    """Hub node(s) (and, if the scenario says so, a standalone simulator; for Redis a redis-server) on
+    free loopback ports, every node with the same host secret and API key."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    hub_port = procs.free_port()
+    setup = scenario.hub
+    ports = [procs.free_port() for _ in range(setup.nodes)]
     secret, api_key = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     hms = {
         "HMS_ACCESS_KEY": secrets.token_hex(12),
         "HMS_SECRET": secrets.token_urlsafe(32),
         "HMS_WEBHOOK_SECRET": secrets.token_urlsafe(24),
-        "HMS_SIM_WEBHOOK_URL": f"http://127.0.0.1:{hub_port}/webhooks/100ms",
+        "HMS_SIM_WEBHOOK_URL": f"http://127.0.0.1:{ports[0]}/webhooks/100ms",
         "HMS_SIM_SEED": str(scenario.seed),
         "ARCHIVE_DIR": str(run_dir / "archive"),
         "LOG_LEVEL": "WARNING",
     }
     target = Target(
-        hub_url=f"http://127.0.0.1:{hub_port}",
+        hub_url=f"http://127.0.0.1:{ports[0]}",
         sim_url="",
         secret=secret,
         api_key=api_key,
+        node_urls=[f"http://127.0.0.1:{port}" for port in ports],
         workdir=run_dir,
         profile=profile,
     )
@@ -139,40 +171,38 @@ def start_local(scenario: Scenario, run_dir: Path, profile: Path | None = None) 
         **hms,
         "HUB_SECRET": secret,
         "HUB_API_KEY": api_key,
-        "HUB_PRESENCE_GRACE_S": f"{scenario.hub.grace_s:g}",
+        "HUB_PRESENCE_GRACE_S": f"{setup.grace_s:g}",
     }
     try:
-        if scenario.hub.simulator == "standalone":
+        if setup.store == "redis":
+            target.redis = procs.start_redis()
+            hub_env["REDIS_URL"] = target.redis.url
+        if setup.simulator == "standalone":
             sim_port = procs.free_port()
             log = run_dir / "simulator.log"
-            argv = [
-                sys.executable,
-                "-m",
-                "server",
-                "simulate-100ms",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(sim_port),
-            ]
+            argv = procs.server_argv(sim_port, "simulate-100ms")
             target.sim_proc = procs.spawn_group(argv, {**_base_env(), **hms}, log)
             target.logs.append(log)
             target.sim_url = f"http://127.0.0.1:{sim_port}"
             _wait_ready(f"{target.sim_url}/_sim/health", target.sim_proc, log, "simulator")
             hub_env["HMS_API_BASE"] = f"{target.sim_url}/v2"
+            hub_env["HMS_RECORDING_PREFIX"] = "100ms"  # where the simulator writes (HMS_SIM_PREFIX)
         else:
             target.sim_url = f"{target.hub_url}/hms-sim"
-        hub_env.update(dict(scenario.hub.env))
-        log = run_dir / "hub.log"
-        command = ["-m", "server", "run", "--host", "127.0.0.1", "--port", str(hub_port)]
-        if profile is not None and profile.suffix == ".prof":  # deterministic: slows the hub 2-3x
-            command = ["-m", "cProfile", "-o", str(profile), *command]
-        elif profile is not None:  # sampled stacks (hub_profiler.py): a few percent
-            command = ["-m", "load_tests.run.hub_profiler", str(profile), *command[3:]]
-        argv = [sys.executable, *command]
-        target.hub_proc = procs.spawn_group(argv, hub_env, log)
-        target.logs.append(log)
-        _wait_ready(f"{target.hub_url}/readyz", target.hub_proc, log, "hub")
+        hub_env.update(dict(setup.env))
+        for index, port in enumerate(ports):
+            name = "hub" if setup.nodes == 1 else f"hub-{index + 1}"
+            log = run_dir / f"{name}.log"
+            command = procs.server_argv(port)[1:]
+            if index == 0 and profile is not None and profile.suffix == ".prof":  # slows it 2-3x
+                command = ["-m", "cProfile", "-o", str(profile), *command]
+            elif index == 0 and profile is not None:  # sampled stacks (hub_profiler.py): a few percent
+                command = ["-m", "load_tests.run.hub_profiler", str(profile), *command[3:]]
+            env = {**hub_env, "HUB_NODE_ID": name} if setup.nodes > 1 else hub_env
+            target.hub_procs.append(procs.spawn_group([sys.executable, *command], env, log))
+            target.logs.append(log)
+        for url, proc, log in zip(target.urls, target.hub_procs, target.logs[-setup.nodes :], strict=True):
+            _wait_ready(f"{url}/readyz", proc, log, "hub")
     except BaseException:
         target.stop()
         raise
@@ -192,9 +222,8 @@ def start_embedded(port: int, secret: str, workdir: Path, env: Mapping[str, str]
     )
     hub_env = {**_base_env(), "HUB_SECRET": secret, "ARCHIVE_DIR": str(workdir / "archive"), **env}
     log = workdir / "hub.log"
-    argv = [sys.executable, "-m", "server", "run", "--host", "127.0.0.1", "--port", str(port)]
     try:
-        target.hub_proc = procs.spawn_group(argv, hub_env, log)
+        target.hub_procs.append(procs.spawn_group(procs.server_argv(port), hub_env, log))
         target.logs.append(log)
         _wait_ready(f"{target.hub_url}/readyz", target.hub_proc, log, "hub")
     except BaseException:

@@ -11,6 +11,7 @@ a ramp longer than the exam) the line is found by looking for the key in the tex
     [faults]   recording_drop = 14, camera_loss = 20, webhook_duplicate = 0.05, ...
     [goals]    join_p99_ms = 3000, false_alerts = 0, ...
     [hub]      simulator = "embedded", grace_s = 20, env = {...}   (only when the tester starts the hub)
+               store = "redis", nodes = 2   (a cluster: N nodes on one redis-server and one simulator)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CHOICES = {
     ("", "protocol"): ("json", "msgpack", "mixed"),
     ("arrival", "curve"): ("all", "ramp", "waves"),
     ("hub", "simulator"): ("embedded", "standalone"),
+    ("hub", "store"): ("memory", "redis"),
 }
 LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("", "candidates"): (1, 100_000),
@@ -70,6 +72,7 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("faults", "webhook_duplicate"): (0, 1),
     ("faults", "webhook_delay"): (0, 1),
     ("goals", "recall"): (0, 1),
+    ("hub", "nodes"): (1, 16),
 }
 
 
@@ -198,6 +201,17 @@ def check_sense(s: Scenario, checker: _Checker | None = None) -> None:
         raise fail("faults", "camera_loss_s", f"a camera loss as long as the exam ({s.exam_s:g} s)")
     if s.churn.share and s.churn.away_s[1] >= s.exam_s:
         raise fail("churn", "away_s", f"away as long as the exam ({s.exam_s:g} s)")
+    if s.hub.nodes > 1 and s.hub.store != "redis":
+        raise fail("hub", "nodes", f'{s.hub.nodes} nodes share their state in Redis: set store = "redis"')
+    if s.hub.store == "redis" and s.hub.simulator != "standalone":
+        raise fail(
+            "hub", "simulator", 'nodes on Redis share one 100ms simulator: set simulator = "standalone"'
+        )
+    if s.faults.node_kill_at_s:
+        if s.hub.nodes < 2:
+            raise fail("faults", "node_kill_at_s", f"a node kill needs hub.nodes >= 2 (got {s.hub.nodes})")
+        if s.faults.node_kill_at_s >= s.exam_s:
+            raise fail("faults", "node_kill_at_s", f"after the exam ends ({s.exam_s:g} s)")
 
 
 def load(name_or_path: str) -> Scenario:

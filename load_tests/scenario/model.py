@@ -50,6 +50,7 @@ class Faults:
     webhook_delay_s: float = 3.0
     rest_429: int = 0  # the next N REST calls of the hub to 100ms
     rest_500: int = 0
+    node_kill_at_s: float = 0.0  # SIGKILL one hub node this long after t0 (0: none; needs hub.nodes >= 2)
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,18 @@ class Goals:
     missing_delay_s: float = 1200.0  # a dropped recording, from the drop to `recording.missing`
     false_alerts: int = 0
     unflagged_missing_recordings: int = 0
+    # a node kill (faults.node_kill_at_s): its candidates seated again, nobody else dropped
+    seats_lost: int = 0  # the dead node's candidates never seated again, or seated in another room
+    kill_recovery_s: float = 0.0  # kill -> its candidates re-assigned, every room watched (0: grace + 1)
+    bystanders_dropped: int = 0  # users of the live nodes whose socket the hub closed after the kill
 
 
 @dataclass(frozen=True)
 class HubSetup:
     simulator: str = "embedded"  # embedded | standalone
-    grace_s: float = 20.0
+    grace_s: float = 20.0  # HUB_PRESENCE_GRACE_S
+    store: str = "memory"  # memory | redis (a redis-server started for the run)
+    nodes: int = 1  # hub processes; more than one needs store = "redis"
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -103,6 +110,11 @@ class Scenario:
     @property
     def rooms_needed(self) -> int:
         return math.ceil(self.candidates / self.room_size) if self.candidates else 0
+
+    @property
+    def kill_recovery_goal_s(self) -> float:
+        """The goal for a node kill's recovery: the scenario's, or the hub's grace + 1 s."""
+        return self.goals.kill_recovery_s or self.hub.grace_s + 1.0
 
     @property
     def arrival_span_s(self) -> float:

@@ -66,6 +66,7 @@ class SimCandidate(SimUser):
         room = (message.get("data") or {}).get("room_id")
         if not isinstance(room, str):
             return
+        self.shared.records.assigns.append((self.user_id, now, room))
         moved = self.room_id is not None and room != self.room_id
         self.room_id = room
         if moved:
@@ -77,6 +78,10 @@ class SimCandidate(SimUser):
         self._keep("token.refresh", message, now)
         if self.media_pending and not self.finished:
             asyncio.get_running_loop().create_task(self.sync_media(False))
+
+    @property
+    def leaving(self) -> bool:
+        return self.finished or super().leaving
 
     # ---------------------------------------------------------------- media plane
 

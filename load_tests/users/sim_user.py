@@ -58,6 +58,10 @@ class Records:
     media_failures: list[dict[str, Any]] = field(default_factory=list)
     peers: list[dict[str, Any]] = field(default_factory=list)
     injected: list[dict[str, Any]] = field(default_factory=list)
+    # every socket that got its hello: (user, role, node index, hello at, closed at, code, closed by
+    # the user itself: finish, stop, network loss) and every room.assign a candidate got (user, t, room)
+    links: list[tuple[str, str, int, float, float, int, bool]] = field(default_factory=list)
+    assigns: list[tuple[str, float, str]] = field(default_factory=list)
     closes: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -73,11 +77,18 @@ class Records:
         self.errors[IDS.sub("<id>", text)[:160]] += 1
 
 
+DOWN_S = 5.0  # a node that refused a connection is left out of the rotation this long
+
+
 class Shared:
-    """Per worker: the target's URLs and credentials, the media plane pool, the records."""
+    """Per worker: the target's URLs and credentials, the media plane pool, the records; and the load
+    balancer in front of the hub's nodes: round robin per connection, a node that refuses one is
+    marked down for a while and the next is tried at once (a proxy's passive health check)."""
 
     def __init__(self, config: dict[str, Any], records: Records, tokens: TokenLog) -> None:
-        self.ws_url: str = config["ws_url"]
+        self.ws_urls: list[str] = list(config.get("ws_urls") or [config["ws_url"]])
+        self.down_until = [0.0] * len(self.ws_urls)
+        self._turn = int(config.get("seed", 0)) % len(self.ws_urls)
         self.event_id: str = config["event_id"]
         self.secret: str | None = config.get("secret")
         self.api_key: str | None = config.get("api_key")
@@ -112,6 +123,18 @@ class Shared:
             raise HttpError(f"session for {user_id}: {status} {str(answer)[:120]}")
         return str(answer["token"])
 
+    def pick(self) -> int:
+        """The next node in the rotation that is not marked down (any, if all are)."""
+        now = time.time()
+        for _ in range(len(self.ws_urls)):
+            node, self._turn = self._turn, (self._turn + 1) % len(self.ws_urls)
+            if self.down_until[node] <= now:
+                return node
+        return self._turn
+
+    def mark_down(self, node: int) -> None:
+        self.down_until[node] = time.time() + DOWN_S
+
     async def aclose(self) -> None:
         await self.media.aclose()
         await self.hub.aclose()
@@ -133,6 +156,8 @@ class SimUser:
         self.attempt = 0
         self.connections = 0
         self.auth_sent = 0.0
+        self.node = 0  # the node (index in Shared.ws_urls) of the current socket
+        self.hello_at = 0.0
         self._session: str | None = None
         self._hello: asyncio.Future[bool] | None = None  # True: hello came; False: closed first
         self._closed: asyncio.Future[int] | None = None
@@ -153,6 +178,7 @@ class SimUser:
         kind = message.get("type")
         if kind == "hello":
             self.ready = True
+            self.hello_at = now
             self.connected()
             if self._hello is not None and not self._hello.done():
                 self._hello.set_result(True)
@@ -184,7 +210,7 @@ class SimUser:
         try:
             if self._session is None:
                 self._session = await self.shared.session_token(self.user_id, self.role)
-            self.sock = await wire.connect(self.shared.ws_url, self, self.codec, CONNECT_TIMEOUT_S)
+            self.sock = await self._open()
             if not await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT_S):
                 raise ConnectionError("closed before hello")
         except (OSError, TimeoutError, ConnectionError, HttpError) as exc:
@@ -195,7 +221,28 @@ class SimUser:
             return wire.ABNORMAL
         self.connections += 1
         self.attempt = 0
-        return await self._closed
+        code = await self._closed
+        records.links.append(
+            (self.user_id, self.role, self.node, self.hello_at, time.time(), code, self.leaving)
+        )
+        return code
+
+    async def _open(self) -> wire.Socket:
+        """A socket through the load balancer: the next node in turn; one that refuses is marked down
+        and the next one tried (as a proxy retries the next upstream on a refused connect)."""
+        shared = self.shared
+        for _ in range(len(shared.ws_urls)):
+            self.node = shared.pick()
+            try:
+                return await wire.connect(shared.ws_urls[self.node], self, self.codec, CONNECT_TIMEOUT_S)
+            except ConnectionRefusedError:
+                shared.mark_down(self.node)
+        raise ConnectionRefusedError(f"all {len(shared.ws_urls)} hub nodes refused the connection")
+
+    @property
+    def leaving(self) -> bool:
+        """The user closes or lost its socket itself (stopped, finished, its network gone)."""
+        return self.stopped or self.offline_until > time.time()
 
     def connected(self) -> None:
         """Called on each `hello`, before the state sync that follows it is handled."""

@@ -142,6 +142,8 @@ class Swarm:
             "media_failures": r.media_failures,
             "peers": r.peers,
             "injected": r.injected,
+            "links": r.links,
+            "assigns": r.assigns,
             "closes": dict(r.closes),
             "errors": dict(r.errors),
             "counts": dict(r.counts),

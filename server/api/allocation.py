@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -10,6 +11,8 @@ from starlette.routing import Route
 
 from server.api.errors import ApiError
 from server.api.security import caller
+
+log = logging.getLogger("proctorhub.api.allocation")
 
 REBALANCE_TIMEOUT_S = 30.0
 
@@ -38,8 +41,9 @@ async def rebalance(request: Request) -> JSONResponse:
         await asyncio.wait_for(service.request(event_id), REBALANCE_TIMEOUT_S)
     except TimeoutError:
         raise ApiError(503, "busy", f"no allocation pass finished within {REBALANCE_TIMEOUT_S:g} s") from None
-    except Exception as exc:
-        raise ApiError(503, "allocation_failed", str(exc)) from None
+    except Exception:  # the cause (a store error, a bug) is for the log, not the caller
+        log.exception("rebalance of %s failed", event_id)
+        raise ApiError(503, "allocation_failed", "the allocation pass failed; try again") from None
     return JSONResponse(await service.allocation(event_id))
 
 

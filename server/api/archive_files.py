@@ -1,7 +1,8 @@
 """`GET /archive/{key}`: the local archive's files, for links signed by `LocalArchive.url`.
 
 Checked in this order: a safe key (no `..`, 400), a good unexpired signature (403), an existing
-file (404). FileResponse answers Range requests, so a player can seek.
+file (404). FileResponse answers Range requests, so a player can seek. Recordings and manifests are
+served inline with nosniff; anything else as an attachment under a sandboxing CSP (layout.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.responses import FileResponse
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.recording.archive.layout import content_type
+from server.recording.archive.layout import serving_headers
 from server.recording.archive.local import LocalArchive, signature_problem
 
 
@@ -36,7 +37,12 @@ async def archive_file(request: Request) -> FileResponse:
         raise ApiError(403, "forbidden", problem)
     if not path.is_file():
         raise ApiError(404, "not_found", f"no file at {key!r}")
-    return FileResponse(path, media_type=content_type(key), headers={"Cache-Control": "private, no-store"})
+    headers = serving_headers(key)
+    return FileResponse(
+        path,
+        media_type=headers.pop("Content-Type"),
+        headers={**headers, "Cache-Control": "private, no-store"},
+    )
 
 
 routes = [Route("/archive/{key:path}", archive_file, methods=["GET", "HEAD"])]

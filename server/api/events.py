@@ -59,6 +59,14 @@ async def _existing(store: Store, event_id: str) -> EventConfig:
     return config
 
 
+def _signable(request: Request, config: EventConfig) -> EventConfig:
+    """An event may name its own host-event URLs only if this hub can sign what it sends them."""
+    settings: Settings = request.app.state.settings
+    if config.events_url and not settings.events_secret:
+        raise ApiError(400, "invalid", "events_url: HUB_EVENTS_SECRET is not set on this hub")
+    return config
+
+
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -69,7 +77,7 @@ class Events(HTTPEndpoint):
 
     async def post(self, request: Request) -> JSONResponse:
         (await caller(request)).require_admin(None)
-        config = parse_event_create(await _body(request))
+        config = _signable(request, parse_event_create(await _body(request)))
         store = _store(request)
         if not await store.events.create_event(config):
             raise ApiError(409, "exists", f"event {config.event_id!r} already exists")
@@ -96,10 +104,14 @@ class Event(HTTPEndpoint):
 
     async def patch(self, request: Request) -> JSONResponse:
         event_id: str = request.path_params["event_id"]
-        (await caller(request)).require_admin(event_id)
+        who = await caller(request)
+        who.require_admin(event_id)
         store = _store(request)
         current = await _existing(store, event_id)
-        updated = parse_event_patch(current, await _body(request))
+        updated = _signable(request, parse_event_patch(current, await _body(request)))
+        if updated.events_url != current.events_url and not who.admins(None):
+            # where the hub sends POSTs is the operator's choice, not one event's admin's
+            raise ApiError(403, "forbidden", "only the API key or an admin of every event may set events_url")
         await store.events.save_event(updated)
         return JSONResponse(await event_json(store, updated))
 
@@ -114,6 +126,8 @@ class Sessions(HTTPEndpoint):
         await _existing(store, event_id)
         wanted = parse_session_request(await _body(request))
         settings: Settings = request.app.state.settings
+        if wanted.ttl_s > settings.jwt_max_ttl_s:
+            raise ApiError(400, "invalid", f"ttl_s: at most {settings.jwt_max_ttl_s:g} (HUB_JWT_MAX_TTL_S)")
         now = time.time()
         token = mint_session(
             settings.hub_secret,
@@ -123,6 +137,7 @@ class Sessions(HTTPEndpoint):
             now=now,
             ttl_s=wanted.ttl_s,
             name=wanted.name,
+            rules=settings.token_rules,
         )
         return JSONResponse({"token": token, "expires_at": int(now + wanted.ttl_s)}, status_code=201)
 

@@ -50,6 +50,7 @@ async def recordings(request: Request) -> JSONResponse:
             "event_id": event_id,
             "candidate_id": candidate_id,
             "segments": segments,
+            "refused": _refused(manifest),
             "manifest_key": manifest_key(prefix, event_id, candidate_id),
         }
     )
@@ -65,6 +66,19 @@ def _segments(manifest: dict[str, Any], event_id: str, candidate_id: str) -> lis
         except ValueError as exc:
             log.warning("manifest of %s/%s has a bad segment (%s): %r", event_id, candidate_id, exc, entry)
     return found
+
+
+REFUSED_FIELDS = ("peer_id", "room_id", "session_id", "recording_id", "reason", "error")
+
+
+def _refused(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """Recordings the archiver refused to read (their source was not one 100ms would send)."""
+    raw = manifest.get("refused")
+    return [
+        {name: str(entry.get(name, "")) for name in REFUSED_FIELDS}
+        for entry in (raw if isinstance(raw, list) else [])
+        if isinstance(entry, dict)
+    ]
 
 
 routes = [

@@ -13,15 +13,15 @@ application, allowed everything) or a host-app session JWT. Permissions:
 from __future__ import annotations
 
 import hmac
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 from starlette.requests import Request
 
 from server.api.errors import ApiError
-from server.auth import ALL_EVENTS, InvalidSession, Session, verify_session
+from server.auth import ALL_EVENTS, InvalidSession, Session
 from server.config import Settings
+from server.verifier import SessionVerifier
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -84,17 +84,26 @@ def _is_api_key(credential: str, api_key: str | None) -> bool:
     return hmac.compare_digest(credential.encode(), api_key.encode())
 
 
-def authenticate(credential: str, settings: Settings, *, now: float) -> Caller:
+async def authenticate(credential: str, settings: Settings, sessions: SessionVerifier) -> Caller:
     """The caller a credential proves, or ApiError 401 with the reason."""
     if _is_api_key(credential, settings.api_key):
         return Caller("api_key")
     try:
-        session = verify_session(credential, settings.hub_secret, now=now)
+        session = await sessions.verify(credential)
     except InvalidSession as exc:
         raise ApiError(401, "invalid_credentials", f"invalid credential: {exc}", headers=_CHALLENGE) from None
     return Caller("session", session)
 
 
 async def caller(request: Request) -> Caller:
-    settings: Settings = request.app.state.settings
-    return authenticate(_bearer(request), settings, now=time.time())
+    state = request.app.state
+    return await authenticate(_bearer(request), state.settings, state.sessions)
+
+
+def require_api_key(request: Request) -> None:
+    """Operators' endpoints (/metrics): the API key when one is set, nothing else (not a session)."""
+    api_key: str | None = request.app.state.settings.api_key
+    if api_key is None:
+        return
+    if not _is_api_key(_bearer(request), api_key):
+        raise ApiError(401, "invalid_credentials", "this endpoint needs the API key", headers=_CHALLENGE)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from server.api.allocation import event_id_of
 from server.api.errors import ApiError
 from server.api.security import caller
-from server.recording.monitor.report import report_csv, report_row, timeline_json
+from server.recording.monitor.report import report_csv, report_json, report_row, timeline_json
 from server.store.records import UserRecord
 
 
@@ -62,13 +62,7 @@ async def report(request: Request) -> Response:
     if fmt == "csv":
         headers = {"Content-Disposition": f'attachment; filename="report-{event_id}.csv"'}
         return Response(report_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
-    body = {
-        "event_id": event_id,
-        "generated_at": int(now * 1000),
-        "threshold_s": monitor.rules.threshold_s,
-        "candidates": rows,
-    }
-    return JSONResponse(body)
+    return JSONResponse(report_json(event_id, rows, now=now, threshold_s=monitor.rules.threshold_s))
 
 
 routes = [

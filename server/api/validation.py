@@ -14,6 +14,7 @@ from typing import Any
 
 from server.api.errors import ApiError
 from server.auth import ROLES, Role
+from server.config import http_urls
 from server.store.records import EventConfig
 
 _EVENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -87,6 +88,18 @@ def _datetime(field: str, value: object) -> str | None:
     return value
 
 
+def _events_url(field: str, value: object) -> str | None:
+    """null: HUB_EVENTS_URL; "": no host events for this event; else comma-separated http(s) URLs."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 2000:
+        raise invalid(field, "must be null or a string of comma-separated http(s) URLs")
+    try:
+        return ",".join(http_urls(value))
+    except ValueError as exc:
+        raise invalid(field, str(exc)) from None
+
+
 EVENT_FIELDS: dict[str, Check] = {
     "event_id": _event_id,
     "name": text(1, 200),
@@ -99,6 +112,7 @@ EVENT_FIELDS: dict[str, Check] = {
     "recording": _boolean,
     "starts_at": _datetime,
     "ends_at": _datetime,
+    "events_url": _events_url,
 }
 if set(EVENT_FIELDS) != {f.name for f in fields(EventConfig)}:  # a new EventConfig field needs a rule here
     raise RuntimeError("EVENT_FIELDS and EventConfig disagree")

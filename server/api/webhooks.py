@@ -87,7 +87,7 @@ class WebhookIntake:
         return JSONResponse({"status": "accepted"})
 
     def _allowed(self, request: Request) -> bool:
-        """The peer address as uvicorn reports it (X-Forwarded-For only from --forwarded-allow-ips)."""
+        """The client address: the peer, or behind a trusted proxy the hop it names (client_address.py)."""
         if request.client is None:
             return False
         try:

@@ -121,7 +121,7 @@ class HubEndpoint:
             hub.metrics.auth_failed("not_auth")
             raise NotAuthenticated("the first message must be auth")
         try:
-            return hub.verify(message.data["token"])
+            return await hub.verify(message.data["token"])
         except InvalidSession as exc:
             hub.metrics.auth_failed("invalid_token")
             raise NotAuthenticated(f"invalid session token: {exc}") from None

@@ -17,21 +17,34 @@ from server.auth import Session
 from server.errors import Answer, Forbidden
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
+from server.hubs.media_gate import GateCore, MediaGate
 from server.hubs.presence import PresenceService, status_message
 from server.hubs.stats import StatsPublisher
+from server.hubs.timers import TimerLoop
 from server.hubs.tokens import TokenKeeper
-from server.protocol import ClientMessage, Outbound
+from server.protocol import ClientMessage, Outbound, Tristate
 from server.store.presence import PresenceStore
 from server.store.records import FlagRecord
 from server.topics import admin_topic, user_topic, watch_topic
 
 HandlerFn = Callable[[Connection, ClientMessage], Awaitable[None]]
 MediaObserver = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
-"""Called with (event, candidate, media.status data, source) for every candidate report."""
-FlagObserver = Callable[[str, str], None]
-"""Called with (event, candidate) after a flag was stored."""
-Renew = Callable[[Connection, str], Session]
+"""Called with (event, candidate, media.status data, source) for every change a candidate reports."""
+ObservedObserver = Callable[[str, str, str, bool | None], Awaitable[None]]
+"""Called with (event, candidate, proctor, video) for every change of what a proctor's page sees
+(video None: it stopped watching the candidate)."""
+FlagObserver = Callable[[FlagRecord], None]
+"""Called with each flag after it was stored."""
+Renew = Callable[[Connection, str], Awaitable[Session]]
 """Check a newer session token for this socket and adopt it (raises `Answer` when refused)."""
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """The per-user gate of media reports (media_gate.py): a burst, then one per `refill_s`."""
+
+    burst: int = 20
+    refill_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,9 @@ class Handlers:
         stats: StatsPublisher,
         renew: Renew,
         clock: Callable[[], float],
+        timers: TimerLoop,
+        spawn: Callable[..., None],
+        media_limits: MediaLimits | None = None,
     ) -> None:
         self._users = users
         self._fanout = fanout
@@ -69,6 +85,15 @@ class Handlers:
         self._renew = renew
         self._clock = clock
         self.media_observers: list[MediaObserver] = []
+        self.observed_observers: list[ObservedObserver] = []
+        limits = media_limits or MediaLimits()
+
+        def gate(apply: Callable[[Any, Any], Awaitable[None]]) -> MediaGate[Any]:
+            core: GateCore[Any] = GateCore(burst=limits.burst, refill_s=limits.refill_s)
+            return MediaGate(core, apply, timers=timers, clock=clock, spawn=spawn)
+
+        self._status_gate = gate(self._media_changed)
+        self._observed_gate = gate(self._observed_changed)
         self.flag_observers: list[FlagObserver] = []
         self.table: dict[str, Handler] = {
             "auth": Handler(_ALL, self.on_auth),
@@ -76,6 +101,7 @@ class Handlers:
             "ping": Handler(_ALL, self.on_ping),
             "ack": Handler(_ALL, self.on_ack),
             "media.status": Handler(frozenset({"candidate", "proctor"}), self.on_media_status),
+            "media.observed": Handler(frozenset({"proctor"}), self.on_media_observed),
             "finish": Handler(frozenset({"candidate"}), self.on_finish),
             "flag": Handler(frozenset({"proctor"}), self.on_flag),
             "warn": Handler(frozenset({"proctor"}), self.on_warn),
@@ -86,7 +112,7 @@ class Handlers:
         raise Answer("already_authenticated", "this connection is authenticated; use auth.refresh")
 
     async def on_auth_refresh(self, conn: Connection, message: ClientMessage) -> None:
-        fresh = self._renew(conn, message.data["token"])
+        fresh = await self._renew(conn, message.data["token"])
         conn.send(Outbound("auth.ok", {"exp": int(fresh.exp)}, re=message.id))
 
     async def on_ping(self, conn: Connection, message: ClientMessage) -> None:
@@ -102,10 +128,30 @@ class Handlers:
         if session.role != "candidate":
             return  # a proctor's own media state is not tracked yet; accepted, nothing to do
         data = message.data
-        video = "on" if data["joined"] and data["video"] else "off"
-        await self._presence.video(session.event_id, session.user_id, video)
+        state = (data.get("room_id"), data.get("peer_id"), data["joined"], data["video"])
+        source = f"{conn.conn_id}:{message.id}"
+        await self._status_gate.offer((session.event_id, session.user_id), state, (data, source))
+
+    async def _media_changed(self, key: tuple[str, str], payload: tuple[dict[str, Any], str]) -> None:
+        (event_id, user_id), (data, source) = key, payload
+        video: Tristate = "on" if data["joined"] and data["video"] else "off"
+        await self._presence.video(event_id, user_id, video)
         for observer in self.media_observers:
-            await observer(session.event_id, session.user_id, data, f"{conn.conn_id}:{message.id}")
+            await observer(event_id, user_id, data, source)
+
+    async def on_media_observed(self, conn: Connection, message: ClientMessage) -> None:
+        """A proctor's page says whether it sees a candidate's video: a second witness (issue 12)."""
+        session = _session(conn)
+        candidate_id = message.data["candidate_id"]
+        await self._require_candidate(session.event_id, candidate_id)
+        video = message.data["video"]
+        key = (session.event_id, candidate_id, session.user_id)
+        await self._observed_gate.offer(key, video, video)
+
+    async def _observed_changed(self, key: tuple[str, str, str], video: bool | None) -> None:
+        event_id, candidate_id, proctor_id = key
+        for observer in self.observed_observers:
+            await observer(event_id, candidate_id, proctor_id, video)
 
     async def on_finish(self, conn: Connection, message: ClientMessage) -> None:
         session = _session(conn)
@@ -138,7 +184,7 @@ class Handlers:
         await self._fanout.publish(topic, Outbound("flag.added", shown))
         await self._fanout.publish(topic, status_message(record))
         for observer in self.flag_observers:
-            observer(session.event_id, flag.candidate_id)
+            observer(flag)
 
     async def on_warn(self, conn: Connection, message: ClientMessage) -> None:
         session = _session(conn)

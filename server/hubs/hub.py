@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.allocation.service import AllocationService, RoomFactory
-from server.auth import InvalidSession, Session, verify_session
+from server.auth import InvalidSession, Session
 from server.background import Background
 from server.config import Settings
 from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsumer
@@ -18,7 +18,7 @@ from server.hubs.admission import JoinGate
 from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
-from server.hubs.handlers import Handlers
+from server.hubs.handlers import Handlers, MediaLimits
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -30,6 +30,7 @@ from server.metrics import HubMetrics
 from server.protocol import Codec, Outbound
 from server.store.base import Store
 from server.topics import admin_topic, user_topic, watch_topic
+from server.verifier import SessionVerifier
 
 log = logging.getLogger("proctorhub.hubs.hub")
 
@@ -42,8 +43,10 @@ class Hub:
         room_factory: RoomFactory,
         metrics: HubMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        verifier: SessionVerifier | None = None,
     ) -> None:
         self.settings = settings
+        self.verifier = verifier or SessionVerifier(settings, clock=clock)
         self.store = store
         self.metrics = metrics = metrics or HubMetrics()
         self.clock = clock
@@ -90,6 +93,9 @@ class Hub:
             stats=self.stats,
             renew=self.renew_session,
             clock=clock,
+            timers=self.timers,
+            spawn=self.spawn,
+            media_limits=MediaLimits(settings.media_burst, settings.media_refill_s),
         )
         self.join_gate = JoinGate(
             settings.join_concurrency, settings.join_deadline_s, metrics.joins_refused.inc
@@ -237,15 +243,15 @@ class Hub:
             self.timers.call_at(exp, expire),
         ]
 
-    def verify(self, token: object) -> Session:
+    async def verify(self, token: object) -> Session:
         """The session a host-app token proves; `InvalidSession` says why not."""
-        return verify_session(token, self.settings.hub_secret, now=self.clock())
+        return await self.verifier.verify(token)
 
-    def renew_session(self, conn: Connection, token: str) -> Session:
+    async def renew_session(self, conn: Connection, token: str) -> Session:
         """`auth.refresh`: a newer token for the same sub, event and role replaces the socket's session."""
         current = conn.session
         try:
-            fresh = self.verify(token)
+            fresh = await self.verify(token)
         except InvalidSession as exc:
             raise Answer("invalid_token", str(exc)) from None
         if current is None or (fresh.user_id, fresh.event_id, fresh.role) != (

@@ -125,7 +125,7 @@ class PresenceService:
         """
         now = self._clock()
         settings = self._settings
-        registered = await self._store.node_alive(settings.node_id, until=now + settings.node_ttl_s)
+        registered = await self._store.node_alive(settings.node_id, now=now, until=now + settings.node_ttl_s)
         if not registered:
             live = [c for c in connections if c.session is not None]
             if live:

@@ -320,8 +320,9 @@ class LtiTool:
             event_id=event_id,
             role="candidate",
             now=now,
-            ttl_s=self._settings.lti_session_ttl_s,
+            ttl_s=min(self._settings.lti_session_ttl_s, self._settings.jwt_max_ttl_s),
             name=display_name(launch.identity),
+            rules=self._settings.token_rules,  # the aud and iss an operator requires of every session
         )
         page = self._launch_page.read_text().replace(
             SESSION_META, f'<meta name="ph-session" content="{html.escape(token)}">'
@@ -364,7 +365,12 @@ class LtiTool:
         try:
             if scheme.lower() != "bearer":
                 raise InvalidSession("expected 'Authorization: Bearer <session>'")
-            session = verify_session(credential.strip(), self._settings.hub_secret, now=time.time())
+            session = verify_session(
+                credential.strip(),
+                self._settings.hub_secret,
+                now=time.time(),
+                rules=self._settings.token_rules,
+            )
         except InvalidSession as exc:
             raise ApiError(
                 401, "unauthenticated", f"invalid session: {exc}", headers={"WWW-Authenticate": "Bearer"}

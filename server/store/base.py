@@ -10,6 +10,7 @@
     store.timelines    TimelineStore    the recording monitor's signals       (timelines.py)
     store.lti          LtiStore         LTI platforms, logins, attempts       (lti.py)
     store.pubsub       PubSub           messages between nodes                (pubsub.py)
+    store.outbox       Outbox           events to the host app, to deliver    (outbox.py)
 
 Two backends compose them: `memory/` (one process, the embedded default) and `redis/` (any number of
 nodes). Both pass one contract suite (tests/hub/test_store_contract.py). A consumer takes the concept
@@ -26,6 +27,7 @@ from server.store.dedupe import DedupeStore
 from server.store.events import EventStore
 from server.store.locks import LockStore
 from server.store.lti import LtiStore
+from server.store.outbox import Outbox
 from server.store.presence import PresenceStore
 from server.store.pubsub import PubSub
 from server.store.timelines import TimelineStore
@@ -44,6 +46,7 @@ class Store(Protocol):
     timelines: TimelineStore
     lti: LtiStore
     pubsub: PubSub
+    outbox: Outbox
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -35,11 +35,16 @@ class PresenceStore(Protocol):
     async def set_status(self, event_id: str, user_id: str, changes: dict[str, Any]) -> Transition | None:
         """Set some of `video`, `recording`, `open_alerts`; `changed` says whether any differed."""
 
-    async def node_alive(self, node_id: str, *, until: float) -> bool:
-        """Push this node's deadline; False if it was not registered (new, or reaped while it stalled)."""
+    async def node_alive(self, node_id: str, *, now: float, until: float) -> bool:
+        """Push this node's deadline (renewed `now`); False if it was not registered (new, or reaped
+        while it stalled)."""
 
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
-        """Claim nodes whose deadline passed and drop their sockets; users who went `reconnecting`."""
+        """Claim nodes whose deadline passed and drop their sockets; users who went `reconnecting`.
+
+        A dead node's users left when it died, not when it was found dead: each one's `since` is the
+        node's last renewal, or the later moment its last other socket dropped (it had reconnected to
+        another node and left that one too, while the dead node's socket still counted)."""
 
     async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
         """A node that stops drops all its sockets in one step (and leaves the registry); the users who

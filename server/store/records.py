@@ -37,6 +37,8 @@ class EventConfig(Record):
     recording: bool = True
     starts_at: str | None = None
     ends_at: str | None = None
+    events_url: str | None = None
+    """Where this event's host events go (comma-separated URLs; "" for nowhere); None: HUB_EVENTS_URL."""
 
 
 @dataclass(frozen=True, slots=True)

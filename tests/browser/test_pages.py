@@ -212,3 +212,24 @@ async def test_pages_carry_a_csp_without_unsafe_inline_and_load_the_vendored_sdk
     # The 100ms Web SDK, vendored from npm and bundled by web/vendor.mjs, loads as a module under the CSP.
     kind = await page.evaluate("import('/vendor/hms-video-store.js').then((m) => typeof m.HMSReactiveStore)")
     assert kind == "function"
+
+
+async def test_every_page_takes_its_token_out_of_the_address_bar(hub: HubProcess, pages: Pages) -> None:
+    """Once read, the token is gone from the URL (and so from history, a shared screen, a copied link);
+    the page's other fragment parameters stay, and a reload still signs in (this tab kept the token)."""
+    event = await new_event(hub, "address-bar")
+    for page_name, role in (("candidate", "candidate"), ("proctor", "proctor"), ("admin", "admin")):
+        url = page_url(hub, page_name, event, f"{role}-bar", role)  # type: ignore[arg-type]
+        page = await pages.open(url, label=page_name)
+        await expect(page.locator("#conn")).to_have_text("Connected")
+        href, hash_ = await page.evaluate("[location.href, location.hash]")
+        assert "token" not in href and hash_ == "", (page_name, href)
+        await page.reload()
+        await expect(page.locator("#conn")).to_have_text("Connected")
+    review = await pages.open(
+        f"{page_url(hub, 'review', event, 'admin-review', 'admin')}&event={event}",
+        label="review",
+    )
+    await expect(review.locator("#conn")).to_have_text("Connected")
+    assert await review.evaluate("location.hash") == f"#event={event}"
+    assert "token" not in await review.evaluate("location.href")

@@ -90,7 +90,8 @@ async def test_s3_sources_are_downloaded_when_s3_is_configured(
     client = s3_server.client()
     client.put_object(Bucket=bucket, Key="100ms/x.mp4", Body=BODY)
     client.close()
-    archive = LocalArchive(settings(archive_dir=str(tmp_path), s3_endpoint_url=s3_server.endpoint_url))
+    config = settings(archive_dir=str(tmp_path), s3_endpoint_url=s3_server.endpoint_url)
+    archive = LocalArchive(replace(config, hms_recording_bucket=bucket))
     try:
         segment = await archive.store_segment(source(source_path=f"s3://{bucket}/100ms/x.mp4"))
         assert (tmp_path / segment.key).read_bytes() == BODY
@@ -106,7 +107,8 @@ async def test_without_s3_an_s3_source_needs_its_presigned_url(
     client.put_object(Bucket=bucket, Key="100ms/x.mp4", Body=BODY)
     presigned = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "100ms/x.mp4"})
     client.close()
-    archive = LocalArchive(settings(archive_dir=str(tmp_path)))
+    config = settings(archive_dir=str(tmp_path), s3_endpoint_url=s3_server.endpoint_url)
+    archive = LocalArchive(replace(config, hms_recording_bucket=bucket))
     try:
         src = source(source_path=f"s3://{bucket}/100ms/x.mp4")
         with pytest.raises(ArchiveError, match="S3 is not configured"):

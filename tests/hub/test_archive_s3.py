@@ -12,7 +12,7 @@ import pytest
 
 from server.hms.simulator import S3Target
 from server.hms.simulator.recorder import fake_mp4
-from server.recording.archive.contract import ArchiveError, Segment
+from server.recording.archive.contract import ArchiveError, Segment, SourceRefused
 from server.recording.archive.factory import build_archive
 from server.recording.archive.s3 import IDENTITY, S3Archive
 from tests.archive_support import settings, source
@@ -119,7 +119,15 @@ async def test_a_source_only_reachable_by_its_presigned_url_is_streamed(
     presigned = client.generate_presigned_url("get_object", Params={"Bucket": elsewhere, "Key": SIM_KEY})
     client.close()
     src = source(source_path=f"s3://no-such-bucket-here/{SIM_KEY}", presigned_url=presigned)
-    segment = await archive.store_segment(src)
+    with pytest.raises(SourceRefused, match="not the recording bucket"):  # neither is 100ms's bucket
+        await archive.store_segment(src)
+    # 100ms uploads to `elsewhere`, which this client reads only through the presigned URL
+    config = settings(s3_bucket=archive.bucket, s3_endpoint_url=s3_server.endpoint_url)
+    reader = S3Archive(replace(config, hms_recording_bucket=elsewhere))
+    try:
+        segment = await reader.store_segment(src)
+    finally:
+        await reader.aclose()
     assert await download(await archive.url(segment.key)) == BODY
     assert head(s3_server, archive.bucket, segment.key)["ContentType"] == "video/mp4"
 
@@ -139,7 +147,7 @@ async def test_failures_raise_archive_error_with_the_key(archive: S3Archive, tmp
     assert missing.value.key.endswith("_stream.mp4") and "no-such-bucket-here" in str(missing.value)
     outside = tmp_path.parent / "outside.mp4"
     outside.write_bytes(b"not a recording")
-    with pytest.raises(ArchiveError, match="outside ARCHIVE_DIR"):
+    with pytest.raises(SourceRefused, match=r"outside .*ARCHIVE_DIR/HMS_RECORDING_PREFIX"):
         await archive.store_segment(source(source_path=outside.as_uri()))
     with pytest.raises(ArchiveError, match="presigned URL"):
         await archive.store_segment(source(source_path="https://example.invalid/x.mp4"))

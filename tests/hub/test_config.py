@@ -68,6 +68,7 @@ def test_values_are_parsed() -> None:
             "HUB_SECRET": SECRET,
             "HUB_API_KEY": "api-key-0123456789",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "HMS_SIMULATOR": "embedded",
             "LOG_LEVEL": " debug ",
             "HUB_PRESENCE_GRACE_S": "2.5",
             "HUB_MAX_MESSAGE_BYTES": "2048",
@@ -105,6 +106,13 @@ def test_integer_settings_refuse_fractions(name: str) -> None:
     assert "integer" in refused({name: "4096.5"})
 
 
+def test_the_signal_budget_must_leave_room_to_fold() -> None:
+    message = refused({"RECORDING_SIGNAL_BUDGET": "64", "RECORDING_SIGNAL_KEEP": "64"})
+    assert "'RECORDING_SIGNAL_KEEP'" in message and "RECORDING_SIGNAL_BUDGET" in message
+    settings = load_settings({"RECORDING_SIGNAL_BUDGET": "100", "RECORDING_SIGNAL_KEEP": "10"})
+    assert (settings.signal_budget, settings.signal_keep) == (100, 10)
+
+
 @pytest.mark.parametrize("raw", ["verbose", "TRACE", "10"])
 def test_bad_log_level(raw: str) -> None:
     assert "'LOG_LEVEL'" in refused({"LOG_LEVEL": raw})
@@ -112,7 +120,8 @@ def test_bad_log_level(raw: str) -> None:
 
 @pytest.mark.parametrize("url", ["redis://localhost:6379", "rediss://cache:6380/1", "unix:///tmp/redis.sock"])
 def test_redis_url_schemes(url: str) -> None:
-    assert load_settings({"HUB_SECRET": SECRET, "REDIS_URL": url}).redis_url == url
+    env = {"HUB_SECRET": SECRET, "REDIS_URL": url, "HMS_SIMULATOR": "embedded"}
+    assert load_settings(env).redis_url == url
 
 
 @pytest.mark.parametrize("url", ["http://localhost:6379", "localhost:6379", "memcached://x", "REDIS://x"])
@@ -210,3 +219,53 @@ def test_webhook_allow_list_relays_and_workers() -> None:
     own = refused({"HMS_ROOM_PREFIX": "prod", "HMS_WEBHOOK_RELAY": "prod=https://x"})
     assert "'HMS_WEBHOOK_RELAY'" in own and "'prod'" in own
     assert "'HMS_WEBHOOK_WORKERS'" in refused({"HMS_WEBHOOK_WORKERS": "-1"})
+
+
+def test_session_token_and_proxy_settings() -> None:
+    defaults = load_settings({})
+    assert (defaults.jwt_audience, defaults.jwt_issuer, defaults.jwks_url) == (None, None, None)
+    assert defaults.jwt_max_ttl_s == 86_400 and defaults.trusted_proxies == ()
+    settings = load_settings(
+        {
+            "HUB_JWT_AUDIENCE": "proctorhub",
+            "HUB_JWT_ISSUER": "https://exam.example",
+            "HUB_JWT_MAX_TTL_S": "7200",
+            "HUB_JWKS_URL": "https://exam.example/.well-known/jwks.json",
+            "HUB_TRUSTED_PROXIES": "10.0.0.7, 172.16.0.0/12, ::1",
+        }
+    )
+    assert settings.token_rules.audience == "proctorhub" and settings.token_rules.max_ttl_s == 7200
+    assert settings.trusted_proxies == ("10.0.0.7/32", "172.16.0.0/12", "::1/128")
+    assert "'HUB_TRUSTED_PROXIES'" in refused({"HUB_TRUSTED_PROXIES": "*"})
+    assert "'HUB_TRUSTED_PROXIES'" in refused({"HUB_TRUSTED_PROXIES": "proxy.internal"})
+    assert "'HUB_JWKS_URL'" in refused({"HUB_JWKS_URL": "ftp://exam.example/keys"})
+
+
+GOOD_EVENTS_SECRET = "whsec_" + "A" * 43 + "="  # base64 of 32 bytes
+
+
+def test_host_events_need_a_standard_webhooks_secret() -> None:
+    assert refused({"HUB_EVENTS_URL": "https://exams.example/hooks"}) == (
+        "Config 'HUB_EVENTS_SECRET' is required when HUB_EVENTS_URL is set."
+    )
+    assert "must start with whsec_" in refused({"HUB_EVENTS_SECRET": "A" * 44})
+    assert "standard base64" in refused({"HUB_EVENTS_SECRET": "whsec_***"})
+    assert "24 to 64 bytes, got 3" in refused({"HUB_EVENTS_SECRET": "whsec_YWJj"})
+    for message in (refused({"HUB_EVENTS_SECRET": "whsec_YWJj"}), refused({"HUB_EVENTS_SECRET": "x"})):
+        assert message.startswith("Config 'HUB_EVENTS_SECRET' ")
+        assert "YWJj" not in message  # a secret is never echoed
+
+
+def test_host_event_urls_are_listed_and_checked() -> None:
+    settings = load_settings(
+        {
+            "HUB_EVENTS_URL": " https://a.example/hooks/ ,http://127.0.0.1:9000/h",
+            "HUB_EVENTS_SECRET": GOOD_EVENTS_SECRET,
+        }
+    )
+    assert settings.events_urls == ("https://a.example/hooks/", "http://127.0.0.1:9000/h")
+    assert settings.events_secret == GOOD_EVENTS_SECRET
+    assert load_settings({}).events_urls == ()
+    for bad in ("ftp://a.example", "https://", "https://a.example/x y", "https://a/x,https://a/x"):
+        message = refused({"HUB_EVENTS_URL": bad, "HUB_EVENTS_SECRET": GOOD_EVENTS_SECRET})
+        assert message.startswith("Config 'HUB_EVENTS_URL' "), message

@@ -7,7 +7,6 @@ import json
 import random
 import re
 
-import httpx
 import msgpack
 from websockets.exceptions import ConnectionClosed
 
@@ -106,7 +105,7 @@ async def test_random_frames_do_not_hurt_the_hub(hub_factory) -> None:
     assert (await bystander.expect("pong"))["re"] == ping
     _, hello = await login(hub.ws, token(SECRET, "after-fuzz", "candidate", "fuzz"), MSGPACK)
     assert hello["data"]["user_id"] == "after-fuzz"
-    metrics = httpx.get(f"{hub.http}/metrics").text
+    metrics = hub.metrics_text()
     errors = re.search(r"^proctorhub_handler_errors_total (\S+)$", metrics, re.M)
     assert errors is not None and float(errors.group(1)) == 0.0
     assert "Traceback" not in hub.log()

@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.client import login, open_client, token
-from tests.conftest import SECRET, create_event
+from tests.conftest import API_KEY, SECRET, create_event
 from tests.servers import HubProcess
 
 
@@ -26,14 +26,14 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     ready = httpx.get(f"{shared_hub.http}/readyz")
     assert ready.status_code == 200 and ready.json()["store"] == "memory"
     create_event(shared_hub, "metrics")
-    before = httpx.get(f"{shared_hub.http}/metrics").text
+    before = shared_hub.metrics_text()
     client, _ = await login(shared_hub.ws, token(SECRET, "m1", event="metrics"))
     await client.send("ping")
     await client.expect("pong")
     refused = await open_client(shared_hub.ws)
     await refused.send("auth", {"token": "garbage"})
     assert await refused.closed_with() == 4401
-    after = httpx.get(f"{shared_hub.http}/metrics").text
+    after = shared_hub.metrics_text()
     online = '{role="candidate"}'
     assert (
         metric(after, "proctorhub_connections", online)
@@ -51,3 +51,17 @@ async def test_health_and_metrics_follow_the_hub(shared_hub: HubProcess) -> None
     assert metric(after, "proctorhub_joins_waiting") == 0  # the join gate: nobody left in line
     assert metric(after, "proctorhub_joins_refused_total") == 0
     assert metric(after, "proctorhub_tokens_minted_total") >= 1
+
+
+def test_metrics_needs_the_api_key(shared_hub: HubProcess) -> None:
+    """/metrics tells who is online: with HUB_API_KEY set, only the key may read it (a session may not)."""
+    url = f"{shared_hub.http}/metrics"
+    missing = httpx.get(url)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["error"]["code"] == "unauthenticated"
+    admin = token(SECRET, "metrics-admin", "admin", "*")
+    for credential in ("not-the-key", admin):
+        refused = httpx.get(url, headers={"Authorization": f"Bearer {credential}"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_credentials"
+    allowed = httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert allowed.status_code == 200 and "proctorhub_connections" in allowed.text

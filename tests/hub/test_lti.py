@@ -467,7 +467,7 @@ async def test_a_pending_call_survives_a_restart_on_redis(
     hub_factory: HubFactory, redis_server: RedisServer
 ) -> None:
     await flush(redis_server.url)
-    settings = {"REDIS_URL": redis_server.url, "LTI_ACS_RETRY_S": "1"}
+    settings = {"REDIS_URL": redis_server.url, "HMS_SIMULATOR": "embedded", "LTI_ACS_RETRY_S": "1"}
     first = hub_factory(**settings)
     platform = Platform()
     async with serve(platform.app) as base, httpx.AsyncClient(base_url=first.http, timeout=10) as browser:

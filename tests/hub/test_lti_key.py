@@ -63,13 +63,14 @@ async def test_nodes_on_redis_share_one_generated_key_across_restarts(
     hub_factory: HubFactory, redis_server: RedisServer
 ) -> None:
     await flush(redis_server.url)
-    first = hub_factory(REDIS_URL=redis_server.url)
-    second = hub_factory(REDIS_URL=redis_server.url)
+    on_redis = {"REDIS_URL": redis_server.url, "HMS_SIMULATOR": "embedded"}
+    first = hub_factory(**on_redis)
+    second = hub_factory(**on_redis)
     published = jwks(first.http)
     assert len(published) == 1
     assert jwks(second.http) == published
     first.stop()
-    assert jwks(hub_factory(REDIS_URL=redis_server.url).http) == published
+    assert jwks(hub_factory(**on_redis).http) == published
 
 
 def test_the_embedded_hub_generates_its_own_key(hub_factory: HubFactory) -> None:

@@ -37,7 +37,7 @@ async def snapshot(http: httpx.AsyncClient, event: str, ids: list[str]) -> dict[
 async def samples(http: httpx.AsyncClient) -> dict[str, float]:
     """The hub's /metrics: sample (with its labels) -> value."""
     out = {}
-    for line in (await http.get("/metrics")).text.splitlines():
+    for line in (await http.get("/metrics", headers=AUTH)).text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from server.store.allocation import KEEP
 from server.store.base import Store
 from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
 from server.store.memory import MemoryStore
+from server.store.outbox import Attempt, Delivery
 from server.store.records import (
     ConnRef,
     EventConfig,
@@ -253,6 +255,16 @@ async def test_signals_are_kept_once_each(store: Store) -> None:
     assert await store.timelines.get_signals(EV, "c2") == []
 
 
+async def test_a_fold_replaces_the_signals_it_folds_in_one_step(store: Store) -> None:
+    await store.timelines.add_signals(EV, "c1", [b"t1", b"t2", b"t3"])
+    await store.timelines.add_signals(EV, "c2", [b"t1"])
+    await store.timelines.replace_signals(EV, "c1", [b"t1", b"t2", b"gone already"], [b"fold"])
+    assert sorted(await store.timelines.get_signals(EV, "c1")) == [b"fold", b"t3"]
+    assert await store.timelines.get_signals(EV, "c2") == [b"t1"]  # another candidate's stay
+    await store.timelines.replace_signals(EV, "c1", [b"fold"], [])
+    assert await store.timelines.get_signals(EV, "c1") == [b"t3"]
+
+
 async def test_alerts_are_kept_per_candidate_and_indexed_per_event(store: Store) -> None:
     await store.timelines.put_alerts(EV, "c1", {"x": b"1"})
     await store.timelines.put_alerts(EV, "c1", {"x": b"2", "y": b"3"})
@@ -316,8 +328,8 @@ async def test_once_within_ttl(store: Store) -> None:
 
 
 async def test_reap_dead_node(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
-    await store.presence.node_alive("n2", until=200.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
+    await store.presence.node_alive("n2", now=190.0, until=200.0)
     await online(store, "dead", conn="c1", node="n1")
     await online(store, "live", conn="c2", node="n2")
     await online(store, "both", conn="c3", node="n1")
@@ -325,7 +337,7 @@ async def test_reap_dead_node(store: Store) -> None:
     assert await store.presence.reap_dead_nodes(now=99.0, grace_s=GRACE) == []
     moved = await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE)
     assert [(r.user_id, r.presence, r.since, r.connections) for r in moved] == [
-        ("dead", "reconnecting", 150.0, 0)
+        ("dead", "reconnecting", 90.0, 0)  # it left when n1 last renewed, not when n1 was found dead
     ]
     assert await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE) == []
     live, both = await store.presence.get_user(EV, "live"), await store.presence.get_user(EV, "both")
@@ -334,8 +346,20 @@ async def test_reap_dead_node(store: Store) -> None:
     assert [r.user_id for r in await store.presence.expire_graces(150.0 + GRACE)] == ["dead"]
 
 
+async def test_a_dead_nodes_user_who_left_its_other_node_too_is_dated_at_that_later_drop(
+    store: Store,
+) -> None:
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
+    await online(store, "u1", conn="c1", node="n1")
+    await online(store, "u1", conn="c2", node="n2", now=95.0)  # back through the other node
+    gone = await store.presence.disconnect(ref("u1", "c2", "n2"), now=120.0, grace_s=GRACE)
+    assert gone is not None and not gone.changed  # n1's dead socket still counts until n1 is reaped
+    moved = await store.presence.reap_dead_nodes(now=150.0, grace_s=GRACE)
+    assert [(r.user_id, r.presence, r.since) for r in moved] == [("u1", "reconnecting", 120.0)]
+
+
 async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
-    await store.presence.node_alive("n1", until=10.0)
+    await store.presence.node_alive("n1", now=0.0, until=10.0)
     await online(store, "u1", conn="c1", node="n1")
     await online(store, "u1", conn="c2", node="n1")
     moved = await store.presence.reap_dead_nodes(now=20.0, grace_s=GRACE)
@@ -343,15 +367,15 @@ async def test_two_tabs_on_dead_node_move_once(store: Store) -> None:
 
 
 async def test_node_alive_extends_deadline(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
     await online(store, "u1")
-    await store.presence.node_alive("n1", until=300.0)
+    await store.presence.node_alive("n1", now=290.0, until=300.0)
     assert await store.presence.reap_dead_nodes(now=200.0, grace_s=GRACE) == []
     assert [r.user_id for r in await store.presence.reap_dead_nodes(now=300.0, grace_s=GRACE)] == ["u1"]
 
 
 async def test_a_stopping_node_hands_back_its_sockets_at_once_and_is_never_reaped(store: Store) -> None:
-    await store.presence.node_alive("n1", until=100.0)
+    await store.presence.node_alive("n1", now=90.0, until=100.0)
     await online(store, "u1", conn="n1/1", node="n1")
     await online(store, "u2", conn="n1/2", node="n1")
     await online(store, "u2", conn="n2/1", node="n2")  # a tab on another node keeps u2 online
@@ -421,11 +445,11 @@ async def test_concurrent_reap_returns_each_user_once(redis_url: str) -> None:
     try:
         users = []
         for n in range(12):
-            await stores[0].presence.node_alive(f"n{n}", until=10.0)
+            await stores[0].presence.node_alive(f"n{n}", now=0.0, until=10.0)
             for i in range(4):
                 users.append(f"u{n}-{i}")
                 await online(stores[0], users[-1], conn=f"c{n}-{i}", node=f"n{n}")
-        await stores[0].presence.node_alive("live", until=1000.0)
+        await stores[0].presence.node_alive("live", now=990.0, until=1000.0)
         await online(stores[0], "keeper", conn="ck", node="live")
         results = await asyncio.gather(
             *(s.presence.reap_dead_nodes(now=20.0, grace_s=GRACE) for s in stores * 2)
@@ -575,7 +599,7 @@ async def _apply(store: Store, op: tuple, now: float) -> object:
         case ("expire",):
             return sorted(await store.presence.expire_graces(now), key=lambda r: r.user_id)
         case ("alive", node, ahead):
-            return await store.presence.node_alive(node, until=now + ahead)
+            return await store.presence.node_alive(node, now=now, until=now + ahead)
         case ("reap",):
             return sorted(
                 await store.presence.reap_dead_nodes(now=now, grace_s=GRACE), key=lambda r: r.user_id
@@ -606,10 +630,10 @@ def test_stores_agree_on_random_histories(redis_server: RedisServer, ops: list[t
 
 
 async def test_node_alive_tells_a_reaped_node_it_was_dropped(store: Store) -> None:
-    assert await store.presence.node_alive("n1", until=100.0) is False  # first registration
-    assert await store.presence.node_alive("n1", until=200.0) is True
+    assert await store.presence.node_alive("n1", now=90.0, until=100.0) is False  # first registration
+    assert await store.presence.node_alive("n1", now=190.0, until=200.0) is True
     await store.presence.reap_dead_nodes(now=250.0, grace_s=GRACE)
-    assert await store.presence.node_alive("n1", until=400.0) is False  # it stalled and was reaped
+    assert await store.presence.node_alive("n1", now=390.0, until=400.0) is False  # it stalled and was reaped
 
 
 # rooms, tokens, counters
@@ -929,3 +953,145 @@ async def test_lti_acs_calls_are_kept_per_candidate_and_replaced_by_id(store: St
     assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3", "a1"]
     await store.lti.save_acs_call(AcsCall(**{**first.to_dict(), "state": "failed"}))
     assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3"]
+
+
+# the outbox of events to the host app
+
+
+def delivery(n: int, *, at: float = 10.0, created: float | None = None) -> Delivery:
+    created = float(n) if created is None else created
+    return Delivery(
+        delivery_id=f"dlv_{n}",
+        message_id=f"msg_{n}",
+        event_id=EV,
+        type="flag.added",
+        url=f"http://127.0.0.1:9/{n}",
+        body=f'{{"n": {n}, "text": "é"}}',
+        created_at=created,
+        next_at=at,
+        window_from=created,
+    )
+
+
+async def test_outbox_round_trips_every_field_and_lists_newest_first(store: Store) -> None:
+    full = replace(
+        delivery(1),
+        attempts=3,
+        last_at=12.25,
+        last_status=503,
+        last_answer="HTTP 503",
+        state="pending",
+    )
+    assert await store.outbox.add([full, delivery(2), delivery(3)]) == 3
+    assert await store.outbox.add([]) == 0
+    assert await store.outbox.add([delivery(1), delivery(4)]) == 1  # dlv_1 again: left as it was
+    assert await store.outbox.get("dlv_1") == full
+    assert await store.outbox.get("dlv_9") is None
+    assert [d.delivery_id for d in await store.outbox.list()] == ["dlv_4", "dlv_3", "dlv_2", "dlv_1"]
+    assert [d.delivery_id for d in await store.outbox.list(limit=2)] == ["dlv_4", "dlv_3"]
+    assert await store.outbox.list(state="dead") == []
+    assert await store.outbox.counts() == {"pending": 4, "delivered": 0, "dead": 0}
+
+
+async def test_outbox_claims_each_due_delivery_once_earliest_first(store: Store) -> None:
+    await store.outbox.add([delivery(1, at=30.0), delivery(2, at=10.0), delivery(3, at=20.0)])
+    assert await store.outbox.claim("a", now=5.0, lease_s=60, limit=10) == []  # nothing due yet
+    first = await store.outbox.claim("a", now=25.0, lease_s=60, limit=1)
+    second = await store.outbox.claim("b", now=25.0, lease_s=60, limit=10)
+    assert [d.delivery_id for d in first + second] == ["dlv_2", "dlv_3"]
+    assert first[0].claim and second[0].claim and first[0].claim != second[0].claim
+    assert first[0].claimed_until == 85.0
+    assert await store.outbox.claim("c", now=30.0, lease_s=60, limit=10) == [
+        replace(delivery(1, at=30.0), claim=(await store.outbox.get("dlv_1")).claim, claimed_until=90.0)
+    ]
+    assert await store.outbox.claim("c", now=80.0, lease_s=60, limit=10) == []  # every lease holds
+
+
+async def test_outbox_lease_ends_and_the_late_sender_is_ignored(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (dead_sender,) = await store.outbox.claim("crashed", now=10.0, lease_s=30, limit=10)
+    assert await store.outbox.claim("b", now=39.0, lease_s=30, limit=10) == []
+    (taken,) = await store.outbox.claim("b", now=40.0, lease_s=30, limit=10)  # the lease ran out
+    assert taken.claim != dead_sender.claim
+    assert dead_sender.claim and taken.claim
+    late = Attempt(at=41.0, delivered=True, answer="HTTP 200", status=200)
+    assert not await store.outbox.settle("dlv_1", dead_sender.claim, late)
+    assert (await store.outbox.get("dlv_1")).state == "pending"
+    assert await store.outbox.settle("dlv_1", taken.claim, late)
+    assert not await store.outbox.settle("dlv_1", taken.claim, late)  # a claim settles once
+    assert (await store.outbox.get("dlv_1")).attempts == 1
+
+
+async def test_outbox_failed_attempt_is_counted_and_due_again_later(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    failed = Attempt(at=11.0, delivered=False, answer="HTTP 500", status=500, next_at=16.0)
+    assert claimed.claim and await store.outbox.settle("dlv_1", claimed.claim, failed)
+    held = await store.outbox.get("dlv_1")
+    assert held == replace(
+        delivery(1), attempts=1, next_at=16.0, last_at=11.0, last_status=500, last_answer="HTTP 500"
+    )
+    assert await store.outbox.claim("a", now=15.9, lease_s=30, limit=10) == []
+    (again,) = await store.outbox.claim("a", now=16.0, lease_s=30, limit=10)
+    timeout = Attempt(at=17.0, delivered=False, answer="timeout", next_at=30.0)
+    assert again.claim and await store.outbox.settle("dlv_1", again.claim, timeout)
+    held = await store.outbox.get("dlv_1")
+    assert (held.attempts, held.last_status, held.last_answer) == (2, None, "timeout")
+
+
+async def test_outbox_delivered_is_final_and_only_the_newest_are_kept(store: Store) -> None:
+    store.outbox.keep_delivered = 2  # type: ignore[attr-defined]
+    await store.outbox.add([delivery(n) for n in (1, 2, 3)])
+    for claimed in await store.outbox.claim("a", now=10.0, lease_s=30, limit=10):
+        ok = Attempt(at=12.5, delivered=True, answer="HTTP 204", status=204)
+        assert claimed.claim and await store.outbox.settle(claimed.delivery_id, claimed.claim, ok)
+    assert await store.outbox.claim("a", now=1000.0, lease_s=30, limit=10) == []
+    assert [d.delivery_id for d in await store.outbox.list(state="delivered")] == ["dlv_3", "dlv_2"]
+    assert await store.outbox.get("dlv_1") is None  # the oldest delivered one made room
+    held = await store.outbox.get("dlv_3")
+    assert (held.state, held.delivered_at, held.attempts, held.claim) == ("delivered", 12.5, 1, None)
+    assert await store.outbox.counts() == {"pending": 0, "delivered": 2, "dead": 0}
+
+
+async def test_outbox_dead_letters_come_back_on_retry(store: Store) -> None:
+    await store.outbox.add([delivery(1), delivery(2, at=1000.0)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    give_up = Attempt(at=11.0, delivered=False, answer="connect failed")
+    assert claimed.claim and await store.outbox.settle(claimed.delivery_id, claimed.claim, give_up)
+    assert [d.delivery_id for d in await store.outbox.list(state="dead")] == [claimed.delivery_id]
+    assert await store.outbox.counts() == {"pending": 1, "delivered": 0, "dead": 1}
+    assert await store.outbox.retry("dlv_1", now=500.0) == "queued"
+    held = await store.outbox.get("dlv_1")
+    assert (held.state, held.next_at, held.window_from, held.attempts) == ("pending", 500.0, 500.0, 1)
+    assert await store.outbox.list(state="dead") == []
+    assert [d.delivery_id for d in await store.outbox.claim("b", now=500.0, lease_s=30, limit=10)] == [
+        "dlv_1"
+    ]
+    assert await store.outbox.retry("nope", now=500.0) == "unknown"
+
+
+async def test_outbox_retry_waits_for_a_sender_and_drops_its_claim(store: Store) -> None:
+    await store.outbox.add([delivery(1)])
+    (claimed,) = await store.outbox.claim("a", now=10.0, lease_s=30, limit=10)
+    assert await store.outbox.retry("dlv_1", now=20.0) == "sending"
+    assert (await store.outbox.get("dlv_1")).claim == claimed.claim  # nothing changed
+    assert await store.outbox.retry("dlv_1", now=40.0) == "queued"  # the lease ran out
+    ok = Attempt(at=41.0, delivered=True, answer="HTTP 200", status=200)
+    assert claimed.claim and not await store.outbox.settle("dlv_1", claimed.claim, ok)
+    assert len(await store.outbox.claim("b", now=40.0, lease_s=30, limit=10)) == 1
+
+
+async def test_outbox_two_nodes_never_claim_the_same_delivery(redis_url: str) -> None:
+    nodes = [RedisStore(redis_url) for _ in range(4)]
+    try:
+        await nodes[0].outbox.add([delivery(n, at=0.0) for n in range(200)])
+        claimed: list[str] = []
+        for _ in range(3):
+            batches = await asyncio.gather(
+                *(node.outbox.claim(f"n{i}", now=1.0, lease_s=60, limit=30) for i, node in enumerate(nodes))
+            )
+            claimed += [d.delivery_id for batch in batches for d in batch]
+        assert len(claimed) == len(set(claimed)) == 200
+    finally:
+        for node in nodes:
+            await node.close()

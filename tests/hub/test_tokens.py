@@ -71,7 +71,7 @@ async def test_a_pushed_refresh_is_acked_and_joins_the_media_plane(hub_factory) 
 
 
 def sample(hub: HubProcess, name: str) -> float:
-    for line in httpx.get(f"{hub.http}/metrics").text.splitlines():
+    for line in hub.metrics_text().splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import httpx
 
 from tests.client import login, open_client, token
-from tests.conftest import SECRET
-from tests.servers import RedisServer, start_redis
+from tests.conftest import API_KEY, SECRET, create_event
+from tests.polling import eventually
+from tests.servers import RedisServer, start_redis, start_simulator
 
 
 def status_of(candidate: str, presence: str):
@@ -21,6 +23,7 @@ async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
 ) -> None:
     common = {
         "REDIS_URL": redis_server.url,
+        "HMS_SIMULATOR": "embedded",  # presence only: no room crosses nodes
         "HUB_PRESENCE_GRACE_S": 2,
         "HUB_NODE_TTL_S": 1,
         "HUB_STATS_INTERVAL_S": 0.2,
@@ -58,7 +61,7 @@ async def test_presence_crosses_nodes_and_a_killed_node_releases_its_users(
 
 
 async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_server: RedisServer) -> None:
-    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 1}
+    common = {"REDIS_URL": redis_server.url, "HMS_SIMULATOR": "embedded", "HUB_PRESENCE_GRACE_S": 1}
     node_a = hub_factory(HUB_NODE_ID="tabs-a", **common)
     node_b = hub_factory(HUB_NODE_ID="tabs-b", **common)
     event = "two-nodes-tabs"
@@ -79,7 +82,12 @@ async def test_a_user_with_tabs_on_two_nodes_is_one_user(hub_factory, redis_serv
 
 async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_server: RedisServer) -> None:
     """SIGSTOP past the node TTL: the others reap it; on SIGCONT its live sockets are online again."""
-    common = {"REDIS_URL": redis_server.url, "HUB_PRESENCE_GRACE_S": 30, "HUB_NODE_TTL_S": 1}
+    common = {
+        "REDIS_URL": redis_server.url,
+        "HMS_SIMULATOR": "embedded",
+        "HUB_PRESENCE_GRACE_S": 30,
+        "HUB_NODE_TTL_S": 1,
+    }
     node_a = hub_factory(HUB_NODE_ID="stall-a", **common)
     node_b = hub_factory(HUB_NODE_ID="stall-b", **common)
     event = "two-nodes-stall"
@@ -96,10 +104,57 @@ async def test_a_stalled_node_registers_its_sockets_again(hub_factory, redis_ser
 
 async def test_redis_gone_means_1013_and_not_ready(hub_factory) -> None:
     own_redis = start_redis()
-    hub = hub_factory(REDIS_URL=own_redis.url)
+    hub = hub_factory(REDIS_URL=own_redis.url, HMS_SIMULATOR="embedded")
     own_redis.stop()
     client = await open_client(hub.ws)
     await client.send("auth", {"token": token(SECRET, "c-unlucky", event="no-redis")})
     assert await client.closed_with(timeout=15) == 1013
     assert httpx.get(f"{hub.http}/readyz", timeout=10).status_code == 503
     assert hub.proc.poll() is None
+
+
+async def test_a_killed_nodes_users_left_when_it_died_not_when_it_was_reaped(
+    hub_factory, redis_server: RedisServer
+) -> None:
+    """SIGKILL: the reaper finds the node dead a TTL later, but dates its users' drops at the node's
+    last liveness renewal, so their gaps (presence and the recording monitor's timeline) start then."""
+    keys = {"HMS_ACCESS_KEY": "simkey", "HMS_SECRET": "s" * 40}
+    simulator = start_simulator(keys)
+    try:
+        ttl_s = 3.0
+        common = {
+            "REDIS_URL": redis_server.url,
+            "HMS_API_BASE": f"{simulator.http}/v2",
+            "HUB_PRESENCE_GRACE_S": 30,
+            "HUB_NODE_TTL_S": ttl_s,
+            **keys,
+        }
+        node_a = hub_factory(HUB_NODE_ID="dated-a", **common)
+        node_b = hub_factory(HUB_NODE_ID="dated-b", **common)
+        event = "two-nodes-dated-reap"
+        create_event(node_b, event)
+        proctor, _ = await login(node_b.ws, token(SECRET, "p", "proctor", event))
+        await login(node_a.ws, token(SECRET, "c", event=event))
+        await proctor.expect("candidate.status", status_of("c", "online"))
+
+        killed_at = time.time()
+        node_a.kill()
+        gone = await proctor.expect("candidate.status", status_of("c", "reconnecting"), timeout=ttl_s + 10)
+        left_at = gone["data"]["since"] / 1000
+        assert killed_at - ttl_s <= left_at <= killed_at, (left_at - killed_at, "s after the kill")
+
+        def presence_ends() -> list[int] | None:
+            answer = httpx.get(
+                f"{node_b.http}/api/v1/events/{event}/candidates/c/timeline",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=5,
+            )
+            present = answer.json()["intervals"]["present"] if answer.status_code == 200 else []
+            return [end for _, end in present] if present and present[-1][1] is not None else None
+
+        ends = await eventually(
+            presence_ends, timeout=10, what="the candidate's presence closed on its timeline"
+        )
+        assert ends[-1] / 1000 <= killed_at, (ends[-1] / 1000 - killed_at, "s after the kill")
+    finally:
+        simulator.stop()

@@ -49,16 +49,36 @@ def test_missing_secret_is_401_and_a_wrong_one_403(hub) -> None:  # type: ignore
     assert counts["accepted"] == 1 and counts["received"] == 5
 
 
-def test_allow_list_of_source_networks(hub_factory: HubFactory) -> None:
-    hub = hub_factory(HMS_WEBHOOK_SECRET=WEBHOOK_SECRET, HMS_WEBHOOK_ALLOW_NETS="10.0.0.0/8, 192.0.2.7")
+def test_allow_list_of_source_networks_behind_a_trusted_proxy(hub_factory: HubFactory) -> None:
+    hub = hub_factory(
+        HMS_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        HMS_WEBHOOK_ALLOW_NETS="10.0.0.0/8, 192.0.2.7",
+        HUB_TRUSTED_PROXIES="127.0.0.1, 172.16.0.0/12",
+    )
     outside = post(hub, event())
     assert outside.status_code == 403
     assert outside.json() == {"error": {"code": "forbidden", "message": "source address not allowed"}}
-    # Behind a proxy uvicorn takes the client from X-Forwarded-For (loopback proxies are trusted).
+    # The test is the loopback proxy: the client is the nearest hop that is not a trusted proxy.
     forwarded = post(hub, event(), headers={**AUTH, "X-Forwarded-For": "10.1.2.3"})
     assert forwarded.status_code == 200, forwarded.text
+    through_two = post(hub, event(), headers={**AUTH, "X-Forwarded-For": "192.0.2.7, 172.16.5.5"})
+    assert through_two.status_code == 200, through_two.text
     assert post(hub, event(), headers={**AUTH, "X-Forwarded-For": "192.0.2.8"}).status_code == 403
-    assert metrics(hub)['refused{reason="not_allowed"}'] == 2
+    # what a client writes at the left does not count: the hop our proxy saw is 192.0.2.8
+    spoofed = post(hub, event(), headers={**AUTH, "X-Forwarded-For": "10.1.2.3, 192.0.2.8"})
+    assert spoofed.status_code == 403
+    assert metrics(hub)['refused{reason="not_allowed"}'] == 3
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(hub_factory: HubFactory) -> None:
+    """No HUB_TRUSTED_PROXIES: nobody's X-Forwarded-For is believed, not even under uvicorn's
+    FORWARDED_ALLOW_IPS=* (the hub turns uvicorn's own proxy handling off)."""
+    hub = hub_factory(
+        HMS_WEBHOOK_SECRET=WEBHOOK_SECRET, HMS_WEBHOOK_ALLOW_NETS="10.0.0.0/8", FORWARDED_ALLOW_IPS="*"
+    )
+    forwarded = post(hub, event(), headers={**AUTH, "X-Forwarded-For": "10.1.2.3"})
+    assert forwarded.status_code == 403, forwarded.text
+    assert metrics(hub)['refused{reason="not_allowed"}'] == 1
 
 
 def test_allow_list_that_is_not_a_network_stops_start_up(hub_factory: HubFactory) -> None:
@@ -162,6 +182,7 @@ async def test_a_relay_survives_a_restart_of_the_hub(
     port = free_port()  # the other environment is down for now
     env = {
         "REDIS_URL": await flushed(redis_server),
+        "HMS_SIMULATOR": "embedded",  # one node at a time: its own simulator will do
         "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "HMS_WEBHOOK_RELAY": f"edge=http://127.0.0.1:{port}/hook",
         "HUB_NODE_ID": "relay-node-1",
@@ -187,7 +208,7 @@ def test_a_bad_relay_setting_stops_start_up(hub_factory: HubFactory) -> None:
 async def test_nothing_accepted_is_lost_when_redis_restarts(hub_factory: HubFactory) -> None:
     server = start_redis(appendonly=True)
     try:
-        common = {"REDIS_URL": server.url, "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        common = {"REDIS_URL": server.url, "HMS_SIMULATOR": "embedded", "HMS_WEBHOOK_SECRET": WEBHOOK_SECRET}
         intake = hub_factory(**common, HMS_WEBHOOK_WORKERS="0")  # stores, does not process
         before = [event(event_id=f"before-{n}") for n in range(20)]
         assert all(post(intake, body).json() == {"status": "accepted"} for body in before)

@@ -32,6 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "allocation": ("server.allocation",),
     "recording": ("server.recording",),
     "hubs": ("server.hubs",),
+    "hostevents": ("server.hostevents",),
     "api": ("server.api",),
     "lti": ("server.lti",),
     "entry": ("server.app", "server.cli", "server.serve", "server.__main__"),
@@ -45,10 +46,12 @@ ALLOWED: dict[str, set[str]] = {
     "allocation": {"core", "store", "allocation"},
     "recording": {"core", "store", "hms", "recording"},
     "hubs": {"core", "store", "hms", "allocation", "hubs"},
-    "api": {"core", "store", "hms", "allocation", "recording", "hubs", "api"},
+    # events to the host app: fed by the monitor and the hubs through hooks set up by the app
+    "hostevents": {"core", "store", "recording", "hostevents"},
+    "api": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api"},
     # LTI sits beside the API and uses its errors, security and pages
-    "lti": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "lti"},
-    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "api", "lti", "entry"},
+    "lti": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "lti"},
+    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "lti", "entry"},
     # the load tester drives the hub from outside: it may use the hub's parts and start it (server.serve),
     # never the command line that starts the load tester (checked below)
     "load_tests": {
@@ -58,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
         "allocation",
         "recording",
         "hubs",
+        "hostevents",
         "api",
         "lti",
         "entry",
@@ -79,13 +83,25 @@ PURE = (
     "server.allocation.planner_proctors",
     "server.recording.monitor.intervals",
     "server.recording.monitor.timeline",
+    "server.recording.monitor.witnesses",
+    "server.recording.monitor.compaction",
     "server.recording.monitor.alerts",
     "server.recording.monitor.report",
     "server.recording.archive.layout",
+    "server.recording.archive.admission",
+    "server.hostevents.catalog",
+    "server.hostevents.schedule",
+    "server.hostevents.signing",
     "server.lti.messages",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
-PURE_MAY_IMPORT = (*PURE, "server.store.records", "server.store.lti", "server.recording.archive.contract")
+PURE_MAY_IMPORT = (
+    *PURE,
+    "server.store.records",
+    "server.store.outbox",  # the Delivery record (its Protocol is never called from a pure core)
+    "server.store.lti",  # LTI records (the same)
+    "server.recording.archive.contract",
+)
 IO_LIBRARIES = (
     "asyncio",
     "socket",

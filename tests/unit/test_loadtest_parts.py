@@ -162,3 +162,107 @@ def test_reconnect_policy_follows_the_close_codes() -> None:
     delays = [reconnect_delay(1013, attempt, rng) for attempt in range(12) for _ in range(20)]
     assert all(d is not None and 0 <= d <= 15.0 for d in delays)
     assert max(d for d in delays if d is not None) > 5  # backoff grows towards the cap
+
+
+CLUSTER = (
+    GOOD
+    + """
+[hub]
+store = "redis"
+nodes = 2
+simulator = "standalone"
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (GOOD + "[hub]\nnodes = 2\n", 'hub.nodes: 2 nodes share their state in Redis: set store = "redis"'),
+        (GOOD + "[hub]\nnodes = 0\n", "hub.nodes: must be between 1 and 16, got 0"),
+        (GOOD + "[hub]\nnodes = 1.5\n", "hub.nodes: must be an integer"),
+        (GOOD + '[hub]\nstore = "mongo"\n', "hub.store: must be one of memory, redis, got 'mongo'"),
+        (GOOD + '[hub]\nstore = "redis"\n', "hub.simulator: nodes on Redis share one 100ms simulator"),
+        (GOOD.replace("camera_loss = 2", "node_kill_at_s = 30"), "faults.node_kill_at_s: a node kill needs"),
+        (CLUSTER + "[goals]\nseats_lost = -1\n", "goals.seats_lost: must not be negative"),
+        (CLUSTER + '[goals]\nkill_recovery_s = "soon"\n', "goals.kill_recovery_s: must be a number"),
+    ],
+)
+def test_cluster_fields_are_refused_with_their_name(text: str, reason: str) -> None:
+    with pytest.raises(sc.ScenarioError) as refused:
+        sc.parse(text, "cluster.toml")
+    assert reason in str(refused.value)
+
+
+def test_a_node_kill_must_fall_in_the_exam_and_defaults_its_goal_to_the_grace() -> None:
+    with pytest.raises(
+        sc.ScenarioError, match=r"cluster.toml:\d+: faults.node_kill_at_s: after the exam ends"
+    ):
+        sc.parse(CLUSTER.replace("camera_loss = 2", "node_kill_at_s = 60"), "cluster.toml")
+    scenario = sc.parse(CLUSTER.replace("camera_loss = 2", "node_kill_at_s = 30"), "cluster.toml")
+    assert (scenario.hub.nodes, scenario.hub.store, scenario.faults.node_kill_at_s) == (2, "redis", 30.0)
+    assert scenario.kill_recovery_goal_s == scenario.hub.grace_s + 1
+    for name in ("node-kill", "exam-5000-cluster"):
+        shipped = sc.load(name)
+        assert (shipped.hub.nodes, shipped.hub.store) == (2, "redis")
+    assert sc.load("node-kill").faults.node_kill_at_s == sc.load("node-kill").exam_s / 2
+
+
+def test_a_node_kill_is_judged_on_the_dead_nodes_candidates_and_the_others_sockets() -> None:
+    from load_tests.judge.node_kill import figures
+
+    t0, kill = 1000.0, 1030.0
+    links = [  # user, role, node, hello at, closed at, code, closed by the user
+        ("back", "candidate", 1, 1001.0, 1030.1, 1006, False),
+        ("back", "candidate", 0, 1030.5, 1060.0, 1000, True),
+        ("moved", "candidate", 1, 1001.0, 1030.1, 1006, False),
+        ("gone", "candidate", 1, 1001.0, 1030.1, 1006, False),
+        ("finished", "candidate", 1, 1001.0, 1030.1, 1006, False),
+        ("finished", "candidate", 0, 1030.4, 1031.0, 1000, True),
+        ("bystander", "candidate", 0, 1001.0, 1040.0, 1011, False),
+        ("calm", "proctor", 0, 1001.0, 1060.0, 1000, True),
+        ("before", "candidate", 1, 1001.0, 1020.0, 1006, True),
+    ]
+    assigns = [
+        ("back", 1001.1, "r1"),
+        ("back", 1030.6, "r1"),
+        ("moved", 1001.1, "r1"),
+        ("moved", 1031.0, "r2"),
+        ("gone", 1001.1, "r2"),
+        ("finished", 1001.1, "r2"),
+    ]
+    timeline = [{"t_s": 30.0, "unwatched": 3}, {"t_s": 31.0, "unwatched": 1}, {"t_s": 32.0, "unwatched": 0}]
+    got = figures([{"links": links, "assigns": assigns}], timeline, t0=t0, node=1, killed_at=kill)
+    assert got["dead_node_candidates"] == 4  # "before" had left before the kill
+    assert (got["seats_never_back"], got["seats_moved"], got["seats_lost"]) == (["gone"], ["moved"], 2)
+    assert got["left_before_back"] == 1 and got["reseated_max_s"] == 0.6
+    assert got["kill_recovery_s"] is None  # "gone" never came back
+    assert (got["bystanders_dropped"], got["bystanders"]) == (1, ["bystander"])
+    healed = figures([{"links": links[:2], "assigns": assigns[:2]}], timeline, t0=t0, node=1, killed_at=kill)
+    assert healed["seats_lost"] == 0 and healed["kill_recovery_s"] == 2.0  # seated at 0.6 s, watched at 2 s
+
+
+def test_a_reconnect_the_hub_never_saw_as_a_drop_is_no_presence_change_to_push() -> None:
+    from load_tests.judge.verdict import push_latencies
+
+    actions = [
+        (1.0, "c1", "presence", "online"),
+        (5.0, "c1", "presence", "online"),  # back on the other node after a node kill: nothing changed
+        (8.0, "c1", "presence", "reconnecting"),
+        (9.0, "c1", "presence", "online"),
+        (2.0, "c1", "video", "on"),
+    ]
+    deliveries = [
+        (1.1, "c1", "online", "unknown", 0),
+        (2.1, "c1", "online", "on", 0),
+        (8.2, "c1", "reconnecting", "on", 0),
+        (9.3, "c1", "online", "on", 0),
+    ]
+    found, missing = push_latencies(actions, deliveries)
+    assert missing == 0
+    assert [(t, round(x, 2), change) for t, x, change in found] == [
+        (1.0, 0.1, "presence=online"),
+        (2.0, 0.1, "video=on"),
+        (8.0, 0.2, "presence=reconnecting"),
+        (9.0, 0.3, "presence=online"),
+    ]

@@ -51,6 +51,7 @@ VALID: dict[str, dict[str, Any]] = {
     "ping": {},
     "ack": {"id": 17},
     "media.status": {"peer_id": "p1", "room_id": "r1", "joined": True, "video": False, "audio": True},
+    "media.observed": {"candidate_id": "c1", "video": False, "at": 1700000000000},
     "finish": {},
     "flag": {"candidate_id": "c1", "note": "looked away", "severity": "medium"},
     "warn": {"candidate_id": "c1", "text": "eyes on the screen"},

@@ -150,3 +150,25 @@ async def test_network_kick_fault_drops_the_peer_at_once() -> None:
             room["id"],
         )
         assert _events(h, "peer.leave.success")[0]["data"]["reason"] == "websocket closed"
+
+
+async def test_a_joined_peer_sees_the_others_in_its_session_and_their_live_tracks() -> None:
+    async with running() as h:
+        room = await h.create_room("exam-1")
+        proctor = await h.join(room["id"], "proc-1", "proctor")
+        cand = await h.join(room["id"], "cand-1")
+        await h.media(cand["peer_id"], "publish", video=True, audio=False)
+
+        async def seen() -> dict[str, list[str]]:
+            answer = await h.http.get(f"/media/peers/{proctor['peer_id']}/remote")
+            assert answer.status_code == 200, answer.text
+            return {p["user_id"]: [t["type"] for t in p["tracks"].values()] for p in answer.json()["peers"]}
+
+        assert await seen() == {"cand-1": ["video"]}
+        await h.media(cand["peer_id"], "publish", video=False, audio=False)  # the camera's track ended
+        assert await seen() == {"cand-1": []}
+        await h.media(cand["peer_id"], "leave")
+        assert await seen() == {}
+        await h.media(proctor["peer_id"], "leave")
+        gone = await h.http.get(f"/media/peers/{proctor['peer_id']}/remote")
+        assert gone.status_code == 409

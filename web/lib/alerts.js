@@ -5,6 +5,7 @@ import { duration, el, setText, time } from "./dom.js";
 
 export const KIND_WORDS = {
   "video.gap": "No video",
+  "video.disputed": "Video disputed",
   "recording.gap": "Not recorded",
   "recording.failed": "Recording failed",
   "recording.missing": "Recording missing",
@@ -14,6 +15,8 @@ export const KIND_WORDS = {
 export const CAUSE_WORDS = {
   socket_lost: "connection lost",
   peer_left: "left the video room",
+  peer_left_100ms: "left the video room, says 100ms",
+  observers_see_no_video: "the page says video, proctors see none",
   video_unpublished: "camera off",
   recording_failed: "recording failed",
   recording_missing: "recording never arrived",

@@ -11,10 +11,12 @@ import {
   HMSReactiveStore,
   selectIsConnectedToRoom,
   selectIsLocalVideoEnabled,
+  selectIsPeerVideoEnabled,
   selectLocalPeer,
   selectPeers,
+  selectTracksMap,
 } from "../vendor/hms-video-store.js";
-import { MediaBase } from "./media.js";
+import { MediaBase, viewOf } from "./media.js";
 
 // 100ms error codes for capture devices: permission refused, no device, device in use.
 const DENIED = new Set([3001]);
@@ -56,6 +58,7 @@ export class HmsMedia extends MediaBase {
     for (const [roomId, conn] of [...this.rooms]) {
       if (!this.wanted.includes(roomId)) {
         this.rooms.delete(roomId);
+        this.setView(roomId, null);
         await conn.close();
       }
     }
@@ -73,6 +76,9 @@ export class HmsMedia extends MediaBase {
       conn.store.subscribe(() => this.report(), selectIsConnectedToRoom),
       conn.store.subscribe(() => this.report(), selectIsLocalVideoEnabled),
       conn.store.subscribe(() => this.attachAll(), selectPeers),
+      conn.store.subscribe(() => this.look(roomId, conn), selectPeers),
+      conn.store.subscribe(() => this.look(roomId, conn), selectTracksMap),
+      conn.store.subscribe(() => this.look(roomId, conn), selectIsConnectedToRoom),
     );
     const candidate = this.role === "candidate";
     await conn.actions.join({
@@ -85,6 +91,18 @@ export class HmsMedia extends MediaBase {
       const local = conn.store.getState(selectLocalPeer);
       if (local && local.videoTrack) await conn.actions.attachVideo(local.videoTrack, this.selfView);
     }
+  }
+
+  /** A proctor's view of a room: which users' peers have their video track live (issue 12's witness). */
+  look(roomId, conn) {
+    if (this.role !== "proctor" || this.rooms.get(roomId) !== conn) return;
+    if (!conn.store.getState(selectIsConnectedToRoom)) {
+      this.setView(roomId, null);
+      return;
+    }
+    const peers = conn.store.getState(selectPeers).filter((p) => !p.isLocal);
+    const video = (p) => Boolean(p.videoTrack) && Boolean(conn.store.getState(selectIsPeerVideoEnabled(p.id)));
+    this.setView(roomId, viewOf(peers.map((p) => ({ user_id: p.customerUserId, video: video(p) }))));
   }
 
   failed(roomId, conn, error) {
@@ -138,6 +156,7 @@ export class HmsMedia extends MediaBase {
   async leaveAll() {
     this.wanted = [];
     const conns = [...this.rooms.values()];
+    for (const roomId of this.rooms.keys()) this.setView(roomId, null);
     this.rooms.clear();
     await Promise.all(conns.map((c) => c.close()));
     this.update({ joined: false, video: false, peer_id: null });

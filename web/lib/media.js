@@ -11,9 +11,30 @@
 // 100ms is configured) drives the 100ms Web SDK. Both keep the newest token the hub pushed for each room and,
 // when the room changes or the media connection is lost for good, leave and join again with it (contract
 // §1.5). Every change of state is reported at once through `onStatus`.
+//
+// A proctor's media layer is also a witness (issue 12): `views` holds, for each of its rooms whose picture
+// it knows, which users it sees publishing live video; `onViews` tells of every change. The proctor page
+// reports it to the hub (`media.observed`), which holds a candidate's own claim of video against it.
 
 export const RETRY_CAMERA_MS = 2000;
 const HEALTH_MS = 5000;
+/** How often a proctor's page looks at its rooms on the simulator (the SDK tells of changes by itself). */
+export const OBSERVE_MS = 500;
+
+/** Two room views (user_id -> sees live video) say the same. */
+function sameView(a, b) {
+  if (a === b) return true;
+  if (!a || !b || a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+/** A room's view from the peers its media layer shows: user_id -> whether any of its peers has live video. */
+export function viewOf(peers) {
+  const seen = new Map();
+  for (const { user_id, video } of peers) seen.set(user_id, Boolean(seen.get(user_id)) || video);
+  return seen;
+}
 
 /** The rooms of a `room.assign` (a candidate's one room, or a proctor's list). */
 export function roomsOf(data) {
@@ -38,6 +59,22 @@ export class MediaBase {
       recording: "unknown",
     };
     this.chain = Promise.resolve();
+    /** @type {Map<string, Map<string, boolean>>} room_id -> (user_id -> sees live video); known rooms only */
+    this.views = new Map();
+    this.viewListeners = new Set();
+  }
+
+  onViews(fn) {
+    this.viewListeners.add(fn);
+    return () => this.viewListeners.delete(fn);
+  }
+
+  /** What this page sees of a room now (null: it cannot tell, e.g. not connected to it). */
+  setView(roomId, view) {
+    if (sameView(this.views.get(roomId) || null, view)) return;
+    if (view) this.views.set(roomId, view);
+    else this.views.delete(roomId);
+    for (const fn of this.viewListeners) fn(this.views);
   }
 
   onStatus(fn) {
@@ -156,7 +193,27 @@ export class SimulatorMedia extends MediaBase {
     this.wanted = [];
     this.camera = role === "candidate" ? new Camera(selfView, () => this.cameraChanged()) : null;
     this.health = setInterval(() => this.serial(() => this.check()), HEALTH_MS);
+    this.looking = false;
+    this.watch = role === "proctor" ? setInterval(() => this.look(), OBSERVE_MS) : null;
     globalThis.addEventListener("pagehide", () => this.leaveAll({ keepalive: true }));
+  }
+
+  /** A proctor's look at each of its rooms: who publishes a live video track (the SDK's remote peers). */
+  async look() {
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      for (const roomId of this.wanted) {
+        const peerId = this.peers.get(roomId);
+        const answer = peerId ? await this.call(`/peers/${peerId}/remote`).catch(() => null) : null;
+        const peers = answer ? answer.peers || [] : null;
+        const live = (p) => Object.values(p.tracks || {}).some((t) => t.type === "video" && !t.mute);
+        this.setView(roomId, peers && viewOf(peers.map((p) => ({ user_id: p.user_id, video: live(p) }))));
+      }
+      for (const roomId of [...this.views.keys()]) if (!this.wanted.includes(roomId)) this.setView(roomId, null);
+    } finally {
+      this.looking = false;
+    }
   }
 
   async call(path, body, { keepalive = false } = {}) {
@@ -273,7 +330,9 @@ export class SimulatorMedia extends MediaBase {
 
   async leaveAll({ keepalive = false } = {}) {
     clearInterval(this.health);
+    clearInterval(this.watch);
     this.wanted = [];
+    for (const roomId of [...this.views.keys()]) this.setView(roomId, null);
     const peers = [...this.peers.values()];
     this.peers.clear();
     await Promise.all(peers.map((id) => this.call(`/peers/${id}/leave`, {}, { keepalive }).catch(() => null)));

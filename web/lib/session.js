@@ -1,7 +1,8 @@
 // @ts-check
 // Where a page's session token comes from, and the host page around an embedded one.
 //
-// The token is read from the URL fragment (`#token=<JWT>`: never sent to a server, so never in a log) or
+// The token is read from the URL fragment (`#token=<JWT>`: never sent to a server, so never in a log; then
+// taken out of the address bar and kept in this tab's sessionStorage for a reload) or
 // posted by a host page that embeds this one in an iframe: `{type: "proctorhub.token", token}`. Events for
 // the host go back with `postMessage` to the host's origin only (the origin that sent the token, else the
 // embedding page's origin from document.referrer).
@@ -71,9 +72,39 @@ export class Host {
   }
 }
 
-/** The session token: from the fragment at once, else the first one the host page posts. */
+const storageKey = () => `proctorhub.token:${globalThis.location.pathname}`;
+
+/** This tab's copy of the page's token (a reload still works once the address bar no longer has it). */
+function stored() {
+  try {
+    return globalThis.sessionStorage.getItem(storageKey());
+  } catch {
+    return null; // storage disabled: a reload needs a new link
+  }
+}
+
+/** The fragment's token, taken out of the address bar once read: not left in the browser's history, in
+ * a shared screen or a copied link. The other fragment parameters (event, candidate, bench) stay. */
+function takeFragmentToken() {
+  const params = fragment();
+  const token = params.get("token");
+  if (!token) return null;
+  params.delete("token");
+  const rest = params.toString();
+  const { pathname, search } = globalThis.location;
+  globalThis.history.replaceState(globalThis.history.state, "", `${pathname}${search}${rest ? `#${rest}` : ""}`);
+  try {
+    globalThis.sessionStorage.setItem(storageKey(), token);
+  } catch {
+    // storage disabled: the token lives in this page only
+  }
+  return token;
+}
+
+/** The session token: from the fragment at once (then cleared from it), else this tab's stored one,
+ * else the first one the host page posts. */
 export async function sessionToken(host) {
-  const token = fragment().get("token");
+  const token = takeFragmentToken() || (embedded() ? null : stored());
   if (token) return token;
   if (embedded()) host.post("ready");
   return host.nextToken(24 * 3600 * 1000);

@@ -21,6 +21,8 @@ showConnection(hub, $("#conn"), $("#conn-detail"));
 
 const grid = $("#grid");
 const tiles = new Map();
+const roomOf = new Map(); // candidate_id -> its room, as the hub last said
+const observed = new Map(); // candidate_id -> the media.observed video last sent (true / false)
 const names = new Map();
 const pending = new Map(); // message id -> what it was, to say which action an `error` refuses
 let myRooms = new Set();
@@ -65,10 +67,34 @@ function removeTile(id) {
   if (!tile) return;
   tile.node.remove();
   tiles.delete(id);
+  observe();
+}
+
+/** Tell the hub what this page sees of each watched candidate's video (a second witness, issue 12): live
+ * video or none, for candidates in a room whose picture our media layer knows; null when we stop knowing. */
+function observe() {
+  const views = media.views;
+  const wanted = new Map();
+  for (const id of tiles.keys()) {
+    const view = views.get(roomOf.get(id));
+    if (view) wanted.set(id, view.get(id) === true);
+  }
+  for (const id of [...observed.keys()]) if (!wanted.has(id)) report(id, null);
+  for (const [id, video] of wanted) if (observed.get(id) !== video) report(id, video);
+}
+
+function report(id, video) {
+  if (hub.send("media.observed", { candidate_id: id, video, at: Date.now() }) == null) return;
+  if (video == null) observed.delete(id);
+  else observed.set(id, video);
 }
 
 function applyStatus(status) {
   if (status.name) names.set(status.candidate_id, status.name);
+  if (status.room_id !== undefined && roomOf.get(status.candidate_id) !== status.room_id) {
+    roomOf.set(status.candidate_id, status.room_id);
+    queueMicrotask(observe);
+  }
   const mine = status.room_id != null && myRooms.has(status.room_id);
   if (!mine) {
     // Statuses of the whole event arrive; a candidate whose room we do not watch gets no tile.
@@ -98,8 +124,10 @@ hub.on("roster", (data) => {
   for (const id of [...tiles.keys()]) if (!ids.has(id)) removeTile(id);
   for (const status of data.candidates) {
     if (status.name) names.set(status.candidate_id, status.name);
+    roomOf.set(status.candidate_id, status.room_id);
     tileFor(status.candidate_id).update(status);
   }
+  observe();
   counts();
   if (reconnected) reconcileAlerts();
   reconnected = false;
@@ -134,8 +162,11 @@ hub.on("state", ({ state }) => {
   }
   wasOnline = true;
   hub.send("media.status", media.wire());
+  observed.clear(); // the hub forgets a proctor's views when it goes: tell them again
+  observe();
 });
 media.onStatus(() => hub.send("media.status", media.wire()));
+media.onViews(() => observe());
 
 async function reconcileAlerts() {
   try {

@@ -60,6 +60,7 @@ class SimulatorConfig:
     remove_delay_s: float = 0.0  # lag of the asynchronous remove-peers / end-room
     skew_s: float = 10.0  # clock skew allowed on nbf / exp
     storage: S3Target | LocalTarget | None = None  # None: kept in memory ("stored with 100ms")
+    control_key: str | None = None  # /_sim wants `Authorization: Bearer <key>` when set
     clock: Callable[[], float] = time.time
     seed: int = 0
     app_id: str = field(default_factory=new_id)
@@ -77,6 +78,8 @@ class SimulatorConfig:
             raise ValueError(f"SimulatorConfig.webhook_url must be an http(s) URL, got {self.webhook_url!r}")
         if any(d < 0 for d in self.webhook_retry_delays):
             raise ValueError("SimulatorConfig.webhook_retry_delays must not be negative")
+        if self.control_key is not None and len(self.control_key.encode()) < 16:
+            raise ValueError("SimulatorConfig.control_key must be at least 16 bytes")
         if self.webhook_concurrency < 1:
             raise ValueError("SimulatorConfig.webhook_concurrency must be at least 1")
         for name in ("reconnect_window_s", "recording_delay_s", "remove_delay_s", "skew_s"):
@@ -110,12 +113,17 @@ def _delays(env: Mapping[str, str], name: str) -> tuple[float, ...]:
     return delays
 
 
+def sim_prefix(env: Mapping[str, str]) -> str:
+    """HMS_SIM_PREFIX: the key prefix the simulator records under (default "100ms")."""
+    return env.get("HMS_SIM_PREFIX", "100ms")
+
+
 def config_from_env(settings: Settings, env: Mapping[str, str]) -> SimulatorConfig:
     """The standalone simulator's config: the hub's HMS_*/S3_*/ARCHIVE_DIR plus HMS_SIM_* settings.
 
     HMS_SIM_WEBHOOK_URL, HMS_SIM_RECONNECT_WINDOW_S, HMS_SIM_RECORDING_DELAY_S,
     HMS_SIM_WEBHOOK_RETRY_DELAYS (e.g. "1,3,10"), HMS_SIM_SEED, HMS_SIM_PREFIX (recordings key prefix,
-    default "100ms").
+    default "100ms"), HMS_SIM_CONTROL_KEY (Bearer key for /_sim, at least 16 bytes).
     """
     url = env.get("HMS_SIM_WEBHOOK_URL") or None
     if url is not None and not url.startswith(("http://", "https://")):
@@ -123,7 +131,10 @@ def config_from_env(settings: Settings, env: Mapping[str, str]) -> SimulatorConf
     headers = (
         {settings.hms_webhook_header: settings.hms_webhook_secret} if settings.hms_webhook_secret else {}
     )
-    prefix = env.get("HMS_SIM_PREFIX", "100ms")
+    prefix = sim_prefix(env)
+    control_key = env.get("HMS_SIM_CONTROL_KEY") or None
+    if control_key is not None and len(control_key.encode()) < 16:
+        raise ConfigError("Config 'HMS_SIM_CONTROL_KEY' must be at least 16 bytes long.")
     storage: S3Target | LocalTarget
     if settings.s3_bucket:
         storage = S3Target(
@@ -151,4 +162,5 @@ def config_from_env(settings: Settings, env: Mapping[str, str]) -> SimulatorConf
         recording_delay_s=_float(env, "HMS_SIM_RECORDING_DELAY_S", 2.0),
         storage=storage,
         seed=seed,
+        control_key=control_key,
     )

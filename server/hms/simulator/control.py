@@ -1,4 +1,6 @@
-"""The control API under /_sim, for tests and load tests only. No auth: listen on loopback only.
+"""The control API under /_sim, for tests and load tests only. With a control key
+(HMS_SIM_CONTROL_KEY, required off loopback) every route but /health wants `Authorization: Bearer
+<key>` and answers 401 without it; without one, listen on loopback only.
 
 GET    /_sim/health             {"ok": true, "started": bool}
 GET    /_sim/config             the public config (no secret)
@@ -13,6 +15,8 @@ DELETE /_sim/faults/{rule_id}   remove one rule
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -20,11 +24,29 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.hms.simulator import bodies
-from server.hms.simulator.errors import not_found
+from server.hms.simulator.errors import HmsError, not_found
 from server.hms.simulator.faults import KINDS, parse_rule
 
 if TYPE_CHECKING:
     from server.hms.simulator.simulator import Simulator
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(key: str | None, endpoint: Endpoint) -> Endpoint:
+    """`endpoint`, answering 401 unless the request carries the control key (if one is set)."""
+    if key is None:
+        return endpoint
+    expected = f"Bearer {key}".encode()
+
+    async def checked(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise HmsError(401, "control key required", ["Authorization: Bearer <HMS_SIM_CONTROL_KEY>"])
+        return await endpoint(request)
+
+    return checked
 
 
 def routes(sim: Simulator) -> list[Route]:
@@ -74,14 +96,15 @@ def routes(sim: Simulator) -> list[Route]:
             raise not_found("fault rule not found")
         return JSONResponse({"removed": request.path_params["rule_id"]})
 
+    key = sim.config.control_key
     return [
         Route("/health", health, methods=["GET"]),
-        Route("/config", config, methods=["GET"]),
-        Route("/events", events, methods=["GET"]),
-        Route("/webhooks", webhooks, methods=["GET"]),
-        Route("/log", injection_log, methods=["GET"]),
-        Route("/faults", list_faults, methods=["GET"]),
-        Route("/faults", add_fault, methods=["POST"]),
-        Route("/faults", clear_faults, methods=["DELETE"]),
-        Route("/faults/{rule_id}", remove_fault, methods=["DELETE"]),
+        Route("/config", guarded(key, config), methods=["GET"]),
+        Route("/events", guarded(key, events), methods=["GET"]),
+        Route("/webhooks", guarded(key, webhooks), methods=["GET"]),
+        Route("/log", guarded(key, injection_log), methods=["GET"]),
+        Route("/faults", guarded(key, list_faults), methods=["GET"]),
+        Route("/faults", guarded(key, add_fault), methods=["POST"]),
+        Route("/faults", guarded(key, clear_faults), methods=["DELETE"]),
+        Route("/faults/{rule_id}", guarded(key, remove_fault), methods=["DELETE"]),
     ]

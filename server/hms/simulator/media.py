@@ -8,6 +8,7 @@ What a browser's 100ms SDK does, reduced to HTTP calls a load tester can make (d
     POST /media/peers/{peer_id}/network-loss  {reason?}   the peer goes silent
     POST /media/peers/{peer_id}/reconnect     {token}     within the window, same peer_id
     GET  /media/peers/{peer_id}
+    GET  /media/peers/{peer_id}/remote        the other peers this peer's SDK sees, with their tracks
 
 Refusals follow contract §1.4 and use the `{code, message, details}` body.
 """
@@ -21,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.hms.simulator import bodies
-from server.hms.simulator.errors import bad_request
-from server.hms.simulator.models import Peer
+from server.hms.simulator.errors import HmsError, bad_request
+from server.hms.simulator.models import JOINED, Peer
 from server.hms.simulator.presence import WEBSOCKET_CLOSED
 
 if TYPE_CHECKING:
@@ -74,9 +75,20 @@ def routes(sim: Simulator) -> list[Route]:
     async def get_peer(request: Request) -> Response:
         return JSONResponse(workspace.peer(request.path_params["peer_id"]).media_json())
 
+    async def remote_peers(request: Request) -> Response:
+        """What a joined peer's SDK shows of the room: the others in its session and their live
+        tracks (a proctor's page watches candidates' video with it). 409 unless the peer is joined."""
+        peer = workspace.peer(request.path_params["peer_id"])
+        if peer.state != JOINED:
+            raise HmsError(409, "peer is not connected", ["only a joined peer sees the room"])
+        session = workspace.session(peer.session_id)
+        others = [p for p in session.present_peers() if p.id != peer.id and p.state == JOINED]
+        return JSONResponse({"peers": [p.to_json(tracks=True) for p in others]})
+
     return [
         Route("/join", join, methods=["POST"]),
         Route("/peers/{peer_id}", get_peer, methods=["GET"]),
+        Route("/peers/{peer_id}/remote", remote_peers, methods=["GET"]),
         Route("/peers/{peer_id}/publish", publish, methods=["POST"]),
         Route("/peers/{peer_id}/leave", leave, methods=["POST"]),
         Route("/peers/{peer_id}/network-loss", network_loss, methods=["POST"]),

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.recording.archive.contract import Archive, ArchiveError, Segment, SegmentSource
+from server.recording.archive.contract import Archive, ArchiveError, Segment, SegmentSource, SourceRefused
 from server.recording.monitor.intervals import epoch_ms
 from server.recording.monitor.report import flag_json, gap_json
 from server.recording.monitor.timeline import PeerRecording, Timeline
@@ -23,6 +23,7 @@ from server.store.presence import PresenceStore
 log = logging.getLogger("proctorhub.recording.archiver")
 
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+REFUSED_REMEMBERED = 10_000
 
 
 def segment_source(event_id: str, candidate_id: str, peer: PeerRecording) -> SegmentSource | None:
@@ -46,6 +47,18 @@ def segment_source(event_id: str, candidate_id: str, peer: PeerRecording) -> Seg
         duration_s=signal.duration_s,
         size=signal.size,
     )
+
+
+def refused_json(source: SegmentSource, exc: SourceRefused) -> dict[str, Any]:
+    """A refused recording as the manifest lists it: which one, and why it was not archived."""
+    return {
+        "peer_id": source.peer_id,
+        "room_id": source.room_id,
+        "session_id": source.session_id,
+        "recording_id": source.recording_id,
+        "reason": exc.reason,
+        "error": exc.cause,
+    }
 
 
 def manifest(
@@ -96,8 +109,12 @@ class Archiver:
         users: PresenceStore,
         timeline_of: Callable[[str, str], Awaitable[Timeline]],
         clock: Callable[[], float],
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._archive = archive
+        self._on_refused = on_refused
+        self._refused_seen: set[str] = set()
+        self.refusals = 0
         self._users = users
         self._timeline_of = timeline_of
         self._clock = clock
@@ -134,13 +151,39 @@ class Archiver:
         """Copy the candidate's recordings into the layout and write its manifest; the manifest's key."""
         timeline = await self._timeline_of(event_id, candidate_id)
         sources = [s for s in (segment_source(event_id, candidate_id, p) for p in timeline.peers) if s]
-        segments = [await self._archive.store_segment(s) for s in sources]
+        segments: list[Segment] = []
+        refused: list[dict[str, Any]] = []
+        for source in sources:
+            try:
+                segments.append(await self._archive.store_segment(source))
+            except SourceRefused as exc:  # the same source would be refused again: flag it, go on
+                self._refused(source, exc)
+                refused.append(refused_json(source, exc))
         user = await self._users.get_user(event_id, candidate_id)
         flags = [flag_json(f) for f in await self._users.list_flags(event_id, candidate_id)]
         body = manifest(
             event_id, candidate_id, user.name if user else None, timeline, segments, flags, self._clock()
         )
+        body["refused"] = refused
         return await self._archive.write_manifest(event_id, candidate_id, body)
+
+    def _refused(self, source: SegmentSource, exc: SourceRefused) -> None:
+        """Log and count a refused source once per recording (each manifest write meets it again)."""
+        if source.identity in self._refused_seen:
+            return
+        if len(self._refused_seen) >= REFUSED_REMEMBERED:
+            self._refused_seen.clear()  # forged webhooks cannot grow it without bound
+        self._refused_seen.add(source.identity)
+        self.refusals += 1
+        if self._on_refused is not None:
+            self._on_refused(exc.reason)
+        log.warning(
+            "recording %s of %s/%s refused, not archived: %s",
+            source.recording_id,
+            source.event_id,
+            source.candidate_id,
+            exc.cause,
+        )
 
     async def stop(self) -> None:
         for task in list(self._running.values()):

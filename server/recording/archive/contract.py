@@ -5,6 +5,7 @@ Every recording is stored once under the layout the exam body prescribes (layout
 factory.py picks one. Both are idempotent: a segment stored twice is copied once.
 
     ArchiveError        a copy, upload, download or manifest I/O failed; `key` and the cause (retry later)
+     └── SourceRefused  the source is not one 100ms would send (admission.py): never retried
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ class ArchiveError(Exception):
         super().__init__(f"archive {key}: {cause}")
         self.key = key
         self.cause = cause
+
+
+class SourceRefused(ArchiveError):
+    """The recording's source is refused: `reason` is a metric label (not_allowed, private_address,
+    redirect, too_large), the message says why. Reading it again would be refused again."""
+
+    REASONS = ("not_allowed", "private_address", "redirect", "too_large")
+
+    def __init__(self, key: str, reason: str, cause: str) -> None:
+        super().__init__(key, f"source refused ({reason}): {cause}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)

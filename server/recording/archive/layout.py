@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import mimetypes
 import re
 import time
 from typing import Any
@@ -21,14 +20,17 @@ MANIFEST_NAME = "manifest.json"
 MAX_PART_CHARS = 160  # one path segment of a key; S3 keys are at most 1024 bytes
 LATEST_START_S = 253402300799.0  # 9999-12-31T23:59:59Z: the timestamp keeps its 16 characters
 
-CONTENT_TYPES = {
+MEDIA_TYPES = {
     "mp4": "video/mp4",
     "m4a": "audio/mp4",
     "webm": "video/webm",
+    "weba": "audio/webm",
     "json": "application/json",
-    "zip": "application/zip",
-    "m3u8": "application/vnd.apple.mpegurl",
 }
+"""What the archive serves inline (with nosniff): recordings and manifests. The extension comes from the
+sender's `recording_path`, so anything else is `application/octet-stream`, an attachment under
+`Content-Security-Policy: sandbox`: a `.html` "recording" never runs on the hub's (or bucket's) origin."""
+DOWNLOAD_TYPE = "application/octet-stream"
 
 _SAFE = re.compile(r"[A-Za-z0-9_.-]")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
@@ -109,8 +111,24 @@ def alternate_key(prefix: str, source: SegmentSource) -> str:
 
 
 def content_type(key: str) -> str:
-    ext = extension(key)
-    return CONTENT_TYPES.get(ext) or mimetypes.types_map.get(f".{ext}", "application/octet-stream")
+    """The media type `key` is served with: one of MEDIA_TYPES, else DOWNLOAD_TYPE."""
+    return MEDIA_TYPES.get(extension(key), DOWNLOAD_TYPE)
+
+
+def served_inline(key: str) -> bool:
+    """May a browser show `key` in place? Only the fixed MEDIA_TYPES; the rest is downloaded."""
+    return extension(key) in MEDIA_TYPES
+
+
+def serving_headers(key: str) -> dict[str, str]:
+    """Headers for serving `key` from the hub: the media type, nosniff, and for anything but
+    MEDIA_TYPES an attachment under a sandboxing CSP."""
+    headers = {"Content-Type": content_type(key), "X-Content-Type-Options": "nosniff"}
+    if not served_inline(key):
+        name = key.rsplit("/", 1)[-1]
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return headers
 
 
 def dump_manifest(key: str, event_id: str, candidate_id: str, manifest: dict[str, Any]) -> bytes:

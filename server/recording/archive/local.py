@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import quote
 
 from server.config import ConfigError, Settings
+from server.recording.archive.admission import SourcePolicy
 from server.recording.archive.contract import ArchiveError, Segment, SegmentSource, failures_of
 from server.recording.archive.layout import dump_manifest, manifest_key, parse_manifest, places
 from server.recording.archive.offload import KeyLocks, Offload, S3Access, temp_beside
-from server.recording.archive.sources import SourceReader
+from server.recording.archive.sources import SourceReader, source_policy
 
 URL_PATH = "/archive/"
 
@@ -65,14 +66,20 @@ def place(temp: Path, target: Path) -> bool:
 
 
 class LocalArchive:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        policy: SourcePolicy | None = None,
+    ) -> None:
         self.root = Path(settings.archive_dir).resolve()
         self.prefix = settings.s3_prefix
         self._secret = settings.hub_secret
         self._clock = clock
         self._offload = Offload()
         self._s3 = S3Access(settings, self._offload)  # only to read s3:// sources, when configured
-        self._sources = SourceReader(settings, self._offload, self._s3)
+        self._sources = SourceReader(policy or source_policy(settings), self._offload, self._s3)
         self._locks = KeyLocks()
 
     async def start(self) -> None:
@@ -100,6 +107,7 @@ class LocalArchive:
 
     async def store_segment(self, source: SegmentSource) -> Segment:
         keys = places(self.prefix, source)
+        self._sources.admit(source, keys[0])  # a refused source never gets as far as the folder
         async with self._locks.hold(keys[0]):
             with failures_of(keys[0], "storing the recording"):
                 key, size = await self._store(source, keys)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import os
+import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +22,12 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import httpcore
 import httpx
 
 from server.config import Settings
+from server.recording.archive.admission import over_cap
+from server.recording.archive.contract import SourceRefused
 
 T = TypeVar("T")
 
@@ -104,18 +109,67 @@ def temp_beside(target: Path) -> Path:
     return Path(name)
 
 
-def fetch_to_file(url: str, path: Path) -> int:
-    """Stream `url` into `path` (blocking: run it through `Offload`); returns the bytes written."""
+class PublicOnly(httpcore.SyncBackend):
+    """Connects only to public addresses, checked on the addresses it connects to (a name that
+    resolves anew between check and connect cannot slip a private one in). `private_ok(host, port)`
+    names the one exception (S3_ENDPOINT_URL's host)."""
+
+    def __init__(self, key: str, private_ok: Callable[[str, int], bool]) -> None:
+        self._key = key
+        self._private_ok = private_ok
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not self._private_ok(host, port):
+            private = [a for a in addresses if not ipaddress.ip_address(a.split("%", 1)[0]).is_global]
+            if private:
+                raise SourceRefused(
+                    self._key, "private_address", f"{host} resolves to {', '.join(private)}, not public"
+                )
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"{host} has no address")
+
+
+def fetch_to_file(url: str, path: Path, *, key: str, cap: int, private_ok: Callable[[str, int], bool]) -> int:
+    """Stream `url` into `path` (blocking: run it through `Offload`); the bytes written. No redirect is
+    followed and no more than `cap` bytes are read (SourceRefused); other failures raise."""
     written = 0
+    timeout = {"connect": HTTP_TIMEOUT.connect, "read": HTTP_TIMEOUT.read, "write": 30.0, "pool": 30.0}
     with (
-        httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client,
-        client.stream("GET", url) as response,
-        path.open("wb") as out,
+        httpcore.ConnectionPool(network_backend=PublicOnly(key, private_ok), retries=0) as pool,
+        pool.stream("GET", url, extensions={"timeout": timeout}) as response,
     ):
-        response.raise_for_status()
-        for chunk in response.iter_bytes(CHUNK):
-            out.write(chunk)
-            written += len(chunk)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+        if 300 <= response.status < 400:
+            where = headers.get("location", "nowhere")
+            raise SourceRefused(key, "redirect", f"the download redirects to {where!r}; not followed")
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status} for the presigned URL")
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > cap:
+            raise over_cap(key, cap, int(length))
+        with path.open("wb") as out:
+            for chunk in response.iter_stream():
+                written += len(chunk)
+                if written > cap:
+                    raise over_cap(key, cap, written)
+                out.write(chunk)
     return written
 
 

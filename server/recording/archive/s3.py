@@ -15,10 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Settings
+from server.recording.archive.admission import SourcePolicy, over_cap
 from server.recording.archive.contract import ArchiveError, Segment, SegmentSource, failures_of
-from server.recording.archive.layout import content_type, dump_manifest, manifest_key, parse_manifest, places
-from server.recording.archive.offload import KeyLocks, Offload, S3Access, is_missing, s3_location
-from server.recording.archive.sources import SourceReader
+from server.recording.archive.layout import (
+    content_type,
+    dump_manifest,
+    manifest_key,
+    parse_manifest,
+    places,
+    served_inline,
+    serving_headers,
+)
+from server.recording.archive.offload import KeyLocks, Offload, S3Access, is_missing
+from server.recording.archive.sources import SourceReader, source_policy
 
 log = logging.getLogger("proctorhub.recording.archive")
 
@@ -31,7 +40,13 @@ def identity_digest(source: SegmentSource) -> str:
 
 
 class S3Archive:
-    def __init__(self, settings: Settings, *, copy_object_limit: int = COPY_OBJECT_LIMIT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        copy_object_limit: int = COPY_OBJECT_LIMIT,
+        policy: SourcePolicy | None = None,
+    ) -> None:
         if not settings.s3_bucket:
             raise ValueError("S3Archive needs S3_BUCKET")
         self.bucket = settings.s3_bucket
@@ -39,7 +54,7 @@ class S3Archive:
         self.copy_object_limit = copy_object_limit
         self._offload = Offload()
         self._s3 = S3Access(settings, self._offload)
-        self._sources = SourceReader(settings, self._offload, self._s3)
+        self._sources = SourceReader(policy or source_policy(settings), self._offload, self._s3)
         self._locks = KeyLocks()
 
     async def start(self) -> None:
@@ -53,6 +68,7 @@ class S3Archive:
 
     async def store_segment(self, source: SegmentSource) -> Segment:
         primary, alternate = places(self.prefix, source)
+        self._sources.admit(source, primary)  # a refused source never gets as far as the bucket
         async with self._locks.hold(primary):
             for key in (primary, alternate):
                 with failures_of(key, "storing the recording"):
@@ -72,13 +88,19 @@ class S3Archive:
         return await self._put(source, key)
 
     def _extra(self, source: SegmentSource, key: str) -> dict[str, Any]:
-        return {"ContentType": content_type(key), "Metadata": {IDENTITY: identity_digest(source)}}
+        extra: dict[str, Any] = {
+            "ContentType": content_type(key),
+            "Metadata": {IDENTITY: identity_digest(source)},
+        }
+        if not served_inline(key):  # the bucket's origin shows it in place only if it is a recording
+            extra["ContentDisposition"] = serving_headers(key)["Content-Disposition"]
+        return extra
 
     async def _put(self, source: SegmentSource, key: str) -> int:
         extra = self._extra(source, key)
-        location = s3_location(source.source_path)
-        if location is not None:
-            size = await self._copy(location, key, extra)
+        admitted = self._sources.admit(source, key)
+        if admitted.s3 is not None:
+            size = await self._copy(admitted.s3, key, extra, admitted.cap)
             if size is not None:
                 return size
         path = self._sources.local_file(source, key)
@@ -89,7 +111,7 @@ class S3Archive:
             await self._sources.fetch(source, key, temp)
             return await self._upload(temp, key, extra)
 
-    async def _copy(self, location: tuple[str, str], key: str, extra: dict[str, Any]) -> int | None:
+    async def _copy(self, location: tuple[str, str], key: str, extra: dict[str, Any], cap: int) -> int | None:
         """Server-side copy; None if this client cannot read the source (then the caller downloads it)."""
         bucket, source_key = location
         try:
@@ -101,6 +123,8 @@ class S3Archive:
             log.info("s3://%s/%s does not exist here; downloading it instead", bucket, source_key)
             return None
         size = int(head["ContentLength"])
+        if size > cap:
+            raise over_cap(key, cap, size)
         copy_source = {"Bucket": bucket, "Key": source_key}
         if size <= self.copy_object_limit:
             await self._s3.call(

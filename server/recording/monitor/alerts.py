@@ -1,8 +1,8 @@
 """Alerts from gaps: what to store and publish when a timeline changes. Pure.
 
 An alert's id names its gap (`video.gap:{candidate}:{start ms}`, `recording.failed:{candidate}:{peer}`),
-so two evaluations of one timeline agree on it. A video gap is open while it lasts and closed when
-video is back; a failed or missing recording stays open (there is nothing the proctor can do to end
+so two evaluations of one timeline agree on it. A video gap (or dispute) is open while it lasts and
+closed when it ends; a failed or missing recording stays open (there is nothing the proctor can do to end
 it) until a late recording withdraws it. A gap found only after it ended is published open and then
 closed, so every client sees both states.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 from server.protocol import Outbound
 from server.recording.monitor.intervals import epoch_ms
-from server.recording.monitor.timeline import VIDEO_GAP, Gap, Timeline
+from server.recording.monitor.timeline import SPAN_KINDS, VIDEO_DISPUTED, Gap, Timeline
 
 
 def alert_id(candidate_id: str, gap: Gap) -> str:
-    suffix = str(int(gap.start * 1000)) if gap.kind == VIDEO_GAP else gap.peer_id
+    suffix = str(int(gap.start * 1000)) if gap.kind in SPAN_KINDS else gap.peer_id
     return f"{gap.kind}:{candidate_id}:{suffix}"
 
 
@@ -26,11 +26,14 @@ def alert_of(candidate_id: str, room_id: str | None, gap: Gap) -> dict[str, Any]
     detail: dict[str, Any] = {"cause": gap.cause}
     if gap.peer_id:
         detail.update(peer_id=gap.peer_id, session_id=gap.session_id)
-    ongoing = gap.kind == VIDEO_GAP and gap.end is None
+    if gap.kind == VIDEO_DISPUTED:
+        # Both reports: the page's own, and what each proctor's page saw when the dispute began.
+        detail.update(reported={"joined": True, "video": True}, observed=dict(gap.observed))
+    ongoing = gap.kind in SPAN_KINDS and gap.end is None
     return {
         "alert_id": alert_id(candidate_id, gap),
         "kind": gap.kind,
-        "state": "open" if ongoing or gap.kind != VIDEO_GAP else "closed",
+        "state": "open" if ongoing or gap.kind not in SPAN_KINDS else "closed",
         "candidate_id": candidate_id,
         "room_id": gap.room_id or room_id,
         "started_at": epoch_ms(gap.start),

@@ -1,7 +1,8 @@
 """The live recording monitor: signals in, alerts and candidate statuses out, on any node.
 
 Every signal is kept in the store (once per fact), then the candidate's timeline is evaluated
-again from all of its signals, under a per-candidate lock so two nodes never publish from
+again from all of its signals (kept few: over the budget the oldest toggles are folded into the
+intervals they prove, compaction.py), under a per-candidate lock so two nodes never publish from
 different views at once. What changed against the stored alerts is published: `alert` to the
 proctors of the candidate's room and the event's admins, and `candidate.status` when its
 `recording` or `open_alerts` changed. A timeline that will need a look later (a short gap that
@@ -25,8 +26,15 @@ from server.metrics import HubMetrics
 from server.protocol import Outbound
 from server.recording.intake.envelope import Envelope
 from server.recording.monitor.alerts import AlertChange, alert_changes, alert_id, alert_key
+from server.recording.monitor.compaction import Budget, compact
 from server.recording.monitor.reconciler import HmsReader, Reconciler
-from server.recording.monitor.signals import WebhookFact, media_signal, presence_signal, webhook_fact
+from server.recording.monitor.signals import (
+    WebhookFact,
+    media_signal,
+    observed_signal,
+    presence_signal,
+    webhook_fact,
+)
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import Store
 from server.store.records import UserRecord
@@ -44,6 +52,9 @@ Announce = Callable[[UserRecord], Awaitable[None]]
 """Tell the event's watchers that a candidate's record changed (the hub's presence service)."""
 ProctorRooms = Callable[[str, str], Awaitable[set[str]]]
 """(event, proctor) -> the rooms the proctor watches."""
+
+AlertHook = Callable[[str, list[tuple[dict[str, Any] | None, dict[str, Any]]]], None]
+"""Called (event, [(alert as stored before or None, alert now)]) after alerts changed; must not block."""
 
 ChangeHook = Callable[[str, str, Timeline], None]
 """Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
@@ -70,9 +81,18 @@ class MonitorLinks:
 
 class RecordingMonitor:
     def __init__(
-        self, links: MonitorLinks, rules: Rules, *, hms: HmsReader | None = None, reconcile_s: float = 300.0
+        self,
+        links: MonitorLinks,
+        rules: Rules,
+        *,
+        hms: HmsReader | None = None,
+        reconcile_s: float = 300.0,
+        budget: Budget | None = None,
     ) -> None:
         self._links = links
+        self._budget = budget or Budget(min_run_s=rules.threshold_s)
+        self._observing: dict[tuple[str, str], set[str]] = {}
+        """(event, proctor) -> the candidates whose video it has an opinion on (this node's sockets)."""
         self._store = links.store
         self._clock = links.clock
         self.rules = rules
@@ -83,21 +103,41 @@ class RecordingMonitor:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._room_events: dict[str, str | None] = {}
         self._change_hooks: list[ChangeHook] = []
+        self._alert_hooks: list[AlertHook] = []
         self._background = Background(log, on_failure=links.metrics.background_failed)
 
     def on_change(self, hook: ChangeHook) -> None:
         self._change_hooks.append(hook)
 
+    def on_alerts(self, hook: AlertHook) -> None:
+        self._alert_hooks.append(hook)
+
     # ------------------------------------------------------------------ inputs
 
     def presence_changed(self, record: UserRecord) -> None:
-        """A user's presence changed (on the node that changed it): a candidate's is a timeline signal."""
+        """A user's presence changed (on the node that changed it): a candidate's is a timeline signal;
+        a proctor who is no longer online stops being a witness of the candidates it watched."""
         if record.role == "candidate":
             signal = presence_signal(record)
             self._background.spawn("presence signal", self.add(record.event_id, record.user_id, [signal]))
+        elif record.role == "proctor" and record.presence != "online":
+            watched = self._observing.pop((record.event_id, record.user_id), set())
+            for candidate_id in sorted(watched):
+                self._background.spawn(
+                    "observer gone", self.observed(record.event_id, candidate_id, record.user_id, None)
+                )
 
     async def media(self, event_id: str, candidate_id: str, data: dict[str, Any], source: str) -> None:
         await self.add(event_id, candidate_id, [media_signal(data, self._clock(), source)])
+
+    async def observed(self, event_id: str, candidate_id: str, proctor_id: str, video: bool | None) -> None:
+        """A proctor's page sees the candidate's video (True), sees none (False), or stopped watching."""
+        watched = self._observing.setdefault((event_id, proctor_id), set())
+        if video is None:
+            watched.discard(candidate_id)
+        else:
+            watched.add(candidate_id)
+        await self.add(event_id, candidate_id, [observed_signal(proctor_id, video, self._clock())])
 
     async def webhook(self, envelope: Envelope) -> None:
         """The webhook inbox's handler: idempotent, any order; raising means "try again later"."""
@@ -128,7 +168,7 @@ class RecordingMonitor:
             members = [fact.user_id]
             if fact.signal.kind == "join":
                 await store.timelines.add_session_member(fact.signal.session_id, event_id, fact.user_id)
-        payload = [orjson.dumps(fact.signal.to_dict(), option=orjson.OPT_SORT_KEYS)]
+        payload = [_payload(fact.signal)]
         changed = []
         for candidate_id in members:
             if await store.timelines.add_signals(event_id, candidate_id, payload):
@@ -151,14 +191,33 @@ class RecordingMonitor:
     # ------------------------------------------------------------------ evaluation
 
     async def add(self, event_id: str, candidate_id: str, signals: list[Signal]) -> None:
-        payloads = [orjson.dumps(s.to_dict(), option=orjson.OPT_SORT_KEYS) for s in signals]
+        payloads = [_payload(s) for s in signals]
         if await self._store.timelines.add_signals(event_id, candidate_id, payloads):
             recorded = any(s.kind == "recorded" for s in signals)
             await self.check(event_id, candidate_id, recorded=recorded)
 
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
+        return evaluate(await self._signals(event_id, candidate_id), self._clock(), self.rules)
+
+    async def _signals(self, event_id: str, candidate_id: str) -> list[Signal]:
         raws = await self._store.timelines.get_signals(event_id, candidate_id)
-        return evaluate((Signal.from_dict(orjson.loads(r)) for r in raws), self._clock(), self.rules)
+        return [Signal.from_dict(orjson.loads(r)) for r in raws]
+
+    async def _compacted(self, event_id: str, candidate_id: str) -> Timeline:
+        """The candidate's timeline, its oldest toggles folded first when it holds more than the
+        budget (called under its lock: one node folds at a time)."""
+        signals = await self._signals(event_id, candidate_id)
+        change = compact(signals, self._budget) if len(signals) > self._budget.budget else None
+        if change is not None:
+            await self._store.timelines.replace_signals(
+                event_id,
+                candidate_id,
+                [_payload(s) for s in change.remove],
+                [_payload(s) for s in change.add],
+            )
+            gone = set(change.remove)
+            signals = [s for s in signals if s not in gone] + list(change.add)
+        return evaluate(signals, self._clock(), self.rules)
 
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
         """Evaluate one candidate again and publish what changed."""
@@ -197,7 +256,7 @@ class RecordingMonitor:
     async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
         store = self._store
         timeline, held, user = await asyncio.gather(
-            self.timeline(event_id, candidate_id),
+            self._compacted(event_id, candidate_id),
             store.timelines.get_alerts(event_id, candidate_id),
             store.presence.get_user(event_id, candidate_id),
         )
@@ -211,6 +270,8 @@ class RecordingMonitor:
                 event_id, candidate_id, {c.alert["alert_id"]: orjson.dumps(c.alert) for c in changes}
             )
             await self._publish(event_id, room_id, changes)
+            for hook in self._alert_hooks:
+                hook(event_id, [(stored.get(c.alert["alert_id"]), c.alert) for c in changes])
         open_count = sum(
             1
             for a in {**stored, **{c.alert["alert_id"]: c.alert for c in changes}}.values()
@@ -314,6 +375,11 @@ class RecordingMonitor:
     async def _due_checks(self) -> None:
         due = await self._store.timelines.due_checks(self._clock())
         await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
+
+
+def _payload(signal: Signal) -> bytes:
+    """A signal's stored form: canonical, so the same fact is the same bytes (and can be removed)."""
+    return orjson.dumps(signal.to_dict(), option=orjson.OPT_SORT_KEYS)
 
 
 def _lock_name(event_id: str, candidate_id: str) -> str:

@@ -2,10 +2,10 @@
 
 100ms retries a webhook three times in about 14 s and then drops it (contract §3.1, §5 item 7),
 so a hub outage, or plain loss, can leave a join, a session close or a recording unsaid. The
-reconciler reads the sessions (peers with `joined_at`/`left_at`) and recording assets of the
-event's rooms and turns them into the same keyed facts the webhooks give, so what was already
-known is a no-op. It runs before a recording is declared missing, after a start, and every
-`interval_s` (on one node at a time).
+reconciler reads the sessions, active and finished (peers with `joined_at`/`left_at`), and
+recording assets of the event's rooms and turns them into the same keyed facts the webhooks
+give, so what was already known is a no-op. It runs before a recording is declared missing,
+after a start, and every `interval_s` (on one node at a time).
 """
 
 from __future__ import annotations
@@ -98,10 +98,13 @@ class Reconciler:
         return count
 
     async def room(self, room_id: str) -> None:
-        """Feed every finished session's peers and close, and their recordings."""
-        async for session in self.hms.list_sessions(room_id=room_id, active=False):
-            for fact in session_facts(session, self.candidate_role):
-                await self.feed(fact)
+        """Feed every session's peers (joins and leaves) and finished sessions' closes, and their
+        recordings. Active sessions too: a candidate's leave while a proctor stays in the room keeps
+        the session open, and a lost leave must not let the page's word stand (witnesses.py)."""
+        for active in (True, False):
+            async for session in self.hms.list_sessions(room_id=room_id, active=active):
+                for fact in session_facts(session, self.candidate_role):
+                    await self.feed(fact)
         async for asset in self.hms.list_recording_assets(room_id=room_id):
             fact = asset_fact(asset)
             if fact is not None:

@@ -66,6 +66,7 @@ def timeline_json(
             "in_room": _spans(timeline.in_room),
             "video": _spans(timeline.video),
             "recorded": _spans(timeline.recorded),
+            "disputed": _spans(timeline.disputed),
         },
         "gaps": [gap_json(user.user_id, g) for g in timeline.gaps],
         "recordings": [
@@ -103,12 +104,35 @@ def report_row(user: UserRecord, timeline: Timeline, flags: int, *, now: float) 
     }
 
 
+def report_json(
+    event_id: str, rows: list[dict[str, Any]], *, now: float, threshold_s: float
+) -> dict[str, Any]:
+    """The event's report as `GET .../report` answers it (and `report.ready` carries it)."""
+    return {
+        "event_id": event_id,
+        "generated_at": epoch_ms(now),
+        "threshold_s": threshold_s,
+        "candidates": rows,
+    }
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is read as a formula (or a hidden one) by spreadsheets (OWASP,
+"CSV injection"); ids and names come from the host and its users, so no text cell is trusted."""
+
+
+def spreadsheet_text(value: object) -> object:
+    """Text that a spreadsheet would evaluate gets a leading `'` (shown as text); numbers pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
+    """RFC 4180 text (CRLF line ends), every text cell escaped against formula injection."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        # A name starting with = + - @ would be a formula in a spreadsheet: quote it as text.
-        name = str(row["name"])
-        writer.writerow({**row, "name": "'" + name if name[:1] in ("=", "+", "-", "@") else name})
+        writer.writerow({column: spreadsheet_text(value) for column, value in row.items()})
     return out.getvalue()

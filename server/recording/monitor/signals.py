@@ -104,3 +104,10 @@ def media_signal(data: dict[str, Any], at: float, source: str) -> Signal:
         joined=joined,
         video=joined and video,
     )
+
+
+def observed_signal(observer: str, video: bool | None, at: float) -> Signal:
+    """What a proctor's page sees of the candidate's video (`media.observed`), as received at `at`;
+    `video` None: it stopped watching."""
+    kind = "unobserved" if video is None else "observed"
+    return Signal(f"o:{observer}:{int(at * 1000)}", at, kind, observer=observer, video=bool(video))

@@ -9,9 +9,13 @@ from two sources (a webhook and the REST reconciler, or a duplicate delivery) is
 What is derived (see `Rules`):
 - sitting: from the first time the candidate is online in the hub until it finishes;
 - video: the client says it is in the room with its camera on, while its hub socket is up
-  (100ms sends no webhook when a camera stops, contract §3.5, so the client is the live signal);
+  (100ms sends no webhook when a camera stops, contract §3.5, so the client is the live signal),
+  and 100ms has not said otherwise: after a leave of its peer, or its session's close, the client's
+  word counts again only from a new join (witnesses.py);
 - a video gap: sitting without video for longer than `threshold_s`; its cause is what was missing
-  when it began (socket lost, not in the room, camera off);
+  when it began (socket lost, not in the room, camera off, or 100ms saw the peer leave);
+- a dispute: the client claims video while every proctor's page that watches it sees none, for
+  longer than `threshold_s` (`video.disputed`, with both reports);
 - recorded: each peer's stream recording once 100ms says it succeeded, ending at the peer's leave;
 - a failed recording is a gap at once; a recording still absent `deadline_s` after its session
   closed is a gap (`recording.missing`), for every peer that was in the room with video.
@@ -24,14 +28,32 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from server.recording.monitor import intervals as iv
+from server.recording.monitor import witnesses as wit
 from server.recording.monitor.intervals import Intervals
 
 SignalKind = Literal[
-    "online", "offline", "finished", "media", "join", "leave", "recorded", "failed", "closed"
+    "online",
+    "offline",
+    "finished",
+    "media",
+    "join",
+    "leave",
+    "recorded",
+    "failed",
+    "closed",
+    "observed",
+    "unobserved",
+    "fold",
 ]
 Tristate = Literal["on", "off", "unknown"]
 
+PRESENCE = "presence"
+"""The stream name of a fold of presence toggles."""
+
 VIDEO_GAP = "video.gap"
+VIDEO_DISPUTED = "video.disputed"
+SPAN_KINDS = frozenset({VIDEO_GAP, VIDEO_DISPUTED})
+"""Alerts that last as long as their span: open while it goes on, closed when it ends."""
 RECORDING_FAILED = "recording.failed"
 RECORDING_MISSING = "recording.missing"
 
@@ -52,6 +74,12 @@ class Signal:
     path: str = ""
     url: str = ""
     error: str = ""
+    observer: str = ""
+    """`observed`/`unobserved`: the proctor whose page saw it; `fold`: the observer whose views it folds."""
+    stream: str = ""
+    """`fold` of no observer: "" the page's claims, "presence" the hub socket's online/offline."""
+    toggles: tuple[tuple[float, int], ...] = ()
+    """`fold`: the stream's old toggles, compacted (witnesses.fold)."""
 
     def order(self) -> tuple[Any, ...]:
         """A total order: by time, then by every field, so ties never depend on arrival."""
@@ -70,6 +98,9 @@ class Signal:
             self.path,
             self.url,
             self.error,
+            self.observer,
+            self.stream,
+            self.toggles,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +112,8 @@ class Signal:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Signal:
+        if "toggles" in raw:
+            raw = {**raw, "toggles": tuple((float(at), int(state)) for at, state in raw["toggles"])}
         return cls(**raw)
 
 
@@ -99,6 +132,8 @@ class Gap:
     peer_id: str = ""
     room_id: str = ""
     session_id: str = ""
+    observed: tuple[tuple[str, bool], ...] = ()
+    """A dispute's observers and what each saw when it began (True: video)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +163,9 @@ class Timeline:
     recording_state: Tristate
     next_check: float | None
     room_id: str | None = None
+    hms_out: Intervals = ()
+    """Where 100ms said the candidate was not in the room."""
+    disputed: Intervals = ()
 
     def coverage(self, now: float) -> tuple[float, float]:
         """(expected seconds, recorded seconds) over the sitting."""
@@ -145,31 +183,67 @@ def collect(signals: Iterable[Signal]) -> list[Signal]:
     return sorted(best.values(), key=Signal.order)
 
 
-def _cause(at: float, present: Intervals, joined: Intervals) -> str:
-    """What was missing when a gap began; the client's own word on being in the room comes first."""
-    if not iv.contains(present, at):
+@dataclass(frozen=True, slots=True)
+class _Video:
+    """What each witness said, as intervals."""
+
+    present: Intervals
+    joined: Intervals
+    claimed: Intervals
+    hms_out: Intervals
+
+
+def _cause(at: float, video: _Video) -> str:
+    """What was missing when a gap began; the client's own word comes first, 100ms's after it."""
+    if not iv.contains(video.present, at):
         return "socket_lost"
-    if not iv.contains(joined, at):
+    if not iv.contains(video.joined, at):
         return "peer_left"
-    return "video_unpublished"
+    if not iv.contains(video.claimed, at):
+        return "video_unpublished"
+    return "peer_left_100ms"
 
 
-def _video_gaps(
-    sitting: Intervals, seen: Intervals, present: Intervals, joined: Intervals, rules: Rules, now: float
-) -> tuple[list[Gap], float | None]:
-    gaps: list[Gap] = []
+def _long_spans(
+    spans: Intervals, rules: Rules, now: float
+) -> tuple[list[tuple[float, float | None]], float | None]:
+    """The spans that lasted `threshold_s` by `now` (end None while going on), and when the next
+    short one still going on would reach it."""
+    long: list[tuple[float, float | None]] = []
     next_check: float | None = None
-    for start, end in iv.subtract(sitting, seen):
+    for start, end in spans:
         if start > now:
             continue
         length = (now if end is None or end > now else end) - start
         if length >= rules.threshold_s:
-            closed = end if end is not None and end <= now else None
-            gaps.append(Gap(VIDEO_GAP, _cause(start, present, joined), start, closed))
+            long.append((start, end if end is not None and end <= now else None))
         elif end is None or end > now:
             due = start + rules.threshold_s
             next_check = due if next_check is None else min(next_check, due)
-    return gaps, next_check
+    return long, next_check
+
+
+def _streams(
+    ordered: list[Signal],
+) -> tuple[list[wit.Toggle], list[wit.Toggle], dict[str, list[wit.Toggle]]]:
+    """Presence (1 online, 0 not), the page's claims and each observer's views as toggle streams."""
+    presence: list[wit.Toggle] = []
+    claims: list[wit.Toggle] = []
+    observers: dict[str, list[wit.Toggle]] = {}
+    for s in ordered:
+        if s.kind == "fold":
+            if s.observer:
+                observers.setdefault(s.observer, []).extend(s.toggles)
+            else:
+                (presence if s.stream == PRESENCE else claims).extend(s.toggles)
+        elif s.kind in ("online", "offline"):
+            presence.append((s.at, int(s.kind == "online")))
+        elif s.kind == "media":
+            claims.append((s.at, wit.claim_state(s.joined, s.video)))
+        elif s.kind in ("observed", "unobserved"):
+            state = wit.SEEN_NONE if s.kind == "unobserved" else wit.SEEN_ON if s.video else wit.SEEN_OFF
+            observers.setdefault(s.observer, []).append((s.at, state))
+    return sorted(presence), sorted(claims), {name: sorted(t) for name, t in observers.items()}
 
 
 def _peers(ordered: list[Signal], video: Intervals, rules: Rules, now: float) -> tuple[PeerRecording, ...]:
@@ -227,22 +301,43 @@ def _recording_gaps(peers: tuple[PeerRecording, ...]) -> list[Gap]:
 
 def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     ordered = collect(signals)
-    present = iv.from_toggles((s.at, s.kind == "online") for s in ordered if s.kind in ("online", "offline"))
-    media = [s for s in ordered if s.kind == "media"]
-    client_joined = iv.from_toggles((s.at, s.joined) for s in media)
-    video = iv.from_toggles((s.at, s.joined and s.video) for s in media)
+    presence, claims, observers = _streams(ordered)
+    present = wit.spans_where(presence, frozenset({1}))
+    client_joined = wit.spans_where(claims, frozenset({wit.CLAIM_JOINED, wit.CLAIM_VIDEO}))
+    video = wit.spans_where(claims, frozenset({wit.CLAIM_VIDEO}))
+    hms_out = wit.hms_out(
+        wit.PeerFact(s.at, s.kind, s.peer_id, s.session_id)
+        for s in ordered
+        if s.kind in ("join", "leave", "closed")
+    )
     peer_spans: dict[str, iv.Interval] = {s.peer_id: (s.at, None) for s in ordered if s.kind == "join"}
     for s in ordered:
         if s.kind == "leave" and s.peer_id in peer_spans:
             peer_spans[s.peer_id] = (peer_spans[s.peer_id][0], s.at)
-    in_room = iv.union(client_joined, iv.normalize(peer_spans.values()))
+    in_room = iv.subtract(iv.union(client_joined, iv.normalize(peer_spans.values())), hms_out)
     finished = next((s.at for s in ordered if s.kind == "finished"), None)
     sitting: Intervals = ()
     if present:
         first = present[0][0]
         sitting = iv.normalize([(first, finished)])
-    seen = iv.intersect(video, present)
-    video_gaps, next_check = _video_gaps(sitting, seen, present, client_joined, rules, now)
+    seen = iv.subtract(iv.intersect(video, present), hms_out)
+    witnessed = _Video(present, client_joined, video, hms_out)
+    gap_spans, next_check = _long_spans(iv.subtract(sitting, seen), rules, now)
+    video_gaps = [Gap(VIDEO_GAP, _cause(start, witnessed), start, end) for start, end in gap_spans]
+    disputes = iv.intersect(wit.disputed(seen, observers), sitting)
+    dispute_spans, dispute_check = _long_spans(disputes, rules, now)
+    video_gaps += [
+        Gap(
+            VIDEO_DISPUTED,
+            "observers_see_no_video",
+            start,
+            end,
+            observed=tuple(sorted(wit.observers_at(observers, start).items())),
+        )
+        for start, end in dispute_spans
+    ]
+    if dispute_check is not None:
+        next_check = dispute_check if next_check is None else min(next_check, dispute_check)
     peers = _peers(ordered, video, rules, now)
     for p in peers:
         if p.status == "pending" and p.due_at is not None:
@@ -250,12 +345,13 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     recorded = iv.normalize((p.start, p.end) for p in peers if p.status == "recorded" and p.start is not None)
     gaps = tuple(sorted([*video_gaps, *_recording_gaps(peers)], key=lambda g: (g.start, g.kind, g.peer_id)))
     sitting_now = iv.contains(sitting, now)
-    video_state: Tristate = "unknown" if not media else ("on" if iv.contains(seen, now) else "off")
+    video_state: Tristate = "unknown" if not claims else ("on" if iv.contains(seen, now) else "off")
     failed_now = any(p.status == "failed" and (p.end is None or p.end >= now) for p in peers)
     recording_state: Tristate = "unknown"
-    if media:
+    if claims:
         recording_state = "on" if sitting_now and video_state == "on" and not failed_now else "off"
-    room = media[-1].room_id if media else None
+    rooms = [s.room_id for s in ordered if s.kind in ("media", "fold") and s.room_id and not s.observer]
+    room = rooms[-1] if rooms else None
     return Timeline(
         present=present,
         sitting=sitting,
@@ -268,4 +364,6 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
         recording_state=recording_state,
         next_check=next_check,
         room_id=room or None,
+        hms_out=hms_out,
+        disputed=disputes,
     )

@@ -10,6 +10,7 @@ from server.store.memory.dedupe import MemoryDedupe
 from server.store.memory.events import MemoryEvents
 from server.store.memory.locks import MemoryLocks
 from server.store.memory.lti import MemoryLti
+from server.store.memory.outbox import MemoryOutbox
 from server.store.memory.presence import MemoryPresence
 from server.store.memory.pubsub import MemoryPubSub
 from server.store.memory.timelines import MemoryTimelines
@@ -29,6 +30,7 @@ class MemoryStore:
         self.timelines = MemoryTimelines()
         self.lti = MemoryLti()
         self.pubsub = MemoryPubSub()
+        self.outbox = MemoryOutbox()
 
     async def start(self) -> None:
         return None

@@ -17,7 +17,9 @@ class MemoryPresence:
         self._event_users: dict[str, set[str]] = defaultdict(set)
         self._conns: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._node_conns: dict[str, set[ConnRef]] = defaultdict(set)
-        self._nodes: dict[str, float] = {}
+        self._nodes: dict[str, float] = {}  # node -> liveness deadline
+        self._renewed: dict[str, float] = {}  # node -> its last renewal: when a dead node's users left
+        self._left_at: dict[tuple[str, str], float] = {}  # a user's latest socket dropped with others left
         self._graces: dict[tuple[str, str], float] = {}
         self._flags: dict[tuple[str, str], list[FlagRecord]] = defaultdict(list)
 
@@ -47,11 +49,14 @@ class MemoryPresence:
         if record is None:
             return None
         changed = not conns and record.presence == "online"
-        if changed:
-            record = record.with_changes(presence="reconnecting", since=now, connections=0)
+        left_at = self._left_at.get(key, now)
+        if changed:  # a dead node's socket is dated early: not before another drop, nor the arrival
+            since = max(now, left_at, record.since + 0.001)
+            record = record.with_changes(presence="reconnecting", since=since, connections=0)
             self._graces[key] = now + grace_s
         else:
             record = record.with_changes(connections=len(conns))
+            self._left_at[key] = max(now, left_at)
         self._users[key] = record
         return Transition(record, changed)
 
@@ -108,9 +113,10 @@ class MemoryPresence:
 
     # nodes
 
-    async def node_alive(self, node_id: str, *, until: float) -> bool:
+    async def node_alive(self, node_id: str, *, now: float, until: float) -> bool:
         registered = node_id in self._nodes
         self._nodes[node_id] = until
+        self._renewed[node_id] = now
         return registered
 
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
@@ -119,14 +125,20 @@ class MemoryPresence:
             if until > now:
                 continue
             log.warning("node %s missed its liveness deadline; releasing its sockets", node_id)
-            moved += await self.release_node(node_id, now=now, grace_s=grace_s)
+            renewed = self._renewed.get(node_id, now)  # its users left when it died
+            moved += await self._release(node_id, at=renewed, deadline=now + grace_s)
         return moved
 
     async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
+        return await self._release(node_id, at=now, deadline=now + grace_s)
+
+    async def _release(self, node_id: str, *, at: float, deadline: float) -> list[UserRecord]:
+        """Drop the node's sockets as of `at`; the users' graces end at `deadline`."""
         self._nodes.pop(node_id, None)
+        self._renewed.pop(node_id, None)
         moved: list[UserRecord] = []
         for ref in list(self._node_conns.pop(node_id, ())):
-            transition = await self.disconnect(ref, now=now, grace_s=grace_s)
+            transition = await self.disconnect(ref, now=at, grace_s=deadline - at)
             if transition is not None and transition.changed:
                 moved.append(transition.record)
         return moved

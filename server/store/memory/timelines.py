@@ -24,6 +24,13 @@ class MemoryTimelines:
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
         return list(self._signals.get((event_id, candidate_id), ()))
 
+    async def replace_signals(
+        self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
+    ) -> None:
+        held = self._signals[(event_id, candidate_id)]
+        held.difference_update(remove)
+        held.update(add)
+
     async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None:
         if alerts:
             self._alerts[(event_id, candidate_id)].update(alerts)

@@ -15,6 +15,7 @@ from server.store.redis.dedupe import RedisDedupe
 from server.store.redis.events import RedisEvents
 from server.store.redis.locks import RedisLocks
 from server.store.redis.lti import RedisLti
+from server.store.redis.outbox import RedisOutbox
 from server.store.redis.presence import RedisPresence
 from server.store.redis.pubsub import RedisPubSub
 from server.store.redis.timelines import RedisTimelines
@@ -37,6 +38,7 @@ class RedisStore:
         self.timelines = RedisTimelines(client)
         self.lti = RedisLti(client)
         self.pubsub = RedisPubSub(client)
+        self.outbox = RedisOutbox(client)
 
     async def start(self) -> None:
         return None

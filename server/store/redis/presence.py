@@ -6,6 +6,7 @@ from its sorted set inside a script is the only one that returns the affected us
     ph:user:{tail}        hash of UserRecord      ph:eusers:{event}    set of user ids
     ph:conns:{tail}       set of conn ids         ph:nconns:{node}     set of ConnRef JSON
     ph:nodes              zset node -> until      ph:grace             zset tail -> deadline
+    ph:renewed            hash node -> when it last renewed its liveness (a dead node's users left then)
     ph:flags:{tail}       list of FlagRecord JSON
 """
 
@@ -25,6 +26,7 @@ log = logging.getLogger("proctorhub.store.redis")
 
 GRACE = f"{P}grace"
 NODES = f"{P}nodes"
+RENEWED = f"{P}renewed"
 
 
 def user_keys(user_tail: str) -> list[str]:
@@ -124,20 +126,25 @@ class RedisPresence:
 
     # nodes
 
-    async def node_alive(self, node_id: str, *, until: float) -> bool:
-        added = await self._redis.zadd(NODES, {node_id: until})
+    async def node_alive(self, node_id: str, *, now: float, until: float) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(NODES, {node_id: until})
+            pipe.hset(RENEWED, node_id, num(now))
+            added, _ = await pipe.execute()
         return not added
 
     async def reap_dead_nodes(self, *, now: float, grace_s: float) -> list[UserRecord]:
         moved: list[UserRecord] = []
-        while reply := await self._reap(keys=[NODES, GRACE], args=[num(now), num(now + grace_s)]):
+        while reply := await self._reap(keys=[NODES, GRACE, RENEWED], args=[num(now), num(now + grace_s)]):
             node, records = reply
             log.warning("node %s missed its liveness deadline; releasing its sockets", node.decode())
             moved.extend(record_of(flat) for flat in records)
         return moved
 
     async def release_node(self, node_id: str, *, now: float, grace_s: float) -> list[UserRecord]:
-        reply = await self._release(keys=[NODES, GRACE], args=[node_id, num(now), num(now + grace_s)])
+        reply = await self._release(
+            keys=[NODES, GRACE, RENEWED], args=[node_id, num(now), num(now + grace_s)]
+        )
         return [record_of(flat) for flat in reply]
 
     # flags

@@ -36,6 +36,18 @@ class RedisTimelines:
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
         return list(await self._redis.smembers(f"{P}sig:{_tail(event_id, candidate_id)}"))
 
+    async def replace_signals(
+        self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
+    ) -> None:
+        key = f"{P}sig:{_tail(event_id, candidate_id)}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if remove:
+                pipe.srem(key, *remove)
+            if add:
+                pipe.sadd(key, *add)
+            pipe.expire(key, KEEP_S)
+            await pipe.execute()
+
     async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None:
         if not alerts:
             return
