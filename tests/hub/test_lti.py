@@ -489,3 +489,29 @@ async def test_a_pending_call_survives_a_restart_on_redis(
                 return [c["state"] for c in calls] == ["done"]
 
             await eventually(done, timeout=30, what="the pending call sent by the restarted hub")
+
+
+async def test_a_login_on_one_node_launches_on_another(
+    hub_factory: HubFactory, redis_server: RedisServer
+) -> None:
+    await flush(redis_server.url)
+    on_redis = {"REDIS_URL": redis_server.url, "HMS_SIMULATOR": "embedded"}
+    one, two = hub_factory(**on_redis), hub_factory(**on_redis)
+    platform = Platform()
+    async with serve(platform.app) as base, httpx.AsyncClient(base_url=one.http, timeout=10) as browser:
+        platform.base = base
+        body = await platform.register(one.http, API_KEY)
+        form = await begin(Setup(one, platform, body["platform_id"], browser))
+        # the cookie is the browser's for 127.0.0.1 whatever the port, as it would be for one host name
+        page = await browser.post(f"{two.http}/lti/launch", data=form)
+        assert page.status_code == 200, page.text
+        minted = await browser.post(
+            f"{one.http}/lti/start-assessment", headers={"Authorization": f"Bearer {session_of(page)}"}
+        )
+        assert minted.status_code == 200, minted.text
+        async with httpx.AsyncClient() as lms:
+            assert (
+                await lms.post(minted.json()["url"], data={"JWT": minted.json()["jwt"]})
+            ).status_code == 200
+        replay = await browser.post(f"{one.http}/lti/launch", data=form)
+        assert_refused(replay, 401, "used already")
