@@ -23,6 +23,8 @@ from server.hostevents.wiring import HostEventsPart
 from server.hubs import Hub
 from server.hubs.connection import Connection
 from server.hubs.endpoint import HubEndpoint
+from server.lti import registration as lti_registration
+from server.lti.tool import LtiTool
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
 from server.recording.archive.factory import build_archive
@@ -120,12 +122,15 @@ def create_app(settings: Settings) -> Starlette:
     hub.handlers.flag_observers.append(lambda flag: archiver.changed(flag.event_id, flag.candidate_id))
     host_events = build_host_events(settings, hub, monitor)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
+    lti = LtiTool(settings, store, hub, WEB_DIR / "lti-launch.html")
+    monitor.on_change(lti.policy.changed)  # alerts of LTI candidates become ACS flags
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await hms.start()
         await archive.start()
+        await lti.start()
         if settings.embedded_secret:
             await store.events.create_event(DEMO_EVENT)
         await sessions.start()
@@ -142,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
                 ("webhook inbox", webhooks.stop),  # stop taking work; what is held stays in the store
                 ("hub", hub.stop),  # sockets, leases and presence handed back
                 ("recording monitor", monitor.stop),  # after the hub: it records the presence changes
+                ("lti", lti.stop),  # after the monitor, whose alerts it flags
                 ("host events", host_events.stop),  # after the producers; what is queued stays stored
                 ("archiver", archiver.stop),
                 ("archive", archive.aclose),
@@ -160,6 +166,9 @@ def create_app(settings: Settings) -> Starlette:
         *archive_files.routes,
         *deliveries.routes,
         *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
+        # LTI Proctoring Services (docs/lti.md): the registry API and the tool's endpoints
+        *lti_registration.routes,
+        *lti.routes,
     ]
     if hms.simulator is not None:
         # The simulator's media plane (and /_sim controls) for simulated clients and the pages.
@@ -184,6 +193,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.hms = hms
     app.state.archive = archive
     app.state.inbox = webhooks.inbox
+    app.state.lti = lti
     app.state.host_events = host_events
     hms.bind_app(app)
     return app

@@ -109,6 +109,14 @@ class Settings:
     events_backoff_base_s: float = 5.0
     events_retry_for_s: float = 86_400.0
     events_report_check_s: float = 10.0
+    # LTI Proctoring Services (docs/lti.md)
+    lti_private_key: str | None = None
+    lti_key_id: str | None = None
+    lti_previous_public_key: str | None = None
+    lti_base_url: str | None = None
+    lti_session_ttl_s: float = 4 * 3600.0
+    lti_acs_flag_gap_s: float = 60.0
+    lti_acs_retry_s: float = 30.0
 
     @property
     def token_rules(self) -> TokenRules:
@@ -369,6 +377,29 @@ def _proxies(name: str, raw: str) -> tuple[str, ...]:
     return _networks(name, raw)
 
 
+def _pem(private: bool) -> Callable[[str, str], str]:
+    """An RSA key in PEM (private to sign, public to publish); `\\n` may stand for newlines."""
+
+    def read(name: str, raw: str) -> str:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+        pem = raw.replace("\\n", "\n").strip() + "\n"
+        kind = "private" if private else "public"
+        try:
+            key: object = (
+                load_pem_private_key(pem.encode(), None) if private else load_pem_public_key(pem.encode())
+            )
+        except (ValueError, TypeError):
+            raise ConfigError(f"Config '{name}' must be an unencrypted RSA {kind} key in PEM.") from None
+        wanted = rsa.RSAPrivateKey if private else rsa.RSAPublicKey
+        if not isinstance(key, wanted) or key.key_size < 2048:
+            raise ConfigError(f"Config '{name}' must be an RSA {kind} key of at least 2048 bits.")
+        return pem
+
+    return read
+
+
 # env var -> (Settings field, parser)
 _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     # HS256 keys under 32 bytes are refused by RFC 7518 (and warned about by PyJWT).
@@ -440,6 +471,14 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "HUB_EVENTS_BACKOFF_BASE_S": ("events_backoff_base_s", _number(float, minimum=0.01, maximum=3600)),
     "HUB_EVENTS_RETRY_FOR_S": ("events_retry_for_s", _number(float, minimum=1, maximum=7 * 86_400)),
     "HUB_EVENTS_REPORT_CHECK_S": ("events_report_check_s", _number(float, minimum=0.1, maximum=3600)),
+    # LTI Proctoring Services: the tool's signing key (generated when unset), where platforms reach us
+    "LTI_PRIVATE_KEY": ("lti_private_key", _pem(private=True)),
+    "LTI_KEY_ID": ("lti_key_id", _token_like),
+    "LTI_PREVIOUS_PUBLIC_KEY": ("lti_previous_public_key", _pem(private=False)),
+    "LTI_BASE_URL": ("lti_base_url", _url),
+    "LTI_SESSION_TTL_S": ("lti_session_ttl_s", _number(float, minimum=1, maximum=86_400)),
+    "LTI_ACS_FLAG_GAP_S": ("lti_acs_flag_gap_s", _number(float, minimum=0.5, maximum=86_400)),
+    "LTI_ACS_RETRY_S": ("lti_acs_retry_s", _number(float, minimum=0.5, maximum=3600)),
 }
 
 
@@ -473,6 +512,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     if cast(int, keep) >= cast(int, budget):
         raise ConfigError(f"Config 'RECORDING_SIGNAL_KEEP' must be below RECORDING_SIGNAL_BUDGET ({budget}).")
+    if "lti_key_id" in values and "lti_private_key" not in values:
+        raise ConfigError("Config 'LTI_KEY_ID' names the key of LTI_PRIVATE_KEY, which is not set.")
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -44,8 +44,9 @@ def recording_sources(settings: Settings) -> tuple[str, ...]:
     return ("https://*.amazonaws.com",)
 
 
-def content_security_policy(settings: Settings, host: str | None) -> str:
-    """The policy for one response (pure). `host` is the request's Host, for the ws(s) of self."""
+def content_security_policy(settings: Settings, host: str | None, form_targets: tuple[str, ...] = ()) -> str:
+    """The policy for one response (pure). `host` is the request's Host, for the ws(s) of self;
+    `form_targets` are origins a page may post a form to besides its own (the LTI launch page's platform)."""
     connect = ["'self'"]
     if host and all(c.isalnum() or c in ".-:[]" for c in host):
         connect += [f"ws://{host}", f"wss://{host}"]
@@ -63,7 +64,7 @@ def content_security_policy(settings: Settings, host: str | None) -> str:
         "worker-src": ["'self'", *extra_workers],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
-        "form-action": ["'self'"],
+        "form-action": ["'self'", *form_targets],
         "frame-ancestors": list(settings.frame_ancestors),
     }
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())

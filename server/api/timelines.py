@@ -29,11 +29,15 @@ async def timeline(request: Request) -> JSONResponse:
     event_id = await event_id_of(request)
     user = await _candidate(request, event_id)
     monitor, store = request.app.state.monitor, request.app.state.store
-    found, flags = await asyncio.gather(
-        monitor.timeline(event_id, user.user_id), store.presence.list_flags(event_id, user.user_id)
+    found, flags, acs = await asyncio.gather(
+        monitor.timeline(event_id, user.user_id),
+        store.presence.list_flags(event_id, user.user_id),
+        store.lti.acs_calls(event_id, user.user_id),
     )
     now = request.app.state.hub.clock()
-    return JSONResponse(timeline_json(user, found, flags, now=now, threshold_s=monitor.rules.threshold_s))
+    body = timeline_json(user, found, flags, now=now, threshold_s=monitor.rules.threshold_s)
+    body["acs"] = [call.to_dict() for call in acs]  # LTI Assessment Control calls and their answers
+    return JSONResponse(body)
 
 
 async def alerts(request: Request) -> JSONResponse:

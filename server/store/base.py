@@ -8,6 +8,7 @@
     store.dedupe       DedupeStore      "seen before" keys                    (dedupe.py)
     store.webhooks     WebhookQueue     the durable webhook inbox             (webhooks.py)
     store.timelines    TimelineStore    the recording monitor's signals       (timelines.py)
+    store.lti          LtiStore         LTI platforms, logins, attempts       (lti.py)
     store.pubsub       PubSub           messages between nodes                (pubsub.py)
     store.outbox       Outbox           events to the host app, to deliver    (outbox.py)
 
@@ -25,6 +26,7 @@ from server.store.allocation import AllocationStore
 from server.store.dedupe import DedupeStore
 from server.store.events import EventStore
 from server.store.locks import LockStore
+from server.store.lti import LtiStore
 from server.store.outbox import Outbox
 from server.store.presence import PresenceStore
 from server.store.pubsub import PubSub
@@ -42,6 +44,7 @@ class Store(Protocol):
     dedupe: DedupeStore
     webhooks: WebhookQueue
     timelines: TimelineStore
+    lti: LtiStore
     pubsub: PubSub
     outbox: Outbox
 

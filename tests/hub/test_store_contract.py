@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.store.allocation import KEEP
 from server.store.base import Store
+from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
 from server.store.memory import MemoryStore
 from server.store.outbox import Attempt, Delivery
 from server.store.records import (
@@ -860,6 +861,98 @@ async def test_webhook_consumer_resumes_what_it_held_before_a_restart(
     finally:
         if restarted is not store:
             await restarted.close()
+
+
+# LTI
+
+
+def lti_platform(platform_id: str, issuer: str = "https://lms.example", client_id: str = "c1") -> LtiPlatform:
+    return LtiPlatform(
+        platform_id,
+        issuer,
+        client_id,
+        ["d1", "d:2"],
+        f"{issuer}/auth",
+        f"{issuer}/token",
+        f"{issuer}/jwks",
+        {"room_size": 5, "name": "Exam"},
+        created_at=float(len(platform_id)),
+    )
+
+
+async def test_lti_platforms_are_unique_per_issuer_and_client_id(store: Store) -> None:
+    assert await store.lti.add_platform(lti_platform("p1"))
+    assert not await store.lti.add_platform(lti_platform("p22"))  # same issuer and client_id
+    assert not await store.lti.add_platform(lti_platform("p1", client_id="other"))  # same id
+    assert await store.lti.add_platform(lti_platform("p333", client_id="c:2"))
+    assert await store.lti.get_platform("p1") == lti_platform("p1")
+    assert [p.platform_id for p in await store.lti.list_platforms()] == ["p1", "p333"]
+    assert await store.lti.get_platform("nope") is None
+
+
+async def test_lti_platform_delete_frees_its_issuer(store: Store) -> None:
+    await store.lti.add_platform(lti_platform("p1"))
+    assert await store.lti.delete_platform("p1")
+    assert not await store.lti.delete_platform("p1")
+    assert await store.lti.list_platforms() == []
+    assert await store.lti.add_platform(lti_platform("p2"))
+
+
+async def test_lti_login_is_taken_once_and_not_after_it_expired(store: Store) -> None:
+    login = LtiLogin("s1", "p1", "n1", "b1", expires_at=1e9 + 60)
+    await store.lti.put_login(login, now=1e9)
+    assert await store.lti.take_login("s1", now=1e9 + 1) == login
+    assert await store.lti.take_login("s1", now=1e9 + 1) is None
+    await store.lti.put_login(LtiLogin("s2", "p1", "n2", "b2", expires_at=1e9 + 60), now=1e9)
+    assert await store.lti.take_login("s2", now=1e9 + 61) is None
+    assert await store.lti.take_login("unknown", now=1e9) is None
+
+
+async def test_lti_attempts_are_kept_per_candidate_by_number(store: Store) -> None:
+    def attempt(n: int, user: str = "u:1") -> LtiAttempt:
+        return LtiAttempt(
+            "p1",
+            EV,
+            user,
+            {"id": "rl1"},
+            n,
+            f"sd{n}",
+            "https://lms/start",
+            "d1",
+            1.5,
+            acs={"assessment_control_url": "https://lms/acs", "actions": ["flag"]},
+            identity={"name": "Ann"},
+        )
+
+    await store.lti.save_attempt(attempt(2))
+    await store.lti.save_attempt(attempt(1))
+    await store.lti.save_attempt(attempt(1, user="u"))
+    assert await store.lti.attempts(EV, "u:1") == [attempt(1), attempt(2)]
+    ended = LtiAttempt(**{**attempt(2).to_dict(), "ended_at": 9.0})
+    await store.lti.save_attempt(ended)
+    assert await store.lti.attempts(EV, "u:1") == [attempt(1), ended]
+    assert await store.lti.attempts(EV, "nobody") == []
+
+
+async def test_lti_tool_key_first_one_wins(store: Store) -> None:
+    assert await store.lti.tool_key("pem-a") == "pem-a"
+    assert await store.lti.tool_key("pem-b") == "pem-a"
+
+
+async def test_lti_acs_calls_are_kept_per_candidate_and_replaced_by_id(store: Store) -> None:
+    pending = AcsCall("a2", EV, "u:1", 1, "flag", {"action": "flag", "extra": [1]}, 2.0, "proctor-1")
+    first = AcsCall("a1", EV, "u:1", 1, "terminate", {"action": "terminate"}, 1.0, "admin")
+    await store.lti.save_acs_call(pending)
+    await store.lti.save_acs_call(first)
+    await store.lti.save_acs_call(AcsCall("a3", EV, "u", 1, "flag", {}, 0.5, "x"))
+    assert await store.lti.acs_calls(EV, "u:1") == [first, pending]
+    done = AcsCall(**{**pending.to_dict(), "state": "done", "answer": {"status": "running"}, "tries": 1})
+    await store.lti.save_acs_call(done)
+    assert await store.lti.acs_calls(EV, "u:1") == [first, done]
+    assert await store.lti.acs_calls(EV, "nobody") == []
+    assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3", "a1"]
+    await store.lti.save_acs_call(AcsCall(**{**first.to_dict(), "state": "failed"}))
+    assert [c.call_id for c in await store.lti.pending_acs_calls()] == ["a3"]
 
 
 # the outbox of events to the host app

@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "hubs": ("server.hubs",),
     "hostevents": ("server.hostevents",),
     "api": ("server.api",),
+    "lti": ("server.lti",),
     "entry": ("server.app", "server.cli", "server.serve", "server.__main__"),
     "load_tests": ("load_tests",),
 }
@@ -48,7 +49,9 @@ ALLOWED: dict[str, set[str]] = {
     # events to the host app: fed by the monitor and the hubs through hooks set up by the app
     "hostevents": {"core", "store", "recording", "hostevents"},
     "api": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api"},
-    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "entry"},
+    # LTI sits beside the API and uses its errors, security and pages
+    "lti": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "lti"},
+    "entry": {"core", "store", "hms", "allocation", "recording", "hubs", "hostevents", "api", "lti", "entry"},
     # the load tester drives the hub from outside: it may use the hub's parts and start it (server.serve),
     # never the command line that starts the load tester (checked below)
     "load_tests": {
@@ -60,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
         "hubs",
         "hostevents",
         "api",
+        "lti",
         "entry",
         "load_tests",
     },
@@ -88,12 +92,14 @@ PURE = (
     "server.hostevents.catalog",
     "server.hostevents.schedule",
     "server.hostevents.signing",
+    "server.lti.messages",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
 PURE_MAY_IMPORT = (
     *PURE,
     "server.store.records",
     "server.store.outbox",  # the Delivery record (its Protocol is never called from a pure core)
+    "server.store.lti",  # LTI records (the same)
     "server.recording.archive.contract",
 )
 IO_LIBRARIES = (

@@ -84,6 +84,7 @@ export const paths = {
   report: (id, format) => `/api/v1/events/${e(id)}/report${format ? `?format=${e(format)}` : ""}`,
   timeline: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/timeline`,
   recordings: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/recordings`,
+  acs: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/acs`,
 };
 
 /** The page's client config: which media plane to use. */

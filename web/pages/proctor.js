@@ -54,7 +54,7 @@ function counts() {
 function tileFor(id) {
   let tile = tiles.get(id);
   if (!tile) {
-    tile = new Tile(id, { onWarn: openWarn, onFlag: openFlag, media });
+    tile = new Tile(id, { onWarn: openWarn, onFlag: openFlag, onControl: launchedByLti ? openControl : null, media });
     tiles.set(id, tile);
     grid.append(tile.node);
     tile.setAlerts(alerts.openFor(id).map((e) => ({ text: describe(e.alert, nameOf).kind })));
@@ -178,6 +178,29 @@ async function reconcileAlerts() {
 }
 
 let target = null;
+/** Events made from an LTI launch (`lti-{platform}-{link}`): their attempts live on a learning platform. */
+const launchedByLti = String(me.event || "").startsWith("lti-");
+function openControl(tile) {
+  target = tile;
+  setText($("#acs-name"), tile.label);
+  $("#acs-reason").value = "";
+  $("#acs-action").value = "pause";
+  $("#acs-dialog").showModal();
+}
+$("#acs-dialog").addEventListener("close", async () => {
+  if ($("#acs-dialog").returnValue !== "send" || !target) return;
+  const tile = target;
+  const action = $("#acs-action").value;
+  const body = { action, reason_code: "proctor", reason_msg: $("#acs-reason").value };
+  try {
+    const call = await api.post(paths.acs(me.event, tile.id), body);
+    const answer = call.answer && call.answer.status ? ` (the platform says: ${call.answer.status})` : "";
+    log(call.state === "done" ? `Platform: ${action} for ${tile.label} done${answer}.` : `Platform: ${action} for ${tile.label} is queued; it will be sent again.`);
+  } catch (error) {
+    log(`Platform: ${action} for ${tile.label} failed: ${error.message}`);
+  }
+  tile.node.focus();
+});
 function openWarn(tile) {
   target = tile;
   setText($("#warn-name"), tile.label);

@@ -14,7 +14,7 @@ export function needsAttention(status, openAlerts) {
 }
 
 export class Tile {
-  constructor(candidateId, { onWarn, onFlag, media }) {
+  constructor(candidateId, { onWarn, onFlag, onControl, media }) {
     this.id = candidateId;
     const fact = (label) => {
       const dd = el("dd", { data: { field: label.toLowerCase().replace(" ", "-") } });
@@ -34,6 +34,10 @@ export class Tile {
     this.alertList = el("ul", { class: "tile-alerts" });
     this.warnButton = el("button", { type: "button", class: "warn", text: "Warn", on: { click: () => onWarn(this) } });
     this.flagButton = el("button", { type: "button", class: "flag", text: "Flag", on: { click: () => onFlag(this) } });
+    // LTI candidates: pause, resume or terminate the attempt on the learning platform (ACS)
+    this.controlButton = onControl
+      ? el("button", { type: "button", class: "control", text: "Exam…", on: { click: () => onControl(this) } })
+      : null;
     this.node = el(
       "li",
       { class: "tile", data: { candidate: candidateId }, tabIndex: -1 },
@@ -41,7 +45,7 @@ export class Tile {
       this.name,
       el("dl", { class: "facts" }, presenceDt, presence, videoDt, video, recordingDt, recording, alertsDt, alerts, flagsDt, flags),
       this.alertList,
-      el("div", { class: "actions" }, this.warnButton, this.flagButton),
+      el("div", { class: "actions" }, this.warnButton, this.flagButton, this.controlButton),
     );
     this.status = null;
     this.openAlerts = [];

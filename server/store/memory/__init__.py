@@ -9,6 +9,7 @@ from server.store.memory.allocation import MemoryAllocation
 from server.store.memory.dedupe import MemoryDedupe
 from server.store.memory.events import MemoryEvents
 from server.store.memory.locks import MemoryLocks
+from server.store.memory.lti import MemoryLti
 from server.store.memory.outbox import MemoryOutbox
 from server.store.memory.presence import MemoryPresence
 from server.store.memory.pubsub import MemoryPubSub
@@ -27,6 +28,7 @@ class MemoryStore:
         self.dedupe = MemoryDedupe()
         self.webhooks = MemoryWebhooks(monotonic)
         self.timelines = MemoryTimelines()
+        self.lti = MemoryLti()
         self.pubsub = MemoryPubSub()
         self.outbox = MemoryOutbox()
 

@@ -14,6 +14,7 @@ from server.store.redis.connection import connect
 from server.store.redis.dedupe import RedisDedupe
 from server.store.redis.events import RedisEvents
 from server.store.redis.locks import RedisLocks
+from server.store.redis.lti import RedisLti
 from server.store.redis.outbox import RedisOutbox
 from server.store.redis.presence import RedisPresence
 from server.store.redis.pubsub import RedisPubSub
@@ -35,6 +36,7 @@ class RedisStore:
         self.dedupe = RedisDedupe(client)
         self.webhooks = RedisWebhooks(client, monotonic)
         self.timelines = RedisTimelines(client)
+        self.lti = RedisLti(client)
         self.pubsub = RedisPubSub(client)
         self.outbox = RedisOutbox(client)
 
