@@ -42,7 +42,7 @@ async def event_json(store: Store, config: EventConfig) -> dict[str, Any]:
     return {**config.to_dict(), "counts": counts(await store.presence.list_users(config.event_id))}
 
 
-async def _body(request: Request) -> object:
+async def json_body(request: Request) -> object:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
@@ -77,7 +77,7 @@ class Events(HTTPEndpoint):
 
     async def post(self, request: Request) -> JSONResponse:
         (await caller(request)).require_admin(None)
-        config = _signable(request, parse_event_create(await _body(request)))
+        config = _signable(request, parse_event_create(await json_body(request)))
         store = _store(request)
         if not await store.events.create_event(config):
             raise ApiError(409, "exists", f"event {config.event_id!r} already exists")
@@ -108,7 +108,7 @@ class Event(HTTPEndpoint):
         who.require_admin(event_id)
         store = _store(request)
         current = await _existing(store, event_id)
-        updated = _signable(request, parse_event_patch(current, await _body(request)))
+        updated = _signable(request, parse_event_patch(current, await json_body(request)))
         if updated.events_url != current.events_url and not who.admins(None):
             # where the hub sends POSTs is the operator's choice, not one event's admin's
             raise ApiError(403, "forbidden", "only the API key or an admin of every event may set events_url")
@@ -124,7 +124,7 @@ class Sessions(HTTPEndpoint):
         (await caller(request)).require_admin(event_id)
         store = _store(request)
         await _existing(store, event_id)
-        wanted = parse_session_request(await _body(request))
+        wanted = parse_session_request(await json_body(request))
         settings: Settings = request.app.state.settings
         if wanted.ttl_s > settings.jwt_max_ttl_s:
             raise ApiError(400, "invalid", f"ttl_s: at most {settings.jwt_max_ttl_s:g} (HUB_JWT_MAX_TTL_S)")

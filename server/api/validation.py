@@ -27,13 +27,13 @@ def invalid(field: str, problem: str) -> ApiError:
     return ApiError(400, "invalid", f"{field}: {problem}")
 
 
-def _object(body: object) -> dict[str, Any]:
+def json_object(body: object) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     return body
 
 
-def _no_unknown(body: dict[str, Any], allowed: set[str] | dict[str, Any]) -> None:
+def no_unknown_fields(body: dict[str, Any], allowed: set[str] | dict[str, Any]) -> None:
     unknown = sorted(k for k in body if k not in allowed)
     if unknown:
         raise invalid(unknown[0], "unknown field")
@@ -119,7 +119,7 @@ if set(EVENT_FIELDS) != {f.name for f in fields(EventConfig)}:  # a new EventCon
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
-    _no_unknown(body, EVENT_FIELDS)
+    no_unknown_fields(body, EVENT_FIELDS)
     return {name: EVENT_FIELDS[name](name, value) for name, value in body.items()}
 
 
@@ -133,7 +133,7 @@ def _ordered(config: EventConfig) -> EventConfig:
 
 def parse_event_create(body: object) -> EventConfig:
     """A new event from a POST body; omitted optional fields take EventConfig's defaults."""
-    values = _checked(_object(body))
+    values = _checked(json_object(body))
     for required in ("event_id", "name"):
         if required not in values:
             raise invalid(required, "is required")
@@ -142,7 +142,7 @@ def parse_event_create(body: object) -> EventConfig:
 
 def parse_event_patch(current: EventConfig, body: object) -> EventConfig:
     """`current` with the PATCH body's fields applied; the id may be repeated but not changed."""
-    values = _checked(_object(body))
+    values = _checked(json_object(body))
     if values.pop("event_id", current.event_id) != current.event_id:
         raise invalid("event_id", "cannot be changed")
     return _ordered(replace(current, **values))
@@ -177,8 +177,8 @@ SESSION_FIELDS: dict[str, Check] = {
 
 def parse_session_request(body: object) -> SessionRequest:
     """`POST /api/v1/events/{event_id}/sessions` body: `{user_id, role, name?, ttl_s?}`."""
-    raw = _object(body)
-    _no_unknown(raw, SESSION_FIELDS)
+    raw = json_object(body)
+    no_unknown_fields(raw, SESSION_FIELDS)
     values = {name: SESSION_FIELDS[name](name, value) for name, value in raw.items()}
     for required in ("user_id", "role"):
         if required not in values:

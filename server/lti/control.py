@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.api.events import _body
+from server.api.events import json_body
 from server.api.security import caller
-from server.api.validation import _no_unknown, _object, invalid, text
+from server.api.validation import invalid, json_object, no_unknown_fields, text
 from server.lti.messages import (
     ACS_ACTIONS,
     ACS_CONTENT_TYPE,
@@ -273,8 +273,8 @@ ACS_FIELDS = {
 
 
 def parse_acs_request(body: object) -> AcsRequest:
-    raw = _object(body)
-    _no_unknown(raw, ACS_FIELDS)
+    raw = json_object(body)
+    no_unknown_fields(raw, ACS_FIELDS)
     values = {name: ACS_FIELDS[name](name, value) for name, value in raw.items()}
     if "action" not in values:
         raise invalid("action", "is required")
@@ -288,7 +288,7 @@ class CandidateAcs(HTTPEndpoint):
         event_id: str = request.path_params["event_id"]
         who = await caller(request)
         who.require_reader(event_id)  # admins of the event and its proctors
-        wanted = parse_acs_request(await _body(request))
+        wanted = parse_acs_request(await json_body(request))
         service: AcsService = request.app.state.lti.acs
         by = who.session.user_id if who.session is not None else "api"
         call = await service.call(event_id, request.path_params["candidate_id"], wanted, by=by)

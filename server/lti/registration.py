@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.api.events import _body
+from server.api.events import json_body
 from server.api.security import caller
-from server.api.validation import EVENT_FIELDS, _no_unknown, _object, invalid, text
+from server.api.validation import EVENT_FIELDS, invalid, json_object, no_unknown_fields, text
 from server.config import Settings
 from server.store.base import Store
 from server.store.lti import LtiPlatform
@@ -56,10 +56,10 @@ def _deployments(field: str, value: object) -> list[str]:
 
 def _event_defaults(field: str, value: object) -> dict[str, Any]:
     """Event settings every event created from this platform's resource links starts with."""
-    raw = _object(value) if value is not None else {}
+    raw = json_object(value) if value is not None else {}
     allowed = {name: check for name, check in EVENT_FIELDS.items() if name != "event_id"}
     try:
-        _no_unknown(raw, allowed)
+        no_unknown_fields(raw, allowed)
     except ApiError as exc:
         raise invalid(f"{field}.{exc.message.split(':')[0]}", "unknown field") from None
     return {name: allowed[name](f"{field}.{name}", v) for name, v in raw.items()}
@@ -78,8 +78,8 @@ CHECKS = {
 
 def parse_platform(body: object, *, platform_id: str, now: float) -> LtiPlatform:
     """A registration from a POST body (pure); every field but `event_defaults` is required."""
-    raw = _object(body)
-    _no_unknown(raw, CHECKS)
+    raw = json_object(body)
+    no_unknown_fields(raw, CHECKS)
     values = {name: CHECKS[name](name, value) for name, value in raw.items()}
     for required in PLATFORM_FIELDS[:-1]:
         if required not in values:
@@ -121,7 +121,7 @@ async def _existing(request: Request) -> LtiPlatform:
 class Platforms(HTTPEndpoint):
     async def post(self, request: Request) -> JSONResponse:
         (await caller(request)).require_admin(None)
-        platform = parse_platform(await _body(request), platform_id=secrets.token_hex(6), now=time.time())
+        platform = parse_platform(await json_body(request), platform_id=secrets.token_hex(6), now=time.time())
         if not await _store(request).lti.add_platform(platform):
             message = (
                 f"issuer {platform.issuer!r} with client_id {platform.client_id!r} is registered already"

@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from server.api.errors import ApiError
-from server.api.events import _body
+from server.api.events import json_body
 from server.api.pages import content_security_policy
 from server.auth import InvalidSession, mint_session, verify_session
 from server.background import Background
@@ -377,7 +377,7 @@ class LtiTool:
             ) from None
         if session.role != "candidate":
             raise ApiError(403, "forbidden", "only a candidate session starts an assessment")
-        body = await _body(request) if int(request.headers.get("content-length") or 0) else {}
+        body = await json_body(request) if int(request.headers.get("content-length") or 0) else {}
         verified = isinstance(body, dict) and body.get("verified") is True
         attempts = [
             a for a in await self._store.lti.attempts(session.event_id, session.user_id) if a.ended_at is None
