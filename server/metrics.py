@@ -163,6 +163,11 @@ class HubMetrics:
             "Authenticated sockets queued for a join slot (HUB_JOIN_CONCURRENCY)",
             registry=r,
         )
+        self.disconnects_unrecorded = Gauge(
+            "proctorhub_disconnects_unrecorded",
+            "Closed sockets whose disconnect the store has not taken yet (written again every second)",
+            registry=r,
+        )
         self.joins_running = Gauge("proctorhub_joins_running", "Joins attaching now", registry=r)
         self.joins_refused = Counter(
             "proctorhub_joins_refused",

@@ -19,6 +19,7 @@ from server.hubs.assignment import Assigner
 from server.hubs.connection import Connection, ConnectionState
 from server.hubs.fanout import Fanout
 from server.hubs.handlers import Handlers, MediaLimits
+from server.hubs.leaves import RETRY_S, PendingLeaves
 from server.hubs.presence import PresenceService
 from server.hubs.seating import Seating
 from server.hubs.snapshots import UserSnapshots
@@ -102,6 +103,8 @@ class Hub:
         )
         metrics.joins_waiting.set_function(lambda: self.join_gate.waiting)
         metrics.joins_running.set_function(lambda: self.join_gate.running)
+        self.leaves = PendingLeaves(self._record_leave)
+        metrics.disconnects_unrecorded.set_function(lambda: len(self.leaves))
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self._session_timers: dict[str, list[Timer]] = {}
@@ -120,6 +123,7 @@ class Hub:
             lambda: self.presence.sweep(list(self.connections.values())),
         )
         bg.every("event stats", self.settings.stats_interval_s, self.stats.push_dirty)
+        bg.every("unrecorded disconnects", RETRY_S, self.leaves.retry)
         bg.run("timers", self.timers.run)
 
     def begin_drain(self) -> None:
@@ -145,6 +149,7 @@ class Hub:
         released = await self.store.presence.release_node(
             settings.node_id, now=self.clock(), grace_s=settings.presence_grace_s
         )
+        self.leaves.forget()
         await self.presence.changed(released)
         await self.background.stop()
 
@@ -215,12 +220,12 @@ class Hub:
         self.metrics.connections.labels(conn.session.role).dec()
         self.tokens.release(conn)
         self.stats.unsubscribe_all(conn)
-        try:
-            await self.fanout.leave_all(conn)
-            if not self.draining:  # when draining, `stop` releases every socket of the node at once
-                await self.presence.left(conn)
-        except Exception as exc:  # the store is down: the node's sweep or reaping settles presence later
-            log.warning("could not record the disconnect of %s: %r", conn.conn_id, exc)
+        await self.leaves.leave(conn, self.clock())
+
+    async def _record_leave(self, conn: Connection, left_at: float) -> None:
+        await self.fanout.leave_all(conn)
+        if not self.draining:  # when draining, `stop` releases every socket of the node at once
+            await self.presence.left(conn, at=left_at)
 
     # ------------------------------------------------------------------ sessions
 

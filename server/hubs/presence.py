@@ -82,9 +82,10 @@ class PresenceService:
         await self._announce_if_changed(transition)
         return transition.record
 
-    async def left(self, conn: Connection) -> None:
+    async def left(self, conn: Connection, at: float | None = None) -> None:
+        """The socket closed (`at`, else now: a disconnect written again later keeps its moment)."""
         transition = await self._store.disconnect(
-            self._ref(conn), now=self._clock(), grace_s=self._settings.presence_grace_s
+            self._ref(conn), now=self._clock() if at is None else at, grace_s=self._settings.presence_grace_s
         )
         await self._announce_if_changed(transition)
 
