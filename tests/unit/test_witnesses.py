@@ -11,6 +11,7 @@ from server.recording.monitor import intervals as iv
 from server.recording.monitor import witnesses as wit
 from server.recording.monitor.compaction import Budget, compact
 from server.recording.monitor.timeline import VIDEO_DISPUTED, VIDEO_GAP, Rules, Signal, evaluate
+from tests.signal_stories import closed, join, leave, media, offline, online
 
 RULES = Rules(threshold_s=10, deadline_s=30)
 times = st.integers(0, 60).map(float)
@@ -135,30 +136,6 @@ def test_folding_runs_that_are_all_long_enough_changes_nothing(toggles: list[wit
 
 
 # ---------------------------------------------------------------- stories on the timeline
-
-
-def online(at: float) -> Signal:
-    return Signal(f"p:{at}:1", at, "online")
-
-
-def offline(at: float) -> Signal:
-    return Signal(f"p:{at}:0", at, "offline")
-
-
-def media(at: float, *, joined: bool = True, video: bool = True) -> Signal:
-    return Signal(f"m:{at}:{joined}:{video}", at, "media", room_id="r1", joined=joined, video=video)
-
-
-def join(peer: str, at: float, session: str = "s1") -> Signal:
-    return Signal(f"join:{peer}", at, "join", peer_id=peer, room_id="r1", session_id=session)
-
-
-def leave(peer: str, at: float, session: str = "s1") -> Signal:
-    return Signal(f"leave:{peer}", at, "leave", peer_id=peer, room_id="r1", session_id=session)
-
-
-def closed(at: float, session: str = "s1") -> Signal:
-    return Signal(f"close:{session}", at, "closed", room_id="r1", session_id=session)
 
 
 def observed(by: str, at: float, video: bool) -> Signal:
