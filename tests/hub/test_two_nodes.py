@@ -137,19 +137,24 @@ async def test_a_killed_nodes_users_left_when_it_died_not_when_it_was_reaped(
         await login(node_a.ws, token(SECRET, "c", event=event))
         await proctor.expect("candidate.status", status_of("c", "online"))
 
+        def timeline_present() -> list[list[int | None]] | None:
+            answer = httpx.get(
+                f"{node_b.http}/api/v1/events/{event}/candidates/c/timeline",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=5,
+            )
+            return answer.json()["intervals"]["present"] if answer.status_code == 200 else None
+
+        # node A's monitor writes the arrival in the background: kill it once that is stored
+        await eventually(timeline_present, interval=0.05, what="the arrival on the candidate's timeline")
         killed_at = time.time()
         node_a.kill()
         gone = await proctor.expect("candidate.status", status_of("c", "reconnecting"), timeout=ttl_s + 10)
         left_at = gone["data"]["since"] / 1000
         assert killed_at - ttl_s <= left_at <= killed_at, (left_at - killed_at, "s after the kill")
 
-        def presence_ends() -> list[int] | None:
-            answer = httpx.get(
-                f"{node_b.http}/api/v1/events/{event}/candidates/c/timeline",
-                headers={"Authorization": f"Bearer {API_KEY}"},
-                timeout=5,
-            )
-            present = answer.json()["intervals"]["present"] if answer.status_code == 200 else []
+        def presence_ends() -> list[int | None] | None:
+            present = timeline_present()
             return [end for _, end in present] if present and present[-1][1] is not None else None
 
         ends = await eventually(
