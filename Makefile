@@ -7,9 +7,10 @@ run:
 test:
 	./scripts/test
 
-# Unit and hub tests only (no scenarios, no browser): the quick loop while working.
+# Unit and hub tests only (no scenarios, no browser): the quick loop while working. Four workers: these
+# tests mostly wait on the hub processes they start, so two cores keep four busy (1:40 against 2:30).
 test-fast:
-	./scripts/test tests/unit tests/hub
+	./scripts/test tests/unit tests/hub -n 4
 
 PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.py server/hubs/timers.py \
 	server/hubs/ratelimit.py server/hms/tokens.py server/allocation/planner.py server/allocation/planner_proctors.py \
