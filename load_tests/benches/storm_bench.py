@@ -8,7 +8,9 @@
 store on one node with its in-process 100ms simulator: the baseline; Redis on `--nodes` nodes with one
 standalone simulator, the clients spread over the nodes as a load balancer would); the candidates
 arrive evenly over `--over` seconds from worker processes; for each, the time from its `auth` frame
-to its `room.assign`. Also the hubs' allocation passes and lock waits.
+to its `room.assign`. Also the hubs' allocation passes and lock waits, and the CPU the hub nodes
+used from the first arrival until 3 s after the last, per arrival (on a shared machine a steadier
+figure than the latencies: the same work costs the same CPU whoever else is busy).
 `loss`: candidates and proctors seated, then one proctor's socket is cut; the time until every
 proctor that inherits its rooms has a `roster` holding them (grace included, and beyond it).
 Everything runs on 127.0.0.1 and stops by itself.
@@ -31,11 +33,12 @@ from websockets.asyncio.client import connect
 
 from load_tests.benches.servers import start_cluster, start_hub
 from load_tests.judge.stats import summary_ms
-from load_tests.run.procs import RESULTS, kill, metrics_auth
+from load_tests.run.procs import RESULTS, cpu_s, kill, metrics_auth
 from load_tests.users.worker_pool import raise_nofile
 from server.auth import mint_session
 
 API_KEY = "storm-api-key-" + "k" * 20
+STORM_SETTLE_S = 3.0
 
 
 def _token(secret: str, user: str, role: str, event: str) -> str:
@@ -121,8 +124,13 @@ def _storm_on(args: argparse.Namespace, store: str) -> dict[str, Any]:
             for w in range(args.workers)
         ]
         before = [_metrics(port) for port in ports]
+        pids = [node.pid for node in cluster.nodes]
+        cpu_before = sum(cpu_s(pid) for pid in pids)
         for w in workers:
             w.start()
+        # The storm's window: the arrivals and the settling second after them (the hold goes on).
+        time.sleep(max(0.0, begin + args.over + STORM_SETTLE_S - time.time()))
+        storm_cpu = sum(cpu_s(pid) for pid in pids) - cpu_before
         parts = [queue.get(timeout=args.over + 120) for _ in workers]
         after = [_metrics(port) for port in ports]
         for w in workers:
@@ -139,6 +147,7 @@ def _storm_on(args: argparse.Namespace, store: str) -> dict[str, Any]:
             "failed": sum(p["failed"] for p in parts),
             "errors": [e for p in parts for e in p["errors"]][:5],
             "auth_to_room_assign_ms": summary_ms(latencies),
+            "hub_cpu_ms_per_arrival": round(storm_cpu * 1000 / args.candidates, 3),
             "passes": passes,
         }
     finally:
@@ -152,7 +161,7 @@ def storm(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"{run['store']:>6} x{run['nodes']}: {run['assigned']}/{args.candidates} assigned, "
             f"p50 {ms.get('p50_ms')} ms, p99 {ms.get('p99_ms')} ms, max {ms.get('max_ms')} ms, "
-            f"failed {run['failed']}",
+            f"failed {run['failed']}, hub CPU {run['hub_cpu_ms_per_arrival']} ms per arrival",
             file=sys.stderr,
         )
     return {"scenario": "storm", "candidates": args.candidates, "over_s": args.over, "runs": runs}

@@ -14,6 +14,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from server.store.redis.batching import BatchingRedis
+
 P = "ph:"
 LUA = Path(__file__).resolve().parent / "lua"
 MAX_CONNECTIONS = 64
@@ -54,4 +56,4 @@ def connect(url: str) -> aioredis.Redis:
         socket_keepalive=True,
         health_check_interval=15,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return BatchingRedis(connection_pool=pool)
