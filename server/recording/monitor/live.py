@@ -44,6 +44,11 @@ log = logging.getLogger("proctorhub.recording.monitor")
 
 LOCK_TTL_S = 5.0
 DUE_POLL_S = 0.25
+FIRST_RECONCILE_S = 60.0
+"""The first reconcile after start-up waits this long (or `reconcile_s`, if shorter): it costs three
+100ms calls per room, and a node starting (a deploy, the start of an exam) has its sockets to take
+first. Nothing is lost meanwhile: webhooks are durable, and a recording is never declared missing
+before 100ms was asked about its session."""
 
 
 Publish = Callable[[str, Outbound], Awaitable[None]]
@@ -353,7 +358,7 @@ class RecordingMonitor:
                 "recording reconcile",
                 self._reconcile_s,
                 self._reconcile,
-                first_delay_s=min(5.0, self._reconcile_s),
+                first_delay_s=min(FIRST_RECONCILE_S, self._reconcile_s),
             )
 
     async def stop(self) -> None:

@@ -110,7 +110,8 @@ class Reconciler:
             if fact is not None:
                 await self.feed(fact)
 
-    async def rooms(self, room_ids: list[str], *, concurrency: int = 4) -> None:
+    async def rooms(self, room_ids: list[str], *, concurrency: int = 2) -> None:
+        """Every room, two at a time: the node's own work (joins, messages) goes on meanwhile."""
         gate = asyncio.Semaphore(concurrency)
 
         async def one(room_id: str) -> None:
