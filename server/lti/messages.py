@@ -187,6 +187,8 @@ class AcsRequest:
     reason_msg: str | None = None
     incident_severity: float | None = None
     extra_time: int | None = None
+    at: float | None = None
+    """When it happened (epoch seconds), for `incident_time`; None: when the call is made."""
 
 
 def client_assertion_claims(platform: LtiPlatform, *, now: float, jti: str) -> dict[str, Any]:
