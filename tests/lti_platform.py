@@ -140,6 +140,7 @@ class Platform:
             "nonce": nonce,
             **self.user,
             LTI + "message_type": self.message_type,
+            LTI + "target_link_uri": self.tool_launch_url,
             LTI + "version": "1.3.0",
             LTI + "deployment_id": self.deployment_id,
             LTI + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],

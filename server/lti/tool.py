@@ -42,9 +42,11 @@ from server.lti.messages import (
     END_ASSESSMENT,
     Launch,
     LaunchRefused,
+    check_target,
     display_name,
     event_id_for,
     read_launch,
+    same_launch_url,
     start_assessment_claims,
     user_id_for,
 )
@@ -156,19 +158,26 @@ class LtiTool:
             platform = await self._platform_of(params)
         except LaunchRefused as exc:
             return refusal(exc.status, exc.message)
+        base = tool_base(request)
+        launch_url = tool_urls(base)["launch_url"]
+        if not same_launch_url(params["target_link_uri"], launch_url):
+            return refusal(
+                400,
+                f"This launch is meant for another address ({params['target_link_uri'][:200]}), "
+                f"not this tool's ({launch_url}). The tool's registration in the learning platform "
+                "needs its launch URL corrected.",
+            )
         now = time.time()
         state, nonce, binding = (secrets.token_urlsafe(24) for _ in range(3))
-        await self._store.lti.put_login(
-            LtiLogin(state, platform.platform_id, nonce, binding, now + LOGIN_TTL_S), now=now
-        )
-        base = tool_base(request)
+        login = LtiLogin(state, platform.platform_id, nonce, binding, now + LOGIN_TTL_S, launch_url)
+        await self._store.lti.put_login(login, now=now)
         query = {
             "scope": "openid",
             "response_type": "id_token",
             "response_mode": "form_post",
             "prompt": "none",
             "client_id": platform.client_id,
-            "redirect_uri": tool_urls(base)["launch_url"],
+            "redirect_uri": launch_url,
             "state": state,
             "nonce": nonce,
             "login_hint": params["login_hint"],
@@ -246,6 +255,7 @@ class LtiTool:
         if platform is None:
             raise LaunchRefused("This learning platform is no longer registered.", 403)
         claims = await self._decode(platform, id_token)
+        check_target(claims, login.target_link_uri)
         launch = read_launch(claims, platform, nonce=login.nonce)
         if not await self._store.dedupe.once(
             f"lti-nonce:{platform.platform_id}:{login.nonce}", now=now, ttl_s=NONCE_TTL_S
