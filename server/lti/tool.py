@@ -37,6 +37,7 @@ from server.config import Settings
 from server.hubs import Hub
 from server.lti.control import REQUEST_TIMEOUT_S, AcsClient, AcsService
 from server.lti.control import routes as acs_routes
+from server.lti.frames import CHECK_COOKIE, cookie_check_page, framed, new_window_login
 from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.messages import (
     END_ASSESSMENT,
@@ -185,19 +186,22 @@ class LtiTool:
         if isinstance(params.get("lti_message_hint"), str):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
-        response = RedirectResponse(
-            f"{platform.auth_login_url}{separator}{urlencode(query)}", status_code=302
-        )
+        auth_url = f"{platform.auth_login_url}{separator}{urlencode(query)}"
+        response: Response = RedirectResponse(auth_url, status_code=302)
+        if framed(request):  # on to the platform only if this frame keeps our cookies
+            response = cookie_check_page(auth_url, new_window_login(params))
         secure = base.startswith("https://")
-        response.set_cookie(
-            COOKIE_PREFIX + state,
-            binding,
-            max_age=int(LOGIN_TTL_S),
-            path="/lti/",
-            httponly=True,
-            secure=secure,
-            samesite="none" if secure else "lax",
-        )
+        cookies = [(COOKIE_PREFIX + state, binding, True), (CHECK_COOKIE, "1", False)]
+        for name, value, httponly in cookies:
+            response.set_cookie(
+                name,
+                value,
+                max_age=int(LOGIN_TTL_S),
+                path="/lti/",
+                httponly=httponly,
+                secure=secure,
+                samesite="none" if secure else "lax",
+            )
         return response
 
     async def _platform_of(self, params: dict[str, Any]) -> LtiPlatform:
@@ -250,7 +254,12 @@ class LtiTool:
             raise LaunchRefused("This launch is unknown, expired or was used already (state).", 401)
         cookie = request.cookies.get(COOKIE_PREFIX + state, "")
         if not hmac.compare_digest(cookie.encode(), login.binding.encode()):
-            raise LaunchRefused("This launch did not start in this browser (state cookie missing).", 401)
+            raise LaunchRefused(
+                "This launch did not start in this browser (state cookie missing). If your course "
+                "opened the exam inside its own page, your browser may keep this tool's cookies out "
+                "of it: open the exam in a new window.",
+                401,
+            )
         platform = await self._store.lti.get_platform(login.platform_id)
         if platform is None:
             raise LaunchRefused("This learning platform is no longer registered.", 403)

@@ -6,10 +6,13 @@ lists the calls made to the platform."""
 
 from __future__ import annotations
 
+import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlencode
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from server.lti.messages import AP
 from tests.browser.conftest import Pages, session
@@ -160,3 +163,44 @@ async def test_the_review_page_of_a_candidate_without_lti_shows_no_platform_pane
     )
     await expect(review.locator("#timeline-name")).to_have_text("of Cleo")
     await expect(review.locator("#acs-panel")).to_be_hidden()
+
+
+@asynccontextmanager
+async def course_page(
+    hub: HubProcess, pages: Pages, client_id: str, course_url: str
+) -> AsyncIterator[tuple[Platform, Page]]:
+    """A registered platform, and its course page at `course_url` (answered by the browser) opening
+    the proctoring tool's login inside a frame."""
+    platform = Platform(client_id=client_id)
+    async with serve(platform.app) as base:
+        platform.base = base
+        await platform.register(hub.http, API_KEY)
+        login = f"{hub.http}/lti/login?{urlencode(platform.login_params())}"
+        frame = f'<iframe src="{html.escape(login)}" allow="camera" width="900" height="600"></iframe>'
+        page = f"<!doctype html><title>Course</title>{frame}"
+        yield platform, await pages.open(course_url, serve={course_url: page}, label="course")
+
+
+async def test_a_frame_that_keeps_our_cookies_out_offers_a_new_window(hub: HubProcess, pages: Pages) -> None:
+    # a course page of another site: the hub's cookies in its frame are third-party, and kept out
+    url = "http://exam.localhost/course"
+    async with course_page(hub, pages, "browser-tool-framed", url) as (platform, course):
+        frame = course.frame_locator("iframe")
+        await expect(frame.locator("#blocked")).to_be_visible()
+        await expect(frame.locator("#blocked")).to_contain_text("keeps this proctoring tool's cookies out")
+        assert platform.auth_requests == []  # nothing went to the platform from the frame
+        async with course.context.expect_page() as opened:
+            await frame.locator("#new-window").click()
+        window = await opened.value
+        await expect(window.locator("h1")).to_have_text("Before your proctored exam")
+        await expect(window.locator("#name")).to_have_text("Ada Lovelace")
+        await expect(frame.locator("#continued")).to_be_visible()
+
+
+async def test_a_frame_that_keeps_our_cookies_launches_inside_it(hub: HubProcess, pages: Pages) -> None:
+    url = f"{hub.http}/course-of-the-same-site"  # the frame keeps the hub's cookies: first-party
+    async with course_page(hub, pages, "browser-tool-frame-ok", url) as (platform, course):
+        frame = course.frame_locator("iframe")
+        await expect(frame.locator("h1")).to_have_text("Before your proctored exam")
+        await expect(frame.locator("#camera-state")).to_have_attribute("data-state", "on")
+        assert len(platform.auth_requests) == 1
