@@ -35,10 +35,10 @@ from server.auth import InvalidSession, mint_session, verify_session
 from server.background import Background
 from server.config import Settings
 from server.hubs import Hub
+from server.jwks import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.control import REQUEST_TIMEOUT_S, AcsClient, AcsService
 from server.lti.control import routes as acs_routes
 from server.lti.frames import CHECK_COOKIE, cookie_check_page, framed, new_window_login
-from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.messages import (
     END_ASSESSMENT,
     Launch,
