@@ -123,7 +123,8 @@ def create_app(settings: Settings) -> Starlette:
     host_events = build_host_events(settings, hub, monitor)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
     lti = LtiTool(settings, store, hub, WEB_DIR / "lti-launch.html")
-    monitor.on_change(lti.policy.changed)  # alerts of LTI candidates become ACS flags
+    monitor.on_change(lti.policy.changed)  # alerts of LTI candidates become ACS flags and extra time
+    hub.handlers.flag_observers.append(lti.policy.flag_added)  # so may proctors' flags
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -65,6 +65,8 @@ class Platform:
     granted_scope: str = "https://purl.imsglobal.org/spec/lti-ap/scope/control.all"
     tokens: set[str] = field(default_factory=set)
     acs_log: list[dict[str, Any]] = field(default_factory=list)
+    acs_received_at: list[float] = field(default_factory=list)
+    """When each `acs_log` entry arrived (time.time()), for the figures a test prints."""
     acs_fail_first: int = 0
     status: dict[int, dict[str, Any]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
@@ -138,6 +140,7 @@ class Platform:
             "nonce": nonce,
             **self.user,
             LTI + "message_type": self.message_type,
+            LTI + "target_link_uri": self.tool_launch_url,
             LTI + "version": "1.3.0",
             LTI + "deployment_id": self.deployment_id,
             LTI + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
@@ -232,6 +235,7 @@ class Platform:
             return JSONResponse({"error": "not acceptable"}, status_code=406)
         body = json.loads(await request.body())
         self.acs_log.append(body)
+        self.acs_received_at.append(time.time())
         if self.acs_fail_first > 0:
             self.acs_fail_first -= 1
             return JSONResponse({"error": "busy"}, status_code=503)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from server.api.errors import ApiError
+from server.api.lti_config import PolicyInvalid, parse_lti
 from server.auth import ROLES, Role
 from server.config import http_urls
 from server.store.records import EventConfig
@@ -100,6 +101,15 @@ def _events_url(field: str, value: object) -> str | None:
         raise invalid(field, str(exc)) from None
 
 
+def _lti(field: str, value: object) -> dict[str, Any] | None:
+    """The event's ACS policy for LTI candidates (server/api/lti_config.py); null: every default."""
+    try:
+        return parse_lti(value)
+    except PolicyInvalid as exc:
+        name = field if exc.member == "lti" else f"{field}.{exc.member}"
+        raise invalid(name, exc.problem) from None
+
+
 EVENT_FIELDS: dict[str, Check] = {
     "event_id": _event_id,
     "name": text(1, 200),
@@ -113,6 +123,7 @@ EVENT_FIELDS: dict[str, Check] = {
     "starts_at": _datetime,
     "ends_at": _datetime,
     "events_url": _events_url,
+    "lti": _lti,
 }
 if set(EVENT_FIELDS) != {f.name for f in fields(EventConfig)}:  # a new EventConfig field needs a rule here
     raise RuntimeError("EVENT_FIELDS and EventConfig disagree")

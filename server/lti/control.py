@@ -167,7 +167,8 @@ class AcsService:
         if platform is None:
             raise ApiError(404, "not_found", "the attempt's platform is no longer registered")
         now = self._clock()
-        incident_time = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+        at = request.at if request.at is not None else now
+        incident_time = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
         try:
             body = acs_body(attempt, platform, request, incident_time=incident_time)
         except AcsRefused as exc:

@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from server.store.lti import LtiAttempt, LtiPlatform
 
@@ -66,6 +67,26 @@ def attempt_number(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
         raise LaunchRefused("The launch has no valid attempt number.")
     return value
+
+
+def same_launch_url(uri: str, launch_url: str) -> bool:
+    """Whether `uri` names our launch URL: same scheme, host (any case), port and path (a trailing
+    slash aside); a query or fragment some platforms add to route messages is allowed."""
+    a, b = urlsplit(uri.strip()), urlsplit(launch_url)
+    return (
+        a.scheme.lower() == b.scheme.lower()
+        and a.netloc.lower() == b.netloc.lower()
+        and a.path.rstrip("/") == b.path.rstrip("/")
+    )
+
+
+def check_target(claims: dict[str, Any], login_target: str) -> None:
+    """The id_token's `target_link_uri`, when it has one, must be the one its login was for."""
+    target = claims.get(LTI + "target_link_uri")
+    if target is None or not login_target:
+        return
+    if not isinstance(target, str) or not same_launch_url(target, login_target):
+        raise LaunchRefused("The launch was meant for another tool's address (target_link_uri).")
 
 
 def check_audience(claims: dict[str, Any], client_id: str) -> None:
@@ -187,6 +208,8 @@ class AcsRequest:
     reason_msg: str | None = None
     incident_severity: float | None = None
     extra_time: int | None = None
+    at: float | None = None
+    """When it happened (epoch seconds), for `incident_time`; None: when the call is made."""
 
 
 def client_assertion_claims(platform: LtiPlatform, *, now: float, jti: str) -> dict[str, Any]:

@@ -35,16 +35,19 @@ from server.auth import InvalidSession, mint_session, verify_session
 from server.background import Background
 from server.config import Settings
 from server.hubs import Hub
+from server.jwks import KeySets, KeySetUnavailable, UnknownKey
 from server.lti.control import REQUEST_TIMEOUT_S, AcsClient, AcsService
 from server.lti.control import routes as acs_routes
-from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
+from server.lti.frames import CHECK_COOKIE, cookie_check_page, framed, new_window_login
 from server.lti.messages import (
     END_ASSESSMENT,
     Launch,
     LaunchRefused,
+    check_target,
     display_name,
     event_id_for,
     read_launch,
+    same_launch_url,
     start_assessment_claims,
     user_id_for,
 )
@@ -156,19 +159,26 @@ class LtiTool:
             platform = await self._platform_of(params)
         except LaunchRefused as exc:
             return refusal(exc.status, exc.message)
+        base = tool_base(request)
+        launch_url = tool_urls(base)["launch_url"]
+        if not same_launch_url(params["target_link_uri"], launch_url):
+            return refusal(
+                400,
+                f"This launch is meant for another address ({params['target_link_uri'][:200]}), "
+                f"not this tool's ({launch_url}). The tool's registration in the learning platform "
+                "needs its launch URL corrected.",
+            )
         now = time.time()
         state, nonce, binding = (secrets.token_urlsafe(24) for _ in range(3))
-        await self._store.lti.put_login(
-            LtiLogin(state, platform.platform_id, nonce, binding, now + LOGIN_TTL_S), now=now
-        )
-        base = tool_base(request)
+        login = LtiLogin(state, platform.platform_id, nonce, binding, now + LOGIN_TTL_S, launch_url)
+        await self._store.lti.put_login(login, now=now)
         query = {
             "scope": "openid",
             "response_type": "id_token",
             "response_mode": "form_post",
             "prompt": "none",
             "client_id": platform.client_id,
-            "redirect_uri": tool_urls(base)["launch_url"],
+            "redirect_uri": launch_url,
             "state": state,
             "nonce": nonce,
             "login_hint": params["login_hint"],
@@ -176,19 +186,22 @@ class LtiTool:
         if isinstance(params.get("lti_message_hint"), str):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
-        response = RedirectResponse(
-            f"{platform.auth_login_url}{separator}{urlencode(query)}", status_code=302
-        )
+        auth_url = f"{platform.auth_login_url}{separator}{urlencode(query)}"
+        response: Response = RedirectResponse(auth_url, status_code=302)
+        if framed(request):  # on to the platform only if this frame keeps our cookies
+            response = cookie_check_page(auth_url, new_window_login(params))
         secure = base.startswith("https://")
-        response.set_cookie(
-            COOKIE_PREFIX + state,
-            binding,
-            max_age=int(LOGIN_TTL_S),
-            path="/lti/",
-            httponly=True,
-            secure=secure,
-            samesite="none" if secure else "lax",
-        )
+        cookies = [(COOKIE_PREFIX + state, binding, True), (CHECK_COOKIE, "1", False)]
+        for name, value, httponly in cookies:
+            response.set_cookie(
+                name,
+                value,
+                max_age=int(LOGIN_TTL_S),
+                path="/lti/",
+                httponly=httponly,
+                secure=secure,
+                samesite="none" if secure else "lax",
+            )
         return response
 
     async def _platform_of(self, params: dict[str, Any]) -> LtiPlatform:
@@ -241,11 +254,17 @@ class LtiTool:
             raise LaunchRefused("This launch is unknown, expired or was used already (state).", 401)
         cookie = request.cookies.get(COOKIE_PREFIX + state, "")
         if not hmac.compare_digest(cookie.encode(), login.binding.encode()):
-            raise LaunchRefused("This launch did not start in this browser (state cookie missing).", 401)
+            raise LaunchRefused(
+                "This launch did not start in this browser (state cookie missing). If your course "
+                "opened the exam inside its own page, your browser may keep this tool's cookies out "
+                "of it: open the exam in a new window.",
+                401,
+            )
         platform = await self._store.lti.get_platform(login.platform_id)
         if platform is None:
             raise LaunchRefused("This learning platform is no longer registered.", 403)
         claims = await self._decode(platform, id_token)
+        check_target(claims, login.target_link_uri)
         launch = read_launch(claims, platform, nonce=login.nonce)
         if not await self._store.dedupe.once(
             f"lti-nonce:{platform.platform_id}:{login.nonce}", now=now, ttl_s=NONCE_TTL_S

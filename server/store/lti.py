@@ -39,6 +39,8 @@ class LtiLogin(Record):
     binding: str
     """The value of the state cookie set in the browser that started the login."""
     expires_at: float
+    target_link_uri: str = ""
+    """What the login was for (one of our launch URLs); the id_token must say the same."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,8 @@ class EventConfig(Record):
     ends_at: str | None = None
     events_url: str | None = None
     """Where this event's host events go (comma-separated URLs; "" for nowhere); None: HUB_EVENTS_URL."""
+    lti: dict[str, Any] | None = None
+    """The ACS policy for the event's LTI candidates (server/api/lti_config.py); None: the defaults."""
 
 
 @dataclass(frozen=True, slots=True)

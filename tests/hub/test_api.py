@@ -100,6 +100,7 @@ def test_create_get_list_patch(http: httpx.Client) -> None:
         "starts_at": "2030-01-01T09:00:00Z",
         "ends_at": "2030-01-01T12:00:00+00:00",
         "events_url": None,
+        "lti": None,
     }
     created = http.post(EVENTS, json=config, headers=HOST)
     assert created.status_code == 201, created.text
@@ -133,6 +134,7 @@ def test_create_fills_defaults(http: httpx.Client, new_event: Callable[..., str]
         "starts_at": None,
         "ends_at": None,
         "events_url": None,
+        "lti": None,
         "counts": ZERO_COUNTS,
     }
 

@@ -293,6 +293,21 @@ async def test_launches_with_bad_claims_are_refused(lti: Setup, claims: dict[str
     assert_refused(response, response.status_code, words)
 
 
+async def test_a_launch_for_another_address_is_refused(lti: Setup) -> None:
+    elsewhere = "https://elsewhere.example/lti/launch"
+    response = await lti.browser.get(
+        "/lti/login", params=lti.platform.login_params(target_link_uri=elsewhere)
+    )
+    assert_refused(response, 400, "meant for another address")
+    assert elsewhere in response.text and lti.platform.tool_launch_url in response.text
+    routed = lti.platform.tool_launch_url + "/?placement=proctoring"  # a platform's routing hint
+    assert (
+        await lti.browser.get("/lti/login", params=lti.platform.login_params(target_link_uri=routed))
+    ).status_code == 302
+    lti.platform.next_claims = {LTI + "target_link_uri": elsewhere}
+    assert_refused(await launch(lti, await begin(lti)), 400, "(target_link_uri)")
+
+
 async def test_an_audience_list_with_our_azp_is_accepted(lti: Setup) -> None:
     lti.platform.next_claims = {"aud": ["proctorhub-tool", "someone-else"], "azp": "proctorhub-tool"}
     assert (await launch(lti, await begin(lti))).status_code == 200

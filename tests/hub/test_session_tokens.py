@@ -13,7 +13,8 @@ import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.verifier import UNKNOWN_KID_REFETCH_S, JwksKeys
+from server.jwks import UnknownKey
+from server.verifier import UNKNOWN_KID_REFETCH_S, host_keys
 from tests.client import open_client
 from tests.conftest import API_KEY, SECRET, create_event
 from tests.fake_clock import FakeClock
@@ -156,19 +157,21 @@ async def test_jwks_key_rotation(hub: HubProcess, jwks: JwksServer, first: str) 
 async def test_unknown_kids_fetch_the_jwks_at_most_once_per_gap(jwks: JwksServer) -> None:
     """Made-up kids cannot make the hub hammer the host: one refetch per UNKNOWN_KID_REFETCH_S."""
     clock = FakeClock()
-    keys = JwksKeys(jwks.url, clock=clock)
-    try:
+    async with httpx.AsyncClient() as http:
+        keys = host_keys(jwks.url, http, clock=clock)
         await keys.refresh()
         assert jwks.fetches == 1 and await keys.key("key-a") is not None
-        assert await keys.key("made-up-1") is None
+        with pytest.raises(UnknownKey):
+            await keys.key("made-up-1")
         assert jwks.fetches == 2  # an unknown kid: fetched again at once
         for n in range(5):
-            assert await keys.key(f"made-up-{n}") is None
+            with pytest.raises(UnknownKey):
+                await keys.key(f"made-up-{n}")
         assert jwks.fetches == 2
         jwks.keys.append(SigningKey.ec("key-b"))
         clock.now += UNKNOWN_KID_REFETCH_S - 0.1
-        assert await keys.key("key-b") is None and jwks.fetches == 2
+        with pytest.raises(UnknownKey):
+            await keys.key("key-b")
+        assert jwks.fetches == 2
         clock.now += 0.1
         assert await keys.key("key-b") is not None and jwks.fetches == 3
-    finally:
-        await keys.aclose()

@@ -93,6 +93,8 @@ PURE = (
     "server.hostevents.schedule",
     "server.hostevents.signing",
     "server.lti.messages",
+    "server.api.lti_config",
+    "server.lti.acs_rules",
 )
 """Pure cores: state in, decisions out. They import only each other and plain records."""
 PURE_MAY_IMPORT = (

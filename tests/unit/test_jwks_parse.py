@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from server.verifier import parse_jwks
+from server.jwks import parse_jwks
 from tests.jwks_support import SigningKey
 
 

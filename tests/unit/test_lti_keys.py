@@ -1,5 +1,6 @@
-"""The remote key-set cache (server/lti/keys.py) against a real JWKS app over httpx's ASGI transport,
-with a clock the test moves: refetch on an unknown kid, at most every 30 s, one fetch for many callers."""
+"""The remote key-set cache (server/jwks.py) as the LTI tool sets it (keys expire after an hour), against
+a real JWKS app over httpx's ASGI transport, with a clock the test moves: refetch on an unknown kid, at
+most every 30 s, one fetch for many callers, a failing set said so."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.lti.keys import KeySets, KeySetUnavailable, UnknownKey
+from server.jwks import KeySet, KeySets, KeySetUnavailable, UnknownKey
 from server.lti.toolkey import public_jwk
 from tests.fake_clock import FakeClock
 
@@ -135,3 +136,33 @@ async def test_a_failing_set_says_so_and_is_asked_again_after_30_s(
     publisher.publish("k1")
     assert (await sets.key(URL, "k1")).key_id == "k1"
     assert publisher.requests == 3
+
+
+async def test_an_lms_key_is_not_used_past_its_age_when_the_set_cannot_be_fetched(
+    setup: tuple[Publisher, KeySets, FakeClock],
+) -> None:
+    publisher, sets, clock = setup
+    publisher.publish("k1")
+    await sets.key(URL, "k1")
+    publisher.status = 503
+    clock.now += 3600
+    with pytest.raises(KeySetUnavailable, match="HTTP 503"):
+        await sets.key(URL, "k1")
+
+
+async def test_host_keys_stay_usable_while_the_host_is_down() -> None:
+    """The verifier's setting (max_age_s=None): a host that is down logs out nobody."""
+    publisher = Publisher()
+    app = Starlette(routes=[Route("/jwks", publisher.jwks)])
+    clock = FakeClock()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        keys = KeySet(URL, http, max_age_s=None, refetch_s=30.0, clock=clock)
+        publisher.publish("k1")
+        await keys.refresh()
+        publisher.status = 503
+        clock.now += 86_400
+        await keys.refresh()  # fails, and says so in the log only
+        assert (await keys.key("k1")).key_id == "k1"
+        with pytest.raises(UnknownKey):  # the set is still usable: an unknown kid is just unknown
+            await keys.key("k9")
+        assert publisher.requests == 3

@@ -20,6 +20,7 @@ from server.lti.messages import (
     display_name,
     event_id_for,
     read_launch,
+    same_launch_url,
     start_assessment_claims,
     user_id_for,
 )
@@ -123,3 +124,31 @@ def test_acs_bodies_only_for_offered_actions() -> None:
     }
     with pytest.raises(AcsRefused):
         acs_body(ATTEMPT, PLATFORM, AcsRequest("terminate"), incident_time="t")
+
+
+OURS = "https://proctor.example.com/lti/launch"
+
+
+@pytest.mark.parametrize(
+    ("uri", "ours"),
+    [
+        (OURS, True),
+        ("HTTPS://Proctor.Example.com/lti/launch/", True),
+        (OURS + "?placement=proctoring#x", True),
+        (" " + OURS, True),
+        ("http://proctor.example.com/lti/launch", False),
+        ("https://proctor.example.com:8443/lti/launch", False),
+        ("https://proctor.example.com/lti/login", False),
+        ("https://proctor.example.com.evil/lti/launch", False),
+        ("https://evil.example/https://proctor.example.com/lti/launch", False),
+        ("", False),
+    ],
+)
+def test_only_our_launch_url_is_ours(uri: str, ours: bool) -> None:
+    assert same_launch_url(uri, OURS) is ours
+
+
+@given(st.text(max_size=60))
+def test_no_text_is_taken_for_our_launch_url_unless_it_names_it(junk: str) -> None:
+    if same_launch_url(junk, OURS):
+        assert junk.strip().lower().startswith("https://proctor.example.com/lti/launch")

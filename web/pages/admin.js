@@ -106,9 +106,11 @@ form.addEventListener("submit", async (event) => {
     setText($("#form-status"), creating ? `Event ${saved.event_id} created.` : `Event ${saved.event_id} saved.`);
     loadEvents();
   } catch (err) {
-    const field = err.field || (err.code === "exists" ? "event_id" : null);
+    // "lti.flag_gap_s: ..." is shown at its own input, any other member of `lti` at the fieldset
+    const named = err.field ? err.field.replace(".", "_") : err.code === "exists" ? "event_id" : null;
+    const field = named && !form.querySelector(`#e-${named}`) && named.startsWith("lti_") ? "lti" : named;
     if (field && form.querySelector(`#e-${field}`)) {
-      showErrors(form, { [field]: err.field ? err.message.slice(field.length + 1).trim() : err.message });
+      showErrors(form, { [field]: err.field ? err.message.slice(err.field.length + 1).trim() : err.message });
     }
     setText($("#form-status"), `Not saved: ${err.message}`);
   }

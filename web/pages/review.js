@@ -99,6 +99,32 @@ function drawTimeline(t) {
   );
 }
 
+const ACTION_WORDS = { flag: "Flag", pause: "Pause", resume: "Resume", terminate: "Terminate", update: "Extra time" };
+const STATE_WORDS = { done: "answered", pending: "not answered yet, will be sent again", failed: "failed" };
+
+/** The candidate's LTI Assessment Control calls (timeline.acs), oldest first; hidden when there are none. */
+function drawAcs(timeline) {
+  const calls = timeline.acs || [];
+  $("#acs-panel").hidden = calls.length === 0;
+  const lines = calls.map((c) => {
+    const body = c.body || {};
+    const what = [ACTION_WORDS[c.action] || c.action];
+    if (body.extra_time != null) what.push(`${body.extra_time} s`);
+    if (body.reason_code) what.push(body.reason_code);
+    const said = c.answer && c.answer.status ? `, the platform says: ${c.answer.status}` : "";
+    const total = c.answer && c.answer.extra_time != null ? ` (extra time in all: ${c.answer.extra_time} s)` : "";
+    const error = c.error ? ` (${c.error})` : "";
+    return el(
+      "li",
+      { data: { acs: c.call_id, action: c.action, state: c.state } },
+      el("strong", { text: `${time(c.created_at * 1000)} ${what.join(" · ")}` }),
+      ` by ${c.by === "policy" ? "the event's policy" : c.by}: ${STATE_WORDS[c.state] || c.state}${said}${total}${error}`,
+      body.reason_msg ? el("span", { class: "muted", text: ` “${body.reason_msg}”` }) : null,
+    );
+  });
+  $("#acs").replaceChildren(...lines);
+}
+
 const RECORDING_WORDS = { recorded: "recorded", failed: "failed", missing: "missing", pending: "not arrived yet" };
 
 /** What the monitor knows of each recording (timeline.recordings): the ones not (yet) in the archive. */
@@ -137,6 +163,7 @@ async function load() {
     setText($("#timeline-note"), `Gaps shorter than ${timeline.threshold_s} s are not counted.`);
     drawTimeline(timeline);
     drawRecordingStates(timeline);
+    drawAcs(timeline);
   } catch (err) {
     setText($("#timeline-note"), `No timeline: ${err.message}`);
   }
