@@ -11,6 +11,7 @@ from __future__ import annotations
 BENCHES: dict[str, tuple[str, str]] = {
     "hub": ("hub_bench", "the hub's transport: idle sockets, presence, broadcast, token refresh"),
     "storm": ("storm_bench", "allocation under a join storm, and after a proctor loss"),
+    "shutdown": ("shutdown_bench", "SIGTERM to a Redis node mid-storm: time to exit, seats kept"),
     "planner": ("planner_bench", "the allocation planner alone, on 20,000 candidates"),
     "webhook": ("webhook_bench", "webhook intake: accepted per second, and time to drain"),
     "alert-latency": ("alert_latency", "from a 100ms webhook to the alert on a proctor's socket"),
