@@ -52,12 +52,16 @@ async def stop_all(budget_s: float, *steps: tuple[str, Callable[[], Awaitable[ob
     for index, (name, step) in enumerate(steps):
         left = deadline - loop.time()
         share = max(0.5, left / (len(steps) - index) * 2)  # a step may use twice its fair share
-        try:
-            await asyncio.wait_for(step(), min(share, max(left, 0.5)))
-        except TimeoutError:
+        task = asyncio.ensure_future(step())
+        done, _ = await asyncio.wait({task}, timeout=min(share, max(left, 0.5)))
+        if not done:
+            # not wait_for: it waits for the cancelled step to end, and one that swallows its
+            # cancellation (redis-py turns it into its own error) would hold the shutdown forever
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # read: never "never retrieved"
             log.warning("shutdown: %s did not stop in %.1fs; going on", name, share)
-        except Exception:
-            log.exception("shutdown: %s failed to stop; going on", name)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("shutdown: %s failed to stop; going on", name, exc_info=task.exception())
 
 
 def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:

@@ -4,12 +4,18 @@ load tester's profiler, so a profiled hub runs exactly like the real one."""
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
 from server.config import Settings
+
+log = logging.getLogger("proctorhub.serve")
 
 GC_THRESHOLDS = (50_000, 20, 20)
 """Python's defaults (700, 10, 10) made the hub run a full collection every 2 s while broadcasting to
@@ -63,18 +69,51 @@ def serve(settings: Settings, host: str, port: int) -> None:
         timeout_graceful_shutdown=settings.shutdown_s / 2,
         timeout_keep_alive=HTTP_KEEP_ALIVE_S,
     )
-    DrainingServer(config, app.state.hub.begin_drain).run()
+    DrainingServer(config, app.state.hub.begin_drain, ExitDeadline(settings.shutdown_s)).run()
+
+
+OVERRAN_EXIT_CODE = 70
+"""The exit status of a node that the deadline ended (EX_SOFTWARE): an orchestrator sees it failed."""
+
+
+class ExitDeadline:
+    """The last word on HUB_SHUTDOWN_S: a thread, not a task, so a stuck event loop cannot hold it. The
+    steps of the shutdown are each bounded, but what runs after them is not: asyncio.run cancels every
+    task left and waits for each (a task that swallows its cancellation waits forever), then joins the
+    default executor's threads after running every write still queued there. If the process is still
+    here `budget_s` after the signal, it says so and exits at once."""
+
+    def __init__(self, budget_s: float, exit: Callable[[int], object] = os._exit) -> None:
+        self.budget_s = budget_s
+        self._exit = exit
+        self._timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(self.budget_s, self._overran)
+            self._timer.daemon = True  # never keeps a process that finished in time
+            self._timer.start()
+
+    def _overran(self) -> None:
+        log.error("shutdown overran HUB_SHUTDOWN_S (%gs): exiting now", self.budget_s)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        self._exit(OVERRAN_EXIT_CODE)
 
 
 class DrainingServer(uvicorn.Server):
     """uvicorn, telling the hub the moment SIGTERM/SIGINT arrives: it refuses new sockets and lets the
     closing ones go without a store write each (its stop hands them back at once). Then uvicorn closes
-    the sockets (1012) within half of HUB_SHUTDOWN_S, and the app's shutdown has the other half."""
+    the sockets (1012) within half of HUB_SHUTDOWN_S, and the app's shutdown has the other half; the
+    `deadline` ends the process if all that overruns."""
 
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None], deadline: ExitDeadline) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._deadline = deadline
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._deadline.arm()
         self._on_exit()
         super().handle_exit(sig, frame)
