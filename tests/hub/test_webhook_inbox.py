@@ -160,3 +160,20 @@ async def test_many_events_concurrently_in_any_order(store: Store) -> None:
         await box.stop()
     assert sorted(handler.handled) == sorted(ids)
     assert sample(metrics, "duplicates_total") == len(ids[::3])
+
+
+async def test_a_recording_failure_is_handled_while_every_worker_is_busy_with_the_bulk(store: Store) -> None:
+    """The end of an exam: every worker holds a slow leave; a recording failure stored after them (and
+    after more leaves) still gets a worker of its own lane at once."""
+    leaves = [event("peer.leave.success", event_id=f"leave-{n}") for n in range(40)]
+    failure = event("stream.recording.failure", event_id="failure")
+    for body in [*leaves, failure, *(event("peer.leave.success", event_id=f"later-{n}") for n in range(5))]:
+        await store.webhooks.append(encode(body))
+    handler, metrics = Recorder(hang={b["id"] for b in leaves}), new_metrics()
+    box = inbox(store, handler, metrics, workers=2, urgent_workers=1)
+    box.start()
+    try:
+        await eventually(lambda: "failure" in handler.handled, what="the failure handled")
+        assert sum(handler.calls[b["id"]] for b in leaves) == 2, "the bulk lane holds its two workers"
+    finally:
+        await box.stop()

@@ -59,6 +59,23 @@ KNOWN_TYPES = frozenset(
 )
 """The webhook catalogue (contract §3.3). Other types are answered 200 and ignored, as 100ms asks."""
 
+URGENT_TYPES = frozenset(
+    {
+        "stream.recording.failure",
+        "track.recording.failure",
+        "recording.failed",
+        "beam.failure",
+        "hls.failure",
+    }
+)
+"""Failures a proctor must hear of at once. The inbox handles them in a lane of their own, so at the
+end of an exam (thousands of leaves and finished recordings a minute) they never wait behind the bulk."""
+
+
+def is_urgent(event_type: str) -> bool:
+    return event_type in URGENT_TYPES
+
+
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )

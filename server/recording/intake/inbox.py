@@ -5,7 +5,9 @@
                                                                ▼
                                        retry after 0.5, 1, 2, ... s; after the last, park (dead letters)
 
-Entries are claimed in batches and handled concurrently (`workers` at a time): the handler does not
+Entries are claimed in batches and handled concurrently (`workers` at a time; failures a proctor must hear
+of at once, `is_urgent`, in a lane of their own of `urgent_workers`, and first in their batch, so the bulk
+of an exam's end never holds them up): the handler does not
 depend on the order of arrival, so nothing is serialized but two entries of the same event id (the
 second waits for the first and is acked as a duplicate when it succeeds). An event id is marked done in
 the store only after its handler succeeded, so a failed attempt is retried and a duplicate arriving later
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from server.background import Outage
 from server.metrics import WebhookMetrics
 from server.recording.intake.acks import GATHER_S, STOP_WAIT_S, AckWriter
-from server.recording.intake.envelope import BadWebhook, Envelope, parse_envelope
+from server.recording.intake.envelope import BadWebhook, Envelope, is_urgent, parse_envelope
 from server.store.dedupe import DedupeStore
 from server.store.webhooks import WebhookQueue
 
@@ -71,6 +73,7 @@ class Inbox:
         consumer: str,
         metrics: WebhookMetrics,
         workers: int = 64,
+        urgent_workers: int = 8,
         batch: int = 256,
         max_held: int = 2048,
         block_s: float = 1.0,
@@ -80,8 +83,10 @@ class Inbox:
         dedupe_ttl_s: float = DEDUPE_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if workers < 1 or batch < 1 or max_held < batch:
-            raise ValueError("Inbox needs workers >= 1, batch >= 1 and max_held >= batch")
+        if workers < 1 or urgent_workers < 1 or batch < 1 or max_held < batch:
+            raise ValueError(
+                "Inbox needs workers >= 1, urgent_workers >= 1, batch >= 1 and max_held >= batch"
+            )
         self._queue = queue
         self._dedupe = dedupe
         self._handle = handle
@@ -95,6 +100,7 @@ class Inbox:
         self._delays = retry_delays
         self._clock = clock
         self._slots = asyncio.Semaphore(workers)
+        self._urgent_slots = asyncio.Semaphore(urgent_workers)
         self._held: dict[str, _Held] = {}  # entry id -> what it belongs to
         self._leaders: dict[str, _Held] = {}  # event id -> the entry being handled or waiting to retry
         self._recent: OrderedDict[str, None] = OrderedDict()  # event ids handled lately, on this node
@@ -169,6 +175,7 @@ class Inbox:
                 fresh.append((entry_id, parse_envelope(payload)))
             except BadWebhook as exc:  # stored by something else than the intake, or damaged
                 await self._park(entry_id, payload, f"BadWebhook: {exc.reason}", "BadWebhook")
+        fresh.sort(key=lambda entry: not is_urgent(entry[1].type))  # stable: urgent first, in order
         ask = list({e.id for _, e in fresh if e.id not in self._recent and e.id not in self._leaders})
         done: set[str] = set()
         if ask:
@@ -207,7 +214,7 @@ class Inbox:
 
     async def _run(self, held: _Held) -> None:
         try:
-            async with self._slots:
+            async with self._urgent_slots if is_urgent(held.envelope.type) else self._slots:
                 async with asyncio.timeout(self._timeout_s):
                     await self._handle(held.envelope)
         except Exception as exc:
