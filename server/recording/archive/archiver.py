@@ -3,8 +3,12 @@
 The monitor calls `changed(event, candidate, timeline)` when a recording arrived or an alert
 changed. Work is per candidate, coalesced (a change while a write runs asks for one more write),
 and retried with backoff when the store of recordings fails, so a slow bucket never holds up
-alerts. The manifest is rebuilt whole from the timeline each time: no read-modify-write, so
-two nodes writing it converge on the same content.
+alerts. A candidate's first change waits `settle_s` (its exam's end brings a leave, a recording, a
+session close and an alert within a second: one write, not four), and at most `concurrency`
+candidates are written at once: the copies and manifests run in threads, and thousands of them at
+the end of an exam took the event loop's time (and the GIL) from the alerts. The manifest is rebuilt
+whole from the timeline each time: no read-modify-write, so two nodes writing it converge on the
+same content.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from server.store.presence import PresenceStore
 log = logging.getLogger("proctorhub.recording.archiver")
 
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+SETTLE_S = 1.0
+CONCURRENCY = 2
 REFUSED_REMEMBERED = 10_000
 
 
@@ -110,8 +116,13 @@ class Archiver:
         timeline_of: Callable[[str, str], Awaitable[Timeline]],
         clock: Callable[[], float],
         on_refused: Callable[[str], None] | None = None,
+        *,
+        settle_s: float = SETTLE_S,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._archive = archive
+        self._settle_s = settle_s
+        self._slots = asyncio.Semaphore(concurrency)
         self._on_refused = on_refused
         self._refused_seen: set[str] = set()
         self.refusals = 0
@@ -132,10 +143,12 @@ class Archiver:
     async def _drain(self, key: tuple[str, str]) -> None:
         try:
             attempt = 0
+            await asyncio.sleep(self._settle_s)
             while key in self._dirty:
                 self._dirty.discard(key)
                 try:
-                    await self.write(*key)
+                    async with self._slots:
+                        await self.write(*key)
                     attempt = 0
                 except (ArchiveError, OSError) as exc:
                     self.failures += 1
