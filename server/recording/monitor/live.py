@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from server.auth import Session
-from server.background import Background
+from server.background import Background, in_batches
 from server.metrics import HubMetrics
 from server.protocol import Outbound
 from server.recording.intake.envelope import Envelope
@@ -44,6 +44,7 @@ log = logging.getLogger("proctorhub.recording.monitor")
 
 LOCK_TTL_S = 5.0
 DUE_POLL_S = 0.25
+DUE_AT_ONCE = 32
 FIRST_RECONCILE_S = 60.0
 """The first reconcile after start-up waits this long (or `reconcile_s`, if shorter): it costs three
 100ms calls per room, and a node starting (a deploy, the start of an exam) has its sockets to take
@@ -379,7 +380,9 @@ class RecordingMonitor:
 
     async def _due_checks(self) -> None:
         due = await self._store.timelines.due_checks(self._clock())
-        await asyncio.gather(*(self.check(*m.split("\x00", 1)) for m in due))
+        # a few dozen at a time: the deadlines of an exam's end fall due together, and hundreds of
+        # checks ready at once would make a webhook's check (an alert) wait behind every one of them
+        await in_batches((self.check(*m.split("\x00", 1)) for m in due), at_once=DUE_AT_ONCE)
 
 
 def _payload(signal: Signal) -> bytes:
