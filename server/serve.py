@@ -47,7 +47,7 @@ def tune_gc() -> None:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the hub until SIGINT/SIGTERM: the sans-I/O websockets protocol (the hub's hot path), no
     per-message deflate (CPU per frame for little gain on small JSON), pings per the settings."""
-    from server.app import create_app
+    from server.app import SHUTDOWN_SHARE, create_app
 
     tune_gc()
     app = create_app(settings)
@@ -66,7 +66,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         forwarded_allow_ips="",
         log_level=settings.log_level.lower(),
         access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_s / 2,
+        timeout_graceful_shutdown=settings.shutdown_s * SHUTDOWN_SHARE,
         timeout_keep_alive=HTTP_KEEP_ALIVE_S,
     )
     DrainingServer(config, app.state.hub.begin_drain, ExitDeadline(settings.shutdown_s)).run()
@@ -105,7 +105,7 @@ class ExitDeadline:
 class DrainingServer(uvicorn.Server):
     """uvicorn, telling the hub the moment SIGTERM/SIGINT arrives: it refuses new sockets and lets the
     closing ones go without a store write each (its stop hands them back at once). Then uvicorn closes
-    the sockets (1012) within half of HUB_SHUTDOWN_S, and the app's shutdown has the other half; the
+    the sockets (1012) within SHUTDOWN_SHARE of HUB_SHUTDOWN_S, and the app's shutdown has as long; the
     `deadline` ends the process if all that overruns."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None], deadline: ExitDeadline) -> None:
