@@ -47,12 +47,17 @@ def tune_gc() -> None:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the hub until SIGINT/SIGTERM: the sans-I/O websockets protocol (the hub's hot path), no
     per-message deflate (CPU per frame for little gain on small JSON), pings per the settings."""
+    from server.api.client_address import networks
+    from server.api.socket_path import SocketPath
     from server.app import SHUTDOWN_SHARE, create_app
+    from server.hubs.endpoint import HubEndpoint
 
     tune_gc()
     app = create_app(settings)
+    hub = app.state.hub
     config = uvicorn.Config(
-        app,
+        SocketPath(app, HubEndpoint(hub), networks(settings.trusted_proxies)),
+        interface="asgi3",
         host=host,
         port=port,
         ws="websockets-sansio",
@@ -69,7 +74,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         timeout_graceful_shutdown=settings.shutdown_s * SHUTDOWN_SHARE,
         timeout_keep_alive=HTTP_KEEP_ALIVE_S,
     )
-    DrainingServer(config, app.state.hub.begin_drain, ExitDeadline(settings.shutdown_s)).run()
+    DrainingServer(config, hub.begin_drain, ExitDeadline(settings.shutdown_s)).run()
 
 
 OVERRAN_EXIT_CODE = 70

@@ -70,20 +70,28 @@ class TrustedProxies:
         self.trusted = networks(trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and self.trusted and scope.get("client"):
-            peer = scope["client"][0]
-            if _trusted(parse_address(peer), self.trusted):
-                scope = dict(scope)
-                headers = scope["headers"]
-                forwarded = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
-                host = client_address(peer, forwarded, self.trusted)
-                scope["client"] = (host, 0)
-                for name, value in headers:
-                    proto = value.decode("latin-1").strip().lower()
-                    if name == b"x-forwarded-proto" and proto in _SCHEMES:
-                        secure = proto in ("https", "wss")
-                        if scope["type"] == "websocket":
-                            scope["scheme"] = "wss" if secure else "ws"
-                        else:
-                            scope["scheme"] = "https" if secure else "http"
-        await self.app(scope, receive, send)
+        await self.app(forwarded_scope(scope, self.trusted), receive, send)
+
+
+def forwarded_scope(scope: Scope, trusted: Sequence[Network]) -> Scope:
+    """The scope with `client` and `scheme` as a trusted proxy forwarded them (the scope itself if the
+    peer is no trusted proxy)."""
+    if scope["type"] not in ("http", "websocket") or not trusted or not scope.get("client"):
+        return scope
+    peer = scope["client"][0]
+    if not _trusted(parse_address(peer), trusted):
+        return scope
+    scope = dict(scope)
+    headers = scope["headers"]
+    forwarded = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
+    host = client_address(peer, forwarded, trusted)
+    scope["client"] = (host, 0)
+    for name, value in headers:
+        proto = value.decode("latin-1").strip().lower()
+        if name == b"x-forwarded-proto" and proto in _SCHEMES:
+            secure = proto in ("https", "wss")
+            if scope["type"] == "websocket":
+                scope["scheme"] = "wss" if secure else "ws"
+            else:
+                scope["scheme"] = "https" if secure else "http"
+    return scope

@@ -1,11 +1,13 @@
 """One client socket: its state, its session, and its bounded send queue.
 
 Sends never block the caller: a message goes into the connection's queue and a
-writer task (started only while there is something to write, so idle sockets
-hold no task) drains it. Status updates carry a coalesce key and replace an
-older queued update with the same key. A queue that overflows, or a send that
-stays stuck past the timeout, closes the socket with 1013 so the client
-reconnects and gets its whole state again; nothing is dropped silently.
+writer drains it, run at once on the caller's stack (a socket whose buffer has
+room takes the write without waiting) and carried on by a task only when a send
+has to wait (eager.py); idle sockets hold no task. Status updates carry a
+coalesce key and replace an older queued update with the same key. A queue that
+overflows, or a send stuck past the timeout (the hub's watchdog looks at
+`send_since`), closes the socket with 1013 so the client reconnects and gets its
+whole state again; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.auth import Session
+from server.hubs.eager import start_eagerly
 from server.protocol import Codec, Outbound, encode
 from server.store.records import UserRecord
 
@@ -83,6 +86,9 @@ class Connection:
         self._on_overflow = on_overflow
         self._on_sent = on_sent
         self._writer: asyncio.Task[None] | None = None
+        self._writing = False
+        self.send_since: float | None = None
+        """When the send in progress began (monotonic), while one is; for the hub's watchdog."""
         self._next_id = 1
 
     @property
@@ -124,8 +130,9 @@ class Connection:
         self._queue.append(slot)
         if key is not None:
             self._pending[key] = slot
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        if not self._writing:
+            self._writing = True
+            self._writer = start_eagerly(self._drain(), f"writer {self.conn_id}")
         return True
 
     async def _drain(self) -> None:
@@ -136,15 +143,25 @@ class Connection:
                 if message.coalesce_key is not None and self._pending.get(message.coalesce_key) is slot:
                     del self._pending[message.coalesce_key]
                 await self._write(message)
-        except TimeoutError:
-            log.info("conn %s: send stuck for %ss, closing 1013", self.conn_id, self._send_timeout_s)
-            self._writer = None
-            self._on_overflow(self)
         except (OSError, RuntimeError) as exc:
             # The peer went away mid-send; the reader sees the disconnect and cleans up.
             log.debug("conn %s: send failed: %s", self.conn_id, exc)
         finally:
+            self._writing = False
             self._writer = None
+            self.send_since = None
+
+    def stuck(self, now: float) -> bool:
+        """The watchdog's question: has one send been waiting longer than the send timeout? Then
+        the writer stops and the socket is closed 1013 (the client comes back with its whole state)."""
+        if self.send_since is None or now - self.send_since <= self._send_timeout_s:
+            return False
+        log.info("conn %s: send stuck for %ss, closing 1013", self.conn_id, self._send_timeout_s)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+        self._on_overflow(self)
+        return True
 
     async def _write(self, message: Outbound) -> None:
         msg_id = self._next_id
@@ -156,8 +173,9 @@ class Connection:
             self.awaiting_ack[msg_id] = message.ack_key
         self.sent += 1
         key = "text" if isinstance(frame, str) else "bytes"
-        async with asyncio.timeout(self._send_timeout_s):
-            await self._asgi_send({"type": "websocket.send", key: frame})
+        self.send_since = time.monotonic()
+        await self._asgi_send({"type": "websocket.send", key: frame})
+        self.send_since = None
         self._on_sent(message.type)
 
     @property

@@ -124,6 +124,7 @@ class Hub:
         )
         bg.every("event stats", self.settings.stats_interval_s, self.stats.push_dirty)
         bg.every("unrecorded disconnects", RETRY_S, self.leaves.retry)
+        bg.every("stuck sends", min(1.0, self.settings.send_timeout_s / 4), self._close_stuck_sends)
         bg.run("timers", self.timers.run)
 
     def begin_drain(self) -> None:
@@ -166,6 +167,12 @@ class Hub:
             on_overflow=self._overflowed,
             on_sent=self.metrics.sent,
         )
+
+    async def _close_stuck_sends(self) -> None:
+        """The sends' watchdog: one look at every socket, instead of a timer per message sent."""
+        now = time.monotonic()
+        for conn in list(self.connections.values()):
+            conn.stuck(now)
 
     def _overflowed(self, conn: Connection) -> None:
         self.metrics.send_queue_drops.inc()

@@ -92,3 +92,23 @@ async def test_a_cancelled_caller_leaves_the_others_answered(client: aioredis.Re
     answered = [r for r in done if not isinstance(r, BaseException)]
     assert len(answered) >= 9 and len(set(answered)) == len(answered)
     assert int(await client.get("counted")) >= 9
+
+
+def test_a_client_outlives_the_loop_it_was_first_used_in(redis_server: RedisServer) -> None:
+    redis = connect(redis_server.url)
+
+    async def issue() -> asyncio.Task[int]:
+        return asyncio.ensure_future(redis.incr("loops"))
+
+    first = asyncio.new_event_loop()
+    left = first.run_until_complete(issue())  # the command is queued, its flush never runs
+    first.close()
+
+    async def used_again() -> int:
+        try:
+            return int(await asyncio.wait_for(redis.incr("loops"), 10))
+        finally:
+            await redis.aclose(close_connection_pool=True)
+
+    assert asyncio.run(used_again()) == 1
+    assert not left.done()

@@ -42,22 +42,26 @@ class BatchingRedis(aioredis.Redis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._queue: list[Queued] = []
-        self._flush_pending = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        """The loop a flush is scheduled on (None: none is). A client used from a new loop (tests
+        run one per test) never waits on a flush that a closed loop will not run."""
         self._sending: set[asyncio.Task[None]] = set()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if _waits(args):
             return await super().execute_command(*args, **options)
         loop = asyncio.get_running_loop()
+        if self._flush_loop is not loop:
+            if self._flush_loop is not None:  # left by a loop that closed before its flush ran
+                self._queue = [q for q in self._queue if q[2].get_loop() is loop]
+            self._flush_loop = loop
+            loop.call_soon(self._flush)
         reply: asyncio.Future[Any] = loop.create_future()
         self._queue.append((args, options, reply))
-        if not self._flush_pending:
-            self._flush_pending = True
-            loop.call_soon(self._flush)
         return await reply
 
     def _flush(self) -> None:
-        self._flush_pending = False
+        self._flush_loop = None
         queue, self._queue = self._queue, []
         for start in range(0, len(queue), MAX_BATCH):
             task = asyncio.get_running_loop().create_task(self._send(queue[start : start + MAX_BATCH]))
@@ -90,8 +94,10 @@ class BatchingRedis(aioredis.Redis):
             _settle(reply, result)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        sending = [task for task in self._sending if task.get_loop() is loop]
+        if sending:
+            await asyncio.gather(*sending, return_exceptions=True)
         await super().aclose(close_connection_pool)
 
 
