@@ -434,7 +434,7 @@ async def test_concurrent_expire_graces_returns_each_user_once(redis_url: str) -
         results = await asyncio.gather(*(s.presence.expire_graces(GRACE) for s in stores * 3))
         returned = [r.user_id for result in results for r in result]
         assert sorted(returned) == sorted(users)
-        assert all(result for result in results[:2])  # both stores really raced for the work
+        assert sum(1 for result in results if result) >= 2  # the calls really raced for the work
     finally:
         for s in stores:
             await s.close()
