@@ -160,7 +160,9 @@ export async function openStore(event, candidate, { prefer = "opfs" } = {}) {
       const dir = await ev.getDirectoryHandle(encodeURIComponent(candidate), { create: true });
       // createWritable is what we write with; without it (older Safari on the main thread) use IndexedDB.
       const probe = await dir.getFileHandle(".probe", { create: true });
-      if (typeof probe.createWritable === "function") return new OpfsStore(dir);
+      const writable = typeof probe.createWritable === "function";
+      await dir.removeEntry(".probe").catch(() => null);
+      if (writable) return new OpfsStore(dir);
     } catch {
       // no OPFS here (or not allowed): try IndexedDB
     }

@@ -40,6 +40,8 @@ showConnection(hub, $("#conn"), $("#conn-detail"));
 
 // The local copy's settings (client-config `backfill`; the tests shorten segments): off with enabled:false.
 const local = { enabled: true, segment_s: 30, video_bps: 500000, upload_bps: 1000000, max_bytes: 0, ...(config.backfill || {}) };
+let lastSent = "";
+let announced = false;
 const finishedKey = `proctorhub.finished:${me.event}:${me.sub}`;
 let finished = readFinished();
 const store = local.enabled ? await openStore(me.event, me.sub, { prefer: fragment().get("store") || "opfs" }) : null;
@@ -61,9 +63,6 @@ const recorder = new LocalRecorder({
   onError: (message) => setText($("#f-local"), message),
 });
 host.onToken((fresh) => (backfill.api.token = fresh));
-
-let lastSent = "";
-let announced = false;
 
 function readFinished() {
   try {
@@ -161,6 +160,7 @@ $("#finish-dialog").addEventListener("close", async () => {
     // storage disabled: a later visit starts as a fresh one
   }
   await recorder.stop(); // the last segment is kept too: the hub may still ask for it
+  await backfill.chain;
   await media.leaveAll();
   showFinished();
   host.post("finished");
