@@ -195,14 +195,18 @@ export class Backfill {
     if (this.wake) this.wake();
   }
 
-  sleep(ms) {
+  /** Wait `ms`; a pacing pause (`wakeable`) ends early when there is news (Finish lifts the cap, a new
+   * request), a backoff does not. */
+  sleep(ms, wakeable) {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
+      const self = this;
       function done() {
         clearTimeout(timer);
+        if (self.wake === done) self.wake = null;
         resolve();
       }
-      this.wake = done;
+      if (wakeable) this.wake = done;
     });
   }
 
@@ -218,12 +222,12 @@ export class Backfill {
         this.changed();
         if (outcome.retry) {
           this.error = outcome.retry.message;
-          await this.sleep(backoffDelay(this.attempt++, { baseMs: 1000, capMs: 30000 }) + 200);
+          await this.sleep(backoffDelay(this.attempt++, { baseMs: 1000, capMs: 30000 }) + 200, false);
           continue;
         }
         this.attempt = 0;
         this.error = null;
-        await this.sleep(pauseAfter(outcome.sent || 0, performance.now() - started, this.capBps));
+        await this.sleep(pauseAfter(outcome.sent || 0, performance.now() - started, this.capBps), true);
       }
     } finally {
       this.running = false;
