@@ -20,6 +20,7 @@ from typing import Literal
 
 from server.recording.monitor import intervals as iv
 from server.recording.monitor.intervals import Intervals
+from server.recording.monitor.timeline import Timeline
 
 State = Literal["open", "satisfied", "cancelled"]
 Cause = tuple[float, float | None, str]
@@ -180,3 +181,19 @@ def plan(inputs: Inputs, stored: dict[str, Request], released: float | None, rul
 
 def open_requests(requests: Iterable[Request]) -> list[Request]:
     return sorted((r for r in requests if r.state == "open"), key=lambda r: (r.start, r.request_id))
+
+
+def inputs_of(timeline: Timeline, now: float) -> Inputs:
+    """What the plan needs of a candidate's timeline: recording gaps' causes first, video gaps' after."""
+    pending = iv.normalize(
+        (p.start, p.end) for p in timeline.peers if p.status == "pending" and p.start is not None
+    )
+    ranked = sorted(timeline.gaps, key=lambda g: (g.kind.startswith("video"), g.start))
+    return Inputs(
+        sitting=timeline.sitting,
+        recorded=timeline.recorded,
+        pending=pending,
+        backfilled=timeline.backfilled,
+        now=now,
+        causes=tuple((g.start, g.end, g.cause) for g in ranked),
+    )
