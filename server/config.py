@@ -99,6 +99,8 @@ class Settings:
     backfill_max_bytes: int = 64 * 1024 * 1024
     backfill_duration_tolerance_s: float = 2.0
     backfill_upload_ttl_s: float = 900.0
+    backfill_segment_s: float = 30.0
+    """How long the candidate page's local segments are (client-config `backfill.segment_s`)."""
     # fail closed (issue 12): where the simulator may run, and which recordings the archiver takes
     hms_simulator: str | None = None
     hms_recording_bucket: str | None = None
@@ -474,6 +476,7 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     ),
     # 7 days is the longest a SigV4 presigned URL may live
     "BACKFILL_UPLOAD_TTL_S": ("backfill_upload_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    "BACKFILL_SEGMENT_S": ("backfill_segment_s", _number(float, minimum=0.5, maximum=600)),
     # fail closed (issue 12)
     "HMS_SIMULATOR": ("hms_simulator", _choice("embedded")),
     "HMS_RECORDING_BUCKET": ("hms_recording_bucket", _token_like),
