@@ -60,12 +60,14 @@ export class LocalRecorder {
     else this.cut();
   }
 
-  /** Start the next segment, then end the one running (they overlap by the few ms a start takes). */
+  /** Start the next segment, and end the one running once the next has started: they overlap by the
+   * tens of milliseconds a start takes, instead of leaving that much unrecorded. */
   rotate() {
     clearTimeout(this.timer);
     const previous = this.current;
-    this.current = this.stream ? this.begin(this.stream) : null;
-    if (previous) this.end(previous);
+    const handOver = () => previous && this.end(previous);
+    this.current = this.stream ? this.begin(this.stream, handOver) : null;
+    if (!this.current) handOver();
     if (this.current) this.timer = setTimeout(() => this.rotate(), this.segmentMs);
   }
 
@@ -77,7 +79,8 @@ export class LocalRecorder {
     return previous ? this.end(previous) : Promise.resolve();
   }
 
-  begin(stream) {
+  /** A new recorder on `stream`; `started` runs once it records (or at once if it cannot start). */
+  begin(stream, started = () => {}) {
     const type = recorderType(stream.getAudioTracks().length > 0);
     if (!type) {
       this.onError("this browser cannot record video locally (MediaRecorder)");
@@ -93,7 +96,10 @@ export class LocalRecorder {
     const chunks = [];
     let start = null;
     let end = null;
-    recorder.addEventListener("start", () => (start = Date.now()));
+    recorder.addEventListener("start", () => {
+      start = Date.now();
+      started();
+    });
     recorder.addEventListener("dataavailable", (event) => {
       if (event.data && event.data.size) chunks.push(event.data);
     });
@@ -114,6 +120,8 @@ export class LocalRecorder {
       this.onError(`local recording could not start: ${err.message}`);
       return null;
     }
+    // A start that never comes (the track ended meanwhile) must not keep the previous one running.
+    setTimeout(() => start == null && started(), 2000);
     return entry;
   }
 

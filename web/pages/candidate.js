@@ -159,9 +159,11 @@ $("#finish-dialog").addEventListener("close", async () => {
   } catch {
     // storage disabled: a later visit starts as a fresh one
   }
-  await recorder.stop(); // the last segment is kept too: the hub may still ask for it
-  await backfill.chain;
+  // Leave the room first, then stop recording: the last segment (kept too, the hub may still ask for
+  // it) then reaches past the moment the 100ms peer left.
   await media.leaveAll();
+  await recorder.stop();
+  await backfill.chain;
   showFinished();
   host.post("finished");
 });
