@@ -5,6 +5,7 @@ Segments are one second long here (`BACKFILL_SEGMENT_S`), so a few seconds of si
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -12,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Request, Route, expect
 
 from tests.browser.conftest import Pages, hub_env
 from tests.browser.helpers import new_event, page_url
+from tests.conftest import API_KEY
 from tests.polling import eventually
 from tests.servers import HubProcess, start_hub
 
@@ -35,6 +38,11 @@ def hub(archive_dir: Path) -> Iterator[HubProcess]:
             RECORDING_GAP_THRESHOLD_S="1",
             RECORDING_RECONCILE_S="1",
             HMS_SIM_RECORDING_DELAY_S="0.2",
+            # A recording that has not come 2 s after its peer left is missing (the late-recording test).
+            RECORDING_DEADLINE_S="2",
+            # One-second segments: a request is satisfied only when the holes left are under 0.2 s.
+            BACKFILL_SLACK_S=str(SLACK_MS / 1000),
+            BACKFILL_MIN_S="0.5",  # the sittings here are a few seconds long
         )
     )
     yield process
@@ -75,6 +83,11 @@ HELD = """async ({event, candidate, idb}) => {
   }
   return out;
 }"""
+
+SLACK_MS = 200
+"""BACKFILL_SLACK_S of the module's hub, in ms."""
+LATE_S = 8
+"""How late 100ms's recording webhook comes in the cancel test (RECORDING_MISSING_AFTER_S is less)."""
 
 EBML = bytes.fromhex("1a45dfa3")
 
@@ -128,3 +141,221 @@ async def test_the_page_keeps_its_camera_in_self_contained_segments(
     check_segments(
         await eventually(newer, timeout=30, interval=0.25, what="segments after the reload"), event
     )
+
+
+# ---------------------------------------------------------------- uploads the hub asks for
+
+
+async def add_fault(hub: HubProcess, **rule: object) -> None:
+    """A fault rule on the hub's in-process 100ms simulator (docs/simulator.md)."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        (await http.post("/hms-sim/_sim/faults", json=rule)).raise_for_status()
+
+
+async def report_row(hub: HubProcess, event: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        response = await http.get(
+            f"/api/v1/events/{event}/report", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+    response.raise_for_status()
+    return next(r for r in response.json()["candidates"] if r["candidate_id"] == event)
+
+
+async def recordings(hub: HubProcess, event: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        response = await http.get(
+            f"/api/v1/events/{event}/candidates/{event}/recordings",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+    return response.json()["segments"] if response.status_code == 200 else []
+
+
+async def sit(hub: HubProcess, pages: Pages, prefix: str, **fault: object) -> tuple[str, Page]:
+    """Cleo (her id is the event's) sits, 100ms's recording of her spoilt as `fault` says, until her
+    page holds a few segments."""
+    event = await new_event(hub, prefix)
+    # The fault names this candidate only: the user id is the event's, so that no other test's
+    # candidate (whose peer may leave late, after its page closed) takes it.
+    await add_fault(hub, user_id=event, count=1, **fault)
+    candidate = await pages.open(
+        page_url(hub, "candidate", event, event, "candidate", "Cleo"), label="candidate"
+    )
+    await expect(candidate.locator("#f-recording")).to_have_text("On")
+
+    async def some() -> bool:
+        return len(await held(candidate, event, event)) >= 3
+
+    await eventually(some, timeout=30, interval=0.25, what="three segments held")
+    return event, candidate
+
+
+async def finish(candidate: Page) -> None:
+    await candidate.locator("#finish").click()
+    await candidate.locator("#finish-confirm").click()
+    await expect(candidate.locator("#finish")).to_be_hidden()
+
+
+async def timeline_of(hub: HubProcess, event: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        response = await http.get(
+            f"/api/v1/events/{event}/candidates/{event}/timeline",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+    response.raise_for_status()
+    return response.json()
+
+
+def uncovered(start: int, end: int, spans: list[list[int]]) -> list[tuple[int, int]]:
+    """The parts of [start, end) that no span covers."""
+    holes, at = [], start
+    for a, b in sorted(spans):
+        if a > at:
+            holes.append((at, min(a, end)))
+        at = max(at, b)
+        if at >= end:
+            break
+    if at < end:
+        holes.append((at, end))
+    return [(a, b) for a, b in holes if b > a]
+
+
+async def covered(hub: HubProcess, event: str) -> dict[str, Any]:
+    """Wait until every gap of Cleo's is backfilled; check the page's segments cover it; the report row.
+
+    The holes the hub accepts: the moment between joining the room and the recorder's first frame
+    (about a tenth of a second here; the simulator joins before the camera is on), and holes under
+    BACKFILL_SLACK_S (0.2 s): the hub calls a request satisfied then, and cancels it even if the page
+    still holds the rest (the tail after its last one-second segment, milliseconds of rounding)."""
+    seen: list[dict[str, Any]] = [{}]
+
+    async def done() -> dict[str, Any] | None:
+        timeline = seen[0] = await timeline_of(hub, event)
+        gaps = timeline["gaps"]
+        return timeline if gaps and all(g["backfilled"] for g in gaps) else None
+
+    try:
+        timeline = await eventually(done, timeout=60, interval=0.5, what="every gap backfilled")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the timeline: {seen[0]}") from None
+    spans = timeline["intervals"]["backfilled"]
+    first_video = timeline["intervals"]["video"][0][0]
+    for gap in timeline["gaps"]:
+        for a, b in uncovered(gap["started_at"], gap["ended_at"], spans):
+            head = a == gap["started_at"] and b - first_video < 1000
+            assert head or b - a < SLACK_MS, (a, b, spans, gap)
+    row = await report_row(hub, event)
+    assert row["recorded_pct"] == 0 and row["backfilled_minutes"] > 0
+    assert row["coverage_pct"] == row["backfilled_pct"] > 90
+    return row
+
+
+def backfill_keys(segments: list[dict[str, Any]]) -> list[str]:
+    return [s["key"] for s in segments if s.get("kind") == "backfill"]
+
+
+async def test_a_failed_recording_is_filled_from_the_page_and_the_report_counts_it(
+    hub: HubProcess, pages: Pages
+) -> None:
+    event, candidate = await sit(hub, pages, "filled", kind="recording.fail")
+    await finish(candidate)
+    row = await covered(hub, event)
+    assert row["recordings_failed"] == 1
+    # Done: the page says so; the archive lists the page's segments as backfill, each once.
+    await expect(candidate.locator("#finished")).to_be_visible(timeout=30000)
+    await expect(candidate.locator("#uploading")).to_be_hidden()
+    keys = backfill_keys(await recordings(hub, event))
+    assert keys and len(keys) == len(set(keys))
+    # The review page plays them in place, marked as backfill.
+    review = await pages.open(
+        f"{page_url(hub, 'review', event, 'a1', 'admin')}&candidate={event}", label="review"
+    )
+    bars = review.locator('.track[data-row="videos"] .video-seg[data-kind="backfill"]')
+    await expect(bars).to_have_count(len(keys))
+    await expect(review.locator('.track[data-row="backfilled"] .bar-seg').first).to_be_visible()
+    await expect(review.locator('#segments li[data-kind="backfill"] video')).to_have_count(len(keys))
+    await expect(review.locator('#segments li[data-kind="backfill"]').first).to_contain_text("Backfill")
+
+
+async def test_a_page_reloaded_mid_upload_resumes_and_the_archive_holds_each_segment_once(
+    hub: HubProcess, pages: Pages
+) -> None:
+    event, candidate = await sit(hub, pages, "reload", kind="recording.fail")
+    stalled: list[Request] = []
+    release = asyncio.Event()
+
+    async def stall_first_put(route: Route) -> None:
+        if route.request.method != "PUT" or stalled:
+            await route.fallback()
+            return
+        stalled.append(route.request)
+        await release.wait()  # never answered: the reload cuts it off
+        await route.abort()
+
+    await candidate.route("**/*", stall_first_put)
+    await finish(candidate)
+    await eventually(lambda: stalled, timeout=60, interval=0.25, what="an upload under way")
+    await expect(candidate.locator("#uploading")).to_be_visible()
+    await candidate.reload()
+    release.set()
+    # The next visit of the same link opens on the Finish screen and finishes the uploads.
+    await expect(candidate.locator("#finish")).to_be_hidden()
+    await covered(hub, event)
+    await expect(candidate.locator("#finished")).to_be_visible(timeout=30000)
+    keys = backfill_keys(await recordings(hub, event))
+    assert keys and len(keys) == len(set(keys))
+
+
+async def test_a_segment_whose_bytes_do_not_match_is_refused_and_sent_again(
+    hub: HubProcess, pages: Pages
+) -> None:
+    event, candidate = await sit(hub, pages, "checksum", kind="recording.fail")
+    puts: list[str] = []
+
+    async def corrupt_first_put(route: Route) -> None:
+        if route.request.method != "PUT":
+            await route.fallback()
+            return
+        puts.append(route.request.url)
+        body = route.request.post_data_buffer or b""
+        if len(puts) == 1:  # one byte flipped on the way: the hub's checksum no longer matches
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        await route.continue_(post_data=body)
+
+    await candidate.route("**/*", corrupt_first_put)
+    pages.allow(candidate, r"status of 422 .*/complete\]")  # the refusal, as the browser logs it
+    await finish(candidate)
+    await covered(hub, event)
+    await expect(candidate.locator("#finished")).to_be_visible(timeout=30000)
+    keys = backfill_keys(await recordings(hub, event))
+    assert keys and len(keys) == len(set(keys))
+    assert len(puts) == len(keys) + 1, puts  # the refused one went twice, every other once
+
+
+async def test_a_late_recording_cancels_the_request(hub: HubProcess, pages: Pages) -> None:
+    """100ms's recording comes late: the hub asks the page, then withdraws the request when it arrives.
+    The page's uploads are held on the way so that it cannot fill the gap first."""
+    event, candidate = await sit(
+        hub, pages, "late", kind="webhook.delay", seconds=LATE_S, event_type="stream.recording.success"
+    )
+    held_puts: list[Request] = []
+    over = asyncio.Event()
+
+    async def hold_puts(route: Route) -> None:
+        if route.request.method != "PUT":
+            await route.fallback()
+            return
+        held_puts.append(route.request)
+        await over.wait()  # not answered while the test runs
+        await route.abort()
+
+    await candidate.route("**/*", hold_puts)
+    await finish(candidate)
+    await eventually(lambda: held_puts, timeout=60, interval=0.25, what="the page asked to upload")
+    await expect(candidate.locator("#uploading")).to_be_visible()
+    # The late recording arrives: the request is cancelled, nothing is pending any more.
+    await expect(candidate.locator("#finished")).to_be_visible(timeout=60000)
+    await expect(candidate.locator("#uploading")).to_be_hidden()
+    row = await report_row(hub, event)
+    assert row["recordings_arrived"] == 1 and row["backfilled_pct"] == 0
+    assert backfill_keys(await recordings(hub, event)) == []
+    over.set()
