@@ -29,22 +29,32 @@ def archive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("archive")
 
 
-@pytest.fixture(scope="module")
-def hub(archive_dir: Path) -> Iterator[HubProcess]:
-    process = start_hub(
+def backfill_hub(archive: Path, **settings: object) -> HubProcess:
+    return start_hub(
         hub_env(
             BACKFILL_SEGMENT_S="1",
-            ARCHIVE_DIR=str(archive_dir),
+            ARCHIVE_DIR=str(archive),
             RECORDING_GAP_THRESHOLD_S="1",
             RECORDING_RECONCILE_S="1",
-            HMS_SIM_RECORDING_DELAY_S="0.2",
-            # A recording that has not come 2 s after its peer left is missing (the late-recording test).
-            RECORDING_DEADLINE_S="2",
-            # One-second segments: a request is satisfied only when the holes left are under 0.2 s.
+            # One-second segments: a request is satisfied only when the holes left are under SLACK_MS.
             BACKFILL_SLACK_S=str(SLACK_MS / 1000),
             BACKFILL_MIN_S="0.5",  # the sittings here are a few seconds long
+            **settings,
         )
     )
+
+
+@pytest.fixture(scope="module")
+def hub(archive_dir: Path) -> Iterator[HubProcess]:
+    process = backfill_hub(archive_dir, HMS_SIM_RECORDING_DELAY_S="0.2")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def late_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    """100ms's recordings come LATE_S after their peer left; missing after 2 s: the hub asks first."""
+    process = backfill_hub(tmp_path, HMS_SIM_RECORDING_DELAY_S=str(LATE_S), RECORDING_DEADLINE_S="2")
     yield process
     process.stop()
 
@@ -176,7 +186,8 @@ async def sit(hub: HubProcess, pages: Pages, prefix: str, **fault: object) -> tu
     event = await new_event(hub, prefix)
     # The fault names this candidate only: the user id is the event's, so that no other test's
     # candidate (whose peer may leave late, after its page closed) takes it.
-    await add_fault(hub, user_id=event, count=1, **fault)
+    if fault:
+        await add_fault(hub, user_id=event, count=1, **fault)
     candidate = await pages.open(
         page_url(hub, "candidate", event, event, "candidate", "Cleo"), label="candidate"
     )
@@ -331,12 +342,10 @@ async def test_a_segment_whose_bytes_do_not_match_is_refused_and_sent_again(
     assert len(puts) == len(keys) + 1, puts  # the refused one went twice, every other once
 
 
-async def test_a_late_recording_cancels_the_request(hub: HubProcess, pages: Pages) -> None:
+async def test_a_late_recording_cancels_the_request(late_hub: HubProcess, pages: Pages) -> None:
     """100ms's recording comes late: the hub asks the page, then withdraws the request when it arrives.
     The page's uploads are held on the way so that it cannot fill the gap first."""
-    event, candidate = await sit(
-        hub, pages, "late", kind="webhook.delay", seconds=LATE_S, event_type="stream.recording.success"
-    )
+    event, candidate = await sit(late_hub, pages, "late")
     held_puts: list[Request] = []
     over = asyncio.Event()
 
@@ -349,13 +358,14 @@ async def test_a_late_recording_cancels_the_request(hub: HubProcess, pages: Page
         await route.abort()
 
     await candidate.route("**/*", hold_puts)
+    pages.allow(candidate, r"ERR_FAILED .*/backfill/uploads/")  # the held upload, aborted at the end
     await finish(candidate)
     await eventually(lambda: held_puts, timeout=60, interval=0.25, what="the page asked to upload")
     await expect(candidate.locator("#uploading")).to_be_visible()
     # The late recording arrives: the request is cancelled, nothing is pending any more.
     await expect(candidate.locator("#finished")).to_be_visible(timeout=60000)
     await expect(candidate.locator("#uploading")).to_be_hidden()
-    row = await report_row(hub, event)
+    row = await report_row(late_hub, event)
     assert row["recordings_arrived"] == 1 and row["backfilled_pct"] == 0
-    assert backfill_keys(await recordings(hub, event)) == []
+    assert backfill_keys(await recordings(late_hub, event)) == []
     over.set()

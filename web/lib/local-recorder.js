@@ -49,15 +49,18 @@ export class LocalRecorder {
     this.stopped = false;
   }
 
-  /** The camera stream to record (null: the camera is off). A new video track starts a new segment. */
+  /** The camera stream to record (null: the camera is off). A new video track starts a new segment.
+   * The recorder takes clones of the tracks: when the page stops the camera (Finish, leaving the room)
+   * the recorder still ends its segment itself, with all its data, when it is told to. */
   setStream(stream) {
     if (this.stopped) return;
     const track = stream ? stream.getVideoTracks().find((t) => t.readyState === "live") || null : null;
     if (track === this.track) return;
     this.track = track;
-    this.stream = track ? stream : null;
-    if (track) this.rotate();
-    else this.cut();
+    const old = this.stream;
+    this.stream = track ? new MediaStream([track, ...stream.getAudioTracks()].map((t) => t.clone())) : null;
+    const done = track ? this.rotate() : this.cut();
+    if (old) done.then(() => old.getTracks().forEach((t) => t.stop()));
   }
 
   /** Start the next segment, and end the one running once the next has started: they overlap by the
@@ -65,10 +68,13 @@ export class LocalRecorder {
   rotate() {
     clearTimeout(this.timer);
     const previous = this.current;
-    const handOver = () => previous && this.end(previous);
+    let ended = null;
+    const handOver = () => (ended = ended || (previous ? this.end(previous) : Promise.resolve()));
     this.current = this.stream ? this.begin(this.stream, handOver) : null;
     if (!this.current) handOver();
     if (this.current) this.timer = setTimeout(() => this.rotate(), this.segmentMs);
+    // Resolves once the previous segment is handed on (for the caller that stops its old tracks).
+    return previous && this.current ? previous.done : handOver();
   }
 
   /** End the running segment without starting another (camera gone, Finish). */
@@ -134,12 +140,15 @@ export class LocalRecorder {
         // already stopping
       }
     }
-    return entry.done;
+    // A recorder that never says `stop` (it failed) must not hold up Finish.
+    return Promise.race([entry.done, new Promise((resolve) => setTimeout(resolve, 3000))]);
   }
 
   /** Finish: end the running segment (its `onSegment` has run when this resolves) and record no more. */
   async stop() {
     this.stopped = true;
     await this.cut();
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = null;
   }
 }
