@@ -274,6 +274,7 @@ async def test_a_failed_recording_is_filled_from_the_page_and_the_report_counts_
     # Done: the page says so; the archive lists the page's segments as backfill, each once.
     await expect(candidate.locator("#finished")).to_be_visible(timeout=30000)
     await expect(candidate.locator("#uploading")).to_be_hidden()
+    await expect(candidate.locator("#f-room")).to_have_text("Left")
     keys = backfill_keys(await recordings(hub, event))
     assert keys and len(keys) == len(set(keys))
     # The review page plays them in place, marked as backfill.

@@ -136,11 +136,12 @@ hub.on("error", (data, message) => {
 });
 
 media.onStatus((status) => {
+  if (finished) return; // the facts say "finished" now (showFinished)
   setText($("#f-camera"), CAMERA_WORDS[status.camera] || status.camera);
   setState($("#f-camera"), status.camera);
   setText($("#camera-help"), CAMERA_HELP[status.camera] || "");
   $("#camera-retry").hidden = status.camera !== "denied";
-  if (!finished) recorder.setStream(status.camera === "on" ? media.localStream() : null);
+  recorder.setStream(status.camera === "on" ? media.localStream() : null);
   if (status.joined) setText($("#f-room"), "Joined");
   const recording = { on: "On", off: "Off", unknown: status.joined ? "Starting" : "Not started" };
   setText($("#f-recording"), recording[status.recording]);
@@ -171,14 +172,16 @@ $("#finish-dialog").addEventListener("close", async () => {
 /** After Finish: no camera, no room; the socket stays while this page holds video the hub may ask for. */
 function showFinished() {
   backfill.finishing();
+  for (const [id, words] of [["#f-camera", "Off"], ["#f-room", "Left"], ["#f-recording", "Stopped"]]) {
+    setText($(id), words);
+    setState($(id), "off");
+  }
   if (!store || !backfill.segments.length) hub.stop("you finished the exam");
   $("#finish").hidden = true;
   $("#banner").hidden = true;
   showLocal();
 }
 
-if (finished) {
-  setText($("#f-camera"), "Off");
-  showFinished();
-} else media.startCamera();
+if (finished) showFinished();
+else media.startCamera();
 if (hub.state !== "stopped") hub.start();
