@@ -87,7 +87,12 @@ HELD = """async ({event, candidate, idb}) => {
   } catch { return out; }
   for await (const [name, handle] of dir.entries()) {
     if (!name.endsWith('.json')) continue;
-    const meta = JSON.parse(await (await handle.getFile()).text());
+    let meta;
+    try {
+      meta = JSON.parse(await (await handle.getFile()).text());
+    } catch {
+      continue; // being written right now: the page itself skips it too
+    }
     const bytes = await (await dir.getFileHandle(name.replace('.json', '.webm'))).getFile();
     out.push([meta, await b64(bytes)]);
   }
