@@ -268,7 +268,14 @@ export class Backfill {
       }
       const { method = "PUT", url, headers = {} } = answer.upload || {};
       const response = await fetch(url, { method, headers, body: blob });
-      if (!response.ok) return { retry: new Error(`upload of segment ${seq}: HTTP ${response.status}`) };
+      if (!response.ok) {
+        const why = new Error(`upload of segment ${seq}: HTTP ${response.status}`);
+        // 400 (S3: BadDigest), 413, 415: the bytes are not what was announced; anything else (403: the
+        // URL expired, 5xx) is worth the same try later with a fresh URL.
+        if (![400, 413, 415].includes(response.status)) return { retry: why };
+        await this.reread(meta, blob);
+        continue;
+      }
       try {
         await this.api.post(paths.backfillComplete(this.event, this.candidate, answer.segment_id), {});
         this.done.add(key);
@@ -283,14 +290,19 @@ export class Backfill {
           this.giveUp(key, `segment ${seq} refused: ${err.message}`);
           return { sent: 0 };
         }
-        // The hub got other bytes than announced: read the segment again and announce what it holds.
-        meta.sha256 = await sha256(blob);
-        meta.size = blob.size;
-        await this.store.update(meta).catch(() => null);
+        await this.reread(meta, blob);
       }
     }
     this.giveUp(key, `segment ${seq} was refused ${REJECTIONS} times`);
     return { sent: 0 };
+  }
+
+  /** The hub got other bytes than announced: take the segment's sha256 and size again from what is
+   * stored, and announce that. */
+  async reread(meta, blob) {
+    meta.sha256 = await sha256(blob);
+    meta.size = blob.size;
+    await this.store.update(meta).catch(() => null);
   }
 
   giveUp(key, message) {
