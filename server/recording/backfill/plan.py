@@ -88,9 +88,10 @@ def request_id(start: float) -> str:
     return f"bf-{int(start * 1000)}"
 
 
-def _cause_of(start: float, causes: Iterable[Cause]) -> str:
+def _cause_of(start: float, end: float | None, causes: Iterable[Cause]) -> str:
+    """The first cause (they come ranked) whose span overlaps [start, end)."""
     for c_start, c_end, cause in causes:
-        if iv.contains(iv.normalize([(c_start, c_end)]), start) or c_start == start:
+        if iv.overlaps(iv.normalize([(c_start, c_end)]), start, end):
             return cause
     return NOT_RECORDED
 
@@ -103,7 +104,7 @@ def uncovered(inputs: Inputs) -> list[Span]:
     out = []
     for start, end in holes:
         going_on = end is None or end >= now
-        out.append(Span(start, None if going_on else end, _cause_of(start, inputs.causes)))
+        out.append(Span(start, None if going_on else end, _cause_of(start, end, inputs.causes)))
     return out
 
 
