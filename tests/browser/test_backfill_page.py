@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.browser.conftest import Pages, hub_env
 from tests.browser.helpers import new_event, page_url
 from tests.conftest import API_KEY
 from tests.polling import eventually
+from tests.s3 import CREDENTIALS, S3Server, s3_server  # noqa: F401 (fixture)
 from tests.servers import HubProcess, start_hub
 
 
@@ -48,6 +50,26 @@ def backfill_hub(archive: Path, **settings: object) -> HubProcess:
 def hub(archive_dir: Path) -> Iterator[HubProcess]:
     process = backfill_hub(archive_dir, HMS_SIM_RECORDING_DELAY_S="0.2")
     yield process
+    process.stop()
+
+
+@pytest.fixture
+def s3_hub(tmp_path: Path, s3_server: S3Server) -> Iterator[tuple[HubProcess, S3Server, str]]:  # noqa: F811
+    """A hub archiving to a bucket of moto's S3 server, whose CORS rule lets the hub's pages PUT to it
+    (an operator sets the same rule on a real bucket: docs/candidate-backfill.md)."""
+    bucket = s3_server.bucket()
+    process = backfill_hub(
+        tmp_path,
+        HMS_SIM_RECORDING_DELAY_S="0.2",
+        S3_BUCKET=bucket,
+        S3_ENDPOINT_URL=s3_server.endpoint_url,
+        **CREDENTIALS,
+    )
+    client = s3_server.client()
+    rule = {"AllowedMethods": ["PUT"], "AllowedOrigins": [process.http], "AllowedHeaders": ["*"]}
+    client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    client.close()
+    yield process, s3_server, bucket
     process.stop()
 
 
@@ -99,10 +121,10 @@ HELD = """async ({event, candidate, idb}) => {
   return out;
 }"""
 
-SLACK_MS = 200
-"""BACKFILL_SLACK_S of the module's hub, in ms."""
+SLACK_MS = 500
+"""BACKFILL_SLACK_S of these hubs, in ms: above the camera's start after joining (see covered())."""
 LATE_S = 8
-"""How late 100ms's recording webhook comes in the cancel test (RECORDING_MISSING_AFTER_S is less)."""
+"""How late 100ms's recordings come in the cancel test (RECORDING_DEADLINE_S there is 2 s)."""
 
 EBML = bytes.fromhex("1a45dfa3")
 
@@ -194,7 +216,10 @@ async def sit(hub: HubProcess, pages: Pages, prefix: str, **fault: object) -> tu
     if fault:
         await add_fault(hub, user_id=event, count=1, **fault)
     candidate = await pages.open(
-        page_url(hub, "candidate", event, event, "candidate", "Cleo"), label="candidate"
+        page_url(hub, "candidate", event, event, "candidate", "Cleo"),
+        label="candidate",
+        # The hub may close a request while the page announces its last segment for it: 409, dropped.
+        expect_errors=(r"status of 409 .*/backfill\]",),
     )
     await expect(candidate.locator("#f-recording")).to_have_text("On")
 
@@ -238,10 +263,10 @@ def uncovered(start: int, end: int, spans: list[list[int]]) -> list[tuple[int, i
 async def covered(hub: HubProcess, event: str) -> dict[str, Any]:
     """Wait until every gap of Cleo's is backfilled; check the page's segments cover it; the report row.
 
-    The holes the hub accepts: the moment between joining the room and the recorder's first frame
-    (about a tenth of a second here; the simulator joins before the camera is on), and holes under
-    BACKFILL_SLACK_S (0.2 s): the hub calls a request satisfied then, and cancels it even if the page
-    still holds the rest (the tail after its last one-second segment, milliseconds of rounding)."""
+    The holes the hub accepts are those under BACKFILL_SLACK_S (SLACK_MS): it calls a request satisfied
+    then, and cancels it even if the page still holds the rest. The page cannot fill the moment between
+    joining the room and its recorder's first frame (a tenth or two of a second here: the simulator joins
+    before the camera is on), so the hub's slack must be above it for the gap to close."""
     seen: list[dict[str, Any]] = [{}]
 
     async def done() -> dict[str, Any] | None:
@@ -261,7 +286,8 @@ async def covered(hub: HubProcess, event: str) -> dict[str, Any]:
             assert head or b - a < SLACK_MS, (a, b, spans, gap)
     row = await report_row(hub, event)
     assert row["recorded_pct"] == 0 and row["backfilled_minutes"] > 0
-    assert row["coverage_pct"] == row["backfilled_pct"] > 90
+    # All covered time is the page's; holes under the slack (the tail after a cancel) count as not.
+    assert row["coverage_pct"] == row["backfilled_pct"] > 50
     return row
 
 
@@ -375,3 +401,31 @@ async def test_a_late_recording_cancels_the_request(late_hub: HubProcess, pages:
     assert row["recordings_arrived"] == 1 and row["backfilled_pct"] == 0
     assert backfill_keys(await recordings(late_hub, event)) == []
     over.set()
+
+
+async def test_with_an_s3_archive_the_page_puts_its_segments_into_the_bucket(
+    s3_hub: tuple[HubProcess, S3Server, str], pages: Pages
+) -> None:
+    hub, s3, bucket = s3_hub
+    event, candidate = await sit(hub, pages, "s3", kind="recording.fail")
+    announced: set[str] = set()
+
+    def announce(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/backfill"):
+            announced.add(json.loads(request.post_data or "{}")["sha256"])
+
+    candidate.on("request", announce)
+    await finish(candidate)
+    await covered(hub, event)
+    await expect(candidate.locator("#finished")).to_be_visible(timeout=30000)
+    client = s3.client()
+    try:
+        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        keys = [o["Key"] for o in listed if o["Key"].endswith("_backfill.webm")]
+        assert keys and sorted(keys) == sorted(backfill_keys(await recordings(hub, event)))
+        for key in keys:
+            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert data[:4] == EBML
+            assert hashlib.sha256(data).hexdigest() in announced  # the very bytes the page announced
+    finally:
+        client.close()
