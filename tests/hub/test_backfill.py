@@ -129,6 +129,9 @@ async def _backfill_a_failed_recording(
     (gap,) = [g for g in timeline["gaps"] if g["kind"] == "recording.failed"]
     assert gap["backfilled"] is True and gap["backfilled_s"] > 0
     assert timeline["intervals"]["backfilled"]
+    (asked,) = [r for r in timeline["backfill"]["requests"] if r["request_id"] == request["request_id"]]
+    assert (asked["state"], asked["cause"]) == ("satisfied", "recording_failed")
+    assert {s["state"] for s in timeline["backfill"]["segments"]} == {"archived"}
     return answers, request
 
 

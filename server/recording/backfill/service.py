@@ -265,8 +265,25 @@ class BackfillService:
         data, stored_type = found
         return upload_problem(held.segment, data, stored_type or held.uploaded_type, self.limits)
 
-    async def segments(self, event_id: str, candidate_id: str) -> list[dict[str, Any]]:
-        """Every announced segment, for the timeline API."""
+    async def overview(self, event_id: str, candidate_id: str) -> dict[str, Any]:
+        """The candidate's requests and announced segments, for the timeline API."""
+        requests, released = await self._links.requests.held(event_id, candidate_id)
+        return {
+            "requests": [
+                {
+                    "request_id": r.request_id,
+                    "from": epoch_ms(r.start),
+                    "to": epoch_ms(r.end),
+                    "state": r.state,
+                    "cause": r.cause,
+                }
+                for r in sorted(requests.values(), key=lambda r: (r.start, r.request_id))
+            ],
+            "released_until": epoch_ms(released),
+            "segments": await self._segments(event_id, candidate_id),
+        }
+
+    async def _segments(self, event_id: str, candidate_id: str) -> list[dict[str, Any]]:
         raw = await self._links.store.list_segments(event_id, candidate_id)
         out = []
         for segment_id, value in raw.items():
