@@ -17,6 +17,7 @@ PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.p
 	server/recording/monitor/intervals.py server/recording/monitor/timeline.py server/recording/archive/admission.py \
 	server/recording/monitor/witnesses.py server/recording/monitor/compaction.py server/lti/messages.py \
 	server/api/lti_config.py server/lti/acs_rules.py \
+	server/recording/backfill/plan.py server/recording/backfill/webm.py server/recording/backfill/checks.py \
 	load_tests/scenario/model.py load_tests/scenario/loading.py load_tests/scenario/schedule.py \
 	load_tests/judge/coverage.py load_tests/judge/detection.py load_tests/judge/verdict.py \
 	load_tests/judge/node_kill.py \

@@ -7,12 +7,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server.api import allocation, archive_files, deliveries, events, health, pages, recordings, timelines
+from server.api import (
+    allocation,
+    archive_files,
+    backfill,
+    deliveries,
+    events,
+    health,
+    pages,
+    recordings,
+    timelines,
+)
 from server.api.client_address import TrustedProxies
 from server.api.errors import exception_handlers
 from server.api.webhooks import WebhookIntake
@@ -27,8 +38,13 @@ from server.lti import registration as lti_registration
 from server.lti.tool import LtiTool
 from server.protocol import Outbound
 from server.recording.archive.archiver import Archiver
+from server.recording.archive.contract import Archive
 from server.recording.archive.factory import build_archive
 from server.recording.archive.sources import simulator_policy
+from server.recording.backfill.checks import Limits
+from server.recording.backfill.plan import Rules as BackfillRules
+from server.recording.backfill.requests import BackfillRequests
+from server.recording.backfill.service import BackfillLinks, BackfillService, UploadTarget
 from server.recording.intake.wiring import build_webhooks
 from server.recording.monitor.compaction import Budget
 from server.recording.monitor.live import MonitorLinks, RecordingMonitor
@@ -83,7 +99,7 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
         node_id=settings.node_id,
         candidate_role=settings.hms_candidate_role,
     )
-    rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s)
+    rules = Rules(settings.gap_threshold_s, settings.recording_deadline_s, settings.backfill_slack_s)
     budget = Budget(settings.signal_budget, settings.signal_keep, min_run_s=settings.gap_threshold_s)
     monitor = RecordingMonitor(links, rules, hms=hms.client, reconcile_s=settings.reconcile_s, budget=budget)
     hub.presence.on_change(monitor.presence_changed)
@@ -95,6 +111,39 @@ def build_monitor(settings: Settings, hub: Hub, hms: Hms) -> RecordingMonitor:
 
     hub.state_sync.add("alerts", alerts)
     return monitor
+
+
+def build_backfill(
+    settings: Settings, hub: Hub, monitor: RecordingMonitor, archive: Archive
+) -> BackfillService:
+    """Browser backfill (extension E15): requests after each evaluation and on (re)connect, and the
+    service behind the upload endpoints."""
+    rules = BackfillRules(
+        min_s=settings.backfill_min_s,
+        slack_s=settings.backfill_slack_s,
+        extend_s=settings.backfill_extend_s,
+        release_step_s=settings.backfill_release_step_s,
+    )
+    requests = BackfillRequests(hub.store.backfill, hub.fanout.publish, rules)
+    monitor.on_evaluated(requests.evaluated)
+
+    async def sync(conn: Connection) -> list[Outbound]:
+        return [] if conn.session is None else await requests.state_sync(conn.session)
+
+    hub.state_sync.add("backfill", sync)
+    links = BackfillLinks(
+        store=hub.store.backfill,
+        archive=cast(UploadTarget, archive),
+        requests=requests,
+        timeline_of=monitor.timeline,
+        add_signals=monitor.add,
+        clock=hub.clock,
+        secret=settings.hub_secret,
+    )
+    limits = Limits(
+        settings.backfill_max_bytes, settings.backfill_segment_max_s, settings.backfill_duration_tolerance_s
+    )
+    return BackfillService(links, limits, upload_ttl_s=settings.backfill_upload_ttl_s)
 
 
 def build_host_events(settings: Settings, hub: Hub, monitor: RecordingMonitor) -> HostEventsPart:
@@ -126,6 +175,7 @@ def create_app(settings: Settings) -> Starlette:
         archive, store.presence, monitor.timeline, hub.clock, on_refused=hub.metrics.archive_source_refused
     )
     monitor.on_change(archiver.changed)
+    backfill_service = build_backfill(settings, hub, monitor, archive)
     hub.handlers.flag_observers.append(lambda flag: archiver.changed(flag.event_id, flag.candidate_id))
     host_events = build_host_events(settings, hub, monitor)
     webhooks = build_webhooks(settings, store, hms.client, hub.metrics.webhooks, handle=monitor.webhook)
@@ -172,6 +222,7 @@ def create_app(settings: Settings) -> Starlette:
         *timelines.routes,
         *recordings.routes,
         *archive_files.routes,
+        *backfill.routes,
         *deliveries.routes,
         *WebhookIntake(settings, store.webhooks, hub.metrics.webhooks).routes,
         # LTI Proctoring Services (docs/lti.md): the registry API and the tool's endpoints
@@ -200,6 +251,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.monitor = monitor
     app.state.hms = hms
     app.state.archive = archive
+    app.state.backfill = backfill_service
     app.state.inbox = webhooks.inbox
     app.state.lti = lti
     app.state.host_events = host_events

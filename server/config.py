@@ -90,6 +90,17 @@ class Settings:
     signal_keep: int = 64
     """...keeping this many, the newest."""
     archive_url_ttl_s: float = 3600.0
+    # browser backfill (extension E15): see docs/operations.md
+    backfill_min_s: float = 5.0
+    backfill_slack_s: float = 1.0
+    backfill_extend_s: float = 30.0
+    backfill_release_step_s: float = 10.0
+    backfill_segment_max_s: float = 60.0
+    backfill_max_bytes: int = 64 * 1024 * 1024
+    backfill_duration_tolerance_s: float = 2.0
+    backfill_upload_ttl_s: float = 900.0
+    backfill_segment_s: float = 30.0
+    """How long the candidate page's local segments are (client-config `backfill.segment_s`)."""
     # fail closed (issue 12): where the simulator may run, and which recordings the archiver takes
     hms_simulator: str | None = None
     hms_recording_bucket: str | None = None
@@ -452,6 +463,20 @@ _READERS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RECORDING_SIGNAL_KEEP": ("signal_keep", _number(int, minimum=1, maximum=100_000)),
     # 7 days is the longest a SigV4 presigned URL may live
     "ARCHIVE_URL_TTL_S": ("archive_url_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    # browser backfill (extension E15)
+    "BACKFILL_MIN_S": ("backfill_min_s", _number(float, minimum=0.1, maximum=3600)),
+    "BACKFILL_SLACK_S": ("backfill_slack_s", _number(float, minimum=0, maximum=60)),
+    "BACKFILL_EXTEND_S": ("backfill_extend_s", _number(float, minimum=0.5, maximum=3600)),
+    "BACKFILL_RELEASE_STEP_S": ("backfill_release_step_s", _number(float, minimum=0, maximum=3600)),
+    "BACKFILL_SEGMENT_MAX_S": ("backfill_segment_max_s", _number(float, minimum=0.5, maximum=3600)),
+    "BACKFILL_MAX_BYTES": ("backfill_max_bytes", _number(int, minimum=1024, maximum=5 * 1024**3)),
+    "BACKFILL_DURATION_TOLERANCE_S": (
+        "backfill_duration_tolerance_s",
+        _number(float, minimum=0, maximum=600),
+    ),
+    # 7 days is the longest a SigV4 presigned URL may live
+    "BACKFILL_UPLOAD_TTL_S": ("backfill_upload_ttl_s", _number(float, minimum=1, maximum=7 * 86_400)),
+    "BACKFILL_SEGMENT_S": ("backfill_segment_s", _number(float, minimum=0.5, maximum=600)),
     # fail closed (issue 12)
     "HMS_SIMULATOR": ("hms_simulator", _choice("embedded")),
     "HMS_RECORDING_BUCKET": ("hms_recording_bucket", _token_like),

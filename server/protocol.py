@@ -110,6 +110,7 @@ _SCHEMAS: dict[str, dict[str, Field]] = {
         "video": Field(bool),
         "audio": Field(bool),
         "error": Field(str, required=False, nullable=True, max_len=1000),
+        "local": Field(dict, required=False),
     },
     "media.observed": {
         "candidate_id": _ID,
@@ -147,6 +148,22 @@ def _check_field(msg_type: str, name: str, spec: Field, value: object) -> None:
         raise BadFrame(f"{where} must be one of {', '.join(spec.choices)}")
 
 
+def _check_local(value: dict[str, Any]) -> None:
+    """`media.status.local` (extension E15): {held_s: number >= 0, from: epoch ms | null, quota_short}."""
+    where = "media.status.data.local"
+    unknown = sorted(k for k in value if k not in ("held_s", "from", "quota_short"))
+    if unknown:
+        raise BadFrame(f"{where}.{unknown[0]} is not a known field")
+    held = value.get("held_s")
+    if isinstance(held, bool) or not isinstance(held, int | float) or not 0 <= held <= 1e9:
+        raise BadFrame(f"{where}.held_s must be a number of seconds")
+    since = value.get("from")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise BadFrame(f"{where}.from must be epoch milliseconds or null")
+    if not isinstance(value.get("quota_short"), bool):
+        raise BadFrame(f"{where}.quota_short must be true or false")
+
+
 def validate_data(msg_type: str, data: dict[str, Any]) -> None:
     """Check `data` against the schema of a known client message type."""
     for name, spec in _SCHEMAS[msg_type].items():
@@ -154,6 +171,8 @@ def validate_data(msg_type: str, data: dict[str, Any]) -> None:
             _check_field(msg_type, name, spec, data[name])
         elif spec.required:
             raise BadFrame(f"{msg_type}.data.{name} is missing")
+    if msg_type == "media.status" and "local" in data:
+        _check_local(data["local"])
 
 
 def _load(frame: str | bytes, codec: Codec) -> object:

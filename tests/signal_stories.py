@@ -37,3 +37,16 @@ def failed(peer: str, at: float) -> Signal:
 
 def closed(at: float, session: str = "s1") -> Signal:
     return Signal(f"close:{session}", at, "closed", room_id="r1", session_id=session)
+
+
+def backfilled(segment: str, at: float, duration: float) -> Signal:
+    """A segment the candidate's page uploaded and the hub accepted (extension E15)."""
+    return Signal(
+        f"b:{segment}",
+        at,
+        "backfilled",
+        room_id="r1",
+        recording_id=segment,
+        duration_s=duration,
+        path=segment,
+    )

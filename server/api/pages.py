@@ -51,6 +51,8 @@ def content_security_policy(settings: Settings, host: str | None, form_targets: 
     if host and all(c.isalnum() or c in ".-:[]" for c in host):
         connect += [f"ws://{host}", f"wss://{host}"]
     extra_workers: list[str] = []
+    # A candidate page PUTs its backfill segments (E15) straight to the bucket's presigned URLs.
+    connect += recording_sources(settings)
     if not settings.hms_simulated:
         connect += HMS_SOURCES
         extra_workers = ["blob:"]
@@ -99,10 +101,12 @@ class SecurityHeaders:
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """What a page needs to know before it connects (nothing secret)."""
+    """What a page needs to know before it connects (nothing secret): the media plane, and how long
+    the candidate page's local backfill segments are (E15; the page has defaults for the rest)."""
+    backfill = {"segment_s": min(settings.backfill_segment_s, settings.backfill_segment_max_s)}
     if settings.hms_simulated:
-        return {"media": "simulator", "media_base": SIMULATOR_MEDIA}
-    return {"media": "100ms", "media_base": None}
+        return {"media": "simulator", "media_base": SIMULATOR_MEDIA, "backfill": backfill}
+    return {"media": "100ms", "media_base": None, "backfill": backfill}
 
 
 def routes(settings: Settings, web_dir: Path) -> list[Route | Mount]:

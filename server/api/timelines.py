@@ -29,14 +29,16 @@ async def timeline(request: Request) -> JSONResponse:
     event_id = await event_id_of(request)
     user = await _candidate(request, event_id)
     monitor, store = request.app.state.monitor, request.app.state.store
-    found, flags, acs = await asyncio.gather(
+    found, flags, acs, backfill = await asyncio.gather(
         monitor.timeline(event_id, user.user_id),
         store.presence.list_flags(event_id, user.user_id),
         store.lti.acs_calls(event_id, user.user_id),
+        request.app.state.backfill.overview(event_id, user.user_id),
     )
     now = request.app.state.hub.clock()
     body = timeline_json(user, found, flags, now=now, threshold_s=monitor.rules.threshold_s)
     body["acs"] = [call.to_dict() for call in acs]  # LTI Assessment Control calls and their answers
+    body["backfill"] = backfill  # extension E15: what the page was asked for and what it sent
     return JSONResponse(body)
 
 

@@ -8,6 +8,7 @@
     store.dedupe       DedupeStore      "seen before" keys                    (dedupe.py)
     store.webhooks     WebhookQueue     the durable webhook inbox             (webhooks.py)
     store.timelines    TimelineStore    the recording monitor's signals       (timelines.py)
+    store.backfill     BackfillStore    browser backfill requests, segments   (backfill.py)
     store.lti          LtiStore         LTI platforms, logins, attempts       (lti.py)
     store.pubsub       PubSub           messages between nodes                (pubsub.py)
     store.outbox       Outbox           events to the host app, to deliver    (outbox.py)
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from server.store.allocation import AllocationStore
+from server.store.backfill import BackfillStore
 from server.store.dedupe import DedupeStore
 from server.store.events import EventStore
 from server.store.locks import LockStore
@@ -44,6 +46,7 @@ class Store(Protocol):
     dedupe: DedupeStore
     webhooks: WebhookQueue
     timelines: TimelineStore
+    backfill: BackfillStore
     lti: LtiStore
     pubsub: PubSub
     outbox: Outbox

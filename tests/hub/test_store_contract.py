@@ -1095,3 +1095,22 @@ async def test_outbox_two_nodes_never_claim_the_same_delivery(redis_url: str) ->
     finally:
         for node in nodes:
             await node.close()
+
+
+# backfill (extension E15)
+
+
+async def test_backfill_requests_and_segments_are_kept_per_candidate(store: Store) -> None:
+    assert await store.backfill.get_requests(EV, "c1") == {}
+    await store.backfill.put_requests(EV, "c1", {"bf-1": b"a", "~release": b"5"})
+    await store.backfill.put_requests(EV, "c1", {"bf-1": b"b", "bf-2": b"c"})
+    await store.backfill.put_requests(EV, "c1", {})
+    assert await store.backfill.get_requests(EV, "c1") == {"bf-1": b"b", "bf-2": b"c", "~release": b"5"}
+    assert await store.backfill.get_requests(EV, "c2") == {}
+    assert await store.backfill.get_segment(EV, "c1", "s1") is None
+    await store.backfill.put_segment(EV, "c1", "s1", b"one")
+    await store.backfill.put_segment(EV, "c1", "s1", b"two")
+    await store.backfill.put_segment(EV, "c1", "s2", b"three")
+    assert await store.backfill.get_segment(EV, "c1", "s1") == b"two"
+    assert await store.backfill.list_segments(EV, "c1") == {"s1": b"two", "s2": b"three"}
+    assert await store.backfill.list_segments(EV, "c2") == {}

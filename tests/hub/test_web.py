@@ -50,6 +50,8 @@ def test_real_100ms_and_s3_widen_only_what_they_need() -> None:
         "blob:",
         "http://minio.local:9000",
     ]
+    # The candidate page PUTs backfill segments to presigned URLs of the bucket (E15).
+    assert "http://minio.local:9000" in directives(content_security_policy(minio, None))["connect-src"]
     aws = Settings(hub_secret="x" * 32, s3_bucket="rec")
     assert "https://*.amazonaws.com" in directives(content_security_policy(aws, None))["media-src"]
 
@@ -91,8 +93,14 @@ def test_origin_rules(origin: str | None, host: str | None, allowed: tuple[str, 
 
 
 def test_client_config_names_the_media_plane() -> None:
-    assert client_config(SIMULATED) == {"media": "simulator", "media_base": "/hms-sim/media"}
+    assert client_config(SIMULATED) == {
+        "media": "simulator",
+        "media_base": "/hms-sim/media",
+        "backfill": {"segment_s": 30.0},
+    }
     assert client_config(REAL)["media"] == "100ms"
+    short = Settings(hub_secret="x" * 32, backfill_segment_s=2.0)
+    assert client_config(short)["backfill"] == {"segment_s": 2.0}
 
 
 async def test_run_prints_a_link_per_role_that_opens_its_page() -> None:

@@ -427,3 +427,36 @@ def test_random_data_for_known_types_raise_only_bad_frame(
 ) -> None:
     envelope = {"type": msg_type, "id": msg_id, "data": data}
     only_bad_frame(msgpack.packb(envelope, use_bin_type=True), Codec.MSGPACK)
+
+
+# ---------------------------------------------------------------- media.status.local (extension E15)
+
+
+def _status_with(local: object) -> str:
+    data = {"room_id": "r1", "joined": True, "video": True, "audio": True, "local": local}
+    return orjson.dumps({"type": "media.status", "data": data}).decode()
+
+
+def test_media_status_carries_what_the_page_holds_locally() -> None:
+    for local in (
+        {"held_s": 120.5, "from": 1_700_000_000_000, "quota_short": False},
+        {"held_s": 0, "from": None, "quota_short": True},
+    ):
+        assert decode_untrusted(_status_with(local), Codec.JSON).data["local"] == local
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        "120",
+        {"held_s": -1, "from": None, "quota_short": False},
+        {"held_s": True, "from": None, "quota_short": False},
+        {"held_s": 1, "from": "x", "quota_short": False},
+        {"held_s": 1, "from": None, "quota_short": 1},
+        {"held_s": 1, "from": None, "quota_short": False, "extra": 1},
+        {"held_s": float("nan"), "from": None, "quota_short": False},
+    ],
+)
+def test_a_bad_local_report_is_a_bad_frame(local: object) -> None:
+    with pytest.raises(BadFrame, match="local"):
+        decode_untrusted(_status_with(local), Codec.JSON)

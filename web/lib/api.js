@@ -85,6 +85,8 @@ export const paths = {
   timeline: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/timeline`,
   recordings: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/recordings`,
   acs: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/acs`,
+  backfill: (id, c) => `/api/v1/events/${e(id)}/candidates/${e(c)}/backfill`,
+  backfillComplete: (id, c, s) => `/api/v1/events/${e(id)}/candidates/${e(c)}/backfill/${e(s)}/complete`,
 };
 
 /** The page's client config: which media plane to use. */

@@ -13,6 +13,7 @@ import {
   selectIsLocalVideoEnabled,
   selectIsPeerVideoEnabled,
   selectLocalPeer,
+  selectLocalVideoTrackID,
   selectPeers,
   selectTracksMap,
 } from "../vendor/hms-video-store.js";
@@ -130,6 +131,16 @@ export class HmsMedia extends MediaBase {
     const local = conn ? conn.store.getState(selectLocalPeer) : null;
     const camera = video ? "on" : this.status.camera === "on" ? "off" : this.status.camera;
     this.update({ room_id: roomId, peer_id: local ? local.id : null, joined, video, camera });
+  }
+
+  /** The published camera track as a stream (the page's own local recording takes it), else null. */
+  localStream() {
+    const conn = this.rooms.get(this.wanted[0]);
+    const id = conn && this.status.video ? conn.store.getState(selectLocalVideoTrackID) : null;
+    const track = id ? conn.actions.getNativeTrackById(id) : null;
+    if (!track || track.readyState !== "live") return null;
+    if (!this.local || this.local.getVideoTracks()[0] !== track) this.local = new MediaStream([track]);
+    return this.local;
   }
 
   async startCamera() {

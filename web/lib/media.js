@@ -232,6 +232,11 @@ export class SimulatorMedia extends MediaBase {
     return this.camera ? this.camera.start() : Promise.resolve();
   }
 
+  /** The camera's stream while it is on (the page's own local recording takes it), else null. */
+  localStream() {
+    return this.camera && this.camera.state === "on" ? this.camera.stream : null;
+  }
+
   cameraChanged() {
     this.update({ camera: this.camera.state, error: this.camera.error });
     this.serial(() => this.publish());

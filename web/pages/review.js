@@ -1,6 +1,8 @@
 // @ts-check
 // Review of one candidate: the timeline drawn as bars (present, in room, video, recorded) with gaps and
 // flags on it, and the recording segments played in place (presigned S3 URLs or the app's own archive).
+// Segments the candidate's own page uploaded to fill a hole (issue 14, E15: kind `backfill`) are drawn on
+// their own timeline row and marked in the list; a click on any segment's bar plays it where it is.
 import { Api, paths } from "../lib/api.js";
 import { CAUSE_WORDS, KIND_WORDS } from "../lib/alerts.js";
 import { $, duration, el, setText, showConnection, time } from "../lib/dom.js";
@@ -11,7 +13,12 @@ const ROWS = [
   ["in_room", "In room"],
   ["video", "Video"],
   ["recorded", "Recorded"],
+  ["backfilled", "Backfilled"],
 ];
+const isBackfill = (segment) => segment.kind === "backfill";
+let shown = { from: 0, to: 0 };
+/** @type {any[]} */
+let segments = [];
 
 const host = new Host();
 const token = await sessionToken(host);
@@ -59,7 +66,9 @@ function drawTimeline(t) {
   const to = t.now;
   const from = starts.length ? Math.min(...starts) : to - 60000;
   const rows = [];
+  shown = { from, to };
   for (const [key, label] of ROWS) {
+    if (!(key in t.intervals)) continue; // a hub before E15 has no backfilled row
     const track = el("div", { class: "track", data: { row: key } });
     for (const [start, end] of t.intervals[key] || []) {
       const bar = span(start, end, from, to);
@@ -90,7 +99,9 @@ function drawTimeline(t) {
     flags.append(mark);
   }
   rows.push(el("div", { text: "Gaps" }), gaps, el("div", { text: "Flags" }), flags);
+  rows.push(el("div", { text: "Videos" }), el("div", { class: "track videos", data: { row: "videos" }, id: "video-track" }));
   $("#timeline").replaceChildren(...rows);
+  drawVideoTrack();
   $("#axis").replaceChildren(el("span", { text: time(from) }), el("span", { text: `${duration(to - from)} shown` }), el("span", { text: time(to) }));
   $("#flags").replaceChildren(
     ...t.flags.map((f) =>
@@ -137,17 +148,49 @@ function drawRecordingStates(timeline) {
   $("#recording-states").replaceChildren(...lines);
 }
 
+/** Each archived segment as a bar on the timeline's Videos row: a click plays it in the list below. */
+function drawVideoTrack() {
+  const track = $("#video-track");
+  if (!track) return;
+  const { from, to } = shown;
+  const bars = segments.map((s, i) => {
+    const bar = span(s.started_at, s.ended_at, from, to);
+    const what = isBackfill(s) ? "Backfilled video (from the candidate's computer)" : "Recorded video";
+    bar.classList.add("video-seg");
+    bar.dataset.kind = isBackfill(s) ? "backfill" : "hms";
+    bar.title = `${what}: ${time(s.started_at)} – ${time(s.ended_at)}`;
+    bar.setAttribute("role", "button");
+    bar.setAttribute("aria-label", `play ${what.toLowerCase()} from ${time(s.started_at)}`);
+    bar.tabIndex = 0;
+    const play = () => {
+      const video = /** @type {HTMLVideoElement | null} */ (document.getElementById(`segment-${i}`));
+      if (!video) return;
+      video.scrollIntoView({ block: "nearest" });
+      video.play().catch(() => null);
+    };
+    bar.addEventListener("click", play);
+    bar.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") play();
+    });
+    return bar;
+  });
+  track.replaceChildren(...bars);
+}
+
 function drawSegments(answer) {
-  const items = (answer.segments || []).map((s) =>
+  segments = [...(answer.segments || [])].sort((a, b) => a.started_at - b.started_at);
+  const items = segments.map((s, i) =>
     el(
       "li",
-      { class: "card", data: { segment: s.key } },
+      { class: isBackfill(s) ? "card backfill" : "card", data: { segment: s.key, kind: isBackfill(s) ? "backfill" : "hms" } },
       el("strong", { text: `${time(s.started_at)} – ${time(s.ended_at)}` }),
+      isBackfill(s) ? el("span", { class: "badge", text: " Backfill: from the candidate's computer" }) : null,
       el("span", { class: "muted", text: ` ${duration(s.duration_s * 1000)}, ${Math.round(s.size / 1024)} KiB` }),
-      el("video", { controls: true, preload: "metadata", src: s.url }),
+      el("video", { id: `segment-${i}`, controls: true, preload: "metadata", src: s.url }),
     ),
   );
   $("#segments").replaceChildren(...items);
+  drawVideoTrack();
   setText($("#recordings-note"), items.length ? "" : "No recordings yet.");
 }
 
@@ -167,8 +210,11 @@ async function load() {
   } catch (err) {
     setText($("#timeline-note"), `No timeline: ${err.message}`);
   }
-  if (timeline && Array.isArray(timeline.recordings) && !timeline.recordings.some((r) => r.status === "recorded")) {
+  const backfilled = timeline && (timeline.intervals.backfilled || []).length > 0;
+  if (timeline && Array.isArray(timeline.recordings) && !backfilled && !timeline.recordings.some((r) => r.status === "recorded")) {
     // Nothing archived yet: the monitor says so, no need to ask the archive (it would answer 404).
+    segments = [];
+    drawVideoTrack();
     $("#segments").replaceChildren();
     setText($("#recordings-note"), "No recordings yet.");
     return;
@@ -176,7 +222,9 @@ async function load() {
   try {
     drawSegments(await api.get(paths.recordings(eventId(), candidate)));
   } catch (err) {
+    segments = [];
     $("#segments").replaceChildren();
+    drawVideoTrack();
     setText($("#recordings-note"), err.status === 404 ? "No recordings yet." : `No recordings: ${err.message}`);
   }
 }

@@ -21,7 +21,7 @@ from typing import Any
 from server.recording.archive.contract import Archive, ArchiveError, Segment, SegmentSource, SourceRefused
 from server.recording.monitor.intervals import epoch_ms
 from server.recording.monitor.report import flag_json, gap_json
-from server.recording.monitor.timeline import PeerRecording, Timeline
+from server.recording.monitor.timeline import PeerRecording, Signal, Timeline
 from server.store.presence import PresenceStore
 
 log = logging.getLogger("proctorhub.recording.archiver")
@@ -50,6 +50,24 @@ def segment_source(event_id: str, candidate_id: str, peer: PeerRecording) -> Seg
         presigned_url=signal.url or None,
         started_at=peer.start,
         ended_at=peer.end,
+        duration_s=signal.duration_s,
+        size=signal.size,
+    )
+
+
+def backfill_segment(event_id: str, candidate_id: str, signal: Signal) -> Segment:
+    """A segment the candidate's page uploaded (extension E15), as the manifest lists it."""
+    return Segment(
+        key=signal.path,
+        event_id=event_id,
+        candidate_id=candidate_id,
+        room_id=signal.room_id,
+        session_id="",
+        peer_id="",
+        recording_id=signal.recording_id,
+        kind="backfill",
+        started_at=signal.at,
+        ended_at=signal.at + signal.duration_s,
         duration_s=signal.duration_s,
         size=signal.size,
     )
@@ -172,6 +190,7 @@ class Archiver:
             except SourceRefused as exc:  # the same source would be refused again: flag it, go on
                 self._refused(source, exc)
                 refused.append(refused_json(source, exc))
+        segments += [backfill_segment(event_id, candidate_id, s) for s in timeline.backfill_segments]
         user = await self._users.get_user(event_id, candidate_id)
         flags = [flag_json(f) for f in await self._users.list_flags(event_id, candidate_id)]
         body = manifest(

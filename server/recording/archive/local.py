@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -145,6 +145,52 @@ class LocalArchive:
             temp.unlink(missing_ok=True)
             raise
         return temp
+
+    # -- uploads of the candidate's page (browser backfill) ----------------------------------------
+
+    async def presign_put(self, key: str, content_type: str, sha256_b64: str, expires_s: int) -> str | None:
+        """No bucket: the page uploads through the hub (server/api/backfill.py)."""
+        return None
+
+    async def put_upload(self, key: str, chunks: AsyncIterator[bytes], limit: int) -> int | None:
+        """Write an upload at `key` (replacing an earlier one); None, and nothing kept, over `limit`."""
+        target = self._path(key)
+        temp = await self._offload.run(temp_beside, target)
+        size = 0
+        try:
+            with failures_of(key, "storing the upload"):
+                handle = await self._offload.run(temp.open, "wb")
+                try:
+                    async for chunk in chunks:
+                        size += len(chunk)
+                        if size > limit:
+                            return None
+                        await self._offload.run(handle.write, chunk)
+                finally:
+                    await self._offload.run(handle.close)
+                await self._offload.run(os.replace, temp, target)
+            return size
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def read_upload(self, key: str, limit: int) -> tuple[bytes, str | None] | None:
+        """Up to `limit` + 1 bytes of `key` (a file keeps no type: the hub checked it on PUT), or None
+        when it does not exist."""
+        path = self._path(key)
+
+        def read() -> tuple[bytes, str | None] | None:
+            try:
+                with path.open("rb") as handle:
+                    return handle.read(limit + 1), None
+            except FileNotFoundError:
+                return None
+
+        with failures_of(key, "reading the upload"):
+            return await self._offload.run(read)
+
+    async def delete(self, key: str) -> None:
+        with failures_of(key, "deleting the upload"):
+            await self._offload.run(self._path(key).unlink, True)
 
     # -- manifests and URLs -----------------------------------------------------------------------
 

@@ -159,6 +159,40 @@ class S3Archive:
         await self._offload.run(client.upload_file, str(path), self.bucket, key, ExtraArgs=extra)
         return path.stat().st_size
 
+    # -- uploads of the candidate's page (browser backfill) ----------------------------------------
+
+    async def presign_put(self, key: str, content_type: str, sha256_b64: str, expires_s: int) -> str | None:
+        """A presigned PUT of `key` that carries the type and the checksum (S3 checks the bytes)."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ChecksumSHA256": sha256_b64,
+        }
+        with failures_of(key, "presigning the upload"):
+            url: str = await self._s3.call(
+                "generate_presigned_url", ClientMethod="put_object", Params=params, ExpiresIn=expires_s
+            )
+        return url
+
+    async def read_upload(self, key: str, limit: int) -> tuple[bytes, str | None] | None:
+        """Up to `limit` + 1 bytes of `key` and its content type, or None when it does not exist."""
+        with failures_of(key, "reading the upload"):
+            try:
+                answer = await self._s3.call(
+                    "get_object", Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit}"
+                )
+            except Exception as exc:
+                if is_missing(exc):
+                    return None
+                raise
+            body: bytes = await self._offload.run(answer["Body"].read)
+        return body, answer.get("ContentType")
+
+    async def delete(self, key: str) -> None:
+        with failures_of(key, "deleting the upload"):
+            await self._s3.call("delete_object", Bucket=self.bucket, Key=key)
+
     # -- manifests and URLs -----------------------------------------------------------------------
 
     async def write_manifest(self, event_id: str, candidate_id: str, manifest: dict[str, Any]) -> str:

@@ -3,8 +3,9 @@
 An alert's id names its gap (`video.gap:{candidate}:{start ms}`, `recording.failed:{candidate}:{peer}`),
 so two evaluations of one timeline agree on it. A video gap (or dispute) is open while it lasts and
 closed when it ends; a failed or missing recording stays open (there is nothing the proctor can do to end
-it) until a late recording withdraws it. A gap found only after it ended is published open and then
-closed, so every client sees both states.
+it) until a late recording withdraws it, or until segments the candidate's page uploaded cover it
+(extension E15): then it is closed with `detail.backfilled: true`. A gap found only after it ended is
+published open and then closed, so every client sees both states.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ def alert_of(candidate_id: str, room_id: str | None, gap: Gap) -> dict[str, Any]
         # Both reports: the page's own, and what each proctor's page saw when the dispute began.
         detail.update(reported={"joined": True, "video": True}, observed=dict(gap.observed))
     ongoing = gap.kind in SPAN_KINDS and gap.end is None
+    if gap.backfilled:
+        detail["backfilled"] = True
+    stays_open = gap.kind not in SPAN_KINDS and not gap.backfilled
     return {
         "alert_id": alert_id(candidate_id, gap),
         "kind": gap.kind,
-        "state": "open" if ongoing or gap.kind not in SPAN_KINDS else "closed",
+        "state": "open" if ongoing or stays_open else "closed",
         "candidate_id": candidate_id,
         "room_id": gap.room_id or room_id,
         "started_at": epoch_ms(gap.start),

@@ -62,6 +62,10 @@ ProctorRooms = Callable[[str, str], Awaitable[set[str]]]
 AlertHook = Callable[[str, list[tuple[dict[str, Any] | None, dict[str, Any]]]], None]
 """Called (event, [(alert as stored before or None, alert now)]) after alerts changed; must not block."""
 
+EvaluatedHook = Callable[[str, str, Timeline, float], Awaitable[float | None]]
+"""Called (event, candidate, timeline, now) after every evaluation, under the candidate's lock;
+returns when the timeline should be looked at again for it (browser backfill's requests), or None."""
+
 ChangeHook = Callable[[str, str, Timeline], None]
 """Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
 alert: the archive keeps the candidate's folder and manifest current."""
@@ -110,6 +114,7 @@ class RecordingMonitor:
         self._room_events: dict[str, str | None] = {}
         self._change_hooks: list[ChangeHook] = []
         self._alert_hooks: list[AlertHook] = []
+        self._evaluated_hooks: list[EvaluatedHook] = []
         self._background = Background(log, on_failure=links.metrics.background_failed)
 
     def on_change(self, hook: ChangeHook) -> None:
@@ -117,6 +122,9 @@ class RecordingMonitor:
 
     def on_alerts(self, hook: AlertHook) -> None:
         self._alert_hooks.append(hook)
+
+    def on_evaluated(self, hook: EvaluatedHook) -> None:
+        self._evaluated_hooks.append(hook)
 
     # ------------------------------------------------------------------ inputs
 
@@ -199,7 +207,7 @@ class RecordingMonitor:
     async def add(self, event_id: str, candidate_id: str, signals: list[Signal]) -> None:
         payloads = [_payload(s) for s in signals]
         if await self._store.timelines.add_signals(event_id, candidate_id, payloads):
-            recorded = any(s.kind == "recorded" for s in signals)
+            recorded = any(s.kind in ("recorded", "backfilled") for s in signals)
             await self.check(event_id, candidate_id, recorded=recorded)
 
     async def timeline(self, event_id: str, candidate_id: str) -> Timeline:
@@ -287,8 +295,12 @@ class RecordingMonitor:
         transition = await store.presence.set_status(event_id, candidate_id, status)
         if transition is not None and transition.changed:
             await self._links.announce(transition.record)
-        if timeline.next_check is not None:
-            await store.timelines.schedule_check(_member(event_id, candidate_id), timeline.next_check)
+        checks = [timeline.next_check]
+        for hook in self._evaluated_hooks:
+            checks.append(await hook(event_id, candidate_id, timeline, self._clock()))
+        due = [c for c in checks if c is not None]
+        if due:
+            await store.timelines.schedule_check(_member(event_id, candidate_id), min(due))
         return timeline, bool(changes)
 
     async def _ask_before_missing(

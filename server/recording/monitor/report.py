@@ -23,7 +23,12 @@ REPORT_COLUMNS = (
     "recordings_arrived",
     "recordings_missing",
     "recordings_failed",
+    "backfilled_minutes",
+    "recorded_pct",
+    "backfilled_pct",
 )
+"""The last three came with extension E15: coverage_pct counts recorded and backfilled time, and the
+two shares say how much of the sitting each covers (backfilled: only where no recording is)."""
 
 
 def _spans(spans: Intervals) -> list[list[int | None]]:
@@ -49,6 +54,8 @@ def gap_json(candidate_id: str, gap: Gap) -> dict[str, Any]:
         "started_at": epoch_ms(gap.start),
         "ended_at": epoch_ms(gap.end),
         "peer_id": gap.peer_id or None,
+        "backfilled_s": gap.backfilled_s,
+        "backfilled": gap.backfilled,
     }
 
 
@@ -67,6 +74,7 @@ def timeline_json(
             "video": _spans(timeline.video),
             "recorded": _spans(timeline.recorded),
             "disputed": _spans(timeline.disputed),
+            "backfilled": _spans(timeline.backfilled),
         },
         "gaps": [gap_json(user.user_id, g) for g in timeline.gaps],
         "recordings": [
@@ -88,19 +96,27 @@ def timeline_json(
 
 def report_row(user: UserRecord, timeline: Timeline, flags: int, *, now: float) -> dict[str, Any]:
     expected_s, recorded_s = timeline.coverage(now)
+    backfilled_s = timeline.backfill_share(now)
     statuses = [p.status for p in timeline.peers if p.status != "not_expected"]
+
+    def pct(seconds: float) -> float:
+        return round(100 * seconds / expected_s, 1) if expected_s > 0 else 0.0
+
     return {
         "candidate_id": user.user_id,
         "name": user.name or "",
         "expected_minutes": round(expected_s / 60, 2),
         "recorded_minutes": round(recorded_s / 60, 2),
-        "coverage_pct": round(100 * recorded_s / expected_s, 1) if expected_s > 0 else 0.0,
+        "coverage_pct": pct(recorded_s + backfilled_s),
         "gaps": len(timeline.gaps),
         "flags": flags,
         "recordings_expected": len(statuses),
         "recordings_arrived": statuses.count("recorded"),
         "recordings_missing": statuses.count("missing"),
         "recordings_failed": statuses.count("failed"),
+        "backfilled_minutes": round(backfilled_s / 60, 2),
+        "recorded_pct": pct(recorded_s),
+        "backfilled_pct": pct(backfilled_s),
     }
 
 

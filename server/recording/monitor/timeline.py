@@ -17,6 +17,9 @@ What is derived (see `Rules`):
 - a dispute: the client claims video while every proctor's page that watches it sees none, for
   longer than `threshold_s` (`video.disputed`, with both reports);
 - recorded: each peer's stream recording once 100ms says it succeeded, ending at the peer's leave;
+- backfilled: each segment the candidate's page uploaded and the hub accepted (extension E15); a
+  gap keeps its cause and counts its backfilled seconds, and is `backfilled` once no hole of
+  `backfill_slack_s` is left in it;
 - a failed recording is a gap at once; a recording still absent `deadline_s` after its session
   closed is a gap (`recording.missing`), for every peer that was in the room with video.
 """
@@ -44,6 +47,7 @@ SignalKind = Literal[
     "observed",
     "unobserved",
     "fold",
+    "backfilled",
 ]
 Tristate = Literal["on", "off", "unknown"]
 
@@ -121,6 +125,8 @@ class Signal:
 class Rules:
     threshold_s: float = 10.0
     deadline_s: float = 600.0
+    backfill_slack_s: float = 1.0
+    """Holes shorter than this between backfilled segments do not count (a recorder's restart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,10 @@ class Gap:
     session_id: str = ""
     observed: tuple[tuple[str, bool], ...] = ()
     """A dispute's observers and what each saw when it began (True: video)."""
+    backfilled_s: float = 0.0
+    """Seconds of the gap (up to now) that backfilled segments cover."""
+    backfilled: bool = False
+    """The gap has ended and backfilled segments cover it, up to holes of `backfill_slack_s`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +176,20 @@ class Timeline:
     hms_out: Intervals = ()
     """Where 100ms said the candidate was not in the room."""
     disputed: Intervals = ()
+    backfilled: Intervals = ()
+    """Time covered by segments the candidate's page uploaded (extension E15)."""
+    backfill_segments: tuple[Signal, ...] = ()
+    """The `backfilled` signals themselves (the archive lists each segment)."""
 
     def coverage(self, now: float) -> tuple[float, float]:
         """(expected seconds, recorded seconds) over the sitting."""
         expected = iv.total(self.sitting, until=now)
         return expected, iv.total(iv.intersect(self.recorded, self.sitting), until=now)
+
+    def backfill_share(self, now: float) -> float:
+        """Sitting seconds covered by backfilled segments and not by a recording."""
+        extra = iv.subtract(iv.intersect(self.backfilled, self.sitting), self.recorded)
+        return iv.total(extra, until=now)
 
 
 def collect(signals: Iterable[Signal]) -> list[Signal]:
@@ -299,6 +318,21 @@ def _recording_gaps(peers: tuple[PeerRecording, ...]) -> list[Gap]:
     return gaps
 
 
+def _with_backfill(gap: Gap, backfilled: Intervals, rules: Rules, now: float) -> Gap:
+    """The gap with the seconds backfilled segments cover, and whether they cover all of it."""
+    if not backfilled:
+        return gap
+    span = iv.normalize([(gap.start, gap.end)])
+    covered = iv.total(iv.intersect(span, backfilled), until=now)
+    rest = iv.subtract(span, backfilled)
+    full = gap.end is not None and all(e is not None and e - s < rules.backfill_slack_s for s, e in rest)
+    return replace(gap, backfilled_s=round(covered, 3), backfilled=full)
+
+
+def backfilled_spans(segments: Iterable[Signal]) -> Intervals:
+    return iv.normalize((s.at, s.at + s.duration_s) for s in segments)
+
+
 def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
     ordered = collect(signals)
     presence, claims, observers = _streams(ordered)
@@ -343,7 +377,14 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
         if p.status == "pending" and p.due_at is not None:
             next_check = p.due_at if next_check is None else min(next_check, p.due_at)
     recorded = iv.normalize((p.start, p.end) for p in peers if p.status == "recorded" and p.start is not None)
-    gaps = tuple(sorted([*video_gaps, *_recording_gaps(peers)], key=lambda g: (g.start, g.kind, g.peer_id)))
+    segments = tuple(s for s in ordered if s.kind == "backfilled")
+    backfilled = backfilled_spans(segments)
+    gaps = tuple(
+        sorted(
+            (_with_backfill(g, backfilled, rules, now) for g in [*video_gaps, *_recording_gaps(peers)]),
+            key=lambda g: (g.start, g.kind, g.peer_id),
+        )
+    )
     sitting_now = iv.contains(sitting, now)
     video_state: Tristate = "unknown" if not claims else ("on" if iv.contains(seen, now) else "off")
     failed_now = any(p.status == "failed" and (p.end is None or p.end >= now) for p in peers)
@@ -366,4 +407,6 @@ def evaluate(signals: Iterable[Signal], now: float, rules: Rules) -> Timeline:
         room_id=room or None,
         hms_out=hms_out,
         disputed=disputes,
+        backfilled=backfilled,
+        backfill_segments=segments,
     )

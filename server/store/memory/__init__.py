@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from server.store.memory.allocation import MemoryAllocation
+from server.store.memory.backfill import MemoryBackfill
 from server.store.memory.dedupe import MemoryDedupe
 from server.store.memory.events import MemoryEvents
 from server.store.memory.locks import MemoryLocks
@@ -28,6 +29,7 @@ class MemoryStore:
         self.dedupe = MemoryDedupe()
         self.webhooks = MemoryWebhooks(monotonic)
         self.timelines = MemoryTimelines()
+        self.backfill = MemoryBackfill()
         self.lti = MemoryLti()
         self.pubsub = MemoryPubSub()
         self.outbox = MemoryOutbox()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from server.store.redis.allocation import RedisAllocation
+from server.store.redis.backfill import RedisBackfill
 from server.store.redis.connection import connect
 from server.store.redis.dedupe import RedisDedupe
 from server.store.redis.events import RedisEvents
@@ -36,6 +37,7 @@ class RedisStore:
         self.dedupe = RedisDedupe(client)
         self.webhooks = RedisWebhooks(client, monotonic)
         self.timelines = RedisTimelines(client)
+        self.backfill = RedisBackfill(client)
         self.lti = RedisLti(client)
         self.pubsub = RedisPubSub(client)
         self.outbox = RedisOutbox(client)

@@ -1,0 +1,312 @@
+"""Browser backfill end to end on a real hub (extension E15): a Python page uploads what 100ms lost.
+
+The page here is load_tests/backfill/page.py: it holds generated WebM segments for its whole sitting
+and answers `backfill.request` as the candidate page does, through the hub's HTTP endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from load_tests.backfill.page import LocalSegment, Uploader, overlapping, recorded
+from tests.archive_support import aws_env  # noqa: F401 (fixture)
+from tests.client import token
+from tests.conftest import API_KEY, SECRET, HubFactory, create_event
+from tests.polling import eventually
+from tests.s3 import S3Server, s3_server  # noqa: F401 (fixture)
+from tests.servers import HubProcess
+from tests.sitting import Candidate, add_fault, sit, watcher
+
+BAD_FRAME = 4400
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+FAST = {
+    "HMS_SIM_RECORDING_DELAY_S": "0.2",
+    "RECORDING_GAP_THRESHOLD_S": "1",
+    "RECORDING_DEADLINE_S": "1",
+    "BACKFILL_MIN_S": "0.5",
+    "BACKFILL_SLACK_S": "0.1",
+}
+
+
+async def _request(candidate: Candidate, since_ms: int, timeout: float = 30) -> dict[str, Any]:
+    """The open request that covers the page's time from `since_ms` on for a second or more.
+
+    Requests for time that 100ms's word later covered (a join's webhook still on its way) come and go
+    before it: the page's view is every request less every cancel, in the order received."""
+    client = candidate.client
+    held: dict[str, dict[str, Any]] = {}
+
+    def see(message: dict[str, Any]) -> None:
+        if message["type"] == "backfill.request":
+            held[message["data"]["request_id"]] = message["data"]
+        elif message["type"] == "backfill.cancel":
+            held.pop(message["data"]["request_id"], None)
+
+    def found() -> dict[str, Any] | None:
+        return next((r for r in held.values() if r["from"] <= since_ms and r["to"] >= since_ms + 1000), None)
+
+    for message in client.skipped:
+        see(message)
+    client.skipped.clear()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (request := found()) is None:
+        left = deadline - asyncio.get_running_loop().time()
+        assert left > 0, f"no request covering {since_ms}; held {held}"
+        see(await client.recv(timeout=left))
+    return dict(request)
+
+
+async def _failed_request(
+    hub: HubProcess, http: httpx.AsyncClient, event: str, user: str
+) -> tuple[Candidate, dict[str, Any]]:
+    """A failed sitting and the request that asks for it, once the failure is known."""
+    admin = await watcher(hub, "admin", "admin", event)
+    candidate = await _failed_sitting(hub, http, event, user)
+    await eventually(lambda: user in admin.opened("recording.failed"), timeout=30, what="the failure alerted")
+    failure = admin.opened("recording.failed")[user].data
+    await admin.stop()
+    return candidate, await _request(candidate, failure["started_at"])
+
+
+async def _failed_sitting(hub: HubProcess, http: httpx.AsyncClient, event: str, user: str) -> Candidate:
+    """A candidate whose 100ms recording fails, sitting about two seconds."""
+    create_event(hub, event, room_size=5, expected_candidates=1)
+    await add_fault(http, kind="recording.fail", user_id=user, count=1)
+    candidate = await sit(hub, event, user, http)
+    await asyncio.sleep(2)  # the sitting itself: the time the page recorded and 100ms lost
+    await candidate.finish()
+    return candidate
+
+
+async def _report_row(http: httpx.AsyncClient, event: str, user: str) -> dict[str, Any]:
+    rows = (await http.get(f"/api/v1/events/{event}/report", headers=AUTH)).json()["candidates"]
+    return dict(next(r for r in rows if r["candidate_id"] == user))
+
+
+async def _upload_all(
+    page: Uploader, request: dict[str, Any], held: list[LocalSegment]
+) -> list[dict[str, Any]]:
+    return [
+        await page.send(request["request_id"], s) for s in overlapping(held, request["from"], request["to"])
+    ]
+
+
+async def _backfill_a_failed_recording(
+    hub: HubProcess, event: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The story every store and archive must tell the same: fail, request, upload, 100 %."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        admin = await watcher(hub, "admin", "admin", event)
+        candidate, request = await _failed_request(hub, http, event, "c1")
+        held = recorded(request["from"] - 500, request["to"] + 500)
+        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        answers = await _upload_all(page, request, held)
+        assert {a["state"] for a in answers} == {"archived"}
+        cancel = await candidate.client.expect("backfill.cancel", timeout=30)
+        assert cancel["data"] == {"request_id": request["request_id"]}
+
+        async def full() -> dict[str, Any] | None:
+            row = await _report_row(http, event, "c1")
+            return row if row["coverage_pct"] == 100.0 else None
+
+        row = await eventually(full, timeout=30, what="the report's coverage at 100 %")
+        await eventually(
+            lambda: "c1" in admin.closed("recording.failed"),
+            timeout=30,
+            what="the failed recording's alert closed",
+        )
+        closed = admin.closed("recording.failed")["c1"].data
+        assert closed["detail"]["backfilled"] is True and closed["detail"]["cause"] == "recording_failed"
+        timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+        await admin.stop()
+    assert row["recorded_pct"] == 0.0 and row["backfilled_pct"] == 100.0 and row["recordings_failed"] == 1
+    (gap,) = [g for g in timeline["gaps"] if g["kind"] == "recording.failed"]
+    assert gap["backfilled"] is True and gap["backfilled_s"] > 0
+    assert timeline["intervals"]["backfilled"]
+    (asked,) = [r for r in timeline["backfill"]["requests"] if r["request_id"] == request["request_id"]]
+    assert (asked["state"], asked["cause"]) == ("satisfied", "recording_failed")
+    assert {s["state"] for s in timeline["backfill"]["segments"]} == {"archived"}
+    return answers, request
+
+
+def _manifest(root: Path, event: str, candidate: str) -> dict[str, Any]:
+    found = list(root.rglob(f"{event}/{candidate}/manifest.json"))
+    return dict(orjson.loads(found[0].read_bytes())) if found else {}
+
+
+async def test_a_failed_recording_is_backfilled_into_the_local_archive(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    answers, _ = await _backfill_a_failed_recording(hub, "bf-local")
+    keys = [a["key"] for a in answers]
+    for key in keys:
+        assert key.endswith("_backfill.webm") and "/bf-local/c1/" in key
+        assert (tmp_path / key).is_file()
+
+    def listed() -> list[dict[str, Any]]:
+        return [
+            s for s in _manifest(tmp_path, "bf-local", "c1").get("segments", []) if s["kind"] == "backfill"
+        ]
+
+    segments = await eventually(
+        lambda: len(listed()) == len(keys) and listed(), timeout=30, what="the manifest"
+    )
+    assert sorted(s["key"] for s in segments) == sorted(keys)
+
+
+async def test_a_wrong_checksum_is_refused_then_the_right_bytes_are_taken(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    event = "bf-checksum"
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        _candidate, request = await _failed_request(hub, http, event, "c1")
+        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        first = overlapping(recorded(request["from"], request["to"]), request["from"], request["to"])[0]
+        damaged = first.data[:-1] + bytes([first.data[-1] ^ 0xFF])
+        announced = (await page.announce(request["request_id"], first)).json()
+        assert announced["state"] == "upload" and announced["upload"]["method"] == "PUT"
+        assert (await page.put(announced["upload"], damaged)).status_code == 200
+        refused = await page.complete(announced["segment_id"])
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "segment_rejected"
+        assert "sha256" in refused.json()["error"]["message"]
+        assert not list(tmp_path.rglob("*_backfill.webm"))  # the bad object is gone
+        again = (await page.announce(request["request_id"], first)).json()
+        assert again["segment_id"] == announced["segment_id"] and again["state"] == "upload"
+        assert (await page.put(again["upload"], first.data)).status_code == 200
+        done = await page.complete(again["segment_id"])
+        assert done.status_code == 200 and done.json()["state"] == "archived"
+        # idempotent: the same segment announced again is archived already, at the same key
+        repeat = (await page.announce(request["request_id"], first)).json()
+        assert repeat == {"segment_id": again["segment_id"], "state": "archived", "key": done.json()["key"]}
+        assert (await page.complete(again["segment_id"])).json() == done.json()
+
+
+async def test_bad_announcements_and_callers_are_refused(hub_factory: HubFactory, tmp_path: Path) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), BACKFILL_MAX_BYTES="100000", **FAST)
+    event = "bf-refusals"
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        candidate, request = await _failed_request(hub, http, event, "c1")
+        segment = recorded(request["from"], request["to"])[0]
+        body = segment.announcement(request["request_id"])
+        url = f"/api/v1/events/{event}/candidates/c1/backfill"
+        own = {"Authorization": f"Bearer {token(SECRET, 'c1', 'candidate', event)}"}
+        cases = [
+            ({**body, "size": 200_000}, own, 422, "invalid"),
+            ({**body, "content_type": "video/mp4"}, own, 422, "invalid"),
+            (
+                {**body, "start": body["start"] - 3_600_000, "end": body["start"] - 3_599_000},
+                own,
+                422,
+                "invalid",
+            ),
+            ({**body, "request_id": "bf-1"}, own, 409, "request_closed"),
+            (body, {"Authorization": f"Bearer {token(SECRET, 'c2', 'candidate', event)}"}, 403, "forbidden"),
+            (body, AUTH, 403, "forbidden"),
+            (body, {}, 401, "unauthenticated"),
+        ]
+        for sent, headers, status, code in cases:
+            answer = await http.post(url, json=sent, headers=headers)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (sent, answer.text)
+        good = (await http.post(url, json=body, headers=own)).json()
+        forged = good["upload"]["url"].replace("sig=", "sig=0")
+        assert (
+            await http.put(forged, content=segment.data, headers=good["upload"]["headers"])
+        ).status_code == 403
+        wrong_type = await http.put(
+            good["upload"]["url"], content=segment.data, headers={"Content-Type": "text/html"}
+        )
+        assert wrong_type.status_code == 415
+        too_big = await http.put(
+            good["upload"]["url"], content=segment.data + b"x", headers=good["upload"]["headers"]
+        )
+        assert too_big.status_code == 413
+        unknown = await http.post(f"{url}/nope/complete", headers=own)
+        assert unknown.status_code == 404
+        bad_local = {
+            "room_id": None,
+            "joined": False,
+            "video": False,
+            "audio": False,
+            "local": {"held_s": "x"},
+        }
+        await candidate.client.send("media.status", bad_local)
+        assert await candidate.client.closed_with(timeout=10) == BAD_FRAME  # as for any bad field
+
+
+async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp_path: Path) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), RECORDING_RECONCILE_S="3600", **FAST)
+    event = "bf-late"
+    create_event(hub, event, room_size=5, expected_candidates=1)
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        # 100ms's answer is late: its webhook comes after the deadline, and its asset API is down meanwhile
+        await add_fault(
+            http, kind="webhook.delay", event_type="stream.recording", user_id="c1", seconds=6, count=1
+        )
+        await add_fault(http, kind="rest.500", path_prefix="/v2/recording-assets")
+        candidate = await sit(hub, event, "c1", http)
+        await asyncio.sleep(2)
+        await candidate.finish()
+        admin = await watcher(hub, "admin", "admin", event)
+        await eventually(
+            lambda: "c1" in admin.opened("recording.missing"), timeout=30, what="declared missing"
+        )
+        request = await _request(candidate, admin.opened("recording.missing")["c1"].data["started_at"])
+        await admin.stop()
+        cancel = await candidate.client.expect("backfill.cancel", timeout=30)
+        assert cancel["data"] == {"request_id": request["request_id"]}
+        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        late = await page.announce(request["request_id"], recorded(request["from"], request["to"])[0])
+        assert late.status_code == 409 and late.json()["error"]["code"] == "request_closed"
+        row = await _report_row(http, event, "c1")
+    assert row["recorded_pct"] > 0 and row["backfilled_pct"] == 0.0
+
+
+async def test_a_reconnecting_page_is_asked_again(hub_factory: HubFactory, tmp_path: Path) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    event = "bf-reconnect"
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        candidate, request = await _failed_request(hub, http, event, "c1")
+        await candidate.client.close()
+        from tests.client import login
+
+        again, _ = await login(hub.ws, token(SECRET, "c1", "candidate", event), timeout=30)
+        resent = await again.expect("backfill.request", timeout=30)
+        assert resent["data"] == request
+        released = await again.expect("backfill.release", timeout=30)
+        assert released["data"]["until"] >= request["from"]
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_a_failed_recording_is_backfilled_into_s3(
+    hub_factory: HubFactory,
+    tmp_path: Path,
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    bucket = s3_server.bucket()
+    hub = hub_factory(
+        ARCHIVE_DIR=str(tmp_path), S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server.endpoint_url, **FAST
+    )
+    answers, _ = await _backfill_a_failed_recording(hub, "bf-s3")
+    client = s3_server.client()
+    try:
+        for answer in answers:
+            head = client.head_object(Bucket=bucket, Key=answer["key"])
+            assert head["ContentType"].startswith("video/webm") and answer["key"].endswith("_backfill.webm")
+    finally:
+        client.close()
+
+
+async def test_a_failed_recording_is_backfilled_with_the_redis_store(
+    hub_factory: HubFactory, tmp_path: Path, redis_server: Any
+) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), REDIS_URL=redis_server.url, HMS_SIMULATOR="embedded", **FAST)
+    await _backfill_a_failed_recording(hub, "bf-redis")
