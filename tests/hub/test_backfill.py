@@ -70,7 +70,6 @@ async def _failed_request(
     candidate = await _failed_sitting(hub, http, event, user)
     await eventually(lambda: user in admin.opened("recording.failed"), timeout=30, what="the failure alerted")
     failure = admin.opened("recording.failed")[user].data
-    await admin.stop()
     return candidate, await _request(candidate, failure["started_at"])
 
 
@@ -124,7 +123,6 @@ async def _backfill_a_failed_recording(
         closed = admin.closed("recording.failed")["c1"].data
         assert closed["detail"]["backfilled"] is True and closed["detail"]["cause"] == "recording_failed"
         timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
-        await admin.stop()
     assert row["recorded_pct"] == 0.0 and row["backfilled_pct"] == 100.0 and row["recordings_failed"] == 1
     (gap,) = [g for g in timeline["gaps"] if g["kind"] == "recording.failed"]
     assert gap["backfilled"] is True and gap["backfilled_s"] > 0
@@ -260,7 +258,6 @@ async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp
             lambda: "c1" in admin.opened("recording.missing"), timeout=30, what="declared missing"
         )
         request = await _request(candidate, admin.opened("recording.missing")["c1"].data["started_at"])
-        await admin.stop()
         cancel = await candidate.client.expect("backfill.cancel", timeout=30)
         assert cancel["data"] == {"request_id": request["request_id"]}
         page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
