@@ -161,12 +161,7 @@ class Background:
             task.cancel()
         if self._spawned and wait_s > 0:
             await asyncio.wait(set(self._spawned), timeout=wait_s)
-        everything = {*self._loops, *self._spawned}
-        deadline = asyncio.get_running_loop().time() + give_up_s
-        while everything and (left := deadline - asyncio.get_running_loop().time()) > 0:
-            for task in everything:
-                task.cancel()
-            _, everything = await asyncio.wait(everything, timeout=min(left, 0.5))
+        everything = await cancel_all({*self._loops, *self._spawned}, give_up_s)
         if everything:
             names = ", ".join(sorted(t.get_name() for t in everything))
             self._log.warning(
@@ -174,6 +169,17 @@ class Background:
             )
         self._loops = []
         self._spawned.clear()
+
+
+async def cancel_all(tasks: set[asyncio.Task[Any]], give_up_s: float) -> set[asyncio.Task[Any]]:
+    """Cancel `tasks` and wait for them, cancelling again every 0.5 s (a client library's read may
+    swallow one cancellation and wait on), for at most `give_up_s`; the tasks still running then."""
+    deadline = asyncio.get_running_loop().time() + give_up_s
+    while tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
+        for task in tasks:
+            task.cancel()
+        _, tasks = await asyncio.wait(tasks, timeout=min(left, 0.5))
+    return tasks
 
 
 async def in_batches(calls: Iterable[Awaitable[object]], *, at_once: int = 32) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from server.background import Outage
+from server.background import Outage, cancel_all
 from server.metrics import WebhookMetrics
 from server.store.dedupe import DedupeStore
 from server.store.webhooks import WebhookQueue
@@ -53,10 +53,8 @@ class AckWriter:
     async def stop(self) -> None:
         """Stop the loop, then write what is left (once, for at most STOP_WAIT_S)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and await cancel_all({task}, STOP_WAIT_S):
+            log.warning("webhook inbox: its ack writer did not stop within %gs; left behind", STOP_WAIT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._flush(), STOP_WAIT_S)
 

@@ -19,14 +19,13 @@ parked in the store's dead-letter list: counted, logged, never silently dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from server.background import Outage
+from server.background import Outage, cancel_all
 from server.metrics import WebhookMetrics
 from server.recording.intake.acks import GATHER_S, STOP_WAIT_S, AckWriter
 from server.recording.intake.envelope import BadWebhook, Envelope, is_urgent, parse_envelope
@@ -285,6 +284,7 @@ class Inbox:
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Stop one of the inbox's tasks; one that will not end (seen: the claim loop in a Redis read that
+    kept waiting after its cancellation) is left behind with a warning, never waited on for ever."""
+    if await cancel_all({task}, STOP_WAIT_S):
+        log.warning("webhook inbox: %s did not stop within %gs; left behind", task.get_name(), STOP_WAIT_S)
