@@ -68,6 +68,9 @@ class Platform:
     acs_received_at: list[float] = field(default_factory=list)
     """When each `acs_log` entry arrived (time.time()), for the figures a test prints."""
     acs_fail_first: int = 0
+    tenant: str = field(default_factory=lambda: secrets.token_hex(4))
+    """Part of the issuer: a platform served later on a port an earlier one used (tests share a hub) is
+    another platform, not a second registration of the first."""
     status: dict[int, dict[str, Any]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     user: dict[str, Any] = field(
@@ -89,7 +92,7 @@ class Platform:
 
     @property
     def issuer(self) -> str:
-        return self.base
+        return f"{self.base}/lms/{self.tenant}"
 
     def registration(self, **overrides: Any) -> dict[str, Any]:
         """The body of `POST /api/v1/lti/platforms` for this platform."""
