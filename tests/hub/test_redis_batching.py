@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from server.store.redis.batching import BatchingRedis
-from server.store.redis.connection import connect
+from server.store.redis.connection import connect, flat, kept_writes, script
 from tests.conftest import flush
 from tests.servers import RedisServer
 
@@ -112,3 +112,27 @@ def test_a_client_outlives_the_loop_it_was_first_used_in(redis_server: RedisServ
 
     assert asyncio.run(used_again()) == 1
     assert not left.done()
+
+
+async def test_kept_writes_apply_every_write_and_keep_every_key(client: aioredis.Redis) -> None:
+    """The MULTI/EXEC replacement: each write's reply in order, every key written gets the TTL,
+    and a failing write (WRONGTYPE) fails the call instead of passing silently."""
+    run = script(client, "kept_writes")
+    await client.set("plain", "x")
+    replies = await kept_writes(
+        run,
+        600,
+        [
+            ("s", "SADD", [b"a", b"b"]),
+            ("h", "HSET", flat({"f": b"1", "g": b"2"})),
+            ("s", "SREM", [b"a", b"zz"]),
+        ],
+    )
+    assert replies == [2, 2, 1]
+    assert await client.smembers("s") == {b"b"}
+    assert await client.hgetall("h") == {b"f": b"1", b"g": b"2"}
+    for key in ("s", "h"):
+        assert 590 < await client.ttl(key) <= 600
+    assert await client.ttl("plain") == -1
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await kept_writes(run, 600, [("plain", "SADD", [b"a"])])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from server.store.redis.connection import P, esc
+from server.store.redis.connection import P, esc, flat, kept_writes, script
 from server.store.redis.timelines import KEEP_S
 
 
@@ -19,12 +19,10 @@ def _tail(event_id: str, candidate_id: str) -> str:
 class RedisBackfill:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
+        self._kept = script(client, "kept_writes")
 
     async def _put(self, key: str, mapping: dict[str, bytes]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.expire(key, KEEP_S)
-            await pipe.execute()
+        await kept_writes(self._kept, KEEP_S, [(key, "HSET", flat(mapping))])
 
     async def _all(self, key: str) -> dict[str, bytes]:
         raw = await self._redis.hgetall(key)

@@ -9,7 +9,9 @@ one socket, used by disconnect and by the reaping of a dead node) is loaded with
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -44,6 +46,25 @@ def _source(name: str) -> str:
 def script(client: aioredis.Redis, *names: str) -> AsyncScript:
     """The scripts `names` (in that order, as one) registered on `client`: sent by SHA, loaded once."""
     return client.register_script("\n".join(_source(n) for n in names))
+
+
+Write = tuple[str, str, Sequence[Any]]
+"""One write of `kept_writes`: (key, command, its arguments after the key)."""
+
+
+def flat(mapping: Mapping[str, Any]) -> list[Any]:
+    """HSET's arguments for `mapping`: field, value, field, value..."""
+    return [part for item in mapping.items() for part in item]
+
+
+async def kept_writes(run: AsyncScript, ttl_s: int, writes: Sequence[Write]) -> list[Any]:
+    """`writes` and an EXPIRE of every key they touch, atomically, in one command (`kept_writes.lua`,
+    registered as `run`): a MULTI/EXEC would take a connection of its own outside the node's batch."""
+    keys = list(dict.fromkeys(key for key, _, _ in writes))
+    args: list[Any] = [ttl_s]
+    for key, command, rest in writes:
+        args += [keys.index(key) + 1, command, len(rest), *rest]
+    return list(await run(keys=keys, args=args))
 
 
 def connect(url: str) -> aioredis.Redis:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as aioredis
 
-from server.store.redis.connection import P, esc, num, script
+from server.store.redis.connection import P, Write, esc, flat, kept_writes, num, script
 
 KEEP_S = 30 * 24 * 3600
 """Timelines and alerts are kept a month after their last change (reports are read after the exam)."""
@@ -24,13 +24,11 @@ class RedisTimelines:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._take_due = script(client, "take_due")
+        self._kept = script(client, "kept_writes")
 
     async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
         key = f"{P}sig:{_tail(event_id, candidate_id)}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, *signals)
-            pipe.expire(key, KEEP_S)
-            added, _ = await pipe.execute()
+        (added,) = await kept_writes(self._kept, KEEP_S, [(key, "SADD", signals)])
         return int(added)
 
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
@@ -40,25 +38,20 @@ class RedisTimelines:
         self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
     ) -> None:
         key = f"{P}sig:{_tail(event_id, candidate_id)}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if remove:
-                pipe.srem(key, *remove)
-            if add:
-                pipe.sadd(key, *add)
-            pipe.expire(key, KEEP_S)
-            await pipe.execute()
+        writes: list[Write] = []
+        if remove:
+            writes.append((key, "SREM", remove))
+        if add:
+            writes.append((key, "SADD", add))
+        await kept_writes(self._kept, KEEP_S, writes)
 
     async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None:
         if not alerts:
             return
         key = f"{P}alerts:{_tail(event_id, candidate_id)}"
         index = f"{P}alerted:{esc(event_id)}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=alerts)
-            pipe.expire(key, KEEP_S)
-            pipe.sadd(index, candidate_id)
-            pipe.expire(index, KEEP_S)
-            await pipe.execute()
+        writes: list[Write] = [(key, "HSET", flat(alerts)), (index, "SADD", [candidate_id])]
+        await kept_writes(self._kept, KEEP_S, writes)
 
     async def get_alerts(self, event_id: str, candidate_id: str) -> dict[str, bytes]:
         raw = await self._redis.hgetall(f"{P}alerts:{_tail(event_id, candidate_id)}")
@@ -69,10 +62,7 @@ class RedisTimelines:
 
     async def add_session_member(self, session_id: str, event_id: str, candidate_id: str) -> None:
         key = f"{P}sess:{esc(session_id)}"
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(key, orjson.dumps([event_id, candidate_id]))
-            pipe.expire(key, KEEP_S)
-            await pipe.execute()
+        await kept_writes(self._kept, KEEP_S, [(key, "SADD", [orjson.dumps([event_id, candidate_id])])])
 
     async def session_members(self, session_id: str) -> list[tuple[str, str]]:
         raw = await self._redis.smembers(f"{P}sess:{esc(session_id)}")
