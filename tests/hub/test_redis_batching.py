@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, RedisError, ResponseError
 
 from server.store.redis.batching import BatchingRedis
 from server.store.redis.connection import connect, flat, kept_writes, script
@@ -136,3 +136,34 @@ async def test_kept_writes_apply_every_write_and_keep_every_key(client: aioredis
     assert await client.ttl("plain") == -1
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await kept_writes(run, 600, [("plain", "SADD", [b"a"])])
+
+
+async def test_connections_killed_mid_batch_leave_no_caller_waiting(
+    client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    """Redis drops the node's connections while batches are in flight: every caller gets its reply
+    (the unanswered rest is sent again on a new connection) or an error, none waits forever, and
+    the client works afterwards."""
+    killer = aioredis.from_url(redis_server.url)
+    try:
+        for round_ in range(5):
+            calls = [asyncio.ensure_future(client.incr(f"k{round_}")) for _ in range(400)]
+            await asyncio.sleep(0)
+            await killer.client_kill_filter(_type="normal", skipme=True)
+            results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+            answered = [r for r in results if not isinstance(r, BaseException)]
+            assert all(isinstance(r, int) for r in answered)
+            assert all(isinstance(r, ConnectionError | RedisError) for r in results if r not in answered)
+            counted = int(await killer.get(f"k{round_}") or 0)
+            assert len(answered) <= counted  # a command sent again after a lost reply may count twice
+        assert await client.incr("after") == 1
+    finally:
+        await killer.aclose()
+
+
+async def test_a_bad_argument_fails_its_own_call_only(client: aioredis.Redis) -> None:
+    good = [client.incr("n") for _ in range(20)]
+    bad = client.set("k", True)  # type: ignore[arg-type]  # redis-py refuses bools
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert sorted(results[:20]) == list(range(1, 21))  # type: ignore[type-var]
+    assert isinstance(results[20], DataError)
