@@ -372,3 +372,55 @@ def test_rules_accept_and_mint() -> None:
     assert verify_session(sign(claims(aud="anything")), SECRET, now=NOW)
     with pytest.raises(InvalidSession, match="longer than 86400s"):
         verify_session(sign(claims(exp=int(NOW) + 2 * 86_400)), SECRET, now=NOW)
+
+
+def _pyjwt_session(token: str) -> Session | None:
+    """The reference: PyJWT's HS256 check, then the same claim rules (None: refused)."""
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != "HS256":
+            return None
+        payload = jwt.decode(
+            token,
+            SECRET,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.PyJWTError:
+        return None
+    try:
+        return verify_session(sign(payload), SECRET, now=NOW)
+    except InvalidSession:
+        return None
+
+
+def _mutate(token: str, data: st.DataObject) -> str:
+    edits = data.draw(
+        st.lists(
+            st.tuples(st.sampled_from("sdi"), st.integers(0, 400), st.sampled_from("AQw-_.=+/ \x00é")),
+            max_size=3,
+        )
+    )
+    for op, at, char in edits:
+        at %= len(token) + 1
+        if op == "s" and at < len(token):
+            token = token[:at] + char + token[at + 1 :]
+        elif op == "d":
+            token = token[:at] + token[at + 1 :]
+        elif op == "i":
+            token = token[:at] + char + token[at:]
+    return token
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_hs256_verdicts_agree_with_pyjwt_on_altered_tokens(data: st.DataObject) -> None:
+    """The hub checks HS256 itself (server/auth.py); on valid tokens and on tokens altered at random,
+    it accepts exactly what PyJWT accepts, with the same session."""
+    role = data.draw(st.sampled_from(["candidate", "proctor", "admin"]))
+    token = _mutate(sign(claims(role=role, name=data.draw(st.none() | st.text(max_size=5)))), data)
+    try:
+        ours: Session | None = verify_session(token, SECRET, now=NOW)
+    except InvalidSession:
+        ours = None
+    assert ours == _pyjwt_session(token)
