@@ -171,13 +171,19 @@ def _settle(reply: asyncio.Future[Any], result: Any) -> None:
         reply.set_result(result)
 
 
+PLAIN = frozenset({str, bytes, int, float})
+"""Argument types hiredis packs exactly as redis-py's encoder would (a float by its repr)."""
+
+
 def _packed(encode: Callable[[Any], bytes | memoryview | bytearray], args: tuple[Any, ...]) -> bytes:
     """One command in Redis's protocol, by hiredis: redis-py's path (a check for memoryviews, a
     generator and a list per command) cost a tenth of a storm's sends."""
     name = args[0]
     if isinstance(name, str) and " " in name:  # "CLIENT KILL", "SCRIPT LOAD": words of their own
         args = (*name.split(), *args[1:])
-    return pack_command(tuple(arg if type(arg) is bytes else bytes(encode(arg)) for arg in args))
+    if not all(type(arg) in PLAIN for arg in args):  # bools refused, memoryviews copied: the encoder
+        args = tuple(bytes(encode(arg)) for arg in args)
+    return pack_command(args)
 
 
 class _Progress:
