@@ -4,6 +4,7 @@ load tester's profiler, so a profiled hub runs exactly like the real one."""
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import os
 import sys
@@ -38,6 +39,14 @@ closes first: a server closing a connection as the other side reuses it makes a 
 read error at a client."""
 
 
+def fast_parts() -> tuple[str, str]:
+    """uvicorn's event loop and HTTP parser: uvloop and httptools where installed (pyproject), else
+    asyncio and h11. Chosen here rather than by uvicorn's "auto", so the log says which run."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return loop, http
+
+
 def tune_gc() -> None:
     gc.collect()
     gc.freeze()  # what start-up made lives as long as the process: keep it out of every scan
@@ -55,9 +64,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
     tune_gc()
     app = create_app(settings)
     hub = app.state.hub
+    loop, http = fast_parts()
+    log.info("event loop: %s; HTTP parser: %s", loop, http)
     config = uvicorn.Config(
         SocketPath(app, HubEndpoint(hub), networks(settings.trusted_proxies)),
         interface="asgi3",
+        loop=loop,
+        http=http,
         host=host,
         port=port,
         ws="websockets-sansio",
