@@ -267,6 +267,7 @@ class Session:
             interrupted=False,
             notes=notes,
             kill=ctx.get("kill"),
+            timelines=got.timelines,
         )
         self.clean_up()  # stop the hub now: its profile is written when it exits
         report["processes_stopped"] = self.stopped

@@ -112,6 +112,8 @@ class Swarm:
             "errors": sum(records.errors.values()),
             "reconnects": records.counts["reconnects"],
             "new_alerts": new_alerts,
+            "backfill_pending": sum(1 for c in self.candidates if not c.stopped and c.copy.pending),
+            "backfill_archived": len(records.backfill),
             "observer": dict(self.observer.stats) if self.observer else None,
         }
 
@@ -148,6 +150,8 @@ class Swarm:
             "errors": dict(r.errors),
             "counts": dict(r.counts),
             "never_assigned": [c.user_id for c in self.candidates if not c.assigned_once],
+            "backfill": r.backfill,
+            "pages": {c.user_id: c.page_summary() for c in self.candidates},
             "tokens": {k: v for k, v in tokens.items() if k not in ("rooms", "refresh_stamps")},
         }
 
