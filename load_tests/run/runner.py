@@ -191,6 +191,7 @@ class Session:
             "api_key": target.api_key,
             "session_ttl_s": int(min(86_400, s.exam_s + s.drain_s + 3600)),
             "t0": t0,
+            "keep_open_s": s.drain_s,
         }
         cands, procs_ = schedule.deal(candidates, workers), schedule.deal(proctors, workers)
         await pool.each(

@@ -14,7 +14,7 @@ while), camera loss (video unpublished for a while) and the finish time.
 Its page keeps a local copy of its camera and uploads what the hub asks for (backfill_page.py,
 extension E15). After `finish` it keeps its socket open, as the real page does while it holds
 video the hub may still ask for (a recording found missing after the sitting): until the hub has
-released all it holds with no request open, or the run stops it at the end of the drain.
+released all it holds with no request open, or for the scenario's drain at most (`keep_open_s`).
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ class SimCandidate(SimUser):
     def _settled(self) -> None:
         """Finished and nothing more the hub may ask for: the page may go."""
         if self.finished and not self.stopped:
+            self.shared.records.counts["backfill_pages_settled"] += 1
+            self.stop(1000)
+
+    def _leave_page(self) -> None:
+        """The bound on staying open after the finish ran out (the scenario's drain): the page goes."""
+        if not self.stopped:
+            self.shared.records.counts["backfill_pages_left_unsettled"] += 1
             self.stop(1000)
 
     def stop(self, code: int = 1000) -> None:
@@ -320,3 +327,5 @@ class SimCandidate(SimUser):
         self.shared.records.counts["finished"] += 1
         if self.copy.settled:
             self.stop(1000)
+        else:
+            asyncio.get_running_loop().call_later(self.shared.keep_open_s, self._leave_page)

@@ -95,6 +95,8 @@ class Shared:
         self.api_key: str | None = config.get("api_key")
         self.session_ttl_s: int = int(config["session_ttl_s"])
         self.t0: float = config["t0"]
+        self.keep_open_s = float(config.get("keep_open_s", 120.0))
+        """How long a finished candidate's page stays open at most for the hub's backfill requests."""
         self.media = HttpPool(config["media_url"], size=64)
         self.hub = HttpPool(config["hub_url"], size=16)
         self._pools: dict[str, HttpPool] = {}  # other origins the hub sends users to (a bucket's PUT URLs)
