@@ -118,6 +118,10 @@ class Swarm:
         }
 
     async def stop(self) -> dict[str, Any]:
+        # finished pages still open for the hub's backfill requests (neither released nor timed out)
+        self.records.counts["backfill_pages_open_at_stop"] += sum(
+            1 for c in self.candidates if c.finished and not c.stopped
+        )
         for user in [*self.candidates, *self.proctors, *([self.observer] if self.observer else [])]:
             user.stop(1000)
             if isinstance(user, SimCandidate) and not user.finished and user in self.tasks:

@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from load_tests.judge import backfill
 from load_tests.scenario.schedule import CandidatePlan
 from load_tests.users.candidate import SimCandidate
 from load_tests.users.sim_user import Records, Shared
 from load_tests.users.token_watch import TokenLog
+from tests.archive_support import aws_env  # noqa: F401 (fixture)
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event
 from tests.hub import test_backfill
 from tests.polling import eventually
+from tests.s3 import S3Server, s3_server  # noqa: F401 (fixture)
+from tests.servers import HubProcess
 from tests.sitting import add_fault
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -48,7 +52,32 @@ async def test_a_simulated_candidate_uploads_what_a_failed_recording_lost(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
     hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
-    event = "lt-bf"
+    archived = await _fill_a_failed_recording(hub, "lt-bf")
+    assert all((tmp_path / s["key"]).is_file() for s in archived)
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_a_simulated_candidate_puts_its_segments_into_the_bucket(
+    hub_factory: HubFactory,
+    tmp_path: Path,
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    bucket = s3_server.bucket()
+    hub = hub_factory(
+        ARCHIVE_DIR=str(tmp_path), S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server.endpoint_url, **FAST
+    )
+    archived = await _fill_a_failed_recording(hub, "lt-bf-s3")
+    client = s3_server.client()
+    try:
+        for segment in archived:
+            assert client.head_object(Bucket=bucket, Key=segment["key"])["ContentLength"] > 0
+    finally:
+        client.close()
+
+
+async def _fill_a_failed_recording(hub: HubProcess, event: str) -> list[dict[str, Any]]:
+    """A candidate of the load tester sits 3 s, finishes, and fills its failed recording; the hub's
+    segments as its timeline lists them."""
     create_event(hub, event, room_size=5, expected_candidates=1, recording=True)
     async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
         await add_fault(http, kind="recording.fail", user_id="c1", count=1)
@@ -89,3 +118,4 @@ async def test_a_simulated_candidate_uploads_what_a_failed_recording_lost(
     assert figures["backfill_coverage"] == 1.0
     assert figures["backfill_lost_s"] > 2.0 and figures["backfill_segments"] == len(archived)
     assert figures["backfill_bytes"] == sum(s["put_bytes"] for s in archived) > 0
+    return list(timeline["backfill"]["segments"])
