@@ -48,29 +48,23 @@ def _shared(hub_http: str, ws: str, event: str) -> Shared:
     return Shared(config, Records(), TokenLog())
 
 
+@pytest.mark.parametrize("archive", ["local", "s3"])
 async def test_a_simulated_candidate_uploads_what_a_failed_recording_lost(
-    hub_factory: HubFactory, tmp_path: Path
+    hub_factory: HubFactory, tmp_path: Path, archive: str, request: pytest.FixtureRequest
 ) -> None:
-    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
-    archived = await _fill_a_failed_recording(hub, "lt-bf")
-    assert all((tmp_path / s["key"]).is_file() for s in archived)
-
-
-@pytest.mark.usefixtures("aws_env")
-async def test_a_simulated_candidate_puts_its_segments_into_the_bucket(
-    hub_factory: HubFactory,
-    tmp_path: Path,
-    s3_server: S3Server,  # noqa: F811
-) -> None:
-    bucket = s3_server.bucket()
-    hub = hub_factory(
-        ARCHIVE_DIR=str(tmp_path), S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server.endpoint_url, **FAST
-    )
-    archived = await _fill_a_failed_recording(hub, "lt-bf-s3")
-    client = s3_server.client()
+    """Into the local archive (the hub's own upload URL) or a bucket (a presigned URL elsewhere)."""
+    env = {**FAST, "ARCHIVE_DIR": str(tmp_path)}
+    if archive == "s3":
+        request.getfixturevalue("aws_env")
+        s3: S3Server = request.getfixturevalue("s3_server")
+        env.update(S3_BUCKET=(bucket := s3.bucket()), S3_ENDPOINT_URL=s3.endpoint_url)
+    archived = await _fill_a_failed_recording(hub_factory(**env), f"lt-bf-{archive}")
+    if archive == "local":
+        assert all((tmp_path / s["key"]).is_file() for s in archived)
+        return
+    client = s3.client()
     try:
-        for segment in archived:
-            assert client.head_object(Bucket=bucket, Key=segment["key"])["ContentLength"] > 0
+        assert all(client.head_object(Bucket=bucket, Key=s["key"])["ContentLength"] > 0 for s in archived)
     finally:
         client.close()
 
