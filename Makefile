@@ -20,7 +20,7 @@ PURE_CORES := server/protocol.py server/auth.py server/errors.py server/config.p
 	server/recording/backfill/plan.py server/recording/backfill/webm.py server/recording/backfill/checks.py \
 	load_tests/scenario/model.py load_tests/scenario/loading.py load_tests/scenario/schedule.py \
 	load_tests/judge/coverage.py load_tests/judge/detection.py load_tests/judge/verdict.py \
-	load_tests/judge/node_kill.py \
+	load_tests/judge/node_kill.py load_tests/judge/backfill.py load_tests/backfill/local_copy.py \
 	server/hostevents/catalog.py server/hostevents/schedule.py server/hostevents/signing.py
 
 check:

@@ -11,9 +11,10 @@ import collections
 from dataclasses import asdict
 from typing import Any
 
-from load_tests.judge import detection, node_kill, verdict
+from load_tests.judge import backfill, detection, node_kill, verdict
 from load_tests.judge.coverage import Coverage
 from load_tests.scenario.model import Scenario
+from server.recording.backfill.plan import Rules
 
 
 def _merge_counts(parts: list[dict[str, Any]], key: str) -> dict[str, int]:
@@ -49,6 +50,12 @@ def resources(
     }
 
 
+def backfill_rules(scenario: Scenario) -> tuple[float, float]:
+    """The hub's BACKFILL_MIN_S and BACKFILL_SLACK_S: the scenario's hub settings, else the defaults."""
+    env, rules = dict(scenario.hub.env), Rules()
+    return float(env.get("BACKFILL_MIN_S", rules.min_s)), float(env.get("BACKFILL_SLACK_S", rules.slack_s))
+
+
 def build(
     *,
     scenario: Scenario,
@@ -67,6 +74,7 @@ def build(
     interrupted: bool,
     notes: list[str],
     kill: dict[str, Any] | None = None,
+    timelines: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     latency = verdict.latency_figures(parts, t0, scenario.exam_s)
     tokens = verdict.token_figures(parts)
@@ -92,6 +100,15 @@ def build(
     refused = [f for f in failures if f["status"] >= 400]  # 100ms (the simulator) said no: a token problem
     never = [c for p in parts for c in p["never_assigned"]]
     res = resources(samples, rates, t0, workers)
+    min_s, slack_s = backfill_rules(scenario)
+    recovered = backfill.figures(
+        {cid: page for p in parts for cid, page in p.get("pages", {}).items()},
+        timelines or {},
+        [seg for p in parts for seg in p.get("backfill", [])],
+        min_s=min_s,
+        slack_s=slack_s,
+        exam_end=t0 + scenario.exam_s,
+    )
     figures: dict[str, Any] = {
         **{k: v for k, v in latency.items() if k not in ("join_series", "push_points")},
         **{k: v for k, v in tokens.items() if k != "margins"},
@@ -115,6 +132,7 @@ def build(
         "hub_cores_mean": res["hub_cores_mean"],
         "hub_rss_peak_mib": res["hub_rss_peak_mib"],
         "tester_cores_peak": res["tester_cores_peak"],
+        **{k: v for k, v in recovered.items() if k != "backfill_short"},
         "interrupted": interrupted,
     }
     killed = None
@@ -145,6 +163,7 @@ def build(
             "simulator_log": sim_log,
         },
         "recordings": recs,
+        "backfill": {**recovered, "timelines_read": len(timelines or {})},
         "media_failures": failures[:200],
         "never_assigned": never[:200],
         "timeline": timeline,

@@ -188,6 +188,8 @@ def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for goal, key, why in GOALS
     ]
+    if s.goals.backfill_coverage > 0:
+        checks.append(_backfill_check(s.goals.backfill_coverage, f.get("backfill_coverage")))
     if s.faults.node_kill_at_s:
         checks += _kill_checks(s, f)
     if f.get("interrupted"):
@@ -202,6 +204,20 @@ def judge(s: Scenario, f: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return checks
+
+
+def _backfill_check(goal: float, value: float | None) -> dict[str, Any]:
+    """Coverage of lost recording by backfill: at least the goal; nothing lost meets it."""
+    check = _check(
+        "backfill_coverage",
+        value,
+        goal,
+        at_least=True,
+        why="recording time 100ms lost was not all uploaded back by the candidates' pages",
+    )
+    if value is None:
+        check.update(ok=True, text=f"nothing lost (goal >= {goal:g})", why="")
+    return check
 
 
 KILL_GOALS = (

@@ -140,6 +140,36 @@ KILL_ROWS = (
 )
 
 
+BACKFILL_ROWS = (
+    ("backfill_coverage", "coverage: lost recording back, candidates who stayed online"),
+    ("backfill_coverage_churned", "coverage, candidates who lost their network and came back"),
+    ("backfill_candidates_with_loss", "candidates with lost recording"),
+    ("backfill_lost_s", "lost (s)"),
+    ("backfill_recovered_s", "recovered (s)"),
+    ("backfill_no_copy_s", "lost with no copy on the page: camera off (s)"),
+    ("backfill_undecided_s", "recordings still undecided at the end (s)"),
+    ("backfill_segments", "segments archived"),
+    ("backfill_delay_p50_s", "delay, segment ready -> archived, p50 (s)"),
+    ("backfill_delay_max_s", "delay, max (s)"),
+    ("backfill_bytes", "bytes uploaded (PUT bodies, retries included)"),
+    ("backfill_bytes_per_candidate_hour", "bytes per candidate-hour backfilled"),
+    ("backfill_after_finish_p50_s", "archived after the candidate's finish, p50 (s)"),
+    ("backfill_after_finish_max_s", "archived after the candidate's finish, max (s)"),
+    ("backfill_done_after_exam_s", "last segment archived after the exam's end (s)"),
+    ("backfill_short", "candidates short"),
+)
+
+
+def _table(title: str, data: dict[str, Any] | None, rows: tuple[tuple[str, str], ...]) -> str:
+    if data is None:
+        return ""
+    cells = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(data.get(key)))}</td></tr>"
+        for key, label in rows
+    )
+    return f"<h2>{html.escape(title)}</h2><table>{cells}</table>"
+
+
 def _goal_rows(checks: list[dict[str, Any]]) -> str:
     rows = []
     for c in checks:
@@ -159,19 +189,8 @@ def write(report: dict[str, Any], path: Path) -> Path:
         except (KeyError, TypeError, ValueError) as exc:  # a missing series must not lose the report
             images.append(f"<p>{plot.__name__}: no data ({html.escape(str(exc))})</p>")
     figures = json.dumps(report["figures"], indent=1, default=str)
-    kill = report.get("node_kill")
-    kill_part = (
-        ""
-        if kill is None
-        else (
-            "<h2>node kill</h2><table>"
-            + "".join(
-                f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(kill[key]))}</td></tr>"
-                for key, label in KILL_ROWS
-            )
-            + "</table>"
-        )
-    )
+    kill_part = _table("node kill", report.get("node_kill"), KILL_ROWS)
+    backfill_part = _table("browser backfill", report.get("backfill"), BACKFILL_ROWS)
     verdict = report["verdict"]
     color = "#1a7f37" if verdict["ok"] else "#cf222e"
     name = html.escape(report["scenario"]["name"])
@@ -187,6 +206,7 @@ pre{{background:#f6f8fa;padding:8px;font-size:11px;max-height:320px;overflow:aut
 exam {report["scenario"]["exam_s"]:g} s; tester {report["resources"].get("tester_note", "")}</p>
 <table>{_goal_rows(verdict["checks"])}</table>
 {kill_part}
+{backfill_part}
 {"".join(images)}
 <h2>figures</h2><pre>{html.escape(figures)}</pre>
 </body></html>"""

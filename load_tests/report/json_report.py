@@ -63,6 +63,14 @@ def summary(report: dict[str, Any], path: Path, page: Path) -> str:
             f"max {k['reseated_max_s']} s, all back and watched after {k['kill_recovery_s']} s; "
             f"bystanders dropped {k['bystanders_dropped']}"
         )
+    if (b := report.get("backfill")) is not None and b.get("backfill_lost_s"):
+        lines.append(
+            f"  backfill: coverage {b['backfill_coverage']} (churned {b['backfill_coverage_churned']}), "
+            f"lost {b['backfill_lost_s']} s, recovered {b['backfill_recovered_s']} s in "
+            f"{b['backfill_segments']} segments; delay p50 {b['backfill_delay_p50_s']} s, max "
+            f"{b['backfill_delay_max_s']} s; {b['backfill_bytes_per_candidate_hour']} bytes per "
+            f"candidate-hour; last archived {b['backfill_done_after_exam_s']} s after the exam"
+        )
     lines.append(f"  tester: {report['resources']['tester_note']}")
     lines += [f"  note: {note}" for note in report["notes"]]
     lines.append(f"report: {path}\nhtml:   {page}")

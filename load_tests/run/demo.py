@@ -168,6 +168,7 @@ class Demo:
             "secret": self.secret,
             "session_ttl_s": 86_400,
             "t0": t0,
+            "keep_open_s": s.drain_s,
         }
         cands, procs_ = schedule.deal(candidates, workers), schedule.deal(proctors, workers)
         starts = [

@@ -3,8 +3,10 @@
 Each second every worker's snapshot is merged (coverage.py counts unwatched candidate-seconds) and
 shown (progress.py); the hub and the tester are sampled (observe.py). After the exam the run
 drains: it ends as soon as every fault expected to alert has an alert (plus a few quiet seconds for
-stragglers), or at `drain_s`. Then the users stop and their records come back; the runner turns
-them into the report. Everything it needs is passed in, so it knows nothing of the runner.
+stragglers) and no page has a backfill upload left to make, or at `drain_s`. Then the users stop
+and their records come back, and the hub's timeline of each candidate is read (backfill coverage);
+the runner turns them into the report. Everything it needs is passed in, so it knows nothing of the
+runner.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from load_tests.judge.detection import EXPECTED
 from load_tests.run.faults import Armory
 from load_tests.run.observe import Sampler
 from load_tests.run.progress import Progress
-from load_tests.run.target import Target, event_report
+from load_tests.run.target import Target, candidate_timelines, event_report
 from load_tests.scenario.model import Scenario
 from load_tests.users.worker_pool import WorkerPool
 
@@ -63,6 +65,8 @@ def merge(snaps: list[dict[str, Any]], t0: float, live: Live, cov: Coverage) -> 
         "errors": sum(s["errors"] for s in snaps),
         "media_failures": sum(s["media_failures"] for s in snaps),
         "expired_client_s": sum(s["expired_client_s"] for s in snaps),
+        "backfill_pending": sum(s.get("backfill_pending", 0) for s in snaps),
+        "backfill_archived": sum(s.get("backfill_archived", 0) for s in snaps),
     }
     live.timeline.append(point)
     return point
@@ -84,6 +88,7 @@ def view(point: dict[str, Any], phase: str, s: Scenario, cores: str) -> dict[str
         "alerts": f"{point['alerts_seen']} ({open_now})",
         "refreshes": point["refreshes"],
         "errors": f"{point['errors']} / {point['media_failures']}",
+        "backfill": f"{point['backfill_archived']} ({point['backfill_pending']})",
         "cpu": cores,
     }
 
@@ -132,6 +137,8 @@ class Collected:
     coverage: Coverage
     sim_log: list[dict[str, Any]]
     hub_report: dict[str, Any] | None
+    timelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The hub's timeline of each candidate, read after the drain (backfill coverage)."""
 
 
 async def drive(
@@ -168,7 +175,8 @@ async def drive(
                 wanted = sum(1 for c in plans if c.recording_fault)
                 if recordings_due >= wanted and all_alerted(expected_alerts(s, plans, fired), live.alerts):
                     quiet_from = quiet_from or now
-                    if now - quiet_from >= QUIET_S and point["finished"] >= s.candidates:
+                    settled = point["finished"] >= s.candidates and point["backfill_pending"] == 0
+                    if now - quiet_from >= QUIET_S and settled:
                         break
             await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
     finally:
@@ -180,4 +188,6 @@ async def drive(
     parts = await pool.each("collect", [{}] * len(pool), timeout=120)
     sim_log = await asyncio.to_thread(armory.log)
     hub_report = await asyncio.to_thread(event_report, target, ctx["event_id"])
-    return Collected(parts, live, cov, sim_log, hub_report)
+    ids = [c.user_id for c in plans]
+    timelines = await asyncio.to_thread(candidate_timelines, target, ctx["event_id"], ids)
+    return Collected(parts, live, cov, sim_log, hub_report, timelines)

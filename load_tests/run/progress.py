@@ -24,6 +24,7 @@ FIELDS = (
     ("alerts", "alerts seen (open now)"),
     ("refreshes", "token refreshes"),
     ("errors", "errors / failed joins"),
+    ("backfill", "backfill segments archived (pages busy)"),
     ("cpu", "tester / hub cores"),
 )
 

@@ -191,6 +191,7 @@ class Session:
             "api_key": target.api_key,
             "session_ttl_s": int(min(86_400, s.exam_s + s.drain_s + 3600)),
             "t0": t0,
+            "keep_open_s": s.drain_s,
         }
         cands, procs_ = schedule.deal(candidates, workers), schedule.deal(proctors, workers)
         await pool.each(
@@ -267,6 +268,7 @@ class Session:
             interrupted=False,
             notes=notes,
             kill=ctx.get("kill"),
+            timelines=got.timelines,
         )
         self.clean_up()  # stop the hub now: its profile is written when it exits
         report["processes_stopped"] = self.stopped

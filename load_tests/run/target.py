@@ -348,3 +348,21 @@ def event_report(target: Target, event_id: str) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     return answer.json() if answer.status_code == 200 else None
+
+
+def candidate_timelines(target: Target, event_id: str, candidate_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each candidate's timeline as the hub has it (`GET .../candidates/{c}/timeline`); a candidate the
+    hub does not answer for is left out."""
+    out: dict[str, dict[str, Any]] = {}
+    headers = target.admin_headers()
+    try:
+        with http_client(30.0) as http:
+            for cid in candidate_ids:
+                answer = http.get(
+                    f"{target.hub_url}/api/v1/events/{event_id}/candidates/{cid}/timeline", headers=headers
+                )
+                if answer.status_code == 200:
+                    out[cid] = answer.json()
+    except httpx.HTTPError:
+        pass
+    return out

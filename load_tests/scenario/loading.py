@@ -72,6 +72,7 @@ LIMITS: dict[tuple[str, str], tuple[float, float]] = {
     ("faults", "webhook_duplicate"): (0, 1),
     ("faults", "webhook_delay"): (0, 1),
     ("goals", "recall"): (0, 1),
+    ("goals", "backfill_coverage"): (0, 1),
     ("hub", "nodes"): (1, 16),
 }
 

@@ -67,6 +67,9 @@ class Goals:
     missing_delay_s: float = 1200.0  # a dropped recording, from the drop to `recording.missing`
     false_alerts: int = 0
     unflagged_missing_recordings: int = 0
+    # browser backfill: share of the lost recording time of candidates who stayed online that their
+    # pages uploaded back (judge/backfill.py); 0: not a goal
+    backfill_coverage: float = 0.0
     # a node kill (faults.node_kill_at_s): its candidates seated again, nobody else dropped
     seats_lost: int = 0  # the dead node's candidates never seated again, or seated in another room
     kill_recovery_s: float = 0.0  # kill -> its candidates re-assigned, every room watched (0: grace + 1)

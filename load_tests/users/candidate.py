@@ -10,6 +10,11 @@ exactly what 100ms would refuse.
 
 Its plan (schedule.CandidatePlan) adds churn (the network goes: socket and media drop, back after a
 while), camera loss (video unpublished for a while) and the finish time.
+
+Its page keeps a local copy of its camera and uploads what the hub asks for (backfill_page.py,
+extension E15). After `finish` it keeps its socket open, as the real page does while it holds
+video the hub may still ask for (a recording found missing after the sitting): until the hub has
+released all it holds with no request open, or for the scenario's drain at most (`keep_open_s`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from typing import Any
 
 from load_tests.scenario.schedule import CandidatePlan
+from load_tests.users.backfill_page import PageCopy
 from load_tests.users.http_lite import HttpError
 from load_tests.users.sim_user import Shared, SimUser, sleep_until
 from load_tests.users.token_watch import TokenHolder
@@ -44,13 +50,70 @@ class SimCandidate(SimUser):
         self.media_lock = asyncio.Lock()
         self.media_pending = False  # a join failed: try again with the next token
         self._awaiting_assign = False
-        self.handlers = {"room.assign": self.on_assign, "token.refresh": self.on_refresh}
+        self.first_hello: float | None = None
+        self.finished_at: float | None = None
+        self.churned = False
+        self.copy = PageCopy(
+            shared,
+            plan.user_id,
+            self._session_token,
+            self._renew_session,
+            self._settled,
+            lambda: self.offline_until,
+        )
+        self.handlers = {
+            "room.assign": self.on_assign,
+            "token.refresh": self.on_refresh,
+            "backfill.request": lambda m, _: self.copy.on_request(m.get("data") or {}),
+            "backfill.cancel": lambda m, _: self.copy.on_cancel(m.get("data") or {}),
+            "backfill.release": lambda m, _: self.copy.on_release(m.get("data") or {}),
+        }
 
     # ---------------------------------------------------------------- hub messages
 
     def connected(self) -> None:
+        if self.finished:
+            return  # back only for the uploads: presence stays finished, no seat is given
         self._awaiting_assign = True
+        if self.first_hello is None:
+            self.first_hello = time.time()
         self.shared.records.actions.append((self.auth_sent, self.user_id, "presence", "online"))
+
+    # ---------------------------------------------------------------- the local copy
+
+    async def _session_token(self) -> str:
+        if self._session is None:
+            self._session = await self.shared.session_token(self.user_id, self.role)
+        return self._session
+
+    def _renew_session(self) -> None:
+        self._session = None
+
+    def _settled(self) -> None:
+        """Finished and nothing more the hub may ask for: the page may go."""
+        if self.finished and not self.stopped:
+            self.shared.records.counts["backfill_pages_settled"] += 1
+            self.stop(1000)
+
+    def _leave_page(self) -> None:
+        """The bound on staying open after the finish ran out (the scenario's drain): the page goes."""
+        if not self.stopped:
+            self.shared.records.counts["backfill_pages_left_unsettled"] += 1
+            self.stop(1000)
+
+    def stop(self, code: int = 1000) -> None:
+        super().stop(code)
+        self.copy.close()
+
+    def page_summary(self) -> dict[str, Any]:
+        """What the page knew, for the report's backfill coverage (judge/backfill.py)."""
+        end = self.finished_at or time.time()
+        return {
+            "sitting": [[self.first_hello, end]] if self.first_hello is not None else [],
+            "held": self.copy.held_spans(),
+            "churned": self.churned,
+            "finished_at": self.finished_at,
+        }
 
     def _keep(self, kind: str, message: dict[str, Any], now: float) -> None:
         msg_id = self.tokens.receive(kind, message, now)
@@ -206,6 +269,7 @@ class SimCandidate(SimUser):
     async def run(self) -> None:
         t0, plan = self.shared.t0, self.plan
         await sleep_until(t0 + plan.arrive_s)
+        self.copy.record(time.time())  # the page starts its camera (and recorder) before the hub
         connection = asyncio.get_running_loop().create_task(self.connection_loop())
         steps = [(t0 + at, self._drop, away) for at, away in plan.churn]
         steps += [(t0 + at, self._camera, length) for at, length in plan.camera]
@@ -233,6 +297,7 @@ class SimCandidate(SimUser):
 
     async def _drop(self, away_s: float) -> None:
         at = self._injected("churn", away_s)
+        self.churned = True
         self.shared.records.actions.append((at, self.user_id, "presence", "reconnecting"))
         self.lose_network(away_s)
         async with self.media_lock:
@@ -243,17 +308,24 @@ class SimCandidate(SimUser):
     async def _camera(self, length_s: float) -> None:
         self._injected("camera", length_s)
         self.video_wanted = False
+        self.copy.pause(time.time())  # no camera, nothing recorded
         async with self.media_lock:
             await self._publish(False)
         await asyncio.sleep(length_s)
         self.video_wanted = True
+        self.copy.record(time.time())
         async with self.media_lock:
             await self._publish(True)
 
     async def _finish(self) -> None:
         self.send("finish", {})
         self.finished = True
+        self.finished_at = time.time()
         async with self.media_lock:
             await self._leave("finished")
+        self.copy.finish(time.time())  # as the page: leave the room first, then stop the recorder
         self.shared.records.counts["finished"] += 1
-        self.stop(1000)
+        if self.copy.settled:
+            self.stop(1000)
+        else:
+            asyncio.get_running_loop().call_later(self.shared.keep_open_s, self._leave_page)

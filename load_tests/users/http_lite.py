@@ -49,15 +49,21 @@ class HttpPool:
         path: str,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        content: bytes | None = None,
     ) -> tuple[int, Any]:
-        """(status, decoded JSON or the text) of one call; HttpError if no answer came."""
+        """(status, decoded JSON or the text) of one call; HttpError if no answer came. `content`:
+        raw bytes sent as they are (their Content-Type among `headers`) instead of a JSON `body`."""
         payload = orjson.dumps(body) if body is not None else b""
         head = [
             f"{method} {self.prefix}{path} HTTP/1.1",
             f"Host: {self.host_header}",
             "Connection: keep-alive",
         ]
-        if body is not None:
+        if content is not None:
+            payload = content
+            head.append(f"Content-Length: {len(payload)}")
+        elif body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         elif method != "GET":
             head.append("Content-Length: 0")

@@ -62,6 +62,7 @@ class Records:
     # the user itself: finish, stop, network loss) and every room.assign a candidate got (user, t, room)
     links: list[tuple[str, str, int, float, float, int, bool]] = field(default_factory=list)
     assigns: list[tuple[str, float, str]] = field(default_factory=list)
+    backfill: list[dict[str, Any]] = field(default_factory=list)  # each segment archived (backfill_page)
     closes: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -94,8 +95,11 @@ class Shared:
         self.api_key: str | None = config.get("api_key")
         self.session_ttl_s: int = int(config["session_ttl_s"])
         self.t0: float = config["t0"]
+        self.keep_open_s = float(config.get("keep_open_s", 120.0))
+        """How long a finished candidate's page stays open at most for the hub's backfill requests."""
         self.media = HttpPool(config["media_url"], size=64)
         self.hub = HttpPool(config["hub_url"], size=16)
+        self._pools: dict[str, HttpPool] = {}  # other origins the hub sends users to (a bucket's PUT URLs)
         self.records = records
         self.tokens = tokens
         self.rng = random.Random(config.get("seed", 0))
@@ -135,9 +139,17 @@ class Shared:
     def mark_down(self, node: int) -> None:
         self.down_until[node] = time.time() + DOWN_S
 
+    def pool(self, origin: str) -> HttpPool:
+        """A pool for another origin the hub named (a presigned bucket URL for a backfill upload)."""
+        if origin not in self._pools:
+            self._pools[origin] = HttpPool(origin, size=8)
+        return self._pools[origin]
+
     async def aclose(self) -> None:
         await self.media.aclose()
         await self.hub.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
 
 
 class SimUser:

@@ -112,10 +112,16 @@ class Swarm:
             "errors": sum(records.errors.values()),
             "reconnects": records.counts["reconnects"],
             "new_alerts": new_alerts,
+            "backfill_pending": sum(1 for c in self.candidates if not c.stopped and c.copy.pending),
+            "backfill_archived": len(records.backfill),
             "observer": dict(self.observer.stats) if self.observer else None,
         }
 
     async def stop(self) -> dict[str, Any]:
+        # finished pages still open for the hub's backfill requests (neither released nor timed out)
+        self.records.counts["backfill_pages_open_at_stop"] += sum(
+            1 for c in self.candidates if c.finished and not c.stopped
+        )
         for user in [*self.candidates, *self.proctors, *([self.observer] if self.observer else [])]:
             user.stop(1000)
             if isinstance(user, SimCandidate) and not user.finished and user in self.tasks:
@@ -148,6 +154,8 @@ class Swarm:
             "errors": dict(r.errors),
             "counts": dict(r.counts),
             "never_assigned": [c.user_id for c in self.candidates if not c.assigned_once],
+            "backfill": r.backfill,
+            "pages": {c.user_id: c.page_summary() for c in self.candidates},
             "tokens": {k: v for k, v in tokens.items() if k not in ("rooms", "refresh_stamps")},
         }
 
