@@ -244,3 +244,10 @@ async def test_msgpack_codec_end_to_end(shared_hub: HubProcess) -> None:
     assert pong["re"] == sent
     await client.send_raw(msgpack.packb({"type": "ping", "data": "nope"}))
     assert await client.closed_with() == 4400
+
+
+def test_the_hub_runs_on_uvloop_and_httptools(hub_factory) -> None:
+    """Both are dependencies (pyproject): a join storm's latency depends on them, so a hub that fell
+    back to asyncio and h11 (a broken install) says so in its log, and this test sees it."""
+    hub = hub_factory(LOG_LEVEL="INFO")
+    assert "event loop: uvloop; HTTP parser: httptools" in hub.log()
