@@ -16,7 +16,7 @@ import pytest
 
 from load_tests.backfill.page import LocalSegment, Uploader, overlapping, recorded
 from tests.archive_support import aws_env  # noqa: F401 (fixture)
-from tests.client import token
+from tests.client import login, token
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event
 from tests.polling import eventually
 from tests.s3 import S3Server, s3_server  # noqa: F401 (fixture)
@@ -273,13 +273,27 @@ async def test_a_reconnecting_page_is_asked_again(hub_factory: HubFactory, tmp_p
     async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
         candidate, request = await _failed_request(hub, http, event, "c1")
         await candidate.client.close()
-        from tests.client import login
-
         again, _ = await login(hub.ws, token(SECRET, "c1", "candidate", event), timeout=30)
         resent = await again.expect("backfill.request", timeout=30)
         assert resent["data"] == request
         released = await again.expect("backfill.release", timeout=30)
         assert released["data"]["until"] >= request["from"]
+
+
+async def test_a_connecting_page_gets_the_release_point_once_after_its_room(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """The first evaluation of a new sitting stores a release point while the state sync runs: the
+    page gets it once, in the sync's documented place (after `room.assign`), not also live before it."""
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    create_event(hub, "bf-once", room_size=5, expected_candidates=1)
+    client, _ = await login(hub.ws, token(SECRET, "c1", "candidate", "bf-once"), timeout=30)
+    await client.expect("backfill.release", timeout=30)
+    await client.expect("room.assign", timeout=30)
+    ping = await client.send("ping")
+    await client.expect("pong", lambda m: m.get("re") == ping, timeout=30)
+    types = [m["type"] for m in client.inbox if m["type"] in ("room.assign", "backfill.release")]
+    assert types == ["room.assign", "backfill.release"]
 
 
 @pytest.mark.usefixtures("aws_env")
