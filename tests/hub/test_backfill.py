@@ -7,6 +7,8 @@ and answers `backfill.request` as the candidate page does, through the hub's HTT
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,21 @@ async def _failed_sitting(hub: HubProcess, http: httpx.AsyncClient, event: str, 
     return candidate
 
 
+@contextlib.asynccontextmanager
+async def _asked(
+    hub: HubProcess, event: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Candidate, dict[str, Any], Uploader]]:
+    """c1's failed sitting in `event`, the request that asks for it, and c1's page to answer it."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        candidate, request = await _failed_request(hub, http, event, "c1")
+        yield http, candidate, request, _page(http, event)
+
+
+def _page(http: httpx.AsyncClient, event: str) -> Uploader:
+    """Candidate c1's page, uploading with its own session token."""
+    return Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+
+
 async def _report_row(http: httpx.AsyncClient, event: str, user: str) -> dict[str, Any]:
     rows = (await http.get(f"/api/v1/events/{event}/report", headers=AUTH)).json()["candidates"]
     return dict(next(r for r in rows if r["candidate_id"] == user))
@@ -104,7 +121,7 @@ async def _backfill_a_failed_recording(
         admin = await watcher(hub, "admin", "admin", event)
         candidate, request = await _failed_request(hub, http, event, "c1")
         held = recorded(request["from"] - 500, request["to"] + 500)
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        page = _page(http, event)
         answers = await _upload_all(page, request, held)
         assert {a["state"] for a in answers} == {"archived"}
         cancel = await candidate.client.expect("backfill.cancel", timeout=30)
@@ -162,11 +179,8 @@ async def test_a_failed_recording_is_backfilled_into_the_local_archive(
 async def test_a_wrong_checksum_is_refused_then_the_right_bytes_are_taken(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
-    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
-    event = "bf-checksum"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        _candidate, request = await _failed_request(hub, http, event, "c1")
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+    event, hub = "bf-checksum", hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    async with _asked(hub, event) as (_, _candidate, request, page):
         first = overlapping(recorded(request["from"], request["to"]), request["from"], request["to"])[0]
         damaged = first.data[:-1] + bytes([first.data[-1] ^ 0xFF])
         announced = (await page.announce(request["request_id"], first)).json()
@@ -191,8 +205,7 @@ async def test_a_wrong_checksum_is_refused_then_the_right_bytes_are_taken(
 async def test_bad_announcements_and_callers_are_refused(hub_factory: HubFactory, tmp_path: Path) -> None:
     hub = hub_factory(ARCHIVE_DIR=str(tmp_path), BACKFILL_MAX_BYTES="100000", **FAST)
     event = "bf-refusals"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        candidate, request = await _failed_request(hub, http, event, "c1")
+    async with _asked(hub, event) as (http, candidate, request, _uploader):
         segment = recorded(request["from"], request["to"])[0]
         body = segment.announcement(request["request_id"])
         url = f"/api/v1/events/{event}/candidates/c1/backfill"
@@ -260,7 +273,7 @@ async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp
         request = await _request(candidate, admin.opened("recording.missing")["c1"].data["started_at"])
         cancel = await candidate.client.expect("backfill.cancel", timeout=30)
         assert cancel["data"] == {"request_id": request["request_id"]}
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        page = _page(http, event)
         late = await page.announce(request["request_id"], recorded(request["from"], request["to"])[0])
         assert late.status_code == 409 and late.json()["error"]["code"] == "request_closed"
         row = await _report_row(http, event, "c1")
@@ -270,14 +283,45 @@ async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp
 async def test_a_reconnecting_page_is_asked_again(hub_factory: HubFactory, tmp_path: Path) -> None:
     hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
     event = "bf-reconnect"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        candidate, request = await _failed_request(hub, http, event, "c1")
+    async with _asked(hub, event) as (_, candidate, request, _uploader):
         await candidate.client.close()
         again, _ = await login(hub.ws, token(SECRET, "c1", "candidate", event), timeout=30)
         resent = await again.expect("backfill.request", timeout=30)
         assert resent["data"] == request
         released = await again.expect("backfill.release", timeout=30)
         assert released["data"]["until"] >= request["from"]
+
+
+async def _holds_from(candidate: Candidate, since_ms: int) -> None:
+    """The page says the oldest time it still holds (`media.status.local.from`)."""
+    data = {"peer_id": candidate.peer_id, "room_id": candidate.room_id, "joined": False, "video": False}
+    local = {"held_s": 30, "from": since_ms, "quota_short": False}
+    await candidate.client.send("media.status", {**data, "audio": False, "local": local})
+
+
+async def test_the_page_is_not_asked_for_time_it_no_longer_holds(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    event, hub = "bf-held", hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    async with _asked(hub, event) as (http, candidate, request, page):
+        rid, middle = request["request_id"], (request["from"] + request["to"]) // 2
+        await _holds_from(candidate, middle)
+        trimmed = await candidate.client.expect(
+            "backfill.request", lambda m: m["data"]["from"] != request["from"], timeout=30
+        )
+        assert trimmed["data"] == {**request, "from": middle}  # the same request, from where the copy begins
+        await _holds_from(candidate, request["to"] + 1000)
+        cancel = await candidate.client.expect("backfill.cancel", timeout=30)
+        assert cancel["data"] == {"request_id": rid}
+        late = await page.announce(rid, recorded(request["from"], request["to"])[0])
+        assert late.status_code == 409 and late.json()["error"]["code"] == "request_closed"
+        timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+        row = await _report_row(http, event, "c1")
+    (asked,) = [r for r in timeline["backfill"]["requests"] if r["request_id"] == rid]
+    assert asked == {**request, "state": "lost", "cause": "recording_failed"}
+    (gap,) = [g for g in timeline["gaps"] if g["kind"] == "recording.failed"]
+    assert gap["backfilled"] is False and gap["cause"] == "recording_failed"
+    assert row["backfilled_pct"] == 0.0 and row["recordings_failed"] == 1
 
 
 async def test_a_connecting_page_gets_the_release_point_once_after_its_room(

@@ -1,6 +1,7 @@
 """The monitor's side of backfill: after each evaluation of a candidate's timeline, tell its page
 what to upload (`backfill.request`), what no longer (`backfill.cancel`) and what it may delete
-(`backfill.release`); on every (re)connect, the open requests again (state sync).
+(`backfill.release`); on every (re)connect, the open requests again (state sync). Where the page
+says its copy begins (`media.status.local.from`) is kept beside them and bounds what is asked for.
 
 Requests are stored per candidate (store.backfill), so any node decides from the same state; the
 decisions are plan.py's. Messages go on the candidate's user topic, reaching each of its sockets.
@@ -19,7 +20,7 @@ from server.recording.backfill import plan
 from server.recording.backfill.plan import Request, Rules
 from server.recording.monitor.intervals import epoch_ms
 from server.recording.monitor.timeline import Timeline
-from server.store.backfill import RELEASE_FIELD, BackfillStore
+from server.store.backfill import LOCAL_FIELD, RELEASE_FIELD, BackfillStore
 from server.topics import user_topic
 
 Publish = Callable[[str, Outbound], Awaitable[None]]
@@ -72,10 +73,28 @@ class BackfillRequests:
         self._publish = publish
         self.rules = rules
 
-    async def held(self, event_id: str, candidate_id: str) -> tuple[dict[str, Request], float | None]:
+    async def _read(
+        self, event_id: str, candidate_id: str
+    ) -> tuple[dict[str, Request], float | None, float | None]:
+        """(requests, release point, where the page's copy begins) as stored."""
         raw = await self._store.get_requests(event_id, candidate_id)
-        release = raw.pop(RELEASE_FIELD, None)
-        return {k: _load(v) for k, v in raw.items()}, None if release is None else float(release)
+        release, local = raw.pop(RELEASE_FIELD, None), raw.pop(LOCAL_FIELD, None)
+        requests = {k: _load(v) for k, v in raw.items()}
+        return requests, None if release is None else float(release), None if local is None else float(local)
+
+    async def held(self, event_id: str, candidate_id: str) -> tuple[dict[str, Request], float | None]:
+        requests, released, _ = await self._read(event_id, candidate_id)
+        return requests, released
+
+    async def local(self, event_id: str, candidate_id: str, local: dict[str, Any], now: float) -> bool:
+        """Keep where the page says its copy begins (`local.from`; nothing held: from `now` on), the
+        latest report winning; True when it changed (then the candidate is evaluated again)."""
+        held_from = now if local.get("from") is None else float(local["from"]) / 1000
+        _, _, stored = await self._read(event_id, candidate_id)
+        if stored == held_from:
+            return False
+        await self._store.put_requests(event_id, candidate_id, {LOCAL_FIELD: repr(held_from).encode()})
+        return True
 
     async def request(self, event_id: str, candidate_id: str, request_id: str) -> Request | None:
         return (await self.held(event_id, candidate_id))[0].get(request_id)
@@ -84,8 +103,8 @@ class BackfillRequests:
         self, event_id: str, candidate_id: str, timeline: Timeline, now: float
     ) -> float | None:
         """Decide and send after an evaluation (under the candidate's lock); when to look again."""
-        stored, released = await self.held(event_id, candidate_id)
-        result = plan.plan(plan.inputs_of(timeline, now), stored, released, self.rules)
+        stored, released, local_from = await self._read(event_id, candidate_id)
+        result = plan.plan(plan.inputs_of(timeline, now, local_from), stored, released, self.rules)
         changed = {rid: _dump(r) for rid, r in result.requests.items() if stored.get(rid) != r}
         if result.release is not None:
             changed[RELEASE_FIELD] = repr(result.release).encode()
