@@ -145,6 +145,7 @@ def build_backfill(
         add_signals=monitor.add,
         clock=hub.clock,
         secret=settings.hub_secret,
+        check_at=monitor.check_at,
     )
     limits = Limits(
         settings.backfill_max_bytes, settings.backfill_segment_max_s, settings.backfill_duration_tolerance_s

@@ -25,3 +25,6 @@ RELEASE_FIELD = "~release"
 
 LOCAL_FIELD = "~local"
 """The field of `get_requests` that holds the oldest time the page last said it holds (epoch s)."""
+
+SWEEP_FIELD = "~sweep"
+"""The field of `get_requests` that holds when uploads not completed are next looked at (epoch s)."""

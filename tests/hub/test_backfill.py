@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -340,24 +341,117 @@ async def test_a_connecting_page_gets_the_release_point_once_after_its_room(
     assert types == ["room.assign", "backfill.release"]
 
 
-@pytest.mark.usefixtures("aws_env")
-async def test_a_failed_recording_is_backfilled_into_s3(
+S3Hub = Callable[..., tuple[HubProcess, str, Any]]
+"""Start a hub (with these settings) archiving into a new bucket: the hub, the bucket, an S3 client."""
+
+
+@pytest.fixture
+def s3_hub(
     hub_factory: HubFactory,
     tmp_path: Path,
     s3_server: S3Server,  # noqa: F811
-) -> None:
-    bucket = s3_server.bucket()
-    hub = hub_factory(
-        ARCHIVE_DIR=str(tmp_path), S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server.endpoint_url, **FAST
-    )
-    answers, _ = await _backfill_a_failed_recording(hub, "bf-s3")
-    client = s3_server.client()
-    try:
-        for answer in answers:
-            head = client.head_object(Bucket=bucket, Key=answer["key"])
-            assert head["ContentType"].startswith("video/webm") and answer["key"].endswith("_backfill.webm")
-    finally:
+    aws_env: None,  # noqa: F811
+) -> Iterator[S3Hub]:
+    clients: list[Any] = []
+
+    def start(**env: str) -> tuple[HubProcess, str, Any]:
+        bucket = s3_server.bucket()
+        s3 = {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": s3_server.endpoint_url}
+        clients.append(s3_server.client())
+        return hub_factory(ARCHIVE_DIR=str(tmp_path), **s3, **FAST, **env), bucket, clients[-1]
+
+    yield start
+    for client in clients:
         client.close()
+
+
+async def test_a_failed_recording_is_backfilled_into_s3(s3_hub: S3Hub) -> None:
+    hub, bucket, client = s3_hub()
+    answers, _ = await _backfill_a_failed_recording(hub, "bf-s3")
+    for answer in answers:
+        head = client.head_object(Bucket=bucket, Key=answer["key"])
+        assert head["ContentType"].startswith("video/webm") and answer["key"].endswith("_backfill.webm")
+
+
+async def _only_what_the_manifest_lists_stays(
+    hub: HubProcess, event: str, stored: Callable[[], set[str]], manifest: Callable[[], dict[str, Any]]
+) -> None:
+    """One segment archived, one completed before its PUT landed (refused, then the PUT lands), one
+    uploaded and never completed: once their upload URLs ran out, the archive holds the first only."""
+    async with _asked(hub, event) as (http, _candidate, request, page):
+        at = request["from"]  # three segments of different lengths (so of different bytes)
+        first, early, idle = (
+            recorded(at + a, at + b, segment_s=1)[0] for a, b in ((0, 400), (400, 900), (900, 1500))
+        )
+        kept = await page.send(request["request_id"], first)
+        announced = (await page.announce(request["request_id"], early)).json()
+        refused = await page.complete(announced["segment_id"])
+        assert refused.json()["error"]["code"] == "segment_rejected"
+        late_put = await page.put(announced["upload"], early.data)  # S3 takes it; the hub's URL refuses it
+        (refused_key,) = [s["key"] for s in await _segments(http, event, "rejected")]
+        assert (late_put.status_code == 200) == (refused_key in stored())
+        waiting = (await page.announce(request["request_id"], idle)).json()
+        assert (await page.put(waiting["upload"], idle.data)).status_code == 200
+        assert stored() >= {kept["key"]} | {h["key"] for h in await _segments(http, event, "upload")}
+
+        def listed() -> set[str]:
+            return {s["key"] for s in manifest().get("segments", []) if s["kind"] == "backfill"}
+
+        await eventually(
+            lambda: listed() == {kept["key"]} == stored(), timeout=30, what="only the manifest's segments"
+        )
+        too_late = await page.complete(waiting["segment_id"])
+        timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+    assert too_late.status_code == 422, (too_late.status_code, too_late.text, timeline["backfill"])
+    assert too_late.json()["error"]["code"] == "segment_rejected"
+    assert "announce it again" in too_late.json()["error"]["message"]
+    states = {s["segment_id"]: s["state"] for s in timeline["backfill"]["segments"]}
+    assert states == {
+        kept["segment_id"]: "archived",
+        announced["segment_id"]: "rejected",
+        waiting["segment_id"]: "rejected",  # completed after its sweep: refused, nothing left to delete
+    }
+    assert listed() == {kept["key"]} == stored()
+
+
+async def _segments(http: httpx.AsyncClient, event: str, state: str) -> list[dict[str, Any]]:
+    timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+    return [s for s in timeline["backfill"]["segments"] if s["state"] == state]
+
+
+def _backfill_keys(keys: Iterable[str]) -> set[str]:
+    """The backfill segments among `keys` (`..._backfill.webm`, or `..._backfill_{tag}.webm`)."""
+    return {k for k in keys if re.search(r"_backfill(_[0-9a-f]+)?\.webm$", k)}
+
+
+def _local_backfill(root: Path) -> set[str]:
+    return _backfill_keys(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+async def test_uploads_the_hub_did_not_take_leave_the_local_archive(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), BACKFILL_UPLOAD_TTL_S="2", **FAST)
+    event = "bf-stray-local"
+    await _only_what_the_manifest_lists_stays(
+        hub, event, lambda: _local_backfill(tmp_path), lambda: _manifest(tmp_path, event, "c1")
+    )
+
+
+async def test_uploads_the_hub_did_not_take_leave_the_bucket(s3_hub: S3Hub) -> None:
+    event = "bf-stray-s3"
+    hub, bucket, client = s3_hub(BACKFILL_UPLOAD_TTL_S="2")
+
+    def stored() -> set[str]:
+        found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return _backfill_keys(o["Key"] for o in found)
+
+    def manifest() -> dict[str, Any]:
+        found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        keys = [o["Key"] for o in found if o["Key"].endswith(f"{event}/c1/manifest.json")]
+        return orjson.loads(client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()) if keys else {}
+
+    await _only_what_the_manifest_lists_stays(hub, event, stored, manifest)
 
 
 async def test_a_failed_recording_is_backfilled_with_the_redis_store(
