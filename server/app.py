@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -131,6 +131,12 @@ def build_backfill(
         return [] if conn.session is None else await requests.state_sync(conn.session)
 
     hub.state_sync.add("backfill", sync)
+
+    async def local(event_id: str, candidate_id: str, held: dict[str, Any]) -> None:
+        if await requests.local(event_id, candidate_id, held, hub.clock()):
+            await monitor.check(event_id, candidate_id)
+
+    hub.handlers.local_observers.append(local)
     links = BackfillLinks(
         store=hub.store.backfill,
         archive=cast(UploadTarget, archive),
@@ -139,6 +145,7 @@ def build_backfill(
         add_signals=monitor.add,
         clock=hub.clock,
         secret=settings.hub_secret,
+        check_at=monitor.check_at,
     )
     limits = Limits(
         settings.backfill_max_bytes, settings.backfill_segment_max_s, settings.backfill_duration_tolerance_s

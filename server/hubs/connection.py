@@ -8,6 +8,11 @@ coalesce key and replace an older queued update with the same key. A queue that
 overflows, or a send stuck past the timeout (the hub's watchdog looks at
 `send_since`), closes the socket with 1013 so the client reconnects and gets its
 whole state again; nothing is dropped silently.
+
+While the hub greets a socket (`hello`, then the state sync), live messages
+published to it are held and sent after the sync, so the sync comes first in its
+documented order; a held message the sync carried already (same type and data: it
+read the state the message announced) is not sent twice.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class Connection:
         self.send_since: float | None = None
         """When the send in progress began (monotonic), while one is; for the hub's watchdog."""
         self._next_id = 1
+        self._held: list[Outbound] | None = None
 
     @property
     def role(self) -> str | None:
@@ -113,10 +119,30 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, message: Outbound) -> bool:
-        """Queue a message; False if the connection is closing or the queue overflowed."""
+    def hold(self) -> None:
+        """Keep live messages aside until `unhold` (the greeting goes first, with `first=True`)."""
+        self._held = []
+
+    def unhold(self, carried: list[Outbound]) -> None:
+        """Send what was held, less the messages `carried` (the state sync) sent already."""
+        held, self._held = self._held or [], None
+        seen = [(m.type, m.data) for m in carried]
+        for message in held:
+            if (message.type, message.data) not in seen:
+                self.send(message)
+
+    def send(self, message: Outbound, *, first: bool = False) -> bool:
+        """Queue a message; False if the connection is closing or the queue overflowed.
+
+        `first`: part of the greeting (`hello`, the state sync), sent even while live messages are held."""
         if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return False
+        if self._held is not None and not first:
+            if len(self._held) >= self._queue_size:
+                self._on_overflow(self)
+                return False
+            self._held.append(message)
+            return True
         key = message.coalesce_key
         if key is not None:
             waiting = self._pending.get(key)
@@ -189,6 +215,7 @@ class Connection:
         if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return
         self.state = ConnectionState.CLOSING
+        self._held = None
         self._queue.clear()
         self._pending.clear()
         writer = self._writer

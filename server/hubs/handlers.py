@@ -30,6 +30,8 @@ from server.topics import admin_topic, user_topic, watch_topic
 HandlerFn = Callable[[Connection, ClientMessage], Awaitable[None]]
 MediaObserver = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
 """Called with (event, candidate, media.status data, source) for every change a candidate reports."""
+LocalObserver = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+"""Called with (event, candidate, `media.status.local`) when the page's `local.from` changes (E15)."""
 ObservedObserver = Callable[[str, str, str, bool | None], Awaitable[None]]
 """Called with (event, candidate, proctor, video) for every change of what a proctor's page sees
 (video None: it stopped watching the candidate)."""
@@ -86,6 +88,7 @@ class Handlers:
         self._clock = clock
         self.media_observers: list[MediaObserver] = []
         self.observed_observers: list[ObservedObserver] = []
+        self.local_observers: list[LocalObserver] = []
         limits = media_limits or MediaLimits()
 
         def gate(apply: Callable[[Any, Any], Awaitable[None]]) -> MediaGate[Any]:
@@ -94,6 +97,7 @@ class Handlers:
 
         self._status_gate = gate(self._media_changed)
         self._observed_gate = gate(self._observed_changed)
+        self._local_gate = gate(self._local_changed)
         self.flag_observers: list[FlagObserver] = []
         self.table: dict[str, Handler] = {
             "auth": Handler(_ALL, self.on_auth),
@@ -130,7 +134,15 @@ class Handlers:
         data = message.data
         state = (data.get("room_id"), data.get("peer_id"), data["joined"], data["video"])
         source = f"{conn.conn_id}:{message.id}"
-        await self._status_gate.offer((session.event_id, session.user_id), state, (data, source))
+        key = (session.event_id, session.user_id)
+        await self._status_gate.offer(key, state, (data, source))
+        local = data.get("local")
+        if local is not None:  # the page's own copy (E15): only where it begins matters to the hub
+            await self._local_gate.offer(key, local.get("from"), local)
+
+    async def _local_changed(self, key: tuple[str, str], local: dict[str, Any]) -> None:
+        for observer in self.local_observers:
+            await observer(key[0], key[1], local)
 
     async def _media_changed(self, key: tuple[str, str], payload: tuple[dict[str, Any], str]) -> None:
         (event_id, user_id), (data, source) = key, payload

@@ -186,6 +186,7 @@ class Hub:
     async def attach(self, conn: Connection, session: Session) -> None:
         """Register an authenticated socket, greet it and send its whole state."""
         conn.open(session)
+        conn.hold()  # live messages wait for the greeting: the state sync keeps its documented order
         self.connections[conn.conn_id] = conn
         self.metrics.connections.labels(session.role).inc()
         conn.joined = await self.presence.joined(conn)
@@ -207,10 +208,13 @@ class Hub:
                     "heartbeat_s": self.settings.heartbeat_s,
                     "server_time": int(self.clock() * 1000),
                 },
-            )
+            ),
+            first=True,
         )
-        for message in await self.state_sync.messages(conn):
-            conn.send(message)
+        synced = await self.state_sync.messages(conn)
+        for message in synced:
+            conn.send(message, first=True)
+        conn.unhold(synced)
         conn.joined = None
         conn.synced = True
         if conn.stale:

@@ -22,3 +22,9 @@ class BackfillStore(Protocol):
 
 RELEASE_FIELD = "~release"
 """The field of `get_requests` that holds the release point last sent (not a request id: ids start `bf-`)."""
+
+LOCAL_FIELD = "~local"
+"""The field of `get_requests` that holds the oldest time the page last said it holds (epoch s)."""
+
+SWEEP_FIELD = "~sweep"
+"""The field of `get_requests` that holds when uploads not completed are next looked at (epoch s)."""

@@ -131,13 +131,17 @@ class Pages:
         label: str | None = None,
         expect_errors: tuple[str, ...] = (),
         serve: dict[str, str] | None = None,
+        prepare: Callable[[BrowserContext, Page], Awaitable[None]] | None = None,
     ) -> Page:
         """Open `url` in a fresh context. `expect_errors`: regexes of console errors this page may show;
-        `serve`: {url glob: HTML} answered by the browser itself (a page of another origin)."""
+        `serve`: {url glob: HTML} answered by the browser itself (a page of another origin); `prepare`:
+        run before the page loads (listeners, DevTools overrides)."""
         context = await self.browser.new_context(viewport={"width": 1280, "height": 860})
         for pattern, html in (serve or {}).items():
             await context.route(pattern, _fulfil(html))
         page = await context.new_page()
+        if prepare is not None:
+            await prepare(context, page)
         opened = Opened(label or f"page{len(self.opened) + 1}", context, page, expect_errors)
         self.opened.append(opened)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, Request, Route, expect
+from playwright.async_api import BrowserContext, Page, Request, Route, expect
 
 from tests.browser.conftest import Pages, hub_env
 from tests.browser.helpers import new_event, page_url
@@ -178,6 +178,51 @@ async def test_the_page_keeps_its_camera_in_self_contained_segments(
     check_segments(
         await eventually(newer, timeout=30, interval=0.25, what="segments after the reload"), event
     )
+
+
+QUOTA = 200_000
+"""The origin's storage quota in the quota test: a few one-second segments."""
+
+
+async def test_a_page_short_of_storage_keeps_its_newest_footage_and_says_so(
+    hub: HubProcess, pages: Pages
+) -> None:
+    """The browser refuses a write over the origin's quota (set through DevTools; Chromium's
+    `navigator.storage.estimate()` does not show that quota, so the page learns it from the refusal):
+    the page drops its oldest footage no request needs to keep recording, and tells the hub
+    `quota_short`. Nothing is requested here (100ms records), so all of it may go."""
+    event = await new_event(hub, "quota")
+    reports: list[dict[str, Any]] = []
+
+    async def small_disk(context: BrowserContext, page: Page) -> None:
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Storage.overrideQuotaForOrigin", {"origin": hub.http, "quotaSize": QUOTA})
+
+        def sent(payload: str | bytes) -> None:
+            message = json.loads(payload)
+            if message.get("type") == "media.status" and "local" in message["data"]:
+                reports.append(message["data"]["local"])
+
+        page.on("websocket", lambda ws: ws.on("framesent", sent))
+
+    url = page_url(hub, "candidate", event, "c1", "candidate", "Cleo")
+    candidate = await pages.open(url, label="candidate", prepare=small_disk)
+    await expect(candidate.locator("#f-recording")).to_have_text("On")
+    await eventually(
+        lambda: any(r["quota_short"] for r in reports), timeout=60, interval=0.25, what="quota_short"
+    )
+    await expect(candidate.locator("#f-local")).to_contain_text("(disk nearly full)")
+    first = max(m["seq"] for m, _ in await held(candidate, event, "c1"))
+
+    async def newer() -> list[tuple[dict[str, Any], bytes]]:
+        now = await held(candidate, event, "c1")
+        return now if max(m["seq"] for m, _ in now) >= first + 3 else []
+
+    kept = await eventually(newer, timeout=30, interval=0.25, what="newer segments kept within the quota")
+    check_segments(kept, event)
+    assert sum(len(data) for _, data in kept) <= QUOTA
+    assert min(m["seq"] for m, _ in kept) > 0  # the oldest went to make room
+    await expect(candidate.locator("#f-recording")).to_have_text("On")
 
 
 # ---------------------------------------------------------------- uploads the hub asks for

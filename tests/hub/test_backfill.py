@@ -7,6 +7,9 @@ and answers `backfill.request` as the candidate page does, through the hub's HTT
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 
 from load_tests.backfill.page import LocalSegment, Uploader, overlapping, recorded
 from tests.archive_support import aws_env  # noqa: F401 (fixture)
-from tests.client import token
+from tests.client import login, token
 from tests.conftest import API_KEY, SECRET, HubFactory, create_event
 from tests.polling import eventually
 from tests.s3 import S3Server, s3_server  # noqa: F401 (fixture)
@@ -83,6 +86,21 @@ async def _failed_sitting(hub: HubProcess, http: httpx.AsyncClient, event: str, 
     return candidate
 
 
+@contextlib.asynccontextmanager
+async def _asked(
+    hub: HubProcess, event: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Candidate, dict[str, Any], Uploader]]:
+    """c1's failed sitting in `event`, the request that asks for it, and c1's page to answer it."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
+        candidate, request = await _failed_request(hub, http, event, "c1")
+        yield http, candidate, request, _page(http, event)
+
+
+def _page(http: httpx.AsyncClient, event: str) -> Uploader:
+    """Candidate c1's page, uploading with its own session token."""
+    return Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+
+
 async def _report_row(http: httpx.AsyncClient, event: str, user: str) -> dict[str, Any]:
     rows = (await http.get(f"/api/v1/events/{event}/report", headers=AUTH)).json()["candidates"]
     return dict(next(r for r in rows if r["candidate_id"] == user))
@@ -104,7 +122,7 @@ async def _backfill_a_failed_recording(
         admin = await watcher(hub, "admin", "admin", event)
         candidate, request = await _failed_request(hub, http, event, "c1")
         held = recorded(request["from"] - 500, request["to"] + 500)
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        page = _page(http, event)
         answers = await _upload_all(page, request, held)
         assert {a["state"] for a in answers} == {"archived"}
         cancel = await candidate.client.expect("backfill.cancel", timeout=30)
@@ -162,11 +180,8 @@ async def test_a_failed_recording_is_backfilled_into_the_local_archive(
 async def test_a_wrong_checksum_is_refused_then_the_right_bytes_are_taken(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
-    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
-    event = "bf-checksum"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        _candidate, request = await _failed_request(hub, http, event, "c1")
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+    event, hub = "bf-checksum", hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    async with _asked(hub, event) as (_, _candidate, request, page):
         first = overlapping(recorded(request["from"], request["to"]), request["from"], request["to"])[0]
         damaged = first.data[:-1] + bytes([first.data[-1] ^ 0xFF])
         announced = (await page.announce(request["request_id"], first)).json()
@@ -191,8 +206,7 @@ async def test_a_wrong_checksum_is_refused_then_the_right_bytes_are_taken(
 async def test_bad_announcements_and_callers_are_refused(hub_factory: HubFactory, tmp_path: Path) -> None:
     hub = hub_factory(ARCHIVE_DIR=str(tmp_path), BACKFILL_MAX_BYTES="100000", **FAST)
     event = "bf-refusals"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        candidate, request = await _failed_request(hub, http, event, "c1")
+    async with _asked(hub, event) as (http, candidate, request, _uploader):
         segment = recorded(request["from"], request["to"])[0]
         body = segment.announcement(request["request_id"])
         url = f"/api/v1/events/{event}/candidates/c1/backfill"
@@ -260,7 +274,7 @@ async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp
         request = await _request(candidate, admin.opened("recording.missing")["c1"].data["started_at"])
         cancel = await candidate.client.expect("backfill.cancel", timeout=30)
         assert cancel["data"] == {"request_id": request["request_id"]}
-        page = Uploader(http, event, "c1", token(SECRET, "c1", "candidate", event))
+        page = _page(http, event)
         late = await page.announce(request["request_id"], recorded(request["from"], request["to"])[0])
         assert late.status_code == 409 and late.json()["error"]["code"] == "request_closed"
         row = await _report_row(http, event, "c1")
@@ -270,11 +284,8 @@ async def test_a_late_recording_cancels_the_request(hub_factory: HubFactory, tmp
 async def test_a_reconnecting_page_is_asked_again(hub_factory: HubFactory, tmp_path: Path) -> None:
     hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
     event = "bf-reconnect"
-    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
-        candidate, request = await _failed_request(hub, http, event, "c1")
+    async with _asked(hub, event) as (_, candidate, request, _uploader):
         await candidate.client.close()
-        from tests.client import login
-
         again, _ = await login(hub.ws, token(SECRET, "c1", "candidate", event), timeout=30)
         resent = await again.expect("backfill.request", timeout=30)
         assert resent["data"] == request
@@ -282,24 +293,165 @@ async def test_a_reconnecting_page_is_asked_again(hub_factory: HubFactory, tmp_p
         assert released["data"]["until"] >= request["from"]
 
 
-@pytest.mark.usefixtures("aws_env")
-async def test_a_failed_recording_is_backfilled_into_s3(
+async def _holds_from(candidate: Candidate, since_ms: int) -> None:
+    """The page says the oldest time it still holds (`media.status.local.from`)."""
+    data = {"peer_id": candidate.peer_id, "room_id": candidate.room_id, "joined": False, "video": False}
+    local = {"held_s": 30, "from": since_ms, "quota_short": False}
+    await candidate.client.send("media.status", {**data, "audio": False, "local": local})
+
+
+async def test_the_page_is_not_asked_for_time_it_no_longer_holds(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    event, hub = "bf-held", hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    async with _asked(hub, event) as (http, candidate, request, page):
+        rid, middle = request["request_id"], (request["from"] + request["to"]) // 2
+        await _holds_from(candidate, middle)
+        trimmed = await candidate.client.expect(
+            "backfill.request", lambda m: m["data"]["from"] != request["from"], timeout=30
+        )
+        assert trimmed["data"] == {**request, "from": middle}  # the same request, from where the copy begins
+        await _holds_from(candidate, request["to"] + 1000)
+        cancel = await candidate.client.expect("backfill.cancel", timeout=30)
+        assert cancel["data"] == {"request_id": rid}
+        late = await page.announce(rid, recorded(request["from"], request["to"])[0])
+        assert late.status_code == 409 and late.json()["error"]["code"] == "request_closed"
+        timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+        row = await _report_row(http, event, "c1")
+    (asked,) = [r for r in timeline["backfill"]["requests"] if r["request_id"] == rid]
+    assert asked == {**request, "state": "lost", "cause": "recording_failed"}
+    (gap,) = [g for g in timeline["gaps"] if g["kind"] == "recording.failed"]
+    assert gap["backfilled"] is False and gap["cause"] == "recording_failed"
+    assert row["backfilled_pct"] == 0.0 and row["recordings_failed"] == 1
+
+
+async def test_a_connecting_page_gets_the_release_point_once_after_its_room(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """The first evaluation of a new sitting stores a release point while the state sync runs: the
+    page gets it once, in the sync's documented place (after `room.assign`), not also live before it."""
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), **FAST)
+    create_event(hub, "bf-once", room_size=5, expected_candidates=1)
+    client, _ = await login(hub.ws, token(SECRET, "c1", "candidate", "bf-once"), timeout=30)
+    await client.expect("backfill.release", timeout=30)
+    await client.expect("room.assign", timeout=30)
+    ping = await client.send("ping")
+    await client.expect("pong", lambda m: m.get("re") == ping, timeout=30)
+    types = [m["type"] for m in client.inbox if m["type"] in ("room.assign", "backfill.release")]
+    assert types == ["room.assign", "backfill.release"]
+
+
+S3Hub = Callable[..., tuple[HubProcess, str, Any]]
+"""Start a hub (with these settings) archiving into a new bucket: the hub, the bucket, an S3 client."""
+
+
+@pytest.fixture
+def s3_hub(
     hub_factory: HubFactory,
     tmp_path: Path,
     s3_server: S3Server,  # noqa: F811
-) -> None:
-    bucket = s3_server.bucket()
-    hub = hub_factory(
-        ARCHIVE_DIR=str(tmp_path), S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server.endpoint_url, **FAST
-    )
-    answers, _ = await _backfill_a_failed_recording(hub, "bf-s3")
-    client = s3_server.client()
-    try:
-        for answer in answers:
-            head = client.head_object(Bucket=bucket, Key=answer["key"])
-            assert head["ContentType"].startswith("video/webm") and answer["key"].endswith("_backfill.webm")
-    finally:
+    aws_env: None,  # noqa: F811
+) -> Iterator[S3Hub]:
+    clients: list[Any] = []
+
+    def start(**env: str) -> tuple[HubProcess, str, Any]:
+        bucket = s3_server.bucket()
+        s3 = {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": s3_server.endpoint_url}
+        clients.append(s3_server.client())
+        return hub_factory(ARCHIVE_DIR=str(tmp_path), **s3, **FAST, **env), bucket, clients[-1]
+
+    yield start
+    for client in clients:
         client.close()
+
+
+async def test_a_failed_recording_is_backfilled_into_s3(s3_hub: S3Hub) -> None:
+    hub, bucket, client = s3_hub()
+    answers, _ = await _backfill_a_failed_recording(hub, "bf-s3")
+    for answer in answers:
+        head = client.head_object(Bucket=bucket, Key=answer["key"])
+        assert head["ContentType"].startswith("video/webm") and answer["key"].endswith("_backfill.webm")
+
+
+async def _only_what_the_manifest_lists_stays(
+    hub: HubProcess, event: str, stored: Callable[[], set[str]], manifest: Callable[[], dict[str, Any]]
+) -> None:
+    """One segment archived, one completed before its PUT landed (refused, then the PUT lands), one
+    uploaded and never completed: once their upload URLs ran out, the archive holds the first only."""
+    async with _asked(hub, event) as (http, _candidate, request, page):
+        at = request["from"]  # three segments of different lengths (so of different bytes)
+        first, early, idle = (
+            recorded(at + a, at + b, segment_s=1)[0] for a, b in ((0, 400), (400, 900), (900, 1500))
+        )
+        kept = await page.send(request["request_id"], first)
+        announced = (await page.announce(request["request_id"], early)).json()
+        refused = await page.complete(announced["segment_id"])
+        assert refused.json()["error"]["code"] == "segment_rejected"
+        late_put = await page.put(announced["upload"], early.data)  # S3 takes it; the hub's URL refuses it
+        (refused_key,) = [s["key"] for s in await _segments(http, event, "rejected")]
+        assert (late_put.status_code == 200) == (refused_key in stored())
+        waiting = (await page.announce(request["request_id"], idle)).json()
+        assert (await page.put(waiting["upload"], idle.data)).status_code == 200
+        assert stored() >= {kept["key"]} | {h["key"] for h in await _segments(http, event, "upload")}
+
+        def listed() -> set[str]:
+            return {s["key"] for s in manifest().get("segments", []) if s["kind"] == "backfill"}
+
+        await eventually(
+            lambda: listed() == {kept["key"]} == stored(), timeout=30, what="only the manifest's segments"
+        )
+        too_late = await page.complete(waiting["segment_id"])
+        timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+    assert too_late.status_code == 422, (too_late.status_code, too_late.text, timeline["backfill"])
+    assert too_late.json()["error"]["code"] == "segment_rejected"
+    assert "announce it again" in too_late.json()["error"]["message"]
+    states = {s["segment_id"]: s["state"] for s in timeline["backfill"]["segments"]}
+    assert states == {
+        kept["segment_id"]: "archived",
+        announced["segment_id"]: "rejected",
+        waiting["segment_id"]: "rejected",  # completed after its sweep: refused, nothing left to delete
+    }
+    assert listed() == {kept["key"]} == stored()
+
+
+async def _segments(http: httpx.AsyncClient, event: str, state: str) -> list[dict[str, Any]]:
+    timeline = (await http.get(f"/api/v1/events/{event}/candidates/c1/timeline", headers=AUTH)).json()
+    return [s for s in timeline["backfill"]["segments"] if s["state"] == state]
+
+
+def _backfill_keys(keys: Iterable[str]) -> set[str]:
+    """The backfill segments among `keys` (`..._backfill.webm`, or `..._backfill_{tag}.webm`)."""
+    return {k for k in keys if re.search(r"_backfill(_[0-9a-f]+)?\.webm$", k)}
+
+
+def _local_backfill(root: Path) -> set[str]:
+    return _backfill_keys(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+async def test_uploads_the_hub_did_not_take_leave_the_local_archive(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub = hub_factory(ARCHIVE_DIR=str(tmp_path), BACKFILL_UPLOAD_TTL_S="2", **FAST)
+    event = "bf-stray-local"
+    await _only_what_the_manifest_lists_stays(
+        hub, event, lambda: _local_backfill(tmp_path), lambda: _manifest(tmp_path, event, "c1")
+    )
+
+
+async def test_uploads_the_hub_did_not_take_leave_the_bucket(s3_hub: S3Hub) -> None:
+    event = "bf-stray-s3"
+    hub, bucket, client = s3_hub(BACKFILL_UPLOAD_TTL_S="2")
+
+    def stored() -> set[str]:
+        found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return _backfill_keys(o["Key"] for o in found)
+
+    def manifest() -> dict[str, Any]:
+        found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        keys = [o["Key"] for o in found if o["Key"].endswith(f"{event}/c1/manifest.json")]
+        return orjson.loads(client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()) if keys else {}
+
+    await _only_what_the_manifest_lists_stays(hub, event, stored, manifest)
 
 
 async def test_a_failed_recording_is_backfilled_with_the_redis_store(

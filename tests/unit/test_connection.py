@@ -135,6 +135,35 @@ async def test_each_connection_numbers_its_own_messages(harness: Harness) -> Non
     ]
 
 
+# ---------------------------------------------------------------- greeting
+
+
+async def test_live_messages_wait_for_the_greeting_and_what_it_carried_is_not_sent_twice(
+    harness: Harness,
+) -> None:
+    conn = harness.connect()
+    conn.hold()
+    release = Outbound("backfill.release", {"until": 5})
+    conn.send(Outbound("backfill.release", {"until": 5}))  # published while the sync runs
+    conn.send(msg("live"))
+    conn.send(msg("hello"), first=True)
+    synced = [msg("room.assign"), release]
+    for message in synced:
+        conn.send(message, first=True)
+    conn.unhold(synced)
+    conn.send(msg("later"))
+    await eventually(lambda: len(harness.socket.sent) == 5, interval=0)
+    assert harness.socket.types() == ["hello", "room.assign", "backfill.release", "live", "later"]
+
+
+async def test_held_messages_overflow_like_the_queue(harness: Harness) -> None:
+    conn = harness.connect(queue_size=2)
+    conn.hold()
+    assert conn.send(msg("a")) and conn.send(msg("b"))
+    assert not conn.send(msg("c"))
+    assert harness.overflows == [conn]
+
+
 # ---------------------------------------------------------------- coalescing
 
 

@@ -116,13 +116,23 @@ export class Backfill {
       }
       const dropped = this.segments.filter((s) => plan.drop.includes(s.seq));
       await this.removeAll(plan.drop);
-      try {
-        await this.store.put(meta, blob);
-      } catch (err) {
-        // Over the quota after all (the estimate is only an estimate): this segment is not kept.
-        await this.store.remove(meta.seq).catch(() => null);
+      let failure = await this.tryPut(meta, blob);
+      if (failure && failure.name === "QuotaExceededError") {
+        // Over the quota after all: the estimate is only an estimate (Chromium's does not even show a
+        // quota set for the origin). What this copy holds now is then its real budget: make room
+        // within it as above, and try once more.
+        const held = this.segments.reduce((sum, s) => sum + s.size, 0);
+        const again = evictionPlan(this.segments, this.requests, this.releasedUntil, meta.size, held);
+        if (again.fits) {
+          dropped.push(...this.segments.filter((s) => again.drop.includes(s.seq)));
+          await this.removeAll(again.drop);
+          failure = await this.tryPut(meta, blob);
+        }
+      }
+      if (failure) {
+        // Still no room (or another failure): this segment is not kept.
         this.quotaShort = true;
-        this.error = `local copy: ${err.message}`;
+        this.error = `local copy: ${failure.message}`;
         this.changed();
         return;
       }
@@ -131,6 +141,17 @@ export class Backfill {
       this.changed();
       this.kick();
     });
+  }
+
+  /** Store one segment; the error when the store refused it (then nothing of it is left). */
+  async tryPut(meta, blob) {
+    try {
+      await this.store.put(meta, blob);
+      return null;
+    } catch (err) {
+      await this.store.remove(meta.seq).catch(() => null);
+      return err;
+    }
   }
 
   async removeAll(seqs) {

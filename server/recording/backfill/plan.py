@@ -10,6 +10,11 @@ recording). A span still going on is asked for up to now, and asked again with a
 grew by `extend_s` (the latest request of an id wins). The page may delete its segments that end
 before the release point: the earliest time still undecided (a pending recording, a span still
 going on), never moving back.
+
+The page says from when it still holds its recording (`media.status.local.from`): a request never
+asks for time before that. A span that reaches past it is asked for from there on (its id stays
+that of the span's start); a span wholly before it is `lost` (not asked for, an open one is
+withdrawn) unless backfill covers it already; the part not asked for stays a gap with its cause.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from server.recording.monitor import intervals as iv
 from server.recording.monitor.intervals import Intervals
 from server.recording.monitor.timeline import Timeline
 
-State = Literal["open", "satisfied", "cancelled"]
+State = Literal["open", "satisfied", "cancelled", "lost"]
 Cause = tuple[float, float | None, str]
 """A span of the timeline and why it was not recorded (a gap's cause)."""
 
@@ -61,6 +66,8 @@ class Inputs:
     backfilled: Intervals
     now: float
     causes: tuple[Cause, ...] = ()
+    local_from: float | None = None
+    """The oldest time the page still holds (its `local.from`); None when it did not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,18 @@ def _window_end(span: Span, held: Request | None, now: float, rules: Rules) -> t
     return now, True
 
 
+def _window_start(start: float, end: float, inputs: Inputs, rules: Rules) -> tuple[float, State]:
+    """Where the request of the span [start, end) begins, and its state: the span is asked for only
+    from the oldest time the page still holds; lost when the page holds none of it (and backfill
+    did not cover it before)."""
+    if not holes(start, end, inputs.backfilled, rules.slack_s):
+        return start, "satisfied"
+    held_from = start if inputs.local_from is None else max(start, inputs.local_from)
+    if held_from >= end:
+        return start, "lost"
+    return held_from, "open" if holes(held_from, end, inputs.backfilled, rules.slack_s) else "satisfied"
+
+
 def release_point(inputs: Inputs, spans: list[Span]) -> float:
     """The earliest time still undecided: a pending recording's start, a span going on, or now."""
     points = [inputs.now]
@@ -151,8 +170,8 @@ def plan(inputs: Inputs, stored: dict[str, Request], released: float | None, rul
         end, ongoing = _window_end(span, held, now, rules)
         if ongoing:
             later(end + rules.extend_s)
-        state: State = "open" if holes(span.start, end, inputs.backfilled, rules.slack_s) else "satisfied"
-        wanted[rid] = Request(rid, span.start, end, state, span.cause, ongoing)
+        start, state = _window_start(span.start, end, inputs, rules)
+        wanted[rid] = Request(rid, start, end, state, span.cause, ongoing)
     result = dict(wanted)
     send: list[Request] = []
     for rid, request in wanted.items():
@@ -184,7 +203,7 @@ def open_requests(requests: Iterable[Request]) -> list[Request]:
     return sorted((r for r in requests if r.state == "open"), key=lambda r: (r.start, r.request_id))
 
 
-def inputs_of(timeline: Timeline, now: float) -> Inputs:
+def inputs_of(timeline: Timeline, now: float, local_from: float | None = None) -> Inputs:
     """What the plan needs of a candidate's timeline: recording gaps' causes first, video gaps' after."""
     pending = iv.normalize(
         (p.start, p.end) for p in timeline.peers if p.status == "pending" and p.start is not None
@@ -197,4 +216,5 @@ def inputs_of(timeline: Timeline, now: float) -> Inputs:
         backfilled=timeline.backfilled,
         now=now,
         causes=tuple((g.start, g.end, g.cause) for g in ranked),
+        local_from=local_from,
     )

@@ -7,6 +7,13 @@ it (checks.py); a good segment becomes a `backfilled` signal in the candidate's 
 satisfies its request, closes the gap's alert and lists it in the manifest), a bad one is deleted
 and refused with the reason, and the page uploads it again.
 
+Nothing the hub did not take stays in the archive: an announced segment's upload URL runs out
+`upload_ttl_s` after the announcement, and once as long again has passed (time for a PUT begun
+before to land) a segment still not archived (refused, never completed, its request closed
+meanwhile) has its object deleted by `sweep` and is `abandoned` (or stays `rejected`); after half
+that time `complete` no longer takes it, so no sweep deletes what is being archived. The sweep runs
+after an evaluation of the candidate, which each announcement schedules for then.
+
 Hub upload URLs: `/api/v1/backfill/uploads/{segment}?e=<event>&c=<candidate>&exp=<epoch s>&sig=<hex
 HMAC-SHA256(HUB_SECRET, "backfill\\n" event "\\n" candidate "\\n" segment "\\n" exp)>`.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
@@ -23,7 +31,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from server.recording.archive.contract import SegmentSource
+from server.recording.archive.contract import ArchiveError, SegmentSource
 from server.recording.archive.layout import places
 from server.recording.backfill.checks import Announcement, Limits, Refused, upload_problem, window_problem
 from server.recording.backfill.requests import BackfillRequests
@@ -32,8 +40,12 @@ from server.recording.monitor.timeline import Signal, Timeline
 from server.store.backfill import BackfillStore
 
 UPLOAD_PATH = "/api/v1/backfill/uploads/"
+log = logging.getLogger("proctorhub.recording.backfill")
 
-SegmentState = Literal["upload", "archived", "rejected"]
+SegmentState = Literal["upload", "archived", "rejected", "abandoned"]
+RETRY_SWEEP_S = 60.0
+"""When a sweep could not reach the archive, it tries again this much later."""
+ABANDONED = "it was not completed before its upload URL ran out: announce it again"
 
 
 class RequestClosed(Exception):
@@ -74,6 +86,10 @@ class Held:
     state: SegmentState
     reason: str = ""
     uploaded_type: str | None = None
+    expires: float = 0.0
+    """When its latest upload URL runs out (epoch s)."""
+    swept: bool = False
+    """Its object was deleted by a sweep (until it is announced again)."""
 
     def dump(self) -> bytes:
         return orjson.dumps({**asdict(self), "segment": asdict(self.segment)})
@@ -115,6 +131,8 @@ class BackfillLinks:
     add_signals: Callable[[str, str, list[Signal]], Awaitable[None]]
     clock: Callable[[], float]
     secret: str
+    check_at: Callable[[str, str, float], Awaitable[None]]
+    """Evaluate the candidate again at that time (the sweep runs after an evaluation)."""
 
 
 class BackfillService:
@@ -122,6 +140,7 @@ class BackfillService:
         self._links = links
         self.limits = limits
         self._ttl = max(1, int(upload_ttl_s))
+        links.requests.sweeper = self.sweep
 
     async def _held(self, event_id: str, candidate_id: str, segment_id: str) -> Held | None:
         raw = await self._links.store.get_segment(event_id, candidate_id, segment_id)
@@ -144,12 +163,16 @@ class BackfillService:
         problem = window_problem(segment, request.start, request.end, self.limits)
         if problem is not None:
             raise Refused(problem)
+        expires = self._links.clock() + self._ttl
         if held is None or held.segment != segment:
             key, room = await self._place(event_id, candidate_id, segment)
-            held = Held(segment, key, room, "upload")
+            held = Held(segment, key, room, "upload", expires=expires)
         else:
-            held = replace(held, state="upload", reason="")
+            held = replace(held, state="upload", reason="", expires=expires, swept=False)
         await self._put(event_id, candidate_id, held)
+        sweep = expires + self._ttl
+        await self._links.requests.sweep_at(event_id, candidate_id, sweep)
+        await self._links.check_at(event_id, candidate_id, sweep)
         return {
             "segment_id": segment_id,
             "state": "upload",
@@ -186,7 +209,7 @@ class BackfillService:
         if url is not None:
             headers = {"Content-Type": segment.content_type, "x-amz-checksum-sha256": checksum}
             return {"method": "PUT", "url": url, "headers": headers}
-        exp = int(self._links.clock()) + self._ttl
+        exp = int(held.expires)
         sig = upload_signature(self._links.secret, event_id, candidate_id, segment.segment_id, exp)
         query = urlencode({"e": event_id, "c": candidate_id, "exp": exp, "sig": sig})
         return {
@@ -212,6 +235,8 @@ class BackfillService:
             raise UnknownSegment(repr(segment_id))
         if held.state == "archived":
             return 0  # already verified and kept: a retried PUT changes nothing
+        if held.state != "upload":
+            raise SegmentRejected(f"it is {held.state}: announce it again")  # a PUT after its refusal
         if (
             content_type is None
             or content_type.replace(" ", "").lower() != held.segment.content_type.replace(" ", "").lower()
@@ -232,7 +257,10 @@ class BackfillService:
             raise UnknownSegment(repr(segment_id))
         if held.state == "archived":
             return {"state": "archived", "key": held.key}
-        problem = await self._problem(event_id, candidate_id, held)
+        if held.swept or self._links.clock() > held.expires + self._ttl / 2:
+            problem: str | None = ABANDONED
+        else:
+            problem = await self._problem(event_id, candidate_id, held)
         if problem is not None:
             await self._links.archive.delete(held.key)
             await self._put(event_id, candidate_id, replace(held, state="rejected", reason=problem))
@@ -251,6 +279,29 @@ class BackfillService:
         )
         await self._links.add_signals(event_id, candidate_id, [signal])
         return {"state": "archived", "key": held.key}
+
+    async def sweep(self, event_id: str, candidate_id: str, now: float) -> float | None:
+        """Delete the objects of segments not archived whose upload URL ran out a URL's lifetime
+        ago; when to look again (None: no upload is waiting)."""
+        later: list[float] = []
+        for segment_id in await self._links.store.list_segments(event_id, candidate_id):
+            held = await self._held(event_id, candidate_id, segment_id)  # read again: it may have moved on
+            if held is None or held.state == "archived" or held.swept:
+                continue
+            due = held.expires + self._ttl
+            if due > now:
+                later.append(due)
+                continue
+            try:
+                await self._links.archive.delete(held.key)
+            except ArchiveError as exc:
+                log.warning("could not delete the stray upload %s (%s); again later", held.key, exc)
+                later.append(now + RETRY_SWEEP_S)
+                continue
+            state: SegmentState = "rejected" if held.state == "rejected" else "abandoned"
+            swept = replace(held, state=state, reason=held.reason or ABANDONED, swept=True)
+            await self._put(event_id, candidate_id, swept)
+        return min(later, default=None)
 
     async def _problem(self, event_id: str, candidate_id: str, held: Held) -> str | None:
         request = await self._links.requests.request(event_id, candidate_id, held.segment.request_id)

@@ -233,6 +233,10 @@ class RecordingMonitor:
             signals = [s for s in signals if s not in gone] + list(change.add)
         return evaluate(signals, self._clock(), self.rules)
 
+    async def check_at(self, event_id: str, candidate_id: str, at: float) -> None:
+        """Evaluate one candidate again at `at` (or earlier, if asked for earlier), on any node."""
+        await self._store.timelines.schedule_check(_member(event_id, candidate_id), at)
+
     async def check(self, event_id: str, candidate_id: str, *, recorded: bool = False) -> None:
         """Evaluate one candidate again and publish what changed."""
         store = self._store
