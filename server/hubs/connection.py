@@ -74,7 +74,9 @@ class Connection:
         self.assigned: frozenset[str] = frozenset()
         """The rooms of the last `room.assign` sent to this socket."""
         self.stale = False
-        """An assignment changed during the state sync, after it may have read it: push it again."""
+        """An assignment changed during the state sync or a push, after it may have read it: push again."""
+        self.reassigning = False
+        """A push of the socket's assignment is under way (`Seating.reassign`: one at a time)."""
         self.awaiting_ack: dict[int, object] = {}
         """Message id -> the `ack_key` of a pushed message the client has not acked yet."""
         self.tokens: dict[str, tuple[str, float]] = {}

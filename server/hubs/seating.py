@@ -126,20 +126,31 @@ class Seating:
             self._spawn(self.reassign(conn), "reassign")
 
     async def reassign(self, conn: Connection) -> None:
+        """Push what the socket's user is assigned now. One push runs per socket at a time: a change
+        noted while one runs makes it read again when it is done, so the last push a socket gets was
+        read after the last change (two pushes at once could land in the other order: the older read,
+        slower with more rooms' tokens or a roster to read, last)."""
         session = conn.session
         if conn.state is not ConnectionState.OPEN or session is None:
             return
-        if not conn.synced:
-            conn.stale = True  # its state sync may have read the old allocation; it pushes again after
+        if not conn.synced or conn.reassigning:
+            conn.stale = True  # the state sync, or the push under way, reads it again when done
             return
-        conn.stale = False
-        if session.role == "candidate":
-            message = await self._assigner.candidate(conn, reason="rebalance", only_if_changed=True)
-            messages = [] if message is None else [message]
-        else:
-            messages = await self._assigner.proctor(conn, reason="rebalance", always=True)
-        for out in messages:
-            conn.send(out)
+        conn.reassigning = True
+        try:
+            while conn.state is ConnectionState.OPEN:
+                conn.stale = False
+                if session.role == "candidate":
+                    message = await self._assigner.candidate(conn, reason="rebalance", only_if_changed=True)
+                    messages = [] if message is None else [message]
+                else:
+                    messages = await self._assigner.proctor(conn, reason="rebalance", always=True)
+                for out in messages:
+                    conn.send(out)
+                if not conn.stale:
+                    return
+        finally:
+            conn.reassigning = False
 
     # ------------------------------------------------------------------ state sync
 

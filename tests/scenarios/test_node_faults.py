@@ -12,10 +12,11 @@ import contextlib
 import random
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.allocation_support import AUTH, allocation, seats
 from tests.client import HubClient, login, token
@@ -29,10 +30,19 @@ ROOM_SIZE = 10
 KEYS = {"HMS_ACCESS_KEY": "simkey", "HMS_SECRET": "s" * 40, "HUB_SECRET": SECRET}
 
 
-class Candidate:
-    """Logs in on its node; when the socket drops, logs in again on any node that answers."""
+class Node(Protocol):
+    @property
+    def ws(self) -> str: ...
 
-    def __init__(self, user: str, event: str, nodes: list[HubProcess], first: int) -> None:
+
+class Candidate:
+    """Logs in on its node; when the socket drops, logs in again on any node that answers.
+
+    A node that stops while a socket is still in its opening handshake ends it without an HTTP answer
+    (`InvalidMessage`) or with a refusal (`InvalidStatus`): both are `InvalidHandshake`, and the client
+    tries again elsewhere like a browser would. Anything else ends the task: `alive` reports it."""
+
+    def __init__(self, user: str, event: str, nodes: list[Node], first: int) -> None:
         self.user, self.event, self.nodes, self.at = user, event, nodes, first
         self.rooms: list[str] = []
         self.closes: list[int | None] = []
@@ -43,7 +53,7 @@ class Candidate:
             node = self.nodes[self.at % len(self.nodes)]
             try:
                 client, _ = await login(node.ws, token(SECRET, self.user, event=self.event), timeout=30)
-            except (OSError, InvalidStatus, ConnectionClosed, TimeoutError, AssertionError):
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, AssertionError):
                 self.at += 1
                 await asyncio.sleep(random.uniform(0.05, 0.3))
                 continue
@@ -62,6 +72,45 @@ class Candidate:
 
     def stop(self) -> None:
         self.task.cancel()
+
+
+def alive(candidates: list[Candidate]) -> None:
+    """A client that gave up reconnecting fails the test at once: it would never come back nor be
+    told its room, and a wait for it would only hide why."""
+    for c in candidates:
+        if c.task.done() and not c.task.cancelled():
+            raise AssertionError(f"{c.user} stopped reconnecting: {c.task.exception()!r}")
+
+
+def all_told(candidates: list[Candidate]) -> bool:
+    """Every candidate has been told a room (and every one is still trying)."""
+    alive(candidates)
+    return all(c.rooms for c in candidates)
+
+
+@dataclass
+class CutNode:
+    """A node in its last moment: it takes the TCP connection and closes it before any HTTP answer."""
+
+    port: int
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+async def test_a_handshake_cut_by_a_stopping_node_is_tried_again() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(cut, "127.0.0.1", 0)
+    candidate = Candidate("c0", "e1", [CutNode(server.sockets[0].getsockname()[1])], 0)
+    try:
+        await eventually(lambda: alive([candidate]) or candidate.at >= 3, timeout=20, what="3 attempts")
+    finally:
+        candidate.stop()
+        server.close()
 
 
 def two_nodes(
@@ -110,7 +159,7 @@ async def test_a_node_killed_in_a_storm_loses_no_seat(hub_factory, redis_server:
             c.nodes = live
 
         def all_seated() -> bool:
-            return all(c.rooms for c in candidates) and len(seats(allocation(nodes[1], event))) == 300
+            return all_told(candidates) and len(seats(allocation(nodes[1], event))) == 300
 
         await eventually(all_seated, timeout=60, what="every candidate seated after the kill")
         after = check_seats(allocation(nodes[1], event))
@@ -142,14 +191,13 @@ async def test_sigterm_in_a_storm_drains_and_keeps_every_seat(hub_factory, redis
         for c in on_a:
             c.nodes = nodes[1:]  # the load balancer sends them to the live node
 
-        def online() -> int:
+        def all_online() -> bool:
+            alive(on_a)
             answer = httpx.get(f"{nodes[1].http}/api/v1/events/{event}", headers=AUTH, timeout=10).json()
-            return int(answer["counts"]["online"])
+            return int(answer["counts"]["online"]) == 200
 
-        await eventually(
-            lambda: online() == 200, timeout=60, what="every candidate back online on the live node"
-        )
-        await eventually(lambda: all(c.rooms for c in on_a), timeout=60, what="every candidate told its room")
+        await eventually(all_online, timeout=60, what="every candidate back online on the live node")
+        await eventually(lambda: all_told(on_a), timeout=60, what="every candidate told its room")
         after = check_seats(allocation(nodes[1], event))
         assert all(after[user] == room for user, room in told.items()), "a seat given before SIGTERM moved"
         assert all(set(c.rooms) == {after[c.user]} for c in on_a), "a candidate was told two rooms"
@@ -217,7 +265,7 @@ async def test_sigterm_while_sockets_connect_exits_and_loses_nothing_accepted(
         for c in on_a:
             c.nodes = nodes[1:]
 
-        await eventually(lambda: all(c.rooms for c in on_a), timeout=60, what="every candidate told its room")
+        await eventually(lambda: all_told(on_a), timeout=60, what="every candidate told its room")
         after = check_seats(allocation(nodes[1], event))
         assert len(after) == 300
         assert all(after[user] == room for user, room in told.items()), "a seat given before SIGTERM moved"
