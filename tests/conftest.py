@@ -21,6 +21,8 @@ from tests.servers import HubProcess, RedisServer, start_hub, start_redis
 settings.register_profile("proctorhub", deadline=None, print_blob=True)
 settings.load_profile("proctorhub")
 
+pytest_plugins = ["tests.hang_report"]
+
 LEVELS = {"unit": "unit", "hub": "hub", "scenarios": "slow", "browser": "browser"}
 """tests/<folder> -> the marker its tests carry (`-m "not slow"`, `-m browser`, ...)."""
 

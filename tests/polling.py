@@ -23,12 +23,14 @@ REPR_LIMIT = 400
 async def eventually(
     check: Callable[[], T | Awaitable[T]],
     *,
-    timeout: float = 5.0,
+    timeout: float = 20.0,
     what: str = "the condition",
     interval: float = 0.01,
 ) -> T:
     """Call `check` every `interval` seconds until it returns a truthy value; return that value.
 
+    The default deadline is generous on purpose: it is spent only when the test fails, and a CI
+    machine loaded by parallel workers can take seconds for what a quiet one does at once.
     `interval=0` only yields to the event loop between checks (for in-process tests whose
     progress needs no real time)."""
     loop = asyncio.get_running_loop()
