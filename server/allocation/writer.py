@@ -175,6 +175,8 @@ class EventWriter:
         self._telling: asyncio.Task[None] | None = None
         self._to_create = 0
         self.lost = False
+        self._failure: Exception | None = None
+        """Why the writer stopped: what a request arriving after that is told at once."""
 
     @property
     def event_id(self) -> str:
@@ -231,6 +233,8 @@ class EventWriter:
     def seat(self, candidate_id: str) -> asyncio.Future[str]:
         """The candidate's room, once a write has seated it (at once if it already has a seat)."""
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self._refused(done):
+            return done
         room = self._seat_of.get(candidate_id)
         if room is not None and self._rooms[room].open:
             done.set_result(room)
@@ -242,10 +246,20 @@ class EventWriter:
     def request_pass(self) -> asyncio.Future[None]:
         """Plan the whole event soon; resolves after the pass that saw this request."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._refused(done):
+            return done
         self._pass_waiters.append(done)
         self._dirty = True
         self._wake.set()
         return done
+
+    def _refused(self, done: asyncio.Future[Any]) -> bool:
+        """A stopped writer answers at once: a request that picked it just before it stopped (the
+        lease moved meanwhile) would otherwise wait its whole deadline for a loop that has ended."""
+        if not self.lost:
+            return False
+        done.set_exception(self._failure or LeaseLost(f"the allocation of {self.event_id!r} moved"))
+        return True
 
     def proctor_rooms(self, proctor_id: str) -> list[RoomRecord]:
         return [r for r in self._records if proctor_id in self._rooms[r.room_id].proctors]
@@ -284,6 +298,7 @@ class EventWriter:
     def fail_all(self, error: Exception) -> None:
         """The writer stops (lease lost, node stopping): every waiter is told to ask again."""
         self.lost = True
+        self._failure = error
         self._wake.set()
         for join in (*self._joins.values(), *self._waiting.values()):
             for future in join.futures:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from server.allocation.planner import CandidateState, Capacity, EventState, ProctorState, RoomState, plan
 from server.allocation.service import AllocationService, NoRoom
-from server.allocation.writer import Outcome
+from server.allocation.writer import EventWriter, LeaseLost, Outcome
 from server.background import Background
 from server.store.records import ConnRef, EventConfig, UserRecord
 from server.store.redis import RedisStore
@@ -254,3 +254,36 @@ def test_two_nodes_keep_the_guarantees_whatever_happens(redis_server: RedisServe
                 await store.close()
 
     asyncio.run(scenario())
+
+
+async def test_a_writer_that_stopped_answers_at_once(redis_server: RedisServer) -> None:
+    """A request that picked a writer just before its lease moved is told to ask again, not left
+    waiting for a loop that has ended (it waited its whole 10 s deadline once)."""
+    await flush(redis_server.url)
+    store = RedisStore(redis_server.url)
+    try:
+        event = EventConfig(EV, EV, room_size=ROOM_SIZE, proctor_load=2 * ROOM_SIZE, expected_candidates=6)
+        await store.events.create_event(event)
+
+        async def notify(outcome: Outcome) -> None:
+            return None
+
+        writer = EventWriter(
+            event,
+            1,
+            store=store,
+            factory=Rooms(),
+            feed=StoreFeed(store),
+            prefix="t",
+            clock=lambda: 1000.0,
+            notify=notify,
+            background=Background(log),
+        )
+        await writer.load()
+        writer.fail_all(LeaseLost("the allocation moved"))
+        asked = [writer.seat("c0"), writer.request_pass()]
+        assert all(future.done() for future in asked)
+        for future in asked:
+            assert isinstance(future.exception(), LeaseLost)
+    finally:
+        await store.close()
