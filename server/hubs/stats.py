@@ -1,7 +1,10 @@
 """Live `event.stats` for admins: counted from the store, pushed at most once per interval.
 
 An event is recounted only when something was announced on its watch topic
-since the last push, so a quiet event costs nothing.
+since the last push, so a quiet event costs nothing; and the counts go out only when they differ
+from the last ones pushed: most announcements (a camera toggled, a token refreshed elsewhere) change
+no count, and re-sending the same numbers to every admin doubled the cost of the fan-out that
+caused them.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class StatsPublisher:
         self._interval_s = interval_s
         self._subscribers: dict[str, set[Connection]] = defaultdict(set)
         self._dirty: set[str] = set()
+        self._pushed: dict[str, dict[str, Any]] = {}
+        """event -> the counts last pushed to its subscribers (each got them, or newer, at subscribe)."""
         fanout.observe(self._observe)
 
     def _observe(self, topic: str, message: Outbound) -> None:
@@ -94,6 +99,7 @@ class StatsPublisher:
 
     def subscribe(self, conn: Connection, event_id: str) -> None:
         self._subscribers[event_id].add(conn)
+        self._pushed.pop(event_id, None)  # its first counts may be read before or after the next push
 
     def unsubscribe_all(self, conn: Connection) -> None:
         for event_id in [e for e, conns in self._subscribers.items() if conn in conns]:
@@ -101,6 +107,7 @@ class StatsPublisher:
             conns.discard(conn)
             if not conns:
                 del self._subscribers[event_id]
+                self._pushed.pop(event_id, None)
 
     async def push_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -109,5 +116,8 @@ class StatsPublisher:
             if not conns:
                 continue
             message = await self.message(event_id)
+            if self._pushed.get(event_id) == message.data:
+                continue
+            self._pushed[event_id] = message.data
             for conn in list(conns):
                 conn.send(message)

@@ -150,6 +150,26 @@ async def test_admin_sees_event_stats_live_and_can_subscribe_to_any_event(shared
     await proctor.close()
 
 
+async def test_event_stats_go_out_only_when_a_count_changes(shared_hub: HubProcess) -> None:
+    """A camera toggled is news for the admins' candidate list, not for the counts: pushing the
+    same counts again to every admin doubled the cost of each such fan-out."""
+    event = "presence-stats-changes"
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
+    await admin.expect("event.stats")
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event=event))
+    await admin.expect("event.stats", lambda m: m["data"]["online"] == 1)
+    for k in range(4):
+        video = k % 2 == 0
+        await candidate.send("media.status", {"room_id": None, "joined": True, "video": video, "audio": True})
+        shown = "on" if video else "off"
+        await admin.expect("candidate.status", lambda m, v=shown: m["data"]["video"] == v)
+        await asyncio.sleep(0.3)  # longer than the hub's stats interval (0.2 s): a push was due
+    await candidate.send("finish")
+    await admin.expect("event.stats", lambda m: m["data"]["finished"] == 1)
+    pushed = [m["data"] for m in admin.inbox if m["type"] == "event.stats"]
+    assert all(earlier != later for earlier, later in zip(pushed, pushed[1:])), pushed
+
+
 async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProcess) -> None:
     event = "presence-proctors"
     admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
