@@ -167,6 +167,8 @@ class EventWriter:
         self._waiting: dict[str, _Join] = {}
         """Joiners the last batch could not seat: they wait for the rooms being made."""
         self._pass_waiters: list[asyncio.Future[None]] = []
+        self._in_write: list[asyncio.Future[Any]] = []
+        """The waiters of the write in progress: taken out of the queues, still owed an answer."""
         self._dirty = False
         self._last_pass_s = 0.0
         self._wake = asyncio.Event()
@@ -304,7 +306,7 @@ class EventWriter:
             for future in join.futures:
                 if not future.done():
                     future.set_exception(error)
-        for waiter in self._pass_waiters:
+        for waiter in (*self._pass_waiters, *self._in_write):
             if not waiter.done():
                 waiter.set_exception(error)
         self._joins.clear()
@@ -317,6 +319,13 @@ class EventWriter:
 
     async def _write_joins(self) -> None:
         batch, self._joins = self._joins, {}
+        self._in_write = [future for join in batch.values() for future in join.futures]
+        try:
+            await self._seat_batch(batch)
+        finally:
+            self._in_write = []
+
+    async def _seat_batch(self, batch: dict[str, _Join]) -> None:
         for candidate_id in batch:
             room = self._seat_of.get(candidate_id)
             self._candidates[candidate_id] = CandidateState(candidate_id, "online", room)
@@ -396,6 +405,13 @@ class EventWriter:
     async def _write_pass(self) -> None:
         self._dirty = False
         waiters, self._pass_waiters = self._pass_waiters, []
+        self._in_write = list(waiters)
+        try:
+            await self._pass(waiters)
+        finally:
+            self._in_write = []
+
+    async def _pass(self, waiters: list[asyncio.Future[None]]) -> None:
         started = asyncio.get_running_loop().time()
         self._counted("pass")
         try:

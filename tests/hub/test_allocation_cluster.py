@@ -13,7 +13,9 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -256,34 +258,71 @@ def test_two_nodes_keep_the_guarantees_whatever_happens(redis_server: RedisServe
     asyncio.run(scenario())
 
 
+def make_writer(store: RedisStore, event: EventConfig, fence: int) -> EventWriter:
+    async def notify(outcome: Outcome) -> None:
+        return None
+
+    return EventWriter(
+        event,
+        fence,
+        store=store,
+        factory=Rooms(),
+        feed=StoreFeed(store),
+        prefix="t",
+        clock=lambda: 1000.0,
+        notify=notify,
+        background=Background(log),
+    )
+
+
+CLUSTER_EVENT = EventConfig(EV, EV, room_size=ROOM_SIZE, proctor_load=2 * ROOM_SIZE, expected_candidates=6)
+
+
 async def test_a_writer_that_stopped_answers_at_once(redis_server: RedisServer) -> None:
     """A request that picked a writer just before its lease moved is told to ask again, not left
     waiting for a loop that has ended (it waited its whole 10 s deadline once)."""
     await flush(redis_server.url)
     store = RedisStore(redis_server.url)
     try:
-        event = EventConfig(EV, EV, room_size=ROOM_SIZE, proctor_load=2 * ROOM_SIZE, expected_candidates=6)
-        await store.events.create_event(event)
-
-        async def notify(outcome: Outcome) -> None:
-            return None
-
-        writer = EventWriter(
-            event,
-            1,
-            store=store,
-            factory=Rooms(),
-            feed=StoreFeed(store),
-            prefix="t",
-            clock=lambda: 1000.0,
-            notify=notify,
-            background=Background(log),
-        )
+        await store.events.create_event(CLUSTER_EVENT)
+        writer = make_writer(store, CLUSTER_EVENT, 1)
         await writer.load()
         writer.fail_all(LeaseLost("the allocation moved"))
         asked = [writer.seat("c0"), writer.request_pass()]
         assert all(future.done() for future in asked)
         for future in asked:
             assert isinstance(future.exception(), LeaseLost)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("first", ["seat", "pass"])
+async def test_the_write_that_finds_the_lease_moved_answers_its_own_waiters(
+    redis_server: RedisServer, first: str
+) -> None:
+    """What a write had taken out of the queues (joins, pass requests) is owed an answer too when
+    its commit finds another node's fence: it waited out its whole deadline once."""
+    await flush(redis_server.url)
+    store = RedisStore(redis_server.url)
+    try:
+        await store.events.create_event(CLUSTER_EVENT)
+        name = f"alloc:{EV}"
+        fence = await store.locks.acquire_lock(name, "n0", now=1000.0, ttl_s=LEASE_S)
+        assert fence is not None
+        writer = make_writer(store, CLUSTER_EVENT, fence)
+        await writer.load()
+        running = asyncio.create_task(writer.run())
+        await store.presence.connect(ConnRef(EV, "c0", "n0/1", "n0"), role="candidate", name=None, now=1000.0)
+        await asyncio.wait_for(writer.seat("c0"), 10)  # a room exists, c0 sits in it
+        assert await store.locks.acquire_lock(name, "n1", now=1000.0 + 2 * LEASE_S, ttl_s=LEASE_S)
+        if first == "seat":
+            ref, role = ConnRef(EV, "c1", "n0/2", "n0"), "candidate"
+        else:
+            ref, role = ConnRef(EV, "p0", "n0/3", "n0"), "proctor"  # a pass would give p0 the room
+        await store.presence.connect(ref, role=role, name=None, now=1000.0)
+        asked: asyncio.Future[Any] = writer.seat("c1") if first == "seat" else writer.request_pass()
+        await asyncio.wait_for(asyncio.gather(asked, return_exceptions=True), 10)
+        assert isinstance(asked.exception(), LeaseLost)
+        await asyncio.wait_for(running, 10)
     finally:
         await store.close()

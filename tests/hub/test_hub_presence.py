@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from tests.client import login, token
 from tests.conftest import SECRET, create_event
@@ -167,7 +168,7 @@ async def test_event_stats_go_out_only_when_a_count_changes(shared_hub: HubProce
     await candidate.send("finish")
     await admin.expect("event.stats", lambda m: m["data"]["finished"] == 1)
     pushed = [m["data"] for m in admin.inbox if m["type"] == "event.stats"]
-    assert all(earlier != later for earlier, later in zip(pushed, pushed[1:])), pushed
+    assert all(earlier != later for earlier, later in itertools.pairwise(pushed)), pushed
 
 
 async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProcess) -> None:
