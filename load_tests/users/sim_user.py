@@ -62,6 +62,9 @@ class Records:
     # the user itself: finish, stop, network loss) and every room.assign a candidate got (user, t, room)
     links: list[tuple[str, str, int, float, float, int, bool]] = field(default_factory=list)
     assigns: list[tuple[str, float, str]] = field(default_factory=list)
+    # every moment a user went away on its own (network loss, finish), socket open or not: one whose
+    # network goes while it waits to reconnect closes no socket, yet cannot be back before its network is
+    leaves: list[tuple[str, float]] = field(default_factory=list)
     backfill: list[dict[str, Any]] = field(default_factory=list)  # each segment archived (backfill_page)
     closes: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -285,7 +288,9 @@ class SimUser:
         """The network goes for `away_s` (0: for good): the socket drops without a close frame."""
         if away_s <= 0:
             self.stopped = True
-        self.offline_until = time.time() + away_s
+        now = time.time()
+        self.shared.records.leaves.append((self.user_id, now))
+        self.offline_until = now + away_s
         if self.sock is not None:
             self.sock.abort()
 
