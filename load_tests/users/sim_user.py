@@ -226,10 +226,16 @@ class SimUser:
             if self._session is None:
                 self._session = await self.shared.session_token(self.user_id, self.role)
             self.sock = await self._open()
+            if self.network_gone:
+                # The network went while this socket was connecting (lose_network had no socket to
+                # drop): a real one would not survive that either, nor let the user come online.
+                self.sock.abort()
+                return await self._closed
             if not await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT_S):
                 raise ConnectionError("closed before hello")
         except (OSError, TimeoutError, ConnectionError, HttpError) as exc:
-            records.error(f"connect: {type(exc).__name__}: {exc}")
+            if not self.network_gone:  # its own network loss is no failure to connect
+                records.error(f"connect: {type(exc).__name__}: {exc}")
             if self.sock is not None:
                 self.sock.abort()
                 return await self._closed
@@ -255,9 +261,14 @@ class SimUser:
         raise ConnectionRefusedError(f"all {len(shared.ws_urls)} hub nodes refused the connection")
 
     @property
+    def network_gone(self) -> bool:
+        """The user's network is down (churn, proctor loss): no socket of its gets through."""
+        return self.offline_until > time.time()
+
+    @property
     def leaving(self) -> bool:
         """The user closes or lost its socket itself (stopped, finished, its network gone)."""
-        return self.stopped or self.offline_until > time.time()
+        return self.stopped or self.network_gone
 
     def connected(self) -> None:
         """Called on each `hello`, before the state sync that follows it is handled."""
@@ -272,7 +283,7 @@ class SimUser:
             code = await self._connect_once()
             self.sock = None
             records.closes[str(code)] += 1
-            if self.stopped or self.offline_until > time.time():
+            if self.stopped or self.network_gone:
                 continue
             delay = reconnect_delay(code, self.attempt, self.shared.rng)
             if delay is None:
