@@ -132,9 +132,11 @@ KILL_ROWS = (
     ("seats_never_back", "never seated again"),
     ("seats_moved", "seated in another room"),
     ("left_before_back", "left on purpose before they were back"),
+    ("left_before_back_max_s", "the longest any of them waited before it left (s)"),
     ("reseated_p50_s", "re-seated, p50 (s)"),
     ("reseated_max_s", "re-seated, max (s)"),
     ("kill_recovery_s", "all back and every room watched (s)"),
+    ("slowest_reseats", "slowest re-seats: socket closed, hello again, seated (s from the kill)"),
     ("bystanders_dropped", "live nodes' users dropped"),
     ("bystanders", "who"),
 )

@@ -321,6 +321,7 @@ class SimCandidate(SimUser):
         self.send("finish", {})
         self.finished = True
         self.finished_at = time.time()
+        self.shared.records.leaves.append((self.user_id, self.finished_at))
         async with self.media_lock:
             await self._leave("finished")
         self.copy.finish(time.time())  # as the page: leave the room first, then stop the recorder

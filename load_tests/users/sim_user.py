@@ -62,6 +62,9 @@ class Records:
     # the user itself: finish, stop, network loss) and every room.assign a candidate got (user, t, room)
     links: list[tuple[str, str, int, float, float, int, bool]] = field(default_factory=list)
     assigns: list[tuple[str, float, str]] = field(default_factory=list)
+    # every moment a user went away on its own (network loss, finish), socket open or not: one whose
+    # network goes while it waits to reconnect closes no socket, yet cannot be back before its network is
+    leaves: list[tuple[str, float]] = field(default_factory=list)
     backfill: list[dict[str, Any]] = field(default_factory=list)  # each segment archived (backfill_page)
     closes: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -223,10 +226,16 @@ class SimUser:
             if self._session is None:
                 self._session = await self.shared.session_token(self.user_id, self.role)
             self.sock = await self._open()
+            if self.network_gone:
+                # The network went while this socket was connecting (lose_network had no socket to
+                # drop): a real one would not survive that either, nor let the user come online.
+                self.sock.abort()
+                return await self._closed
             if not await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT_S):
                 raise ConnectionError("closed before hello")
         except (OSError, TimeoutError, ConnectionError, HttpError) as exc:
-            records.error(f"connect: {type(exc).__name__}: {exc}")
+            if not self.network_gone:  # its own network loss is no failure to connect
+                records.error(f"connect: {type(exc).__name__}: {exc}")
             if self.sock is not None:
                 self.sock.abort()
                 return await self._closed
@@ -252,9 +261,14 @@ class SimUser:
         raise ConnectionRefusedError(f"all {len(shared.ws_urls)} hub nodes refused the connection")
 
     @property
+    def network_gone(self) -> bool:
+        """The user's network is down (churn, proctor loss): no socket of its gets through."""
+        return self.offline_until > time.time()
+
+    @property
     def leaving(self) -> bool:
         """The user closes or lost its socket itself (stopped, finished, its network gone)."""
-        return self.stopped or self.offline_until > time.time()
+        return self.stopped or self.network_gone
 
     def connected(self) -> None:
         """Called on each `hello`, before the state sync that follows it is handled."""
@@ -269,7 +283,7 @@ class SimUser:
             code = await self._connect_once()
             self.sock = None
             records.closes[str(code)] += 1
-            if self.stopped or self.offline_until > time.time():
+            if self.stopped or self.network_gone:
                 continue
             delay = reconnect_delay(code, self.attempt, self.shared.rng)
             if delay is None:
@@ -285,7 +299,9 @@ class SimUser:
         """The network goes for `away_s` (0: for good): the socket drops without a close frame."""
         if away_s <= 0:
             self.stopped = True
-        self.offline_until = time.time() + away_s
+        now = time.time()
+        self.shared.records.leaves.append((self.user_id, now))
+        self.offline_until = now + away_s
         if self.sock is not None:
             self.sock.abort()
 

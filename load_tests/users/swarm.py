@@ -150,6 +150,7 @@ class Swarm:
             "injected": r.injected,
             "links": r.links,
             "assigns": r.assigns,
+            "leaves": r.leaves,
             "closes": dict(r.closes),
             "errors": dict(r.errors),
             "counts": dict(r.counts),

@@ -240,6 +240,36 @@ def test_a_node_kill_is_judged_on_the_dead_nodes_candidates_and_the_others_socke
     assert (got["bystanders_dropped"], got["bystanders"]) == (1, ["bystander"])
     healed = figures([{"links": links[:2], "assigns": assigns[:2]}], timeline, t0=t0, node=1, killed_at=kill)
     assert healed["seats_lost"] == 0 and healed["kill_recovery_s"] == 2.0  # seated at 0.6 s, watched at 2 s
+    assert healed["slowest_reseats"] == [
+        {"user": "back", "noticed_s": 0.1, "hello_s": 0.5, "node": 0, "seated_s": 0.6}
+    ]
+
+
+def test_a_candidate_whose_network_goes_while_it_reconnects_is_excused_for_the_time_it_was_away() -> None:
+    from load_tests.judge.node_kill import figures
+
+    t0, kill = 1000.0, 1030.0
+    links = [
+        ("back", "candidate", 1, 1001.0, 1030.1, 1006, False),
+        ("back", "candidate", 0, 1030.5, 1060.0, 1000, True),
+        ("churned", "candidate", 1, 1001.0, 1030.1, 1006, False),  # no socket open when its network went
+        ("churned", "candidate", 0, 1049.0, 1060.0, 1000, True),
+    ]
+    assigns = [("back", 1001.1, "r1"), ("back", 1030.6, "r1"), ("churned", 1001.1, "r2")]
+    assigns.append(("churned", 1049.1, "r2"))
+    timeline = [{"t_s": float(t), "unwatched": 0} for t in range(30, 60)]
+    part = {"links": links, "assigns": assigns}
+    blind = figures([part], timeline, t0=t0, node=1, killed_at=kill)
+    assert blind["reseated_max_s"] == 19.1 and blind["kill_recovery_s"] == 20.0  # away counted as slow
+    seen = figures([{**part, "leaves": [("churned", 1030.3)]}], timeline, t0=t0, node=1, killed_at=kill)
+    assert (seen["left_before_back"], seen["left_before_back_users"], seen["seats_lost"]) == (
+        1,
+        ["churned"],
+        0,
+    )
+    assert seen["reseated_max_s"] == 0.6 and seen["kill_recovery_s"] == 1.0  # watched at the next sample
+    late = figures([{**part, "leaves": [("churned", 1035.0)]}], timeline, t0=t0, node=1, killed_at=kill)
+    assert late["left_before_back_max_s"] == 5.0 and late["kill_recovery_s"] == 5.0  # it waited 5 s unseated
 
 
 def test_a_reconnect_the_hub_never_saw_as_a_drop_is_no_presence_change_to_push() -> None:
