@@ -167,6 +167,7 @@ async def pool_status(pool: WorkerPool) -> dict[str, Any]:
         "total": sum(r["total"] for r in replies),
         "close_codes": codes,
         "other_messages": other,
+        "client_gc_longest_ms": max((r.get("gc_longest_ms", 0.0) for r in replies), default=0.0),
     }
 
 
