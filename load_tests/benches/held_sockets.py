@@ -30,7 +30,7 @@ from websockets.uri import parse_uri
 from load_tests.judge.stats import Action, Record, match_deliveries
 from load_tests.users.token_watch import TOKEN_TYPES, TokenHolder, TokenWatch
 from load_tests.users.wire import Socket
-from load_tests.users.worker_pool import worker_setup
+from load_tests.users.worker_pool import GcPauses, worker_setup
 
 SUBPROTOCOL = Subprotocol("proctorhub.v1.json")
 
@@ -115,21 +115,6 @@ async def open_client(
     return client
 
 
-class _GcPauses:
-    """The longest garbage collection this process made since it was last reset (seconds)."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self._started = 0.0
-        gc.callbacks.append(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.longest = max(self.longest, time.perf_counter() - self._started)
-
-
 class _Worker:
     """The state of one worker process: its clients and what they recorded."""
 
@@ -137,7 +122,7 @@ class _Worker:
         self.index = index
         self.clients: list[LeanClient] = []
         self.tokens = TokenWatch(lambda: self.clients)
-        self.gc = _GcPauses()
+        self.gc = GcPauses()
 
     async def handle(self, command: str, args: dict[str, Any]) -> Any:
         handlers: dict[str, Callable[..., Any]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import multiprocessing
 import multiprocessing.process
 import os
@@ -49,6 +50,23 @@ def watch_parent() -> None:
     while os.getppid() == parent:
         time.sleep(1)
     os._exit(1)
+
+
+class GcPauses:
+    """The longest garbage collection this process made since it was last reset (seconds): a client
+    paused by its own collector timestamps late what it reads meanwhile, which a figure would blame
+    on the hub."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
 
 
 def worker_setup() -> None:
