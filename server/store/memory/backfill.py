@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from server.store.memory.kept import kept
+
 
 class MemoryBackfill:
     def __init__(self) -> None:
@@ -15,7 +17,7 @@ class MemoryBackfill:
 
     async def put_requests(self, event_id: str, candidate_id: str, requests: dict[str, bytes]) -> None:
         if requests:
-            self._requests[(event_id, candidate_id)].update(requests)
+            self._requests[(event_id, candidate_id)].update((k, kept(v)) for k, v in requests.items())
 
     async def get_segment(self, event_id: str, candidate_id: str, segment_id: str) -> bytes | None:
         return self._segments.get((event_id, candidate_id), {}).get(segment_id)
@@ -24,4 +26,4 @@ class MemoryBackfill:
         return dict(self._segments.get((event_id, candidate_id), {}))
 
     async def put_segment(self, event_id: str, candidate_id: str, segment_id: str, segment: bytes) -> None:
-        self._segments[(event_id, candidate_id)][segment_id] = segment
+        self._segments[(event_id, candidate_id)][segment_id] = kept(segment)

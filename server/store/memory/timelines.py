@@ -5,6 +5,8 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 
+from server.store.memory.kept import all_kept, kept
+
 
 class MemoryTimelines:
     def __init__(self) -> None:
@@ -18,7 +20,7 @@ class MemoryTimelines:
     async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
         held = self._signals[(event_id, candidate_id)]
         before = len(held)
-        held.update(signals)
+        held.update(all_kept(signals))
         return len(held) - before
 
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
@@ -29,11 +31,11 @@ class MemoryTimelines:
     ) -> None:
         held = self._signals[(event_id, candidate_id)]
         held.difference_update(remove)
-        held.update(add)
+        held.update(all_kept(add))
 
     async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None:
         if alerts:
-            self._alerts[(event_id, candidate_id)].update(alerts)
+            self._alerts[(event_id, candidate_id)].update((k, kept(v)) for k, v in alerts.items())
             self._alerted[event_id].add(candidate_id)
 
     async def get_alerts(self, event_id: str, candidate_id: str) -> dict[str, bytes]:
