@@ -13,7 +13,8 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 
 from tests.client import HubClient, login, token
-from tests.conftest import SECRET
+from tests.conftest import API_KEY, SECRET
+from tests.polling import eventually
 from tests.servers import HubProcess
 
 
@@ -62,10 +63,11 @@ class Watcher:
         return out
 
     async def stop(self) -> None:
-        if self.task is not None:
+        """Cancel the reader until it has ended: a cancellation can be lost in the race with a
+        frame arriving at the same moment (Python 3.11's wait_for), so one is not enough."""
+        while self.task is not None and not self.task.done():
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await asyncio.wait({self.task}, timeout=1)
 
 
 async def watcher(hub: HubProcess, user: str, role: str, event: str) -> Watcher:
@@ -144,6 +146,20 @@ async def _join(
     published.raise_for_status()
     await candidate.report(joined=True, video=True)
     return candidate
+
+
+async def video_flowing(media: httpx.AsyncClient, event: str, candidate: Candidate) -> None:
+    """Wait until the hub's timeline has the candidate's video flowing (the page and 100ms agreed).
+
+    A test about what follows video must start from video: a loaded hub can read the page's report
+    after a 100ms leave sent a few milliseconds later, and then the sitting never had any."""
+    path = f"/api/v1/events/{event}/candidates/{candidate.user_id}/timeline"
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    async def flowing() -> bool:
+        return bool((await media.get(path, headers=auth)).json()["intervals"]["video"])
+
+    await eventually(flowing, what=f"video flowing for {candidate.user_id}")
 
 
 async def add_fault(media: httpx.AsyncClient, **rule: Any) -> None:

@@ -15,7 +15,7 @@ from tests.client import HubClient, login, token
 from tests.conftest import SECRET, HubFactory, create_event
 from tests.polling import eventually
 from tests.servers import HubProcess, RedisServer
-from tests.sitting import Watcher, add_fault, sit, watcher
+from tests.sitting import Watcher, add_fault, sit, video_flowing, watcher
 
 THRESHOLD = 1.0
 RECONCILE_S = 1.0
@@ -31,6 +31,7 @@ async def test_a_page_claiming_video_after_100ms_saw_its_peer_leave_gets_a_gap(
         proctor = await watcher(hub, "p1", "proctor", event)
         candidate = await sit(hub, event, "c1", media)
         await eventually(lambda: proctor.rooms, what="the proctor watches the room")
+        await video_flowing(media, event, candidate)
         # The peer leaves 100ms (the simulator sends peer.leave.success); the page goes on saying video.
         left = await media.post(f"/hms-sim/media/peers/{candidate.peer_id}/leave")
         left.raise_for_status()
@@ -38,16 +39,13 @@ async def test_a_page_claiming_video_after_100ms_saw_its_peer_leave_gets_a_gap(
         await candidate.report(joined=True, video=True)
         opened = await eventually(
             lambda: proctor.opened("video.gap").get("c1"),
-            timeout=THRESHOLD + 2,
             what="a video gap for the page that left 100ms",
         )
         assert opened.data["detail"]["cause"] == "peer_left_100ms"
         assert abs(opened.data["started_at"] / 1000 - left_at) < 1
         # A new join of the same user ends it.
         await candidate.join_again()
-        await eventually(
-            lambda: proctor.closed("video.gap").get("c1"), timeout=THRESHOLD + 5, what="the gap closed"
-        )
+        await eventually(lambda: proctor.closed("video.gap").get("c1"), what="the gap closed")
         await proctor.stop()
 
 
@@ -62,13 +60,13 @@ async def test_a_leave_whose_webhook_was_lost_is_read_back_by_the_reconciler(
         stays = await sit(hub, event, "c1", media)
         leaves = await sit(hub, event, "c2", media)
         assert stays.room_id == leaves.room_id  # c1 keeps the session open: no session.close either
+        await video_flowing(media, event, leaves)
         await add_fault(media, kind="webhook.lose", user_id="c2", event_type="peer.leave.success")
         left = await media.post(f"/hms-sim/media/peers/{leaves.peer_id}/leave")
         left.raise_for_status()
         await leaves.report(joined=True, video=True)
         opened = await eventually(
             lambda: proctor.opened("video.gap").get("c2"),
-            timeout=RECONCILE_S * 2 + THRESHOLD + 2,
             what="a video gap from the reconciled leave",
         )
         assert opened.data["detail"]["cause"] == "peer_left_100ms"
