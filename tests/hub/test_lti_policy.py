@@ -15,7 +15,7 @@ from tests.conftest import SECRET
 from tests.hub import test_lti
 from tests.hub.test_lti import HOST, Setup, acs_path, begin, launch
 from tests.polling import eventually
-from tests.sitting import sit
+from tests.sitting import sit, video_flowing
 
 EVENT_PATH = "/api/v1/events/{}"
 hub = test_lti.hub  # the same fixtures: a hub for the module, a platform registered for each test
@@ -71,14 +71,7 @@ async def test_a_gap_that_was_100mss_gives_the_attempt_its_seconds_back(lti: Set
     candidate = lti.platform.user["sub"]
     async with httpx.AsyncClient(base_url=lti.hub.http, timeout=30) as media:
         sitting = await sit(lti.hub, event_id, candidate, media)
-        # first the hub sees video flow (the page's word and 100ms's agree); a loaded hub could read
-        # the page's report after a leave 4 ms later, and the whole sitting was one gap of the page's
-        timeline = f"{EVENT_PATH.format(event_id)}/candidates/{candidate}/timeline"
-
-        async def video_flowing() -> list[Any]:
-            return list((await lti.browser.get(timeline, headers=HOST)).json()["intervals"]["video"])
-
-        await eventually(video_flowing, what="video flowing before 100ms drops the peer")
+        await video_flowing(media, event_id, sitting)  # the premise: the page's video flowed first
         # 100ms drops the peer; the page goes on saying it sends video: the gap is 100ms's
         (await media.post(f"/hms-sim/media/peers/{sitting.peer_id}/leave")).raise_for_status()
         await sitting.report(joined=True, video=True)
