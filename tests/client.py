@@ -42,10 +42,7 @@ class HubClient:
         await self.ws.send(frame)
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that lands
-        # as the frame arrives, and a reader task cancelled then read on forever (a 120 s test hang)
-        async with asyncio.timeout(timeout):
-            frame = await self.ws.recv()
+        frame = await asyncio.wait_for(self.ws.recv(), timeout)
         message = json.loads(frame) if isinstance(frame, str) else msgpack.unpackb(frame)
         self.inbox.append(message)
         return message
