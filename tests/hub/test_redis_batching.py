@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import DataError, RedisError, ResponseError
 
 from server.store.redis.batching import BatchingRedis
 from server.store.redis.connection import connect, flat, kept_writes, script
 from tests.conftest import flush
+from tests.polling import eventually
 from tests.servers import RedisServer
 
 
@@ -167,3 +170,54 @@ async def test_a_bad_argument_fails_its_own_call_only(client: aioredis.Redis) ->
     results = await asyncio.gather(*good, bad, return_exceptions=True)
     assert sorted(results[:20]) == list(range(1, 21))  # type: ignore[type-var]
     assert isinstance(results[20], DataError)
+
+
+async def test_turns_in_flight_share_one_connection(redis_server: RedisServer) -> None:
+    """A turn's commands go out while the turn before still waits for its replies, on the same
+    connection (a batch holding a pooled connection until its replies came took a new one each)."""
+    name = f"pipelined-{secrets.token_hex(4)}"
+    pool = aioredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=64, client_name=name)
+    redis = BatchingRedis(connection_pool=pool)
+    try:
+        calls = []
+        for turn in range(30):
+            calls += [asyncio.ensure_future(redis.incr(f"turn{turn}")) for _ in range(10)]
+            await asyncio.sleep(0)
+        assert await asyncio.gather(*calls) == [n for _ in range(30) for n in range(1, 11)]
+        listed = await redis.client_list()
+        assert sum(1 for c in listed if c["name"] == name) == 1
+    finally:
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_a_redis_that_stops_answering_fails_the_callers_within_the_socket_timeout(
+    redis_server: RedisServer,
+) -> None:
+    """Commands wait on one connection with no read of their own to time out: when Redis answers
+    nothing for the socket timeout, they are failed (after redis-py's path tried again), not left
+    waiting, and the client works once Redis does."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_server.url, socket_timeout=0.5, retry=Retry(NoBackoff(), 1)
+    )
+    redis = BatchingRedis(connection_pool=pool)
+    admin = aioredis.from_url(redis_server.url)
+    try:
+        assert await redis.incr("before") == 1  # the command connection is open
+        # Every client paused for 3 s (an UNPAUSE would wait too): twice the time the callers get.
+        await admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        results = await asyncio.wait_for(
+            asyncio.gather(*(redis.incr("during") for _ in range(5)), return_exceptions=True), 10
+        )
+        assert all(isinstance(r, RedisError) for r in results), results
+
+        async def answering() -> bool:
+            try:
+                return await redis.get("before") == b"1"
+            except RedisError:
+                return False
+
+        await eventually(answering, what="the client answers once Redis does", interval=0.2)
+        assert await redis.incr("after") == 1
+    finally:
+        await admin.aclose()
+        await redis.aclose(close_connection_pool=True)
