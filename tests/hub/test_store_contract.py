@@ -484,6 +484,36 @@ async def test_raising_handler_is_counted_and_reader_survives(
         await store.close()
 
 
+async def test_publishes_made_without_waiting_arrive_in_order(redis_url: str) -> None:
+    """A PUBLISH returns before Redis answers it; what one node publishes still arrives in the order
+    it was published (one command connection, commands queued as they are made)."""
+    store = RedisStore(redis_url)
+    received: list[bytes] = []
+    try:
+        await store.pubsub.subscribe("t", lambda _topic, payload: received.append(payload))
+        sent = [str(i).encode() for i in range(300)]
+        for payload in sent:
+            await store.pubsub.publish("t", payload)
+        await eventually(lambda: len(received) >= len(sent))
+        assert received == sent
+        assert store.pubsub.publish_errors == 0
+    finally:
+        await store.close()
+
+
+async def test_a_publish_redis_never_took_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody waits for a PUBLISH's answer, so a Redis that cannot be reached is not raised to the
+    publisher: it is counted and logged, never lost silently."""
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        await store.pubsub.publish("t", b"lost")
+        await eventually(lambda: store.pubsub.publish_errors == 1, what="the failed PUBLISH counted")
+        assert any("PUBLISH failed" in r.getMessage() for r in caplog.records)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
 async def test_reader_resubscribes_after_connection_killed(redis_url: str) -> None:
     store = RedisStore(redis_url)
     admin = aioredis.Redis.from_url(redis_url)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
 from server.store.pubsub import NodeHandler
 from server.store.records import MessageHandler
+from server.store.redis.batching import BatchingRedis
 from server.store.redis.connection import P, script, tail
 
 log = logging.getLogger("proctorhub.store.redis")
@@ -44,6 +46,8 @@ class RedisPubSub:
         """Messages whose handler raised (logged, then dropped)."""
         self.read_errors = 0
         """Pub/sub read failures the reader recovered from."""
+        self.publish_errors = 0
+        """PUBLISHes Redis did not take (logged at the 1st, 10th, 100th...)."""
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -55,7 +59,23 @@ class RedisPubSub:
         await self._pubsub.aclose()
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        await self._redis.publish(f"{TOPIC}{topic}", payload)
+        await self._post(f"{TOPIC}{topic}", payload)
+
+    async def _post(self, channel: str, payload: bytes) -> None:
+        """PUBLISH without waiting for Redis's count of receivers, which nobody reads: the command is
+        queued at once, in order with the node's every other command, and a failure is counted and
+        logged (a join no longer waits a round trip to tell the watchers)."""
+        if not isinstance(self._redis, BatchingRedis):
+            await self._redis.publish(channel, payload)
+            return
+        self._redis.post("PUBLISH", channel, payload).add_done_callback(self._published)
+
+    def _published(self, reply: asyncio.Future[object]) -> None:
+        if reply.cancelled() or reply.exception() is None:
+            return
+        self.publish_errors += 1
+        if math.log10(self.publish_errors).is_integer():  # the 1st, 10th, 100th...: an outage, not a flood
+            log.warning("redis PUBLISH failed (%d so far): %r", self.publish_errors, reply.exception())
 
     async def subscribe(self, topic: str, handler: MessageHandler) -> None:
         """One shared pub/sub connection; the reader task starts with the first topic."""
@@ -78,7 +98,7 @@ class RedisPubSub:
             self._start_reader()
 
     async def send(self, node_id: str, kind: str, payload: bytes) -> None:
-        await self._redis.publish(f"{NODE}{node_id}", kind.encode() + b"\n" + payload)
+        await self._post(f"{NODE}{node_id}", kind.encode() + b"\n" + payload)
 
     async def send_to_user(self, event_id: str, user_id: str, kind: str, payload: bytes) -> int:
         args = [NODE, kind.encode() + b"\n" + payload]
