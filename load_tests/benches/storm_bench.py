@@ -2,6 +2,7 @@
 
     .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 600 --over 1
     .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 5000 --over 10 --nodes 2
+    .venv/bin/python -m load_tests.benches.storm_bench storm --candidates 5000 --over 10 --rounds 5
     .venv/bin/python -m load_tests.benches.storm_bench loss --candidates 600 --proctors 40 --grace 5
 
 `storm`: an event of room size 20 on each store of `--stores` in turn, in the same run (the memory
@@ -10,7 +11,8 @@ standalone simulator, the clients spread over the nodes as a load balancer would
 arrive evenly over `--over` seconds from worker processes; for each, the time from its `auth` frame
 to its `room.assign`. Also the hubs' allocation passes and lock waits, and the CPU the hub nodes
 used from the first arrival until 3 s after the last, per arrival (on a shared machine a steadier
-figure than the latencies: the same work costs the same CPU whoever else is busy).
+figure than the latencies: the same work costs the same CPU whoever else is busy). `--rounds N` runs
+the stores N times, alternating, and gives each round's p99 ratio to the first store and their median.
 `loss`: candidates and proctors seated, then one proctor's socket is cut; the time until every
 proctor that inherits its rooms has a `roster` holding them (grace included, and beyond it).
 Everything runs on 127.0.0.1 and stops by itself.
@@ -24,6 +26,7 @@ import gc
 import json
 import multiprocessing
 import secrets
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -167,8 +170,29 @@ def _storm_on(args: argparse.Namespace, store: str) -> dict[str, Any]:
         cluster.stop()
 
 
+def p99_ratios(runs: list[dict[str, Any]], stores: list[str]) -> dict[str, Any]:
+    """Each round's p99 on every store after the first over the first's (rounds run the stores in
+    order, back to back), and their median: one storm's p99 moves with whatever else the machine ran
+    in its few seconds, so a ratio is quoted over rounds."""
+    rounds = [runs[i : i + len(stores)] for i in range(0, len(runs), len(stores))]
+    out: dict[str, Any] = {}
+    for store in stores[1:]:
+        ratios = []
+        for round_ in rounds:
+            base = round_[0]["auth_to_room_assign_ms"].get("p99_ms")
+            other = next(r for r in round_ if r["store"] == store)["auth_to_room_assign_ms"].get("p99_ms")
+            if base and other is not None:
+                ratios.append(round(other / base, 2))
+        out[f"{store}_over_{stores[0]}"] = {
+            "rounds": ratios,
+            "median": statistics.median(ratios) if ratios else None,
+        }
+    return out
+
+
 def storm(args: argparse.Namespace) -> dict[str, Any]:
-    runs = [_storm_on(args, store) for store in args.stores.split(",")]
+    stores = args.stores.split(",")
+    runs = [_storm_on(args, store) for _ in range(args.rounds) for store in stores]
     for run in runs:
         ms = run["auth_to_room_assign_ms"]
         print(
@@ -177,7 +201,11 @@ def storm(args: argparse.Namespace) -> dict[str, Any]:
             f"failed {run['failed']}, hub CPU {run['hub_cpu_ms_per_arrival']} ms per arrival",
             file=sys.stderr,
         )
-    return {"scenario": "storm", "candidates": args.candidates, "over_s": args.over, "runs": runs}
+    result = {"scenario": "storm", "candidates": args.candidates, "over_s": args.over, "runs": runs}
+    if len(stores) > 1:
+        result["p99_ratio"] = p99_ratios(runs, stores)
+        print(f"p99 ratio: {result['p99_ratio']}", file=sys.stderr)
+    return result
 
 
 async def _loss(url: str, secret: str, candidates: int, proctors: int, grace: float) -> dict[str, Any]:
@@ -258,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--stores", default="memory,redis", help="stores to run on, in this order (memory,redis)")
     s.add_argument("--nodes", type=int, default=1, help="hub nodes on Redis (the memory store runs one)")
+    s.add_argument("--rounds", type=int, default=1, help="run every store this many times, alternating")
     s.set_defaults(run=storm)
     lo = sub.add_parser("loss", help="proctors go: time until their rooms have another")
     lo.add_argument("--candidates", type=int, default=600)
