@@ -104,14 +104,12 @@ class BatchingRedis(aioredis.Redis):
         self._flush_loop = None
         queue, self._queue = self._queue, []
         loop = asyncio.get_running_loop()
-        pipe = self._pipe if self._pipe is not None and self._pipe.usable(loop) else None
         for start in range(0, len(queue), MAX_BATCH):
             entries = self._packed_entries(queue[start : start + MAX_BATCH])
             if not entries:
                 continue
-            if pipe is not None:
-                pipe.send(entries)
-            else:
+            pipe = self._pipe  # looked up per write: the one before may have found it lost
+            if pipe is None or not pipe.usable(loop) or not pipe.send(entries):
                 self._spawn(self._send(entries))
 
     def _packed_entries(self, batch: list[Queued]) -> list[Packed]:
@@ -136,9 +134,7 @@ class BatchingRedis(aioredis.Redis):
             pipe = await self._opened_pipe()
         except Exception:
             pipe = None
-        if pipe is not None and pipe.usable(asyncio.get_running_loop()):
-            pipe.send(entries)
-        else:
+        if pipe is None or not pipe.usable(asyncio.get_running_loop()) or not pipe.send(entries):
             await self._send_pooled(entries)
 
     async def _opened_pipe(self) -> _Pipe | None:
@@ -305,16 +301,21 @@ class _Pipe:
     def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
         return self._open and self._loop is loop
 
-    def send(self, entries: list[Packed]) -> None:
+    def send(self, entries: list[Packed]) -> bool:
+        """Write `entries`; False (nothing taken) when the connection turns out lost on the write."""
+        if not self._open:
+            return False
         if not self._waiting:
             self._last_reply = self._loop.time()
             if self._timeout is not None and self._watch is None:
                 self._watch = self._loop.call_later(self._timeout, self._watchdog)
-        self._waiting.extend(entries)
         try:
             self._writer.write(b"".join(packed for packed, _, _, _ in entries))
         except Exception as exc:  # a transport already closed: the reader has not seen it yet
             self._lost(exc)
+            return False
+        self._waiting.extend(entries)
+        return True
 
     async def answered(self) -> None:
         """Until every command sent so far has its reply (or the connection is lost)."""
