@@ -130,7 +130,7 @@ def build_backfill(
     async def sync(conn: Connection) -> list[Outbound]:
         return [] if conn.session is None else await requests.state_sync(conn.session)
 
-    hub.state_sync.add("backfill", sync)
+    hub.state_sync.add("backfill", sync, independent=True)  # a candidate's own requests
 
     async def local(event_id: str, candidate_id: str, held: dict[str, Any]) -> None:
         if await requests.local(event_id, candidate_id, held, hub.clock()):

@@ -20,28 +20,34 @@ StateProvider = Callable[[Connection], Awaitable[list[Outbound]]]
 
 class StateSync:
     def __init__(self, admin_stats: StateProvider) -> None:
-        self._providers: list[tuple[str, StateProvider]] = [("event.stats", admin_stats)]
+        self._providers: list[tuple[str, StateProvider, bool]] = [("event.stats", admin_stats, False)]
 
-    def add(self, name: str, provider: StateProvider, *, before: str | None = None) -> None:
-        """Register a provider, e.g. `add("room.assign", rooms, before="event.stats")`."""
+    def add(
+        self, name: str, provider: StateProvider, *, before: str | None = None, independent: bool = False
+    ) -> None:
+        """Register a provider, e.g. `add("room.assign", rooms, before="event.stats")`.
+
+        `independent`: it reads nothing the providers before it change (a proctor's alerts do read the
+        rooms its `room.assign` pass gave it), so it starts with the first one instead of after them: on
+        Redis its round trips then overlap theirs. Its messages keep their place in the order."""
         index = len(self._providers)
         if before is not None:
-            index = next(i for i, (n, _) in enumerate(self._providers) if n == before)
-        self._providers.insert(index, (name, provider))
+            index = next(i for i, (n, _, _) in enumerate(self._providers) if n == before)
+        self._providers.insert(index, (name, provider, independent))
 
     async def messages(self, conn: Connection) -> list[Outbound]:
-        """Every provider's messages, in the providers' order. They read at the same time: on Redis each
-        waits on its own round trips, and `room.assign` should not wait on the backfill's read too.
-        The first runs in the caller's task, the others in tasks of their own (cancelled if one fails)."""
-        first, *rest = (provider for _, provider in self._providers)
-        others = [asyncio.ensure_future(provider(conn)) for provider in rest]
+        """Every provider's messages, in the providers' order (the independent ones read in tasks of
+        their own from the start, cancelled if the sync fails)."""
+        early = {
+            name: asyncio.ensure_future(p(conn)) for name, p, independent in self._providers if independent
+        }
         try:
-            out = list(await first(conn))
-            for messages in await asyncio.gather(*others):
-                out.extend(messages)
+            out: list[Outbound] = []
+            for name, provider, independent in self._providers:
+                out.extend(await early[name] if independent else await provider(conn))
         except BaseException:
-            for task in others:
+            for task in early.values():
                 task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            await asyncio.gather(*early.values(), return_exceptions=True)
             raise
         return out

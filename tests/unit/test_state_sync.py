@@ -1,4 +1,4 @@
-"""StateSync: the providers read at the same time, their messages keep the documented order."""
+"""StateSync: the documented order of messages; independent providers read from the start."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from server.protocol import Outbound
 CONN: Any = object()  # the providers here never look at the connection
 
 
-async def test_providers_wait_at_the_same_time_and_keep_their_order() -> None:
-    """`room.assign` goes first although it waits for something only a later provider does: one after
-    the other, the sync would never end."""
+async def test_an_independent_provider_reads_alongside_and_keeps_its_place() -> None:
+    """`room.assign` goes first although it waits for something only the backfill provider does: read
+    after it, the sync would never end."""
     assigned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def stats(_conn: Any) -> list[Outbound]:
@@ -32,24 +32,45 @@ async def test_providers_wait_at_the_same_time_and_keep_their_order() -> None:
 
     sync = StateSync(stats)
     sync.add("room.assign", rooms, before="event.stats")
-    sync.add("backfill", backfill)
+    sync.add("backfill", backfill, independent=True)
     messages = await asyncio.wait_for(sync.messages(CONN), 5)
-    assert [m.type for m in messages] == [
-        "room.assign",
-        "event.stats",
-        "backfill.request",
-        "backfill.release",
-    ]
+    expected = ["room.assign", "event.stats", "backfill.request", "backfill.release"]
+    assert [m.type for m in messages] == expected
+
+
+async def test_a_provider_that_is_not_independent_reads_after_the_ones_before_it() -> None:
+    """A proctor's alerts are read for the rooms its `room.assign` pass gave it."""
+    rooms_given: list[str] = []
+
+    async def stats(_conn: Any) -> list[Outbound]:
+        return []
+
+    async def rooms(_conn: Any) -> list[Outbound]:
+        await asyncio.sleep(0.01)
+        rooms_given.append("r1")
+        return [Outbound("room.assign", {})]
+
+    async def alerts(_conn: Any) -> list[Outbound]:
+        return [Outbound("alert", {"room_id": r}) for r in rooms_given]
+
+    sync = StateSync(stats)
+    sync.add("room.assign", rooms, before="event.stats")
+    sync.add("alerts", alerts)
+    messages = await asyncio.wait_for(sync.messages(CONN), 5)
+    assert [(m.type, m.data) for m in messages] == [("room.assign", {}), ("alert", {"room_id": "r1"})]
 
 
 async def test_a_failing_provider_fails_the_sync_with_its_own_error_and_stops_the_others() -> None:
     stopped: list[str] = []
 
     async def stats(_conn: Any) -> list[Outbound]:
+        return []
+
+    async def backfill(_conn: Any) -> list[Outbound]:
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            stopped.append("stats")
+            stopped.append("backfill")
             raise
         return []
 
@@ -59,9 +80,10 @@ async def test_a_failing_provider_fails_the_sync_with_its_own_error_and_stops_th
 
     sync = StateSync(stats)
     sync.add("room.assign", rooms, before="event.stats")
+    sync.add("backfill", backfill, independent=True)
     with pytest.raises(LookupError, match="no room"):
         await asyncio.wait_for(sync.messages(CONN), 5)
-    assert stopped == ["stats"]
+    assert stopped == ["backfill"]
 
 
 async def test_a_cancelled_sync_leaves_no_provider_running() -> None:
@@ -78,11 +100,11 @@ async def test_a_cancelled_sync_leaves_no_provider_running() -> None:
         return []
 
     sync = StateSync(lambda _conn: waits("stats"))
-    sync.add("room.assign", lambda _conn: waits("rooms"), before="event.stats")
+    sync.add("backfill", lambda _conn: waits("backfill"), independent=True)
     task = asyncio.ensure_future(sync.messages(CONN))
     await started.wait()
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert sorted(stopped) == ["rooms", "stats"]
+    assert sorted(stopped) == ["backfill", "stats"]
