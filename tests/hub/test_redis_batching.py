@@ -203,8 +203,9 @@ async def test_a_redis_that_stops_answering_fails_the_callers_within_the_socket_
     admin = aioredis.from_url(redis_server.url)
     try:
         assert await redis.incr("before") == 1  # the command connection is open
-        # Every client paused for 3 s (an UNPAUSE would wait too): twice the time the callers get.
-        await admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        # Every client paused for 5 s (an UNPAUSE would wait too). The callers are failed after about
+        # 1.5 s: the command connection's 0.5 s, then two tries on redis-py's path of 0.5 s each.
+        await admin.execute_command("CLIENT", "PAUSE", "5000", "ALL")
         results = await asyncio.wait_for(
             asyncio.gather(*(redis.incr("during") for _ in range(5)), return_exceptions=True), 10
         )
