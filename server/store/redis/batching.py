@@ -19,6 +19,7 @@ pub/sub keep their own connections and never enter a batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 from collections import deque
@@ -146,6 +147,7 @@ class BatchingRedis(aioredis.Redis):
         opening = self._opening
         if opening is None or opening.get_loop() is not loop:
             opening = self._opening = loop.create_task(self._open_pipe())
+            opening.add_done_callback(_retrieved)  # its failure reaches the senders waiting on it
         try:
             return await asyncio.shield(opening)  # a cancelled caller leaves the opening to the others
         finally:
@@ -173,11 +175,12 @@ class BatchingRedis(aioredis.Redis):
 
     async def _retire(self, conn: Connection, unanswered: list[Packed]) -> None:
         try:
-            await conn.disconnect(nowait=True)
-        finally:
+            with contextlib.suppress(Exception):  # closing what is already broken may fail: no matter
+                await conn.disconnect(nowait=True)
             await self.connection_pool.release(conn)
-        for start in range(0, len(unanswered), MAX_BATCH):
-            await self._send_pooled(unanswered[start : start + MAX_BATCH])
+        finally:  # whatever happened above, every caller still gets its reply or its error
+            for start in range(0, len(unanswered), MAX_BATCH):
+                await self._send_pooled(unanswered[start : start + MAX_BATCH])
 
     async def _send_pooled(self, entries: list[Packed]) -> None:
         """`entries` on a pooled connection, under redis-py's retry: what a lost connection left
@@ -379,6 +382,12 @@ class _Pipe:
         if self._answered is not None:
             _settle(self._answered, None)
         self._client._pipe_lost(self, unanswered)
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a task's failure as read: those it concerns got it, and none may be left to log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _settled_later(reply: asyncio.Future[Any], result: Any) -> None:
