@@ -104,6 +104,11 @@ class HubMetrics:
             "Cross-node messages that could not be decoded or delivered",
             registry=r,
         )
+        self.publish_failures = Gauge(
+            "proctorhub_publish_failures",
+            "Cross-node messages the store did not take since start (Redis PUBLISH, not waited for)",
+            registry=r,
+        )
         self.tokens_minted = Counter(
             "proctorhub_tokens_minted", "100ms app tokens minted and held", registry=r
         )

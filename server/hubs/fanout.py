@@ -44,6 +44,8 @@ class Fanout:
         self._subscribed: dict[str, int] = {}
         self._subscriptions = 0
         pubsub.on_node(KIND, self._receive_node)
+        # Redis counts the publishes it never took (nobody waits for them); the memory store has none.
+        metrics.publish_failures.set_function(lambda: getattr(pubsub, "publish_errors", 0))
 
     async def start(self, node_id: str) -> None:
         """Read this node's channel: the messages to users who have sockets here."""

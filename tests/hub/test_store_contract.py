@@ -14,8 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from server.hubs.fanout import Fanout
+from server.metrics import HubMetrics
+from server.protocol import Outbound
 from server.store.allocation import KEEP
 from server.store.base import Store
 from server.store.lti import AcsCall, LtiAttempt, LtiLogin, LtiPlatform
@@ -503,11 +507,14 @@ async def test_publishes_made_without_waiting_arrive_in_order(redis_url: str) ->
 
 async def test_a_publish_redis_never_took_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Nobody waits for a PUBLISH's answer, so a Redis that cannot be reached is not raised to the
-    publisher: it is counted and logged, never lost silently."""
+    publisher: it is counted, shown in /metrics and logged, never lost silently."""
     store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    metrics = HubMetrics()
+    fanout = Fanout(store.pubsub, metrics)
     try:
-        await store.pubsub.publish("t", b"lost")
+        await fanout.publish("watch:ev", Outbound("candidate.status", {"user_id": "c1"}))
         await eventually(lambda: store.pubsub.publish_errors == 1, what="the failed PUBLISH counted")
+        assert "proctorhub_publish_failures 1.0" in generate_latest(metrics.registry).decode()
         assert any("PUBLISH failed" in r.getMessage() for r in caplog.records)
     finally:
         with contextlib.suppress(Exception):
