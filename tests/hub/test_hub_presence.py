@@ -23,6 +23,9 @@ async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: H
     assert hello["data"]["user_id"] == "c1" and hello["data"]["role"] == "candidate"
     online = await proctor.expect("candidate.status", status_of("c1", "online"))
     assert online["data"]["name"] == "Ada"
+    # The proctor gets c1's room (a new room: its `room.assign` and `roster` come after c1's seat).
+    # Only from then on do c1's changes reach it as `candidate.status`; before, the roster carries them.
+    await proctor.expect("roster", lambda m: [c["candidate_id"] for c in m["data"]["candidates"]] == ["c1"])
     tab2, _ = await login(shared_hub.ws, token(SECRET, "c1", event=event))
     await tab1.close()
     await tab2.send("ping")
