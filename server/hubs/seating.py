@@ -142,15 +142,27 @@ class Seating:
                 conn.stale = False
                 if session.role == "candidate":
                     message = await self._assigner.candidate(conn, reason="rebalance", only_if_changed=True)
-                    messages = [] if message is None else [message]
+                    if message is not None:
+                        conn.send(message)
                 else:
-                    messages = await self._assigner.proctor(conn, reason="rebalance", always=True)
-                for out in messages:
-                    conn.send(out)
+                    await self._push_proctor(conn)
                 if not conn.stale:
                     return
         finally:
             conn.reassigning = False
+
+    async def _push_proctor(self, conn: Connection) -> None:
+        """The proctor's rooms and roster. Live messages wait while they are read: a candidate's status
+        changed during the read would otherwise go out first and the older roster after it, showing
+        the proctor the state before the change until the next one."""
+        conn.hold()
+        messages: list[Outbound] = []
+        try:
+            messages = await self._assigner.proctor(conn, reason="rebalance", always=True)
+            for out in messages:
+                conn.send(out, first=True)
+        finally:
+            conn.unhold(messages)
 
     # ------------------------------------------------------------------ state sync
 
