@@ -10,9 +10,10 @@ overflows, or a send stuck past the timeout (the hub's watchdog looks at
 whole state again; nothing is dropped silently.
 
 While the hub greets a socket (`hello`, then the state sync), live messages
-published to it are held and sent after the sync, so the sync comes first in its
-documented order; a held message the sync carried already (same type and data: it
-read the state the message announced) is not sent twice.
+published to it are held (coalesced like the queue) and sent after the sync, so
+the sync comes first in its documented order; a held message the sync carried
+already (same type and data: it read the state the message announced) is not
+sent twice. A proctor's rebalance push holds them the same way while it reads.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class Connection:
         """When the send in progress began (monotonic), while one is; for the hub's watchdog."""
         self._next_id = 1
         self._held: list[Outbound] | None = None
+        self._held_at: dict[str, int] = {}
+        """coalesce key -> its message's place in `_held`: held updates coalesce like queued ones."""
 
     @property
     def role(self) -> str | None:
@@ -124,6 +127,7 @@ class Connection:
     def hold(self) -> None:
         """Keep live messages aside until `unhold` (the greeting goes first, with `first=True`)."""
         self._held = []
+        self._held_at = {}
 
     def unhold(self, carried: list[Outbound]) -> None:
         """Send what was held, less the messages `carried` (the state sync) sent already."""
@@ -139,13 +143,9 @@ class Connection:
         `first`: part of the greeting (`hello`, the state sync), sent even while live messages are held."""
         if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             return False
-        if self._held is not None and not first:
-            if len(self._held) >= self._queue_size:
-                self._on_overflow(self)
-                return False
-            self._held.append(message)
-            return True
         key = message.coalesce_key
+        if self._held is not None and not first:
+            return self._hold(self._held, message, key)
         if key is not None:
             waiting = self._pending.get(key)
             if waiting is not None:
@@ -161,6 +161,19 @@ class Connection:
         if not self._writing:
             self._writing = True
             self._writer = start_eagerly(self._drain(), f"writer {self.conn_id}")
+        return True
+
+    def _hold(self, held: list[Outbound], message: Outbound, key: str | None) -> bool:
+        """Keep a live message for `unhold`; a newer update with the same key takes the older's place."""
+        if key is not None and (place := self._held_at.get(key)) is not None:
+            held[place] = message
+            return True
+        if len(held) >= self._queue_size:
+            self._on_overflow(self)
+            return False
+        if key is not None:
+            self._held_at[key] = len(held)
+        held.append(message)
         return True
 
     async def _drain(self) -> None:

@@ -164,6 +164,22 @@ async def test_held_messages_overflow_like_the_queue(harness: Harness) -> None:
     assert harness.overflows == [conn]
 
 
+async def test_held_updates_coalesce_so_a_long_greeting_during_a_storm_does_not_overflow(
+    harness: Harness,
+) -> None:
+    conn = harness.connect(queue_size=3)
+    conn.hold()
+    for v in range(10):
+        assert conn.send(msg("candidate.status", "status:c1", c="c1", v=v))
+        assert conn.send(msg("candidate.status", "status:c2", c="c2", v=v))
+    assert conn.send(msg("other"))
+    assert harness.overflows == []
+    conn.unhold([])
+    await eventually(lambda: len(harness.socket.sent) == 3, interval=0)
+    sent = [(f["type"], f["data"].get("c"), f["data"].get("v")) for f in harness.socket.frames()]
+    assert sent == [("candidate.status", "c1", 9), ("candidate.status", "c2", 9), ("other", None, None)]
+
+
 # ---------------------------------------------------------------- coalescing
 
 
