@@ -128,6 +128,39 @@ async def test_a_restarted_inbox_sees_what_another_one_handled(store: Store) -> 
     assert first_handler.handled == ["x"] and second_handler.calls == {}
 
 
+class WatchedReads:
+    """The store's webhook queue, noting reads under way and reads cancelled."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.reading = 0
+        self.cancelled = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    async def claim(self, consumer: str, **options: Any) -> list[tuple[str, bytes]]:
+        self.reading += 1
+        try:
+            return await self._queue.claim(consumer, **options)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.reading -= 1
+
+
+async def test_a_stopping_inbox_lets_its_read_end_instead_of_cancelling_it(store: Store) -> None:
+    """A blocked read cancelled on our side can still be answered with an entry appended that moment;
+    the entry would then be this consumer's, waiting `min_idle_s` for another node to reclaim it."""
+    queue = WatchedReads(store.webhooks)
+    box = Inbox(queue, store.dedupe, Recorder(), consumer="node-1", metrics=new_metrics(), block_s=0.3)
+    box.start()
+    await eventually(lambda: queue.reading == 1, interval=0.001)
+    await box.stop()
+    assert queue.reading == 0 and queue.cancelled == 0
+
+
 async def test_entries_held_by_a_stopped_node_are_reclaimed_by_another(store: Store) -> None:
     for n in range(4):
         await store.webhooks.append(encode(event(event_id=f"h{n}")))

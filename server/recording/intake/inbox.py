@@ -41,6 +41,8 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 DEDUPE_TTL_S = 7 * 24 * 3600.0
 RECENT_IDS = 16_384
 BACKLOG_EVERY_S = 0.5
+READ_END_S = 1.0
+"""How long past `block_s` a stopping inbox waits for its read under way before cancelling it."""
 
 
 class RetryLater(Exception):
@@ -108,6 +110,7 @@ class Inbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._backlog_at = 0.0
         self._claims = Outage(log, "webhook inbox: reading the store")
 
@@ -116,6 +119,7 @@ class Inbox:
     def start(self) -> None:
         if self._loops:
             return
+        self._stopping = False
         self._writes.start()
         self._loops = [asyncio.get_running_loop().create_task(self._claim_loop(), name="webhook-inbox-claim")]
 
@@ -126,7 +130,7 @@ class Inbox:
             return
         (claim,) = self._loops
         self._loops = []
-        await _cancel(claim)
+        await self._stop_claiming(claim)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -136,6 +140,17 @@ class Inbox:
                 await _cancel(task)
         await self._writes.stop()
 
+    async def _stop_claiming(self, claim: asyncio.Task[None]) -> None:
+        """Let a read under way end (within `block_s`), then stop. A blocked read cancelled on this
+        side can still be answered by Redis with an entry appended that moment: the entry is then
+        this node's in the group, and waits `min_idle_s` for another node to reclaim it."""
+        self._stopping = True
+        self._room.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(claim), self._block_s + READ_END_S)
+        except TimeoutError:
+            await _cancel(claim)
+
     @property
     def held(self) -> int:
         """Entries this node holds (being handled, waiting to retry, or waiting for their leader)."""
@@ -144,7 +159,7 @@ class Inbox:
     # claiming
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping:
             if len(self._held) >= self._max_held:
                 self._room.clear()
                 await self._room.wait()
@@ -161,6 +176,8 @@ class Inbox:
                     await asyncio.sleep(GATHER_S)
             except Exception as exc:
                 self._metrics.store_errors.inc()
+                if self._stopping:
+                    return
                 await self._claims.pause(exc)
                 continue
             self._claims.recovered()
