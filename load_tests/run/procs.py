@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,10 +36,49 @@ def _child_setup() -> None:
     die_with_parent()
 
 
+PORT_FLOOR = 10_000
+"""Servers' ports are picked from here up to the kernel's ephemeral range."""
+_given: set[int] = set()  # ports this process handed out: never twice
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port nothing listens on, for a server about to start there.
+
+    Picked below the kernel's ephemeral range: a port the kernel hands out for a bind to port 0 is
+    one it also hands to client sockets, and a connection made between the pick and the server's
+    bind (tests and load tests open thousands) took it: "address already in use". pytest-xdist
+    workers pick from blocks of their own, so two workers never pick the same port."""
+    low, high = port_block()
+    for _ in range(500):
+        port = random.randrange(low, high)
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use, or still in TIME_WAIT: another
+                continue
+        _given.add(port)
+        return port
+    with socket.socket() as sock:  # the block is full: the kernel's pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_block() -> tuple[int, int]:
+    """[low, high) of the ports this process picks from."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32_768
+    low, high = PORT_FLOOR, max(ephemeral, PORT_FLOOR + 1_000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        size = (high - low) // workers
+        low += int(worker[2:]) % workers * size
+        high = low + size
+    return low, high
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
