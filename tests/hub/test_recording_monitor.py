@@ -48,6 +48,17 @@ async def seated(
     return client, data.get("room_id")
 
 
+async def watching(proctor: HubClient, candidate_id: str) -> None:
+    """Until the proctor's roster lists the candidate. A proctor that joined before any candidate
+    gets a room only after the first one's seat; until then the candidate's changes reach it in
+    that room's roster, not as `candidate.status`."""
+
+    def listed(roster: dict[str, Any]) -> bool:
+        return any(c["candidate_id"] == candidate_id for c in roster["data"]["candidates"])
+
+    await proctor.expect("roster", listed)
+
+
 async def camera(client: HubClient, room_id: str | None, on: bool) -> None:
     await client.send("media.status", {"room_id": room_id, "joined": True, "video": on, "audio": True})
 
@@ -78,6 +89,7 @@ async def test_a_lost_camera_is_alerted_to_the_proctor_and_admin_after_the_thres
     proctor, _ = await seated(hub, "p1", event, "proctor")
     admin, _ = await login(hub.ws, token(SECRET, "a1", "admin", event))
     cand, room = await seated(hub, "c1", event)
+    await watching(proctor, "c1")
     await camera(cand, room, True)
     status = await proctor.expect(
         "candidate.status", lambda m: m["data"]["candidate_id"] == "c1" and m["data"]["recording"] == "on"
@@ -153,6 +165,7 @@ async def test_a_lost_socket_is_a_gap_with_its_cause_and_shows_in_the_timeline_a
     create_event(hub, event, room_size=5, expected_candidates=5)
     proctor, _ = await seated(hub, "p1", event, "proctor")
     cand, room = await seated(hub, "c1", event)
+    await watching(proctor, "c1")
     await camera(cand, room, True)
     await proctor.expect("candidate.status", lambda m: m["data"]["recording"] == "on")
     await cand.close()
