@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+from server.store.records import UserRecord
+
+
+@dataclass(frozen=True)
+class CheckRead:
+    """What a timeline check reads, under the lock it took (`TimelineStore.locked_read`)."""
+
+    fence: int
+    signals: list[bytes]
+    alerts: dict[str, bytes]
+    user: UserRecord | None
 
 
 class TimelineStore(Protocol):
@@ -10,6 +23,13 @@ class TimelineStore(Protocol):
         """Keep each signal (its canonical JSON) once; how many were new."""
 
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]: ...
+    async def locked_read(
+        self, event_id: str, candidate_id: str, *, lock: str, owner: str, now: float, ttl_s: float
+    ) -> CheckRead | None:
+        """In one step, a check's first round trip: take the lock `lock` for `owner` (as
+        `LockStore.acquire_lock` would) and read the candidate's signals, alerts and user record;
+        None, with nothing read, while another owner holds the lock."""
+
     async def replace_signals(
         self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
     ) -> None:

@@ -35,6 +35,7 @@ from server.store.records import (
     UserRecord,
 )
 from server.store.redis import RedisStore
+from server.store.timelines import CheckRead
 from tests.conftest import flush
 from tests.polling import eventually
 from tests.servers import RedisServer, free_port, start_redis
@@ -726,6 +727,29 @@ async def test_lock_with_fencing(store: Store) -> None:
     await store.locks.release_lock("alloc:ev1", "node-a")
     taken = await store.locks.acquire_lock("alloc:ev1", "node-b", now=102.0, ttl_s=5)
     assert taken is not None and taken > again
+
+
+async def test_a_locked_read_is_the_lock_and_the_checks_reads_in_one_step(store: Store) -> None:
+    lock = "timeline:ev1:c1"
+    await online(store, "c1")
+    await store.timelines.add_signals(EV, "c1", [b"s1", b"s2"])
+    await store.timelines.put_alerts(EV, "c1", {"a1": b"x"})
+    read = await store.timelines.locked_read(EV, "c1", lock=lock, owner="node-a", now=100.0, ttl_s=5)
+    assert read is not None
+    assert sorted(read.signals) == [b"s1", b"s2"]
+    assert read.alerts == {"a1": b"x"}
+    assert read.user is not None and read.user == await store.presence.get_user(EV, "c1")
+    # The lock is the lock store's: held by node-a until 105, taken by no one else, nothing read.
+    assert await store.locks.acquire_lock(lock, "node-b", now=101.0, ttl_s=5) is None
+    assert await store.timelines.locked_read(EV, "c1", lock=lock, owner="node-b", now=101.0, ttl_s=5) is None
+    again = await store.locks.acquire_lock(lock, "node-a", now=101.0, ttl_s=5)
+    assert again is not None and again > read.fence
+    later = await store.timelines.locked_read(EV, "c1", lock=lock, owner="node-b", now=106.5, ttl_s=5)
+    assert later is not None and later.fence > again
+    await store.locks.release_lock(lock, "node-b")
+    assert await store.locks.acquire_lock(lock, "node-a", now=107.0, ttl_s=5) is not None
+    unknown = await store.timelines.locked_read(EV, "c9", lock="timeline:ev1:c9", owner="n", now=0.0, ttl_s=5)
+    assert unknown == CheckRead(1, [], {}, None)
 
 
 async def test_save_allocation_is_fenced_moves_seats_and_returns_the_seated(store: Store) -> None:

@@ -38,6 +38,7 @@ from server.recording.monitor.signals import (
 from server.recording.monitor.timeline import RECORDING_MISSING, Rules, Signal, Timeline, evaluate
 from server.store.base import Store
 from server.store.records import UserRecord
+from server.store.timelines import CheckRead
 from server.topics import admin_topic, user_topic
 
 log = logging.getLogger("proctorhub.recording.monitor")
@@ -214,13 +215,11 @@ class RecordingMonitor:
         return evaluate(await self._signals(event_id, candidate_id), self._clock(), self.rules)
 
     async def _signals(self, event_id: str, candidate_id: str) -> list[Signal]:
-        raws = await self._store.timelines.get_signals(event_id, candidate_id)
-        return [Signal.from_dict(orjson.loads(r)) for r in raws]
+        return _decoded(await self._store.timelines.get_signals(event_id, candidate_id))
 
-    async def _compacted(self, event_id: str, candidate_id: str) -> Timeline:
-        """The candidate's timeline, its oldest toggles folded first when it holds more than the
-        budget (called under its lock: one node folds at a time)."""
-        signals = await self._signals(event_id, candidate_id)
+    async def _compacted(self, event_id: str, candidate_id: str, signals: list[Signal]) -> Timeline:
+        """The candidate's timeline from its `signals`, the oldest toggles folded first when it
+        holds more than the budget (called under its lock: one node folds at a time)."""
         change = compact(signals, self._budget) if len(signals) > self._budget.budget else None
         if change is not None:
             await self._store.timelines.replace_signals(
@@ -242,13 +241,14 @@ class RecordingMonitor:
         store = self._store
         # One evaluation per candidate at a time: locally by an asyncio lock, across nodes by the store's.
         async with self._locks.setdefault((event_id, candidate_id), asyncio.Lock()):
-            if await self._store_lock(event_id, candidate_id) is None:
+            read = await self._locked_read(event_id, candidate_id)
+            if read is None:
                 await store.timelines.schedule_check(
                     _member(event_id, candidate_id), self._clock() + DUE_POLL_S
                 )
                 return
             try:
-                timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id)
+                timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id, read)
             finally:
                 await store.locks.release_lock(_lock_name(event_id, candidate_id), self._owner)
         self._links.metrics.timeline_checks.inc()
@@ -260,25 +260,31 @@ class RecordingMonitor:
     def _owner(self) -> str:
         return self._links.node_id
 
-    async def _store_lock(self, event_id: str, candidate_id: str) -> int | None:
-        store, clock = self._store, self._clock
+    async def _locked_read(self, event_id: str, candidate_id: str) -> CheckRead | None:
+        """The candidate's lock across nodes and what its check reads, in one store round trip;
+        tried for up to two seconds while another node evaluates the candidate."""
+        timelines, clock = self._store.timelines, self._clock
         for _ in range(100):
-            fence = await store.locks.acquire_lock(
-                _lock_name(event_id, candidate_id), self._owner, now=clock(), ttl_s=LOCK_TTL_S
+            read = await timelines.locked_read(
+                event_id,
+                candidate_id,
+                lock=_lock_name(event_id, candidate_id),
+                owner=self._owner,
+                now=clock(),
+                ttl_s=LOCK_TTL_S,
             )
-            if fence is not None:
-                return fence
+            if read is not None:
+                return read
             await asyncio.sleep(0.02)
         return None
 
-    async def _evaluate_and_publish(self, event_id: str, candidate_id: str) -> tuple[Timeline, bool]:
+    async def _evaluate_and_publish(
+        self, event_id: str, candidate_id: str, read: CheckRead
+    ) -> tuple[Timeline, bool]:
         store = self._store
-        timeline, held, user = await asyncio.gather(
-            self._compacted(event_id, candidate_id),
-            store.timelines.get_alerts(event_id, candidate_id),
-            store.presence.get_user(event_id, candidate_id),
-        )
-        stored = {k: orjson.loads(v) for k, v in held.items()}
+        timeline = await self._compacted(event_id, candidate_id, _decoded(read.signals))
+        stored = {k: orjson.loads(v) for k, v in read.alerts.items()}
+        user = read.user
         if await self._ask_before_missing(candidate_id, timeline, stored):
             timeline = await self.timeline(event_id, candidate_id)
         room_id = (user.room_id if user else None) or timeline.room_id
@@ -399,6 +405,10 @@ class RecordingMonitor:
         # a few dozen at a time: the deadlines of an exam's end fall due together, and hundreds of
         # checks ready at once would make a webhook's check (an alert) wait behind every one of them
         await in_batches((self.check(*m.split("\x00", 1)) for m in due), at_once=DUE_AT_ONCE)
+
+
+def _decoded(raws: list[bytes]) -> list[Signal]:
+    return [Signal.from_dict(orjson.loads(r)) for r in raws]
 
 
 def _payload(signal: Signal) -> bytes:

@@ -28,7 +28,7 @@ class MemoryStore:
         self.tokens = MemoryTokens()
         self.dedupe = MemoryDedupe()
         self.webhooks = MemoryWebhooks(monotonic)
-        self.timelines = MemoryTimelines()
+        self.timelines = MemoryTimelines(self.presence, self.locks)
         self.backfill = MemoryBackfill()
         self.lti = MemoryLti()
         self.pubsub = MemoryPubSub()

@@ -6,10 +6,15 @@ import heapq
 from collections import defaultdict
 
 from server.store.memory.kept import all_kept, kept
+from server.store.memory.locks import MemoryLocks
+from server.store.memory.presence import MemoryPresence
+from server.store.timelines import CheckRead
 
 
 class MemoryTimelines:
-    def __init__(self) -> None:
+    def __init__(self, presence: MemoryPresence, locks: MemoryLocks) -> None:
+        self._presence = presence
+        self._locks = locks
         self._signals: dict[tuple[str, str], set[bytes]] = defaultdict(set)
         self._alerts: dict[tuple[str, str], dict[str, bytes]] = defaultdict(dict)
         self._alerted: dict[str, set[str]] = defaultdict(set)
@@ -25,6 +30,19 @@ class MemoryTimelines:
 
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
         return list(self._signals.get((event_id, candidate_id), ()))
+
+    async def locked_read(
+        self, event_id: str, candidate_id: str, *, lock: str, owner: str, now: float, ttl_s: float
+    ) -> CheckRead | None:
+        fence = await self._locks.acquire_lock(lock, owner, now=now, ttl_s=ttl_s)
+        if fence is None:
+            return None
+        return CheckRead(
+            fence,
+            await self.get_signals(event_id, candidate_id),
+            await self.get_alerts(event_id, candidate_id),
+            await self._presence.get_user(event_id, candidate_id),
+        )
 
     async def replace_signals(
         self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]

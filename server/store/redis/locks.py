@@ -8,6 +8,7 @@ The deadline is compared with the caller's `now`, not Redis's clock; PX only gar
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -23,16 +24,20 @@ def fence_key(name: str) -> str:
     return f"{P}fence:{esc(name)}"
 
 
+def lock_claim(name: str, owner: str, *, now: float, ttl_s: float) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of `take_lock.lua` for `owner` taking `name` until `now + ttl_s`."""
+    return [f"{P}lock:{esc(name)}", fence_key(name)], [owner, num(now), num(now + ttl_s), _keep_ms(ttl_s)]
+
+
 class RedisLocks:
     def __init__(self, client: aioredis.Redis) -> None:
-        self._acquire = script(client, "acquire_lock")
+        self._acquire = script(client, "take_lock", "acquire_lock")
         self._renew = script(client, "renew_lock")
         self._owner = script(client, "lock_owner")
         self._release = script(client, "release_lock")
 
     async def acquire_lock(self, name: str, owner: str, *, now: float, ttl_s: float) -> int | None:
-        keys = [f"{P}lock:{esc(name)}", fence_key(name)]
-        args = [owner, num(now), num(now + ttl_s), _keep_ms(ttl_s)]
+        keys, args = lock_claim(name, owner, now=now, ttl_s=ttl_s)
         fence = await self._acquire(keys=keys, args=args)
         return None if fence is None else int(fence)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as aioredis
 
-from server.store.redis.connection import P, Write, esc, flat, kept_writes, num, script
+from server.store.redis.connection import P, Write, esc, flat, kept_writes, num, script, tail
+from server.store.redis.locks import lock_claim
+from server.store.redis.presence import record_of
+from server.store.timelines import CheckRead
 
 KEEP_S = 30 * 24 * 3600
 """Timelines and alerts are kept a month after their last change (reports are read after the exam)."""
-
-
-def _tail(event_id: str, candidate_id: str) -> str:
-    return f"{esc(event_id)}:{esc(candidate_id)}"
 
 
 class RedisTimelines:
@@ -25,19 +24,33 @@ class RedisTimelines:
         self._redis = client
         self._take_due = script(client, "take_due")
         self._kept = script(client, "kept_writes")
+        self._locked_read = script(client, "take_lock", "locked_read")
 
     async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
-        key = f"{P}sig:{_tail(event_id, candidate_id)}"
+        key = f"{P}sig:{tail(event_id, candidate_id)}"
         (added,) = await kept_writes(self._kept, KEEP_S, [(key, "SADD", signals)])
         return int(added)
 
     async def get_signals(self, event_id: str, candidate_id: str) -> list[bytes]:
-        return list(await self._redis.smembers(f"{P}sig:{_tail(event_id, candidate_id)}"))
+        return list(await self._redis.smembers(f"{P}sig:{tail(event_id, candidate_id)}"))
+
+    async def locked_read(
+        self, event_id: str, candidate_id: str, *, lock: str, owner: str, now: float, ttl_s: float
+    ) -> CheckRead | None:
+        lock_keys, args = lock_claim(lock, owner, now=now, ttl_s=ttl_s)
+        suffix = tail(event_id, candidate_id)
+        keys = [*lock_keys, f"{P}sig:{suffix}", f"{P}alerts:{suffix}", f"{P}user:{suffix}"]
+        reply = await self._locked_read(keys=keys, args=args)
+        if not reply:
+            return None
+        fence, signals, alerts, user = reply
+        held = {k.decode(): v for k, v in zip(alerts[::2], alerts[1::2], strict=True)}
+        return CheckRead(int(fence), list(signals), held, record_of(user) if user else None)
 
     async def replace_signals(
         self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
     ) -> None:
-        key = f"{P}sig:{_tail(event_id, candidate_id)}"
+        key = f"{P}sig:{tail(event_id, candidate_id)}"
         writes: list[Write] = []
         if remove:
             writes.append((key, "SREM", remove))
@@ -48,13 +61,13 @@ class RedisTimelines:
     async def put_alerts(self, event_id: str, candidate_id: str, alerts: dict[str, bytes]) -> None:
         if not alerts:
             return
-        key = f"{P}alerts:{_tail(event_id, candidate_id)}"
+        key = f"{P}alerts:{tail(event_id, candidate_id)}"
         index = f"{P}alerted:{esc(event_id)}"
         writes: list[Write] = [(key, "HSET", flat(alerts)), (index, "SADD", [candidate_id])]
         await kept_writes(self._kept, KEEP_S, writes)
 
     async def get_alerts(self, event_id: str, candidate_id: str) -> dict[str, bytes]:
-        raw = await self._redis.hgetall(f"{P}alerts:{_tail(event_id, candidate_id)}")
+        raw = await self._redis.hgetall(f"{P}alerts:{tail(event_id, candidate_id)}")
         return {k.decode(): v for k, v in raw.items()}
 
     async def alerted_candidates(self, event_id: str) -> list[str]:
