@@ -18,8 +18,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, RedisError, ResponseError
 
+from server.store.records import ConnRef, EventConfig
+from server.store.redis import RedisStore
 from server.store.redis.batching import BatchingRedis
-from server.store.redis.connection import connect, flat, kept_writes, script
+from server.store.redis.connection import Script, connect, flat, kept_writes, script
 from tests.conftest import flush
 from tests.polling import eventually
 from tests.servers import RedisServer
@@ -62,6 +64,51 @@ async def test_a_flushed_script_is_loaded_again_inside_a_batch(client: aioredis.
     await client.script_flush()  # as a Redis restart would
     results = await asyncio.gather(*(add(keys=["s"], args=[1]) for _ in range(50)))
     assert sorted(results) == list(range(2, 52))
+
+
+async def test_a_flushed_script_is_loaded_once_for_all_the_callers_that_met_noscript(
+    client: aioredis.Redis,
+) -> None:
+    """A Redis restart under a join storm: every call in flight meets NOSCRIPT, one of them loads
+    the script and the others wait for that load (redis-py's own script loads it once per caller)."""
+    add = Script(client, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert await add(keys=["s"], args=[1]) == 1
+    await client.script_flush()
+    await client.config_resetstat()
+    results = await asyncio.gather(*(add(keys=["s"], args=[1]) for _ in range(50)))
+    assert sorted(results) == list(range(2, 52))
+    stats = await client.info("commandstats")
+    assert stats["cmdstat_script|load"]["calls"] == 1
+    assert stats["cmdstat_evalsha"]["calls"] == 100  # each call: the NOSCRIPT, then its answer
+
+
+async def test_a_noscript_loads_every_script_of_the_client_again(client: aioredis.Redis) -> None:
+    owner, renew = script(client, "lock_owner"), script(client, "renew_lock")
+    await client.script_flush()  # as a Redis restart would: every script is gone, not only one
+    assert await owner(keys=["ph:lock:x"], args=[1.0]) is None
+    assert await client.script_exists(owner.sha, renew.sha) == [True, True]
+
+
+async def test_a_ready_store_has_every_script_loaded(redis_server: RedisServer) -> None:
+    """The readiness check loads every script, so an exam's first arrivals meet no NOSCRIPT."""
+    await flush(redis_server.url)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    store = RedisStore(redis_server.url)
+    try:
+        await admin.script_flush()
+        await admin.config_resetstat()
+        await store.ping()
+        assert await store.events.create_event(EventConfig("e1", "Maths"))
+        await store.presence.connect(ConnRef("e1", "u1", "c1", "n1"), role="candidate", name="Ann", now=5.0)
+        assert await store.locks.acquire_lock("l", "n1", now=5.0, ttl_s=10) is not None
+        assert "errorstat_NOSCRIPT" not in await admin.info("errorstats")
+        loads = (await admin.info("commandstats"))["cmdstat_script|load"]["calls"]
+        assert loads > 20  # every script of every concept, in the first probe
+        await store.ping()  # loaded once: a readiness probe is not a reload
+        assert (await admin.info("commandstats"))["cmdstat_script|load"]["calls"] == loads
+    finally:
+        await store.close()
+        await admin.aclose()
 
 
 async def test_a_blocking_read_does_not_hold_up_other_commands(client: aioredis.Redis) -> None:

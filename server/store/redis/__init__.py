@@ -1,7 +1,7 @@
 """The redis store: many hub nodes share one Redis (standalone, not Cluster); one module per concept.
 
 Like every store it never reads the wall clock; times are the callers' `now`. Connections open
-lazily: `ping()` is the readiness check.
+lazily: `ping()` is the readiness check, and the first that succeeds loads every Lua script.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from server.store.redis.allocation import RedisAllocation
 from server.store.redis.backfill import RedisBackfill
-from server.store.redis.connection import connect
+from server.store.redis.connection import connect, load_scripts
 from server.store.redis.dedupe import RedisDedupe
 from server.store.redis.events import RedisEvents
 from server.store.redis.locks import RedisLocks
@@ -41,6 +41,7 @@ class RedisStore:
         self.lti = RedisLti(client)
         self.pubsub = RedisPubSub(client)
         self.outbox = RedisOutbox(client)
+        self._scripts_loaded = False
 
     async def start(self) -> None:
         return None
@@ -51,3 +52,6 @@ class RedisStore:
 
     async def ping(self) -> None:
         await self._redis.ping()
+        if not self._scripts_loaded:  # before the node reports ready: its first users meet no NOSCRIPT
+            await load_scripts(self._redis)
+            self._scripts_loaded = True

@@ -147,7 +147,7 @@ class BatchingRedis(aioredis.Redis):
         opening = self._opening
         if opening is None or opening.get_loop() is not loop:
             opening = self._opening = loop.create_task(self._open_pipe())
-            opening.add_done_callback(_retrieved)  # its failure reaches the senders waiting on it
+            opening.add_done_callback(retrieved)  # its failure reaches the senders waiting on it
         try:
             return await asyncio.shield(opening)  # a cancelled caller leaves the opening to the others
         finally:
@@ -384,7 +384,7 @@ class _Pipe:
         self._client._pipe_lost(self, unanswered)
 
 
-def _retrieved(task: asyncio.Task[Any]) -> None:
+def retrieved(task: asyncio.Task[Any]) -> None:
     """Mark a task's failure as read: those it concerns got it, and none may be left to log it."""
     if not task.cancelled():
         task.exception()
