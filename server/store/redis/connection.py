@@ -5,14 +5,14 @@ Keys start with `ph:`; ids inside keys are escaped (`%` -> `%25`, `:` -> `%3A`) 
 bit for bit. Scripts live in `lua/*.lua`; a script that needs a shared function (the `drop` of
 one socket, used by disconnect and by the reaping of a dead node) is loaded with it in front.
 Every script is loaded before the node reports ready (`load_scripts`), so the first arrivals of an
-exam do not each meet a NOSCRIPT; after a Redis restart, one caller per script loads it again.
+exam do not each meet a NOSCRIPT; after a Redis restart, the first caller to meet one loads them all
+again (`Script`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,13 +89,17 @@ class Script(AsyncScript):
         await asyncio.shield(loading)  # a cancelled caller leaves the load to the others
 
 
-_scripts: weakref.WeakKeyDictionary[aioredis.Redis, dict[str, Script]] = weakref.WeakKeyDictionary()
+def _registered(client: aioredis.Redis) -> dict[str, Script]:
+    """The scripts registered on `client`, by their text. Kept on the client itself: a map keyed by
+    the client would keep it alive through its scripts, which hold it."""
+    registered: dict[str, Script] = vars(client).setdefault("_proctorhub_scripts", {})
+    return registered
 
 
 def script(client: aioredis.Redis, *names: str) -> Script:
     """The scripts `names` (in that order, as one) registered on `client`: sent by SHA, loaded once
     (by `load_scripts`, or by the first call). The same text registered twice is one `Script`."""
-    registered = _scripts.setdefault(client, {})
+    registered = _registered(client)
     source = "\n".join(_source(n) for n in names)
     if source not in registered:
         registered[source] = Script(client, source)
@@ -104,7 +108,7 @@ def script(client: aioredis.Redis, *names: str) -> Script:
 
 async def load_scripts(client: aioredis.Redis) -> None:
     """Load every script registered on `client` (one batch of SCRIPT LOADs)."""
-    await asyncio.gather(*(s.load() for s in _scripts.get(client, {}).values()))
+    await asyncio.gather(*(s.load() for s in _registered(client).values()))
 
 
 Write = tuple[str, str, Sequence[Any]]
