@@ -40,6 +40,12 @@ PORT_FLOOR = 10_000
 """Servers' ports are picked from here up to the kernel's ephemeral range."""
 _given: set[int] = set()  # ports this process handed out: never twice
 
+BROWSER_BLOCKED_PORTS = frozenset(
+    {1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, *range(6665, 6670), 6679, 6697, 10080}
+)
+"""The Fetch standard's "bad ports" above 1024, which Chromium refuses (`ERR_UNSAFE_PORT`): a
+hub picked on 10080 failed every browser test of the run."""
+
 
 def free_port() -> int:
     """A loopback port nothing listens on, for a server about to start there.
@@ -51,7 +57,7 @@ def free_port() -> int:
     low, high = port_block()
     for _ in range(500):
         port = random.randrange(low, high)
-        if port in _given:
+        if port in _given or port in BROWSER_BLOCKED_PORTS:
             continue
         with socket.socket() as sock:
             try:

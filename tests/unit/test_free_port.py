@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -32,3 +33,12 @@ def test_xdist_workers_pick_from_blocks_of_their_own(monkeypatch: pytest.MonkeyP
     assert low0 == procs.PORT_FLOOR and high0 <= low1 and high1 <= ephemeral_low()
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     assert all(low1 <= procs.free_port() < high1 for _ in range(50))
+
+
+def test_a_port_browsers_refuse_is_never_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium will not open 127.0.0.1:10080 (ERR_UNSAFE_PORT): a hub there fails every page test."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pick, first = random.randrange, iter([10080, 10080])  # then picks as before
+    monkeypatch.setattr(procs.random, "randrange", lambda low, high: next(first, 0) or pick(low, high))
+    port = procs.free_port()
+    assert port != 10080
