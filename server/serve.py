@@ -60,6 +60,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from server.api.socket_path import SocketPath
     from server.app import SHUTDOWN_SHARE, create_app
     from server.hubs.endpoint import HubEndpoint
+    from server.ws_protocol import FastSendProtocol
 
     tune_gc()
     app = create_app(settings)
@@ -73,7 +74,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         http=http,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=FastSendProtocol,
         ws_max_size=settings.max_message_bytes * READ_LIMIT_FACTOR,
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.pong_timeout_s,

@@ -34,11 +34,11 @@ WEBHOOK_SECRET = "webhook-secret-0123456789"
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on `port` (default: a free one); yield its base URL; stop it at the end."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port or free_port(), lifespan="on", log_level="warning"
-    )
+async def serve(app: Any, port: int | None = None, **options: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on `port` (default: a free one); yield its base URL; stop it at the end.
+    `options`: more of uvicorn's settings (`ws=...`, `lifespan="off"`)."""
+    settings: dict[str, Any] = {"lifespan": "on", "log_level": "warning", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), **settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from server.auth import Session
 from server.hubs.eager import start_eagerly
@@ -35,6 +35,14 @@ log = logging.getLogger("proctorhub.hubs.connection")
 
 MAX_AWAITING_ACK = 64
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class NowWriter(Protocol):
+    """A synchronous write for a socket that can take a frame now (server/ws_protocol.py)."""
+
+    def ready(self) -> bool: ...
+
+    def write(self, frame: str | bytes) -> None: ...
 
 
 class ConnectionState(enum.Enum):
@@ -64,6 +72,7 @@ class Connection:
         send_timeout_s: float,
         on_overflow: Callable[[Connection], None],
         on_sent: Callable[[str], None] = lambda msg_type: None,
+        now_writer: NowWriter | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.codec = codec
@@ -87,6 +96,7 @@ class Connection:
         self.joined: UserRecord | None = None
         """The user's record as the connect left it, for the state sync right after (then None)."""
         self._asgi_send = send
+        self._now_writer = now_writer
         self._queue: deque[_Slot] = deque()
         self._pending: dict[str, _Slot] = {}
         self._queue_size = queue_size
@@ -146,6 +156,8 @@ class Connection:
         key = message.coalesce_key
         if self._held is not None and not first:
             return self._hold(self._held, message, key)
+        if not self._writing and not self._queue and self._write_now(message):
+            return True
         if key is not None:
             waiting = self._pending.get(key)
             if waiting is not None:
@@ -204,19 +216,41 @@ class Connection:
         self._on_overflow(self)
         return True
 
+    def _write_now(self, message: Outbound) -> bool:
+        """The usual case, nothing queued and nothing being written: write here, without a coroutine,
+        if the socket takes the frame at once. False: it must wait, so it goes through the queue."""
+        writer = self._now_writer
+        if writer is None or not writer.ready():
+            return False
+        try:
+            writer.write(self._frame(message))
+        except (OSError, RuntimeError) as exc:
+            log.debug("conn %s: send failed: %s", self.conn_id, exc)
+            return True  # the peer went away; the reader sees the disconnect and cleans up
+        self._written(message)
+        return True
+
     async def _write(self, message: Outbound) -> None:
+        frame = self._frame(message)
+        self.send_since = time.monotonic()
+        key = "text" if isinstance(frame, str) else "bytes"
+        await self._asgi_send({"type": "websocket.send", key: frame})
+        self.send_since = None
+        self._written(message)
+
+    def _frame(self, message: Outbound) -> str | bytes:
+        """The message's frame under the next id; a pushed message awaits its ack from now on (a
+        client may ack before the write returns)."""
         msg_id = self._next_id
-        frame = encode(message, self.codec, msg_id=msg_id, ts_ms=int(time.time() * 1000))
         self._next_id += 1
         if message.ack_key is not None:
             if len(self.awaiting_ack) >= MAX_AWAITING_ACK:
                 del self.awaiting_ack[next(iter(self.awaiting_ack))]
             self.awaiting_ack[msg_id] = message.ack_key
+        return encode(message, self.codec, msg_id=msg_id, ts_ms=int(time.time() * 1000))
+
+    def _written(self, message: Outbound) -> None:
         self.sent += 1
-        key = "text" if isinstance(frame, str) else "bytes"
-        self.send_since = time.monotonic()
-        await self._asgi_send({"type": "websocket.send", key: frame})
-        self.send_since = None
         self._on_sent(message.type)
 
     @property

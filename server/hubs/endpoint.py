@@ -30,6 +30,7 @@ from server.errors import (
 from server.hubs.connection import Connection
 from server.hubs.ratelimit import TokenBucket
 from server.protocol import ClientMessage, choose_codec, decode_untrusted, error
+from server.ws_protocol import NOW_WRITER
 
 if TYPE_CHECKING:
     from server.hubs.hub import Hub
@@ -78,7 +79,7 @@ class HubEndpoint:
         hub = self.hub
         codec, subprotocol = choose_codec(list(scope.get("subprotocols", ())))
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        conn = hub.new_connection(send, codec)
+        conn = hub.new_connection(send, codec, scope.get("extensions", {}).get(NOW_WRITER))
         try:
             self._admit(scope)
             session = await self._authenticate(conn, receive)

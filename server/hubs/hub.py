@@ -16,7 +16,7 @@ from server.config import Settings
 from server.errors import Answer, Close, Draining, NotAuthenticated, SlowConsumer
 from server.hubs.admission import JoinGate
 from server.hubs.assignment import Assigner
-from server.hubs.connection import Connection, ConnectionState
+from server.hubs.connection import Connection, ConnectionState, NowWriter
 from server.hubs.fanout import Fanout
 from server.hubs.handlers import Handlers, MediaLimits
 from server.hubs.leaves import RETRY_S, PendingLeaves
@@ -156,7 +156,7 @@ class Hub:
 
     # ------------------------------------------------------------------ connections
 
-    def new_connection(self, send: Any, codec: Codec) -> Connection:
+    def new_connection(self, send: Any, codec: Codec, now_writer: NowWriter | None = None) -> Connection:
         conn_id = f"{self.settings.node_id}/{next(self._ids)}"
         return Connection(
             conn_id,
@@ -166,6 +166,7 @@ class Hub:
             send_timeout_s=self.settings.send_timeout_s,
             on_overflow=self._overflowed,
             on_sent=self.metrics.sent,
+            now_writer=now_writer,
         )
 
     async def _close_stuck_sends(self) -> None:

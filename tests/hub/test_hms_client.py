@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from server.hms.client import (
     HmsClient,
@@ -51,6 +50,7 @@ from server.hms.simulator import Simulator, SimulatorConfig
 from server.hms.tokens import ManagementTokens, decode_unverified, mint_app_token
 from tests.polling import eventually
 from tests.servers import free_port
+from tests.simulator_support import serve
 
 # -- models: tolerant parsing ------------------------------------------------------------------
 
@@ -689,19 +689,8 @@ async def test_each_retry_is_logged(
 @pytest.fixture
 async def sim_port(sim: Simulator) -> AsyncIterator[int]:
     """The simulator's app under uvicorn on a free loopback port."""
-    port = free_port()
-    config = uvicorn.Config(
-        sim.asgi_app, host="127.0.0.1", port=port, lifespan="off", ws="none", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield port
-    server.should_exit = True
-    await task
+    async with serve(sim.asgi_app, lifespan="off", ws="none") as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 async def test_timeouts_are_retried_without_duplicate_rooms(

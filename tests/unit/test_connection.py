@@ -1,4 +1,5 @@
-"""`Connection`'s send queue against a fake ASGI `send` that records frames (a stand-in for the socket)."""
+"""`Connection`'s send queue against a fake ASGI `send` that records frames (a stand-in for the socket),
+with and without the synchronous writer that server/ws_protocol.py adds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
+from uvicorn.protocols.utils import ClientDisconnected
 
 from server.auth import Session
 from server.hubs.connection import Connection, ConnectionState
@@ -26,11 +28,24 @@ class FakeSocket:
         self.sent: list[dict[str, Any]] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.asgi_sends = 0
+        self.gone = False
 
     async def __call__(self, message: dict[str, Any]) -> None:
+        self.asgi_sends += 1
         self.sent.append(message)
         if message["type"] == "websocket.send":
             await self.gate.wait()
+
+    def ready(self) -> bool:
+        """The synchronous send (server/ws_protocol.py): not ready while the gate is shut, as with a
+        full socket buffer, so the frame takes the ASGI `send` above."""
+        return self.gate.is_set()
+
+    def write(self, frame: str | bytes) -> None:
+        if self.gone:
+            raise ClientDisconnected()
+        self.sent.append({"type": "websocket.send", "text" if isinstance(frame, str) else "bytes": frame})
 
     def frames(self) -> list[dict[str, Any]]:
         out = []
@@ -48,7 +63,8 @@ class FakeSocket:
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, write_now: bool) -> None:
+        self.write_now = write_now
         self.socket = FakeSocket()
         self.overflows: list[Connection] = []
         self.connections: list[Connection] = []
@@ -63,15 +79,17 @@ class Harness:
             queue_size=queue_size,
             send_timeout_s=send_timeout_s,
             on_overflow=self.overflows.append,
+            now_writer=self.socket if self.write_now else None,
         )
         conn.open(SESSION)
         self.connections.append(conn)
         return conn
 
 
-@pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    harness = Harness()
+@pytest.fixture(params=[True, False], ids=["now_writer", "asgi_send_only"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Every test twice: with the synchronous send uvicorn offers the hub, and without it."""
+    harness = Harness(request.param)
     yield harness
     harness.socket.gate.set()
     for conn in harness.connections:
@@ -133,6 +151,45 @@ async def test_each_connection_numbers_its_own_messages(harness: Harness) -> Non
         ("broadcast", 1),
         ("only-second", 2),
     ]
+
+
+# ---------------------------------------------------------------- the synchronous send
+
+
+@pytest.fixture
+def fast() -> Harness:
+    return Harness(write_now=True)
+
+
+async def test_a_frame_the_socket_takes_is_written_without_the_asgi_send(fast: Harness) -> None:
+    conn = fast.connect()
+    tasks = len(asyncio.all_tasks())
+    assert conn.send(msg("now"))
+    assert fast.socket.types() == ["now"] and conn.sent == 1
+    assert fast.socket.asgi_sends == 0 and len(asyncio.all_tasks()) == tasks
+
+
+async def test_a_frame_the_socket_refused_keeps_its_id_and_its_ack_is_awaited_once(fast: Harness) -> None:
+    conn = fast.connect()
+    conn.send(msg("first"))
+    fast.socket.gate.clear()
+    pushed = Outbound("room.assign", {"rooms": []}, ack_key="assign-1")
+    conn.send(pushed)  # not ready: written by the ASGI send, which waits
+    await eventually(lambda: len(fast.socket.sent) == 2, interval=0)
+    fast.socket.gate.set()
+    await eventually(lambda: conn.sent == 2, interval=0)
+    await asyncio.sleep(0)  # the writer task ends
+    conn.send(msg("third"))
+    frames = fast.socket.frames()
+    assert [(f["type"], f["id"]) for f in frames] == [("first", 1), ("room.assign", 2), ("third", 3)]
+    assert conn.awaiting_ack == {2: "assign-1"}
+
+
+async def test_a_socket_gone_under_a_synchronous_send_costs_the_caller_nothing(fast: Harness) -> None:
+    conn = fast.connect()
+    fast.socket.gone = True
+    assert conn.send(msg("lost"))  # no exception for the broadcast that called it
+    assert conn.sent == 0 and conn.queued == 0 and fast.socket.sent == []
 
 
 # ---------------------------------------------------------------- greeting
