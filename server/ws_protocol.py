@@ -5,15 +5,18 @@ states, then frames the message. A broadcast to 5,000 sockets paid that per sock
 with the hub's own writer) for writes that almost never wait. This protocol offers, in the scope's
 `extensions` under `NOW_WRITER`, two plain methods: `ready()`, whether the socket takes a frame now,
 and `write(frame)`. When it is not ready the caller uses the ASGI `send`, which keeps every rule
-(flow control, the handshake, a close already sent). Framing stays websockets' own.
+(flow control, the handshake, a close already sent). `write` frames the message itself (two to ten
+bytes of header, RFC 6455): websockets' general framing was a fifth of the hub's own time per socket.
 """
 
 from __future__ import annotations
 
+import struct
+
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
 from websockets.http11 import Request
+from websockets.protocol import State
 
 NOW_WRITER = "proctorhub.now_writer"
 """The scope extension: the protocol itself, as a `NowWriter`."""
@@ -40,11 +43,25 @@ class FastSendProtocol(WebSocketsSansIOProtocol):
     def write(self, frame: str | bytes) -> None:
         """Frame and write one message at once (after `ready`). A socket the peer has begun to close
         raises ClientDisconnected, as the ASGI `send` would."""
-        try:
+        conn = self.conn
+        if conn.state is not State.OPEN:
+            raise ClientDisconnected()
+        data = frame.encode() if isinstance(frame, str) else frame
+        if conn.extensions or conn.writes:  # deflate (off in serve.py) or output not yet flushed
             if isinstance(frame, str):
-                self.conn.send_text(frame.encode())
+                conn.send_text(data)
             else:
-                self.conn.send_binary(frame)
-        except InvalidState:
-            raise ClientDisconnected() from None
-        self.transport.write(b"".join(self.conn.data_to_send()))
+                conn.send_binary(data)
+            self.transport.write(b"".join(conn.data_to_send()))
+            return
+        self.transport.write(frame_head(isinstance(frame, str), len(data)) + data)
+
+
+def frame_head(text: bool, length: int) -> bytes:
+    """RFC 6455 section 5.2, a server's frame: FIN, text or binary, unmasked, the payload's length."""
+    first = 0x81 if text else 0x82
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)

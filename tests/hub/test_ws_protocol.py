@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from uvicorn.protocols.utils import ClientDisconnected
 from websockets.asyncio.client import connect
+from websockets.frames import Frame, Opcode
 
-from server.ws_protocol import NOW_WRITER, FastSendProtocol
+from server.ws_protocol import NOW_WRITER, FastSendProtocol, frame_head
 from tests.polling import eventually
 from tests.simulator_support import serve
 
@@ -64,16 +67,25 @@ async def burst() -> AsyncIterator[tuple[BurstApp, str]]:
         yield app, url.replace("http://", "ws://") + "/"
 
 
+@pytest.mark.parametrize("size", [10, 500, 70_000], ids=["7-bit length", "16-bit length", "64-bit length"])
 async def test_frames_the_socket_takes_go_at_once_and_all_arrive_in_order(
-    burst: tuple[BurstApp, str],
+    burst: tuple[BurstApp, str], size: int
 ) -> None:
     app, url = burst
-    async with connect(url, compression=None) as ws:
-        await ws.send("burst 50 100")
-        got = [orjson.loads(await ws.recv())["n"] for _ in range(50)]
+    async with connect(url, compression=None, max_size=None) as ws:
+        await ws.send(f"burst 50 {size}")
+        got = [orjson.loads(await ws.recv()) for _ in range(50)]
     assert app.had_writer
-    assert got == list(range(50))
+    assert [m["n"] for m in got] == list(range(50)) and all(len(m["pad"]) == size for m in got)
     assert app.written_now == 50 and app.refused == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.booleans(), length=st.integers(0, 70_000) | st.sampled_from([125, 126, 65_535, 65_536]))
+def test_the_frame_head_is_the_one_websockets_writes(text: bool, length: int) -> None:
+    payload = b"x" * length
+    opcode = Opcode.TEXT if text else Opcode.BINARY
+    assert frame_head(text, length) + payload == Frame(opcode, payload).serialize(mask=False, extensions=[])
 
 
 async def test_a_full_buffer_is_refused_and_the_asgi_send_carries_the_rest_in_order(
