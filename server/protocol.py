@@ -264,6 +264,8 @@ class Outbound:
     ack_key: object = None
     """Local only: remembered with the message's id, handed back when the client acks it."""
     _encoded: dict[Codec, bytes] = field(default_factory=dict, repr=False)
+    _json_frame: bytes | None = field(default=None, repr=False)
+    """The whole JSON frame with `%d` where the id and the time go: one format per socket."""
 
     def encoded_data(self, codec: Codec) -> bytes:
         cached = self._encoded.get(codec)
@@ -288,13 +290,23 @@ _MSGPACK_HEAD = b"\x85" + msgpack.packb("type")
 _MSGPACK_KEYS = {k: msgpack.packb(k) for k in ("id", "re", "ts", "data")}
 
 
+def _json_frame(message: Outbound) -> bytes:
+    """The message's JSON frame for every socket, `%d` left for the id and the time (a literal `%` in
+    the content doubled)."""
+    kind = orjson.dumps(message.type).replace(b"%", b"%%")
+    re = b"null" if message.re is None else str(message.re).encode()
+    data = message.encoded_data(Codec.JSON).replace(b"%", b"%%")
+    return b'{"type":%s,"id":%%d,"re":%s,"ts":%%d,"data":%s}' % (kind, re, data)
+
+
 def encode(message: Outbound, codec: Codec, *, msg_id: int, ts_ms: int) -> str | bytes:
     """The frame for one connection: JSON text or msgpack bytes."""
-    data = message.encoded_data(codec)
     if codec is Codec.JSON:
-        re = b"null" if message.re is None else str(message.re).encode()
-        head = b'{"type":%s,"id":%d,"re":%s,"ts":%d,"data":' % (orjson.dumps(message.type), msg_id, re, ts_ms)
-        return (head + data + b"}").decode()
+        frame = message._json_frame
+        if frame is None:
+            frame = message._json_frame = _json_frame(message)
+        return (frame % (msg_id, ts_ms)).decode()
+    data = message.encoded_data(codec)
     keys = _MSGPACK_KEYS
     return b"".join(
         (

@@ -285,8 +285,18 @@ def decode_frame(raw: str | bytes, codec: Codec) -> Any:
 def test_encode_decodes_back_to_the_envelope(
     codec: Codec, msg_type: str, data: dict[str, Any], msg_id: int, re: int | None, ts_ms: int
 ) -> None:
-    raw = encode(Outbound(msg_type, data, re=re), codec, msg_id=msg_id, ts_ms=ts_ms)
+    message = Outbound(msg_type, data, re=re)
+    raw = encode(message, codec, msg_id=msg_id, ts_ms=ts_ms)
     assert decode_frame(raw, codec) == {"type": msg_type, "id": msg_id, "re": re, "ts": ts_ms, "data": data}
+    # The next socket's frame, from what the first encoding cached: only the id and the time differ.
+    again = encode(message, codec, msg_id=msg_id + 1, ts_ms=ts_ms + 1)
+    assert decode_frame(again, codec) == {
+        "type": msg_type,
+        "id": msg_id + 1,
+        "re": re,
+        "ts": ts_ms + 1,
+        "data": data,
+    }
 
 
 @pytest.mark.parametrize("codec", list(Codec))
