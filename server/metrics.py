@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from server.protocol import CLIENT_TYPES
 
@@ -71,6 +76,23 @@ class WebhookMetrics:
             self.refused.labels(reason)
 
 
+class CountsByLabel(Collector):
+    """A counter with one label, bumped in a plain dict and read when scraped: called once per frame
+    written, prometheus-client's labelled `Counter` (a child lookup and a lock per call) was a tenth
+    of the hub's own time per socket in a broadcast."""
+
+    def __init__(self, name: str, documentation: str, label: str, *, registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self.counts: collections.Counter[str] = collections.Counter()
+        registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(self.counts.items()):
+            family.add_metric([value], count)
+        yield family
+
+
 class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -81,8 +103,8 @@ class HubMetrics:
         ProcessCollector(registry=r)
         self.connections = Gauge("proctorhub_connections", "Open authenticated sockets", ["role"], registry=r)
         self.messages_in = Counter("proctorhub_messages_in", "Client messages received", ["type"], registry=r)
-        self.messages_out = Counter(
-            "proctorhub_messages_out", "Server messages written to sockets", ["type"], registry=r
+        self.messages_out = CountsByLabel(
+            "proctorhub_messages_out", "Server messages written to sockets", "type", registry=r
         )
         self.presence = Gauge(
             "proctorhub_presence_users", "Users by role and presence", ["role", "presence"], registry=r
@@ -202,7 +224,7 @@ class HubMetrics:
         self._child(self.messages_in, msg_type if msg_type in CLIENT_TYPES else "unknown").inc()  # type: ignore[attr-defined]
 
     def sent(self, msg_type: str) -> None:
-        self._child(self.messages_out, msg_type).inc()  # type: ignore[attr-defined]
+        self.messages_out.counts[msg_type] += 1
 
     def closed(self, code: int) -> None:
         self._child(self.closes, str(code)).inc()  # type: ignore[attr-defined]
