@@ -27,7 +27,7 @@ class FastSendProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
         if scope is not None:
-            scope["extensions"][NOW_WRITER] = self  # type: ignore[index]
+            scope["extensions"][NOW_WRITER] = self
 
     def ready(self) -> bool:
         """The socket is open and its buffer below the high-water mark: `write` may go now. False

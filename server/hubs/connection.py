@@ -1,9 +1,11 @@
 """One client socket: its state, its session, and its bounded send queue.
 
-Sends never block the caller: a message goes into the connection's queue and a
-writer drains it, run at once on the caller's stack (a socket whose buffer has
-room takes the write without waiting) and carried on by a task only when a send
-has to wait (eager.py); idle sockets hold no task. Status updates carry a
+Sends never block the caller. A message for a socket with nothing queued and a
+buffer below its high-water mark is written at once on the caller's stack, by
+the writer uvicorn's protocol offers (server/ws_protocol.py): no coroutine, no
+task. Otherwise it goes into the connection's queue and a writer drains it
+through the ASGI send, run at once on the caller's stack and carried on by a
+task only when a send has to wait (eager.py); idle sockets hold no task. Status updates carry a
 coalesce key and replace an older queued update with the same key. A queue that
 overflows, or a send stuck past the timeout (the hub's watchdog looks at
 `send_since`), closes the socket with 1013 so the client reconnects and gets its

@@ -493,17 +493,22 @@ async def test_a_pending_call_survives_a_restart_on_redis(
         platform.acs_fail_first = 1000
         response = await browser.post(acs_path(event_id, candidate), json={"action": "flag"}, headers=HOST)
         assert response.status_code == 202, response.text
+        # The platform keeps the tool's keys it fetched: the restarted hub (on another port) may retry
+        # before the test could point the platform at its URL.
+        platform.tool_jwks = (await browser.get("/lti/jwks")).json()
         first.stop()
         platform.acs_fail_first = 0
         second = hub_factory(**settings)
-        platform.tool_jwks_url = f"{second.http}/lti/jwks"  # the tool's URL moved with the port (same key)
         async with httpx.AsyncClient(base_url=second.http, timeout=10) as again:
+            assert (await again.get("/lti/jwks")).json() == platform.tool_jwks  # the same key, from Redis
 
             async def done() -> bool:
                 calls = (await again.get(acs_path(event_id, candidate), headers=HOST)).json()["calls"]
                 return [c["state"] for c in calls] == ["done"]
 
-            await eventually(done, timeout=30, what="the pending call sent by the restarted hub")
+            # A try the first hub claimed as it stopped (its retry loop runs every second) holds that
+            # try's claim for 60 s (control.py, retry_pending) before another node may send it.
+            await eventually(done, timeout=90, what="the pending call sent by the restarted hub")
 
 
 async def test_a_login_on_one_node_launches_on_another(
