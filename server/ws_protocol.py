@@ -31,29 +31,24 @@ class FastSendProtocol(WebSocketsSansIOProtocol):
 
     def ready(self) -> bool:
         """The socket is open and its buffer below the high-water mark: `write` may go now. False
-        leaves the frame to the ASGI `send`, which waits or refuses by uvicorn's own rules."""
+        leaves the frame to the ASGI `send`, which waits or refuses by uvicorn's own rules; so do an
+        extension on the frames (deflate, off in serve.py) and output websockets has not flushed."""
         return (
             self.handshake_complete
             and not self.close_sent
             and not self.disconnected
             and self.initial_response is None
             and self.writable.is_set()
+            and not self.conn.extensions
+            and not self.conn.writes
         )
 
     def write(self, frame: str | bytes) -> None:
         """Frame and write one message at once (after `ready`). A socket the peer has begun to close
         raises ClientDisconnected, as the ASGI `send` would."""
-        conn = self.conn
-        if conn.state is not State.OPEN:
+        if self.conn.state is not State.OPEN:
             raise ClientDisconnected()
         data = frame.encode() if isinstance(frame, str) else frame
-        if conn.extensions or conn.writes:  # deflate (off in serve.py) or output not yet flushed
-            if isinstance(frame, str):
-                conn.send_text(data)
-            else:
-                conn.send_binary(data)
-            self.transport.write(b"".join(conn.data_to_send()))
-            return
         self.transport.write(frame_head(isinstance(frame, str), len(data)) + data)
 
 

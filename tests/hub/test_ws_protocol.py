@@ -108,3 +108,23 @@ async def test_after_the_client_left_nothing_is_written(burst: tuple[BurstApp, s
         await ws.recv()
     await eventually(lambda: app.after_disconnect is not None, timeout=10)
     assert app.after_disconnect == "ClientDisconnected"  # as the ASGI send would raise
+
+
+@pytest.fixture
+async def deflating_burst() -> AsyncIterator[tuple[BurstApp, str]]:
+    app = BurstApp()
+    async with serve(app, ws=FastSendProtocol, lifespan="off", ws_per_message_deflate=True) as url:
+        yield app, url.replace("http://", "ws://") + "/"
+
+
+async def test_with_deflate_negotiated_every_frame_takes_the_asgi_send(
+    deflating_burst: tuple[BurstApp, str],
+) -> None:
+    """The writer frames without extensions, so a compressed socket is never ready: uvicorn compresses."""
+    app, url = deflating_burst
+    async with connect(url, compression="deflate") as ws:
+        assert ws.protocol.extensions  # deflate was negotiated
+        await ws.send("burst 20 500")
+        got = [orjson.loads(await ws.recv())["n"] for _ in range(20)]
+    assert got == list(range(20))
+    assert app.written_now == 0 and app.refused == 20
