@@ -162,17 +162,16 @@ async def test_slow_consumer_is_1013(hub_factory) -> None:
     await stuck.expect("hello")
     stuck.ws.transport.pause_reading()  # stop reading at the TCP level: the hub's writes back up
     busy, _ = await login(hub.ws, token(SECRET, "busy-proctor", role="proctor"))
-    flags = 3000
-
-    async def read_all_flags() -> None:  # a healthy watcher keeps reading
-        for _ in range(flags):
-            await busy.expect("flag.added", timeout=30)
-
-    reader = asyncio.create_task(read_all_flags())
+    flags, window = 3000, 16
     note = "n" * 2000
-    for _ in range(flags):
-        await busy.send("flag", {"candidate_id": "cand-slow", "note": note, "severity": "low"})
-    await reader  # the hub has handled every flag; the stuck proctor's writes are backed up
+    # A healthy watcher keeps up: at most `window` of its flags unread, well under its queue of 64 (sent
+    # all at once, the hub could outrun this test's own reader on a loaded machine and close it 1013).
+    for _ in range(flags // window):
+        for _ in range(window):
+            await busy.send("flag", {"candidate_id": "cand-slow", "note": note, "severity": "low"})
+        for _ in range(window):
+            await busy.expect("flag.added", timeout=30)
+    # The hub has handled every flag; the stuck proctor's writes are backed up.
     await asyncio.sleep(1.5)  # longer than HUB_SEND_TIMEOUT_S
     stuck.ws.transport.resume_reading()
     assert await stuck.closed_with(timeout=30) == 1013
