@@ -147,9 +147,10 @@ class Handlers:
     async def _media_changed(self, key: tuple[str, str], payload: tuple[dict[str, Any], str]) -> None:
         (event_id, user_id), (data, source) = key, payload
         video: Tristate = "on" if data["joined"] and data["video"] else "off"
-        await self._presence.video(event_id, user_id, video)
-        for observer in self.media_observers:
-            await observer(event_id, user_id, data, source)
+        async with self._presence.one_announcement():  # the video and the monitor's verdict together
+            await self._presence.video(event_id, user_id, video)
+            for observer in self.media_observers:
+                await observer(event_id, user_id, data, source)
 
     async def on_media_observed(self, conn: Connection, message: ClientMessage) -> None:
         """A proctor's page says whether it sees a candidate's video: a second witness (issue 12)."""

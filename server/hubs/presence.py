@@ -10,7 +10,9 @@ call made it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from server.background import in_batches
 from server.config import Settings
@@ -22,6 +24,17 @@ from server.store.records import ConnRef, Transition, Tristate, UserRecord
 from server.topics import admin_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.presence")
+
+
+class _Held:
+    """Announcements held back until the end of one change (`PresenceService.one_announcement`)."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], UserRecord] = {}
+        self.open = True
+
+
+_held: ContextVar[_Held | None] = ContextVar("proctorhub_held_announcements", default=None)
 
 
 def candidate_status(record: UserRecord) -> CandidateStatus:
@@ -110,8 +123,33 @@ class PresenceService:
             listener(record)
         await self.announce(record)
 
+    @asynccontextmanager
+    async def one_announcement(self) -> AsyncIterator[None]:
+        """Announce each user once, as its last record, for the several store writes of one change.
+
+        A candidate's video report changes its video, then the recording monitor's status: two
+        announcements would send every watcher a record whose video and recording disagree, and
+        cost the event's whole fan-out twice. Tasks spawned inside announce for themselves.
+        """
+        held = _Held()
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+            held.open = False
+            for record in held.records.values():
+                await self._publish(record)
+
     async def announce(self, record: UserRecord) -> None:
         """Tell the event's watchers the record as it is now (presence, room, media, alerts)."""
+        held = _held.get()
+        if held is not None and held.open:
+            held.records[(record.event_id, record.user_id)] = record
+            return
+        await self._publish(record)
+
+    async def _publish(self, record: UserRecord) -> None:
         if record.role == "candidate":
             await self._fanout.publish(watch_topic(record.event_id), status_message(record))
         elif record.role == "proctor":

@@ -174,6 +174,25 @@ async def test_event_stats_go_out_only_when_a_count_changes(shared_hub: HubProce
     assert all(earlier != later for earlier, later in itertools.pairwise(pushed)), pushed
 
 
+async def test_a_video_change_reaches_watchers_once_with_the_monitors_verdict(shared_hub: HubProcess) -> None:
+    """Video and recording state come in one `candidate.status`: never a record where they disagree."""
+    event = "presence-video-once"
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event=event))
+    await admin.expect("candidate.status", status_of("c", "online"))
+    for k in range(4):
+        shown = "on" if k % 2 == 0 else "off"
+        before = len(admin.inbox)
+        media = {"room_id": None, "joined": True, "video": shown == "on", "audio": True}
+        await candidate.send("media.status", media)
+        await candidate.send("ping")
+        await candidate.expect("pong")  # the report is handled: its announcements are written
+        await admin.send("ping")
+        await admin.expect("pong")
+        statuses = [m["data"] for m in admin.inbox[before:] if m["type"] == "candidate.status"]
+        assert [(s["video"], s["recording"]) for s in statuses] == [(shown, shown)], statuses
+
+
 async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProcess) -> None:
     event = "presence-proctors"
     admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", event))
