@@ -53,7 +53,7 @@ class Hub:
         self.clock = clock
         self.background = Background(log, on_failure=metrics.background_failed)
         self.fanout = Fanout(store.pubsub, metrics)
-        self.presence = PresenceService(settings, store.presence, self.fanout, clock)
+        self.presence = PresenceService(settings, store.presence, self.fanout, clock, self.background)
         self.snapshots = UserSnapshots(store.presence, self.fanout)
         self.stats = StatsPublisher(
             store.allocation, store.events, self.fanout, self.snapshots, settings.stats_interval_s

@@ -9,12 +9,13 @@ call made it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
-from server.background import in_batches
+from server.background import Background, in_batches
 from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
@@ -24,6 +25,9 @@ from server.store.records import ConnRef, Transition, Tristate, UserRecord
 from server.topics import admin_topic, watch_topic
 
 log = logging.getLogger("proctorhub.hubs.presence")
+
+HOLD_MAX_S = 0.25
+"""The longest one change holds its announcements (`PresenceService.one_announcement`)."""
 
 
 class _Held:
@@ -69,12 +73,18 @@ def status_message(record: UserRecord) -> Outbound:
 
 class PresenceService:
     def __init__(
-        self, settings: Settings, store: PresenceStore, fanout: Fanout, clock: Callable[[], float]
+        self,
+        settings: Settings,
+        store: PresenceStore,
+        fanout: Fanout,
+        clock: Callable[[], float],
+        background: Background | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._fanout = fanout
         self._clock = clock
+        self._background = background or Background(log)
         self._listeners: list[Callable[[UserRecord], None]] = []
 
     def on_change(self, listener: Callable[[UserRecord], None]) -> None:
@@ -129,17 +139,30 @@ class PresenceService:
 
         A candidate's video report changes its video, then the recording monitor's status: two
         announcements would send every watcher a record whose video and recording disagree, and
-        cost the event's whole fan-out twice. Tasks spawned inside announce for themselves.
+        cost the event's whole fan-out twice. The monitor may first ask 100ms over the network:
+        after HOLD_MAX_S what is held goes out, and later writes are announced as they come, as
+        are those of tasks spawned inside once the scope has ended.
         """
         held = _Held()
         token = _held.set(held)
+        timer = asyncio.get_running_loop().call_later(HOLD_MAX_S, self._release_late, held)
         try:
             yield
         finally:
+            timer.cancel()
             _held.reset(token)
-            held.open = False
-            for record in held.records.values():
-                await self._publish(record)
+            await self._release(held)
+
+    def _release_late(self, held: _Held) -> None:
+        if held.records:
+            self._background.spawn("held announcement", self._release(held))
+        held.open = False
+
+    async def _release(self, held: _Held) -> None:
+        held.open = False
+        records, held.records = held.records, {}
+        for record in records.values():
+            await self._publish(record)
 
     async def announce(self, record: UserRecord) -> None:
         """Tell the event's watchers the record as it is now (presence, room, media, alerts)."""

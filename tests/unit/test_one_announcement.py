@@ -12,7 +12,7 @@ from server.auth import Session
 from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
-from server.hubs.presence import PresenceService
+from server.hubs.presence import HOLD_MAX_S, PresenceService
 from server.metrics import HubMetrics
 from server.protocol import Codec
 from server.store.memory import MemoryStore
@@ -117,3 +117,15 @@ async def test_a_failure_inside_still_announces_what_was_written() -> None:
             await presence.video(EV, "c1", "on")
             raise RuntimeError("the monitor failed")
     assert await watcher.statuses() == [("c1", "on", "unknown")]
+
+
+async def test_a_change_that_takes_long_announces_what_it_holds_after_the_bound() -> None:
+    """The monitor may ask 100ms over the network first: the video change does not wait for it."""
+    store, presence, watcher = await _hub()
+    async with presence.one_announcement():
+        await presence.video(EV, "c1", "on")
+        await asyncio.sleep(HOLD_MAX_S + 0.05)
+        assert await watcher.statuses() == [("c1", "on", "unknown")]
+        await _recording(store, presence, "c1", "on")
+        assert await watcher.statuses() == [("c1", "on", "unknown"), ("c1", "on", "on")]
+    assert await watcher.statuses() == [("c1", "on", "unknown"), ("c1", "on", "on")]
