@@ -301,11 +301,17 @@ def _json_frame(message: Outbound) -> bytes:
 
 def encode(message: Outbound, codec: Codec, *, msg_id: int, ts_ms: int) -> str | bytes:
     """The frame for one connection: JSON text or msgpack bytes."""
+    frame = encode_bytes(message, codec, msg_id=msg_id, ts_ms=ts_ms)
+    return frame.decode() if codec is Codec.JSON else frame
+
+
+def encode_bytes(message: Outbound, codec: Codec, *, msg_id: int, ts_ms: int) -> bytes:
+    """The frame for one connection as bytes, JSON's UTF-8 included: what goes on the wire."""
     if codec is Codec.JSON:
         frame = message._json_frame
         if frame is None:
             frame = message._json_frame = _json_frame(message)
-        return (frame % (msg_id, ts_ms)).decode()
+        return frame % (msg_id, ts_ms)
     data = message.encoded_data(codec)
     keys = _MSGPACK_KEYS
     return b"".join(

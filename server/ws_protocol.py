@@ -4,7 +4,7 @@ An ASGI `send` is a coroutine: uvicorn's waits for the transport to be writable,
 states, then frames the message. A broadcast to 5,000 sockets paid that per socket (four coroutines
 with the hub's own writer) for writes that almost never wait. This protocol offers, in the scope's
 `extensions` under `NOW_WRITER`, two plain methods: `ready()`, whether the socket takes a frame now,
-and `write(frame)`. When it is not ready the caller uses the ASGI `send`, which keeps every rule
+and `write(frame, text)`. When it is not ready the caller uses the ASGI `send`, which keeps every rule
 (flow control, the handshake, a close already sent). `write` frames the message itself (two to ten
 bytes of header, RFC 6455): websockets' general framing was a fifth of the hub's own time per socket.
 """
@@ -43,13 +43,13 @@ class FastSendProtocol(WebSocketsSansIOProtocol):
             and not self.conn.writes
         )
 
-    def write(self, frame: str | bytes) -> None:
-        """Frame and write one message at once (after `ready`). A socket the peer has begun to close
-        raises ClientDisconnected, as the ASGI `send` would."""
+    def write(self, frame: bytes, text: bool) -> None:
+        """Frame and write one message at once (after `ready`): `text` a UTF-8 text message, else
+        binary. A socket the peer has begun to close raises ClientDisconnected, as the ASGI `send`
+        would."""
         if self.conn.state is not State.OPEN:
             raise ClientDisconnected()
-        data = frame.encode() if isinstance(frame, str) else frame
-        self.transport.write(frame_head(isinstance(frame, str), len(data)) + data)
+        self.transport.write(frame_head(text, len(frame)) + frame)
 
 
 def frame_head(text: bool, length: int) -> bytes:

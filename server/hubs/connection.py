@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from server.auth import Session
 from server.hubs.eager import start_eagerly
-from server.protocol import Codec, Outbound, encode
+from server.protocol import Codec, Outbound, encode_bytes
 from server.store.records import UserRecord
 
 log = logging.getLogger("proctorhub.hubs.connection")
@@ -44,7 +44,7 @@ class NowWriter(Protocol):
 
     def ready(self) -> bool: ...
 
-    def write(self, frame: str | bytes) -> None: ...
+    def write(self, frame: bytes, text: bool) -> None: ...
 
 
 class ConnectionState(enum.Enum):
@@ -225,7 +225,7 @@ class Connection:
         if writer is None or not writer.ready():
             return False
         try:
-            writer.write(self._frame(message))
+            writer.write(self._frame(message), self.codec is Codec.JSON)
         except (OSError, RuntimeError) as exc:
             log.debug("conn %s: send failed: %s", self.conn_id, exc)
             return True  # the peer went away; the reader sees the disconnect and cleans up
@@ -235,12 +235,14 @@ class Connection:
     async def _write(self, message: Outbound) -> None:
         frame = self._frame(message)
         self.send_since = time.monotonic()
-        key = "text" if isinstance(frame, str) else "bytes"
-        await self._asgi_send({"type": "websocket.send", key: frame})
+        if self.codec is Codec.JSON:
+            await self._asgi_send({"type": "websocket.send", "text": frame.decode()})
+        else:
+            await self._asgi_send({"type": "websocket.send", "bytes": frame})
         self.send_since = None
         self._written(message)
 
-    def _frame(self, message: Outbound) -> str | bytes:
+    def _frame(self, message: Outbound) -> bytes:
         """The message's frame under the next id; a pushed message awaits its ack from now on (a
         client may ack before the write returns)."""
         msg_id = self._next_id
@@ -249,7 +251,7 @@ class Connection:
             if len(self.awaiting_ack) >= MAX_AWAITING_ACK:
                 del self.awaiting_ack[next(iter(self.awaiting_ack))]
             self.awaiting_ack[msg_id] = message.ack_key
-        return encode(message, self.codec, msg_id=msg_id, ts_ms=int(time.time() * 1000))
+        return encode_bytes(message, self.codec, msg_id=msg_id, ts_ms=int(time.time() * 1000))
 
     def _written(self, message: Outbound) -> None:
         self.sent += 1

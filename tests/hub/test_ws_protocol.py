@@ -44,7 +44,7 @@ class BurstApp:
             event = await receive()
             if event["type"] == "websocket.disconnect":
                 try:
-                    writer.write("late")
+                    writer.write(b"late", True)
                     self.after_disconnect = "written"
                 except ClientDisconnected:
                     self.after_disconnect = "ClientDisconnected"
@@ -53,7 +53,7 @@ class BurstApp:
             for n in range(int(count)):
                 frame = orjson.dumps({"n": n, "pad": "x" * int(size)}).decode()
                 if writer is not None and writer.ready():
-                    writer.write(frame)
+                    writer.write(frame.encode(), True)
                     self.written_now += 1
                     continue
                 self.refused += 1

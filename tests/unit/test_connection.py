@@ -42,10 +42,14 @@ class FakeSocket:
         full socket buffer, so the frame takes the ASGI `send` above."""
         return self.gate.is_set()
 
-    def write(self, frame: str | bytes) -> None:
+    def write(self, frame: bytes, text: bool) -> None:
         if self.gone:
             raise ClientDisconnected()
-        self.sent.append({"type": "websocket.send", "text" if isinstance(frame, str) else "bytes": frame})
+        self.sent.append(
+            {"type": "websocket.send", "text": frame.decode()}
+            if text
+            else {"type": "websocket.send", "bytes": frame}
+        )
 
     def frames(self) -> list[dict[str, Any]]:
         out = []
