@@ -101,17 +101,8 @@ class RedisPubSub:
         await self._post(f"{NODE}{node_id}", kind.encode() + b"\n" + payload)
 
     async def send_to_user(self, event_id: str, user_id: str, kind: str, payload: bytes) -> int:
-        """Published to the other nodes holding a socket of the user; this node's share is delivered
-        here, as the reply comes, not read back from pub/sub (most users sit on the node that speaks
-        to them: their own messages cost no PUBLISH and no decode of it)."""
-        message = kind.encode() + b"\n" + payload
-        here = self._node_channel[len(NODE) :] if self._node_channel is not None else ""
-        count, local = await self._to_user(
-            keys=[f"{P}conns:{tail(event_id, user_id)}"], args=[NODE, message, here]
-        )
-        if local:
-            self._dispatch_node(message)
-        return int(count)
+        args = [NODE, kind.encode() + b"\n" + payload]
+        return int(await self._to_user(keys=[f"{P}conns:{tail(event_id, user_id)}"], args=args))
 
     async def unsubscribe(self, topic: str) -> None:
         async with self._lock:
