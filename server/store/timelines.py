@@ -45,9 +45,5 @@ class TimelineStore(Protocol):
     async def schedule_check(self, member: str, at: float) -> None:
         """Ask for `member` to be checked at `at` (an earlier request wins)."""
 
-    async def unlock_check(self, member: str, at: float | None, *, lock: str, owner: str) -> None:
-        """In one step, a check's last round trip: `schedule_check(member, at)` (unless `at` is None),
-        then `owner` lets go of the lock `lock` (as `LockStore.release_lock` would)."""
-
     async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
         """Checks whose time came, each handed out once cluster-wide."""

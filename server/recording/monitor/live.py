@@ -247,15 +247,10 @@ class RecordingMonitor:
                     _member(event_id, candidate_id), self._clock() + DUE_POLL_S
                 )
                 return
-            lock = _lock_name(event_id, candidate_id)
             try:
-                timeline, alerts_changed, due = await self._evaluate_and_publish(event_id, candidate_id, read)
-            except BaseException:
-                await store.locks.release_lock(lock, self._owner)
-                raise
-            await store.timelines.unlock_check(
-                _member(event_id, candidate_id), due, lock=lock, owner=self._owner
-            )
+                timeline, alerts_changed = await self._evaluate_and_publish(event_id, candidate_id, read)
+            finally:
+                await store.locks.release_lock(_lock_name(event_id, candidate_id), self._owner)
         self._links.metrics.timeline_checks.inc()
         if recorded or alerts_changed:
             for hook in self._change_hooks:
@@ -285,9 +280,7 @@ class RecordingMonitor:
 
     async def _evaluate_and_publish(
         self, event_id: str, candidate_id: str, read: CheckRead
-    ) -> tuple[Timeline, bool, float | None]:
-        """Evaluate, store and publish what changed; the timeline, whether its alerts changed, and
-        when to look again (scheduled by the caller with the lock's release, one round trip)."""
+    ) -> tuple[Timeline, bool]:
         store = self._store
         timeline = await self._compacted(event_id, candidate_id, _decoded(read.signals))
         stored = {k: orjson.loads(v) for k, v in read.alerts.items()}
@@ -308,17 +301,17 @@ class RecordingMonitor:
             for a in {**stored, **{c.alert["alert_id"]: c.alert for c in changes}}.values()
             if a["state"] == "open"
         )
-        if user is None or (user.recording, user.open_alerts) != (timeline.recording_state, open_count):
-            # Only this check writes these two fields, under the lock: read unchanged, they still are.
-            status = {"recording": timeline.recording_state, "open_alerts": open_count}
-            transition = await store.presence.set_status(event_id, candidate_id, status)
-            if transition is not None and transition.changed:
-                await self._links.announce(transition.record)
+        status = {"recording": timeline.recording_state, "open_alerts": open_count}
+        transition = await store.presence.set_status(event_id, candidate_id, status)
+        if transition is not None and transition.changed:
+            await self._links.announce(transition.record)
         checks = [timeline.next_check]
         for hook in self._evaluated_hooks:
             checks.append(await hook(event_id, candidate_id, timeline, self._clock()))
         due = [c for c in checks if c is not None]
-        return timeline, bool(changes), min(due, default=None)
+        if due:
+            await store.timelines.schedule_check(_member(event_id, candidate_id), min(due))
+        return timeline, bool(changes)
 
     async def _ask_before_missing(
         self, candidate_id: str, timeline: Timeline, stored: dict[str, dict[str, Any]]

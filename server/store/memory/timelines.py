@@ -74,11 +74,6 @@ class MemoryTimelines:
             self._due[member] = at
             heapq.heappush(self._due_heap, (at, member))
 
-    async def unlock_check(self, member: str, at: float | None, *, lock: str, owner: str) -> None:
-        if at is not None:
-            await self.schedule_check(member, at)
-        await self._locks.release_lock(lock, owner)
-
     async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
         out: list[str] = []
         while self._due_heap and self._due_heap[0][0] <= now and len(out) < limit:

@@ -20,17 +20,13 @@ def _keep_ms(ttl_s: float) -> int:
     return max(1, math.ceil(ttl_s * 1000) + 60_000)
 
 
-def lock_key(name: str) -> str:
-    return f"{P}lock:{esc(name)}"
-
-
 def fence_key(name: str) -> str:
     return f"{P}fence:{esc(name)}"
 
 
 def lock_claim(name: str, owner: str, *, now: float, ttl_s: float) -> tuple[list[str], list[Any]]:
     """The keys and arguments of `take_lock.lua` for `owner` taking `name` until `now + ttl_s`."""
-    return [lock_key(name), fence_key(name)], [owner, num(now), num(now + ttl_s), _keep_ms(ttl_s)]
+    return [f"{P}lock:{esc(name)}", fence_key(name)], [owner, num(now), num(now + ttl_s), _keep_ms(ttl_s)]
 
 
 class RedisLocks:
@@ -47,11 +43,11 @@ class RedisLocks:
 
     async def renew_lock(self, name: str, owner: str, *, now: float, ttl_s: float) -> bool:
         args = [owner, num(now), num(now + ttl_s), _keep_ms(ttl_s)]
-        return bool(await self._renew(keys=[lock_key(name)], args=args))
+        return bool(await self._renew(keys=[f"{P}lock:{esc(name)}"], args=args))
 
     async def lock_owner(self, name: str, *, now: float) -> str | None:
-        owner = await self._owner(keys=[lock_key(name)], args=[num(now)])
+        owner = await self._owner(keys=[f"{P}lock:{esc(name)}"], args=[num(now)])
         return None if owner is None else owner.decode()
 
     async def release_lock(self, name: str, owner: str) -> None:
-        await self._release(keys=[lock_key(name)], args=[owner])
+        await self._release(keys=[f"{P}lock:{esc(name)}"], args=[owner])

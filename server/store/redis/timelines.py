@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from server.store.redis.connection import P, Write, esc, flat, kept_writes, num, script, tail
-from server.store.redis.locks import lock_claim, lock_key
+from server.store.redis.locks import lock_claim
 from server.store.redis.presence import record_of
 from server.store.timelines import CheckRead
 
@@ -25,7 +25,6 @@ class RedisTimelines:
         self._take_due = script(client, "take_due")
         self._kept = script(client, "kept_writes")
         self._locked_read = script(client, "take_lock", "locked_read")
-        self._unlock_check = script(client, "unlock_check")
 
     async def add_signals(self, event_id: str, candidate_id: str, signals: list[bytes]) -> int:
         key = f"{P}sig:{tail(event_id, candidate_id)}"
@@ -84,10 +83,6 @@ class RedisTimelines:
 
     async def schedule_check(self, member: str, at: float) -> None:
         await self._redis.zadd(f"{P}due", {member: at}, lt=True)
-
-    async def unlock_check(self, member: str, at: float | None, *, lock: str, owner: str) -> None:
-        args = [member, "" if at is None else num(at), owner]
-        await self._unlock_check(keys=[f"{P}due", lock_key(lock)], args=args)
 
     async def due_checks(self, now: float, *, limit: int = 256) -> list[str]:
         taken = await self._take_due(keys=[f"{P}due"], args=[num(now), limit])
