@@ -78,13 +78,14 @@ class PresenceService:
         store: PresenceStore,
         fanout: Fanout,
         clock: Callable[[], float],
-        background: Background | None = None,
+        background: Background,
     ) -> None:
         self._settings = settings
         self._store = store
         self._fanout = fanout
         self._clock = clock
-        self._background = background or Background(log)
+        self._background = background
+        """The hub's: a hold released late is its task, counted if it fails and cancelled at stop."""
         self._listeners: list[Callable[[UserRecord], None]] = []
 
     def on_change(self, listener: Callable[[UserRecord], None]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
 import pytest
 
 from server.auth import Session
+from server.background import Background
 from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
@@ -19,6 +21,7 @@ from server.store.memory import MemoryStore
 from server.topics import watch_topic
 
 EV = "ev"
+log = logging.getLogger("tests.one_announcement")
 
 
 async def _noop(message: object) -> None:
@@ -65,7 +68,9 @@ async def _hub() -> tuple[MemoryStore, PresenceService, Watcher]:
     """A store, the presence service, an admin watching, and two candidates online."""
     store = MemoryStore()
     fanout = Fanout(store.pubsub, HubMetrics())
-    presence = PresenceService(Settings(hub_secret="s" * 32), store.presence, fanout, lambda: 1000.0)
+    presence = PresenceService(
+        Settings(hub_secret="s" * 32), store.presence, fanout, lambda: 1000.0, Background(log)
+    )
     watcher = Watcher()
     await fanout.join(watcher.conn, watch_topic(EV))
     for user in ("c1", "c2"):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.auth import Session
+from server.background import Background
 from server.config import Settings
 from server.hubs.connection import Connection
 from server.hubs.fanout import Fanout
@@ -48,7 +50,11 @@ async def _run(plan: list[tuple[str, int]]) -> None:
     snapshots = UserSnapshots(store.presence, fanout)
     now = [1000.0]
     presence = PresenceService(
-        Settings(hub_secret="s" * 32, presence_grace_s=5), store.presence, fanout, lambda: now[0]
+        Settings(hub_secret="s" * 32, presence_grace_s=5),
+        store.presence,
+        fanout,
+        lambda: now[0],
+        Background(logging.getLogger("tests.snapshots")),
     )
     admin = _conn(0, "admin", "admin")
     await fanout.join(admin, watch_topic(EV))
