@@ -27,12 +27,21 @@ LEVELS = {"unit": "unit", "hub": "hub", "scenarios": "slow", "browser": "browser
 """tests/<folder> -> the marker its tests carry (`-m "not slow"`, `-m browser`, ...)."""
 
 
+FIRST = ("scenarios", "browser", "hub", "unit")
+"""The order the folders run in: longest files first, so the two workers of `scripts/test` (files
+handed out in collection order, `--no-loadscope-reorder`) end together on the many short unit files,
+not one of them on a minute-long scenario while the other idles."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parent
+    levels: dict[int, int] = {}
     for item in items:
         level = Path(str(item.path)).resolve().relative_to(root).parts[0]
         if level in LEVELS:
             item.add_marker(LEVELS[level])
+        levels[id(item)] = FIRST.index(level) if level in FIRST else len(FIRST)
+    items.sort(key=lambda item: levels[id(item)])
 
 
 SECRET = "test-secret-" + "x" * 24
