@@ -1,8 +1,9 @@
 """Liveness, readiness and Prometheus metrics.
 
 /metrics needs the API key when one is set (it tells anyone how many users are online, and where the
-hub struggles). Its presence counts read every event and user from the store, so they are computed at
-most once per PRESENCE_COUNT_EVERY_S however often it is scraped (several scrapers, a hot loop)."""
+hub struggles). Its presence counts cover every user of every event (counted by the store, see
+`PresenceStore.count_users`), so they are computed at most once per PRESENCE_COUNT_EVERY_S however
+often it is scraped (several scrapers, a hot loop)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class PresenceCounts:
 async def _count(store: Store) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for event in await store.events.list_events():
-        counts.update((u.role, u.presence) for u in await store.presence.list_users(event.event_id))
+        counts.update(await store.presence.count_users(event.event_id))
     return counts
 
 

@@ -15,6 +15,7 @@ and its users go `reconnecting`.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Protocol
 
 from server.store.records import ConnRef, FlagRecord, Transition, Tristate, UserRecord
@@ -31,6 +32,10 @@ class PresenceStore(Protocol):
 
     async def get_user(self, event_id: str, user_id: str) -> UserRecord | None: ...
     async def list_users(self, event_id: str) -> list[UserRecord]: ...
+    async def count_users(self, event_id: str) -> Counter[tuple[str, str]]:
+        """The event's users by (role, presence), /metrics' figures: counted by the store, not read
+        and decoded record by record (5,000 users' records at every scrape cost a busy node 12 %)."""
+
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None: ...
     async def set_status(self, event_id: str, user_id: str, changes: dict[str, Any]) -> Transition | None:
         """Set some of `video`, `recording`, `open_alerts`; `changed` says whether any differed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -218,6 +219,18 @@ async def test_ids_with_separators_do_not_collide(store: Store) -> None:
     assert (await store.presence.get_user("a:b", "c")).name == "two"  # type: ignore[union-attr]
     assert (await store.presence.get_user("a", "%3A")).name == "three"  # type: ignore[union-attr]
     assert await store.presence.get_user("a", ":") is None
+
+
+async def test_count_users_by_role_and_presence_whatever_the_ids(store: Store) -> None:
+    for user, event in (("b:c", "a"), ("%3A", "a"), ("c", "a:b"), ("p%", "a")):
+        role = "proctor" if user.startswith("p") else "candidate"
+        await store.presence.connect(ref(user, f"k-{user}", event=event), role=role, name=None, now=1.0)
+    await store.presence.disconnect(ref("b:c", "k-b:c", event="a"), now=2.0, grace_s=5.0)
+    assert await store.presence.count_users("a") == Counter(
+        {("candidate", "reconnecting"): 1, ("candidate", "online"): 1, ("proctor", "online"): 1}
+    )
+    assert await store.presence.count_users("a:b") == Counter({("candidate", "online"): 1})
+    assert await store.presence.count_users("empty") == Counter()
 
 
 async def test_times_round_trip_exactly(store: Store) -> None:
@@ -657,6 +670,7 @@ async def _lockstep(url: str, ops: list[tuple]) -> None:
             expected = await _apply(memory, op, now)
             assert await _apply(redis_store, op, now) == expected, op
             assert await redis_store.presence.list_users(EV) == await memory.presence.list_users(EV), op
+            assert await redis_store.presence.count_users(EV) == await memory.presence.count_users(EV), op
     finally:
         await redis_store.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from server.store.records import ConnRef, FlagRecord, Transition, Tristate, UserRecord
@@ -89,6 +89,9 @@ class MemoryPresence:
 
     async def list_users(self, event_id: str) -> list[UserRecord]:
         return [self._users[(event_id, u)] for u in sorted(self._event_users.get(event_id, ()))]
+
+    async def count_users(self, event_id: str) -> Counter[tuple[str, str]]:
+        return Counter((r.role, r.presence) for r in await self.list_users(event_id))
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
         return await self.set_status(event_id, user_id, {"video": video})

@@ -13,6 +13,7 @@ from its sorted set inside a script is the only one that returns the affected us
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict
 from typing import Any, cast
 
@@ -73,8 +74,9 @@ class RedisPresence:
         self._disconnect = script(client, "drop", "disconnect")
         self._finish = script(client, "finish")
         self._expire = script(client, "expire_graces")
-        self._reap = script(client, "drop", "release", "reap")
-        self._release = script(client, "drop", "release", "release_node")
+        self._reap = script(client, "keys", "drop", "release", "reap")
+        self._release = script(client, "keys", "drop", "release", "release_node")
+        self._count = script(client, "keys", "count_users")
         self._set_status = script(client, "set_status")
         self._add_flag = script(client, "add_flag")
 
@@ -115,6 +117,11 @@ class RedisPresence:
                 pipe.hgetall(f"{P}user:{tail(event_id, user_id)}")
             rows = await pipe.execute()
         return [record_of(row) for row in rows if row]
+
+    async def count_users(self, event_id: str) -> Counter[tuple[str, str]]:
+        flat = await self._count(keys=[f"{P}eusers:{event_id}"], args=[event_id])
+        triples = zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+        return Counter({(role.decode(), presence.decode()): int(n) for role, presence, n in triples})
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
         return await self.set_status(event_id, user_id, {"video": video})

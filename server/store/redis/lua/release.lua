@@ -1,8 +1,6 @@
 -- release(node, grace key, now, deadline): drop every socket the node held (its users with no socket
--- left go `reconnecting` until the deadline); the records that changed. Needs drop.lua before it.
-local function esc(s)
-  return (string.gsub((string.gsub(s, '%%', '%%25')), ':', '%%3A'))
-end
+-- left go `reconnecting` until the deadline); the records that changed. Needs keys.lua and drop.lua
+-- before it.
 local function release(node, grace, now, deadline)
   local nkey = 'ph:nconns:' .. node
   local refs = redis.call('SMEMBERS', nkey)
