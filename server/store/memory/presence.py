@@ -91,7 +91,8 @@ class MemoryPresence:
         return [self._users[(event_id, u)] for u in sorted(self._event_users.get(event_id, ()))]
 
     async def count_users(self, event_id: str) -> Counter[tuple[str, str]]:
-        return Counter((r.role, r.presence) for r in await self.list_users(event_id))
+        users = (self._users[(event_id, u)] for u in self._event_users.get(event_id, ()))
+        return Counter((r.role, r.presence) for r in users)
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
         return await self.set_status(event_id, user_id, {"video": video})

@@ -28,6 +28,9 @@ log = logging.getLogger("proctorhub.store.redis")
 GRACE = f"{P}grace"
 NODES = f"{P}nodes"
 RENEWED = f"{P}renewed"
+COUNT_SLICE = 1000
+"""Users per `count_users` script call: about 3 ms of Redis's time each, so a scrape of a 20,000-user
+event never holds Redis for the 50 ms one call over them all would."""
 
 
 def user_keys(user_tail: str) -> list[str]:
@@ -119,9 +122,13 @@ class RedisPresence:
         return [record_of(row) for row in rows if row]
 
     async def count_users(self, event_id: str) -> Counter[tuple[str, str]]:
-        flat = await self._count(keys=[f"{P}eusers:{event_id}"], args=[event_id])
-        triples = zip(flat[::3], flat[1::3], flat[2::3], strict=True)
-        return Counter({(role.decode(), presence.decode()): int(n) for role, presence, n in triples})
+        ids = list(await self._redis.smembers(f"{P}eusers:{event_id}"))
+        counts: Counter[tuple[str, str]] = Counter()
+        for start in range(0, len(ids), COUNT_SLICE):
+            flat = await self._count(args=[event_id, *ids[start : start + COUNT_SLICE]])
+            for role, presence, n in zip(flat[::3], flat[1::3], flat[2::3], strict=True):
+                counts[(role.decode(), presence.decode())] += int(n)
+        return counts
 
     async def set_video(self, event_id: str, user_id: str, video: Tristate) -> Transition | None:
         return await self.set_status(event_id, user_id, {"video": video})

@@ -1,10 +1,11 @@
--- KEYS: eusers   ARGV: event_id. Needs keys.lua before it.
--- The event's users by role and presence, counted here: role, presence, count, role, presence, ...
--- (/metrics' figures without sending every user's record to the node to decode.)
+-- KEYS: none   ARGV: event_id, user_id, user_id, ... Needs keys.lua before it.
+-- These users of the event by role and presence, counted here: role, presence, count, ... (/metrics'
+-- figures without sending every record to the node to decode). The node sends the ids in slices, so
+-- no one call holds Redis for long.
 local counts = {}
 local prefix = 'ph:user:' .. esc(ARGV[1]) .. ':'
-for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local row = redis.call('HMGET', prefix .. esc(user), 'role', 'presence')
+for i = 2, #ARGV do
+  local row = redis.call('HMGET', prefix .. esc(ARGV[i]), 'role', 'presence')
   if row[1] and row[2] then
     local key = row[1] .. '\n' .. row[2]
     counts[key] = (counts[key] or 0) + 1
