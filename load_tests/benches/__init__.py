@@ -17,6 +17,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "alert-latency": ("alert_latency", "from a 100ms webhook to the alert on a proctor's socket"),
     "page": ("page_bench", "the proctor page under a stream of statuses (Chromium)"),
     "redis-costs": ("redis_costs", "what a join, a status change and a leave cost Redis"),
+    "scrape": ("scrape_bench", "what /metrics' presence counts cost a node per scrape"),
     "client": ("client_bench", "which WebSocket client for the simulated users"),
 }
 ALIASES = {"bench": "hub"}  # its name before the others were wired
