@@ -2,7 +2,7 @@
 
 Scenarios (see load_tests/README.md): `idle` (N authenticated sockets held: connect time,
 RSS per socket, drops), `presence` (one candidate connects/disconnects; latency to each
-proctor), `broadcast` (one candidate's video toggles; time to the last of N watchers),
+of the event's admins), `broadcast` (one candidate's video toggles; time to the last of N watchers),
 `tokens` (N candidates hold sockets while the hub pushes `token.refresh`; they ack at once).
 The hub always runs on the memory store (one node, its in-process 100ms simulator): the baseline.
 `--redis` runs the same scenario again, in the same invocation, on `--nodes` nodes sharing one
@@ -43,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--sockets", type=int, default=10_000, help="idle, tokens: sockets to hold")
-    parser.add_argument("--proctors", type=int, default=100, help="presence: proctors watching")
+    parser.add_argument("--proctors", type=int, default=100, help="presence: watchers (the event's admins)")
     parser.add_argument("--watchers", type=int, default=5_000, help="broadcast: watcher sockets")
     parser.add_argument(
         "--role",

@@ -1,4 +1,4 @@
-"""The three scenarios: idle sockets, presence changes to proctors, one status to many watchers.
+"""The three scenarios: idle sockets, presence changes to watchers, one status to many watchers.
 
 (The fourth, `tokens`, is in hub_tokens.py and uses the helpers here.)
 
@@ -264,11 +264,13 @@ def _watchers(count: int, role: str, prefix: str) -> list[tuple[str, Role]]:
 async def presence(
     target: Target, pool: WorkerPool, opts: Options
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """One candidate connects and disconnects; latency to each proctor's `candidate.status`."""
+    """One candidate connects and disconnects; latency to each watcher's `candidate.status`. The
+    watchers are the event's admins: the candidate has no room, and a candidate without a room reaches
+    the proctors only once they were shown it (a roster, a status of their rooms)."""
     rounds = opts.rounds or 200
     pause = opts.interval_s if opts.interval_s is not None else 0.1
     batch = await open_many(
-        target, pool, _watchers(opts.proctors, "proctor", "proctor"), record=True, opts=opts
+        target, pool, _watchers(opts.proctors, "admin", "presence-admin"), record=True, opts=opts
     )
     opened = batch.count
     candidate_id = "presence-candidate"
@@ -300,7 +302,7 @@ async def presence(
     from_tcp = [x + handshakes[i // 2] for i, per in enumerate(result["recv"]) if i % 2 == 0 for x in per]
     total, on, off, tcp = summary_ms(every), summary_ms(online), summary_ms(offline), summary_ms(from_tcp)
     figures = {
-        "proctors_opened": opened,
+        "watchers_opened": opened,
         "presence_changes": len(actions),
         "deliveries": total["n"],
         "missing_deliveries": sum(result["missing"]),
@@ -314,7 +316,7 @@ async def presence(
         "reconnecting_p50_ms": off["p50_ms"],
         "reconnecting_p99_ms": off["p99_ms"],
         "server_cpu_s": round(cpu_used, 2),
-        "proctors_dropped": opened - status["open"],
+        "watchers_dropped": opened - status["open"],
     }
     details = {
         **batch.details(),

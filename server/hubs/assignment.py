@@ -113,6 +113,7 @@ class Assigner:
         conn.assigned = frozenset(kept)
         users = await self._snapshots.users(session.event_id)
         watched = [dict(candidate_status(u)) for u in users if u.role == "candidate" and u.room_id in kept]
+        conn.shown = {u["candidate_id"] for u in watched}
         return [assign, Outbound("roster", {"candidates": watched})]
 
     async def state(self, conn: Connection) -> list[Outbound]:

@@ -85,6 +85,9 @@ class Connection:
         """The state sync after `hello` is out: later changes are pushed, not read by it."""
         self.assigned: frozenset[str] = frozenset()
         """The rooms of the last `room.assign` sent to this socket."""
+        self.shown: set[str] = set()
+        """A proctor's candidates of its last `roster` and of the statuses of its rooms since: a
+        candidate without a room has its status sent to these proctors only (`Fanout.deliver`)."""
         self.stale = False
         """An assignment changed during the state sync or a push, after it may have read it: push again."""
         self.reassigning = False

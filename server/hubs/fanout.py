@@ -150,14 +150,31 @@ class Fanout:
     def deliver(self, topic: str, message: Outbound) -> None:
         """Queue a message on every local socket of a topic.
 
-        A seated candidate's `candidate.status` goes to the admins and to the proctors watching its
-        room only: sent to every proctor of a 5,000-candidate event, these writes were most of the hub's
-        time. A proctor learns of a candidate moving into its rooms from the `roster` that follows."""
+        A `candidate.status` goes to the admins, to the proctors watching the candidate's room, and,
+        while the candidate has no room, to the proctors that were shown it (`Connection.shown`): sent
+        to every proctor of a 5,000-candidate event, these writes were most of the hub's time, and
+        every arrival is announced once before its seat. A proctor learns of a candidate moving into
+        its rooms from the `roster` that follows."""
         listeners = self._local.get(topic)
         if not listeners:
             return
-        room = message.data.get("room_id") if message.type == "candidate.status" else None
+        if message.type != "candidate.status":
+            for conn in list(listeners):
+                conn.send(message)
+            return
+        room, candidate = message.data.get("room_id"), message.data.get("candidate_id")
         for conn in list(listeners):
-            if room is not None and conn.role == "proctor" and room not in conn.assigned:
+            if conn.role == "proctor" and not _shows(conn, room, candidate):
                 continue
             conn.send(message)
+
+
+def _shows(proctor: Connection, room: object, candidate: object) -> bool:
+    """Whether a proctor's socket gets a candidate's status, keeping its `shown` set current."""
+    if room is None:
+        return candidate in proctor.shown
+    if room in proctor.assigned:
+        proctor.shown.add(str(candidate))
+        return True
+    proctor.shown.discard(str(candidate))
+    return False

@@ -21,11 +21,14 @@ async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: H
     assert (await proctor.expect("roster"))["data"]["candidates"] == []
     tab1, hello = await login(shared_hub.ws, token(SECRET, "c1", event=event, name="Ada"))
     assert hello["data"]["user_id"] == "c1" and hello["data"]["role"] == "candidate"
-    online = await proctor.expect("candidate.status", status_of("c1", "online"))
-    assert online["data"]["name"] == "Ada"
     # The proctor gets c1's room (a new room: its `room.assign` and `roster` come after c1's seat).
-    # Only from then on do c1's changes reach it as `candidate.status`; before, the roster carries them.
-    await proctor.expect("roster", lambda m: [c["candidate_id"] for c in m["data"]["candidates"]] == ["c1"])
+    # Only from then on do c1's changes reach it as `candidate.status`; before, the roster carries them
+    # (c1's arrival, announced before its seat, went to the admins and to no proctor: none was shown c1).
+    roster = await proctor.expect(
+        "roster", lambda m: [c["candidate_id"] for c in m["data"]["candidates"]] == ["c1"]
+    )
+    assert roster["data"]["candidates"][0]["name"] == "Ada"
+    assert roster["data"]["candidates"][0]["presence"] == "online"
     tab2, _ = await login(shared_hub.ws, token(SECRET, "c1", event=event))
     await tab1.close()
     await tab2.send("ping")
@@ -43,7 +46,11 @@ async def test_tabs_count_as_one_user_and_grace_keeps_a_blip_quiet(shared_hub: H
     await proctor.expect("candidate.status", status_of("c1", "reconnecting"))
     await proctor.expect("candidate.status", status_of("c1", "offline"), timeout=5)
     seen = proctor.presences()
-    assert seen == ["online", "reconnecting", "online", "reconnecting", "offline"]
+    # Before the roster, the seated "online" may or may not have found the room in the proctor's view.
+    assert seen[-4:] == ["reconnecting", "online", "reconnecting", "offline"] and seen[:-4] in (
+        [],
+        ["online"],
+    )
 
 
 async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubProcess) -> None:
@@ -70,8 +77,10 @@ async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubP
 
 async def test_finish_is_final_and_media_status_reaches_the_proctor(shared_hub: HubProcess) -> None:
     event = "presence-finish"
+    create_event(shared_hub, event)
     proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", event))
     candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event=event))
+    await proctor.expect("roster", lambda m: [c["candidate_id"] for c in m["data"]["candidates"]] == ["c"])
     await candidate.send("media.status", {"room_id": "r1", "joined": True, "video": True, "audio": False})
     on = await proctor.expect("candidate.status", lambda m: m["data"]["video"] == "on")
     assert on["data"]["presence"] == "online"
@@ -209,11 +218,11 @@ async def test_proctors_coming_and_going_reach_admins_only(shared_hub: HubProces
 
 
 async def test_an_event_never_created_gets_presence_but_no_room(shared_hub: HubProcess) -> None:
-    proctor, _ = await login(shared_hub.ws, token(SECRET, "p", "proctor", "made-up-event"))
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a", "admin", "made-up-event"))
     candidate, _ = await login(shared_hub.ws, token(SECRET, "c", event="made-up-event"))
     refusal = await candidate.expect("error")
     assert refusal["data"]["code"] == "event_unknown"
-    await proctor.expect("candidate.status", lambda m: m["data"]["presence"] == "online")
+    await admin.expect("candidate.status", lambda m: m["data"]["presence"] == "online")
     await candidate.send("ping")
     await candidate.expect("pong")
     assert not [m for m in candidate.inbox if m["type"] == "room.assign"]
