@@ -93,7 +93,9 @@ async def _run_store(kind: str, sizes: list[int], rounds: int) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scrape_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", default="5000,20000", help="event sizes, comma-separated")
     parser.add_argument(
         "--rounds", type=int, default=20, help="counts per way and size (the median is shown)"
