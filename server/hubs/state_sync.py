@@ -36,18 +36,19 @@ class StateSync:
         self._providers.insert(index, (name, provider, independent))
 
     async def messages(self, conn: Connection) -> list[Outbound]:
-        """Every provider's messages, in the providers' order (the independent ones read in tasks of
-        their own from the start, cancelled if the sync fails)."""
-        early = {
-            name: asyncio.ensure_future(p(conn)) for name, p, independent in self._providers if independent
-        }
+        """Every provider's messages, in the providers' order. The independent ones read in tasks of
+        a task group from the start: the first failure anywhere stops the others and is raised as
+        itself (not as the group), and a cancelled sync leaves no provider running."""
         try:
-            out: list[Outbound] = []
-            for name, provider, independent in self._providers:
-                out.extend(await early[name] if independent else await provider(conn))
-        except BaseException:
-            for task in early.values():
-                task.cancel()
-            await asyncio.gather(*early.values(), return_exceptions=True)
-            raise
+            async with asyncio.TaskGroup() as group:
+                early = {
+                    name: group.create_task(p(conn), name=f"state sync {name}")
+                    for name, p, independent in self._providers
+                    if independent
+                }
+                out: list[Outbound] = []
+                for name, provider, independent in self._providers:
+                    out.extend(await early[name] if independent else await provider(conn))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         return out

@@ -108,3 +108,30 @@ async def test_a_cancelled_sync_leaves_no_provider_running() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sorted(stopped) == ["backfill", "stats"]
+
+
+async def test_an_independent_provider_that_fails_stops_the_sync_at_once_with_its_own_error() -> None:
+    """The backfill read fails while `room.assign` is still reading: the sync does not wait for it."""
+    stopped: list[str] = []
+
+    async def stats(_conn: Any) -> list[Outbound]:
+        return []
+
+    async def rooms(_conn: Any) -> list[Outbound]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.append("room.assign")
+            raise
+        return []
+
+    async def backfill(_conn: Any) -> list[Outbound]:
+        await asyncio.sleep(0)
+        raise LookupError("backfill unreadable")
+
+    sync = StateSync(stats)
+    sync.add("room.assign", rooms, before="event.stats")
+    sync.add("backfill", backfill, independent=True)
+    with pytest.raises(LookupError, match="backfill unreadable"):
+        await asyncio.wait_for(sync.messages(CONN), 5)
+    assert stopped == ["room.assign"]
