@@ -302,9 +302,12 @@ class RecordingMonitor:
             if a["state"] == "open"
         )
         status = {"recording": timeline.recording_state, "open_alerts": open_count}
-        transition = await store.presence.set_status(event_id, candidate_id, status)
-        if transition is not None and transition.changed:
-            await self._links.announce(transition.record)
+        # Only the monitor writes these two fields, under the candidate's lock it holds since the read:
+        # when the read record has them already, the write (a Redis round trip) would change nothing.
+        if user is None or any(getattr(user, field) != value for field, value in status.items()):
+            transition = await store.presence.set_status(event_id, candidate_id, status)
+            if transition is not None and transition.changed:
+                await self._links.announce(transition.record)
         checks = [timeline.next_check]
         for hook in self._evaluated_hooks:
             checks.append(await hook(event_id, candidate_id, timeline, self._clock()))
