@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from server.store.records import UserRecord
@@ -16,6 +16,9 @@ class CheckRead:
     signals: list[bytes]
     alerts: dict[str, bytes]
     user: UserRecord | None
+    backfill: dict[str, bytes] = field(default_factory=dict)
+    """The candidate's browser-backfill bookkeeping (`BackfillStore.get_requests`): the check's hooks
+    decide from it, and reading it here saves them a round trip per check."""
 
 
 class TimelineStore(Protocol):
@@ -27,7 +30,8 @@ class TimelineStore(Protocol):
         self, event_id: str, candidate_id: str, *, lock: str, owner: str, now: float, ttl_s: float
     ) -> CheckRead | None:
         """In one step, a check's first round trip: take the lock `lock` for `owner` (as
-        `LockStore.acquire_lock` would) and read the candidate's signals, alerts and user record;
+        `LockStore.acquire_lock` would) and read the candidate's signals, alerts, user record and
+        backfill requests;
         None, with nothing read, while another owner holds the lock."""
 
     async def replace_signals(

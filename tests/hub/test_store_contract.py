@@ -761,11 +761,15 @@ async def test_a_locked_read_is_the_lock_and_the_checks_reads_in_one_step(store:
     await online(store, "c1")
     await store.timelines.add_signals(EV, "c1", [b"s1", b"s2"])
     await store.timelines.put_alerts(EV, "c1", {"a1": b"x"})
+    await store.backfill.put_requests(EV, "c1", {"bf-1": b"r1", "~release": b"99.5"})
+    await store.backfill.put_requests(EV, "c2", {"bf-2": b"not c1's"})
     read = await store.timelines.locked_read(EV, "c1", lock=lock, owner="node-a", now=100.0, ttl_s=5)
     assert read is not None
     assert sorted(read.signals) == [b"s1", b"s2"]
     assert read.alerts == {"a1": b"x"}
     assert read.user is not None and read.user == await store.presence.get_user(EV, "c1")
+    assert read.backfill == {"bf-1": b"r1", "~release": b"99.5"}
+    assert read.backfill == await store.backfill.get_requests(EV, "c1")
     # The lock is the lock store's: held by node-a until 105, taken by no one else, nothing read.
     assert await store.locks.acquire_lock(lock, "node-b", now=101.0, ttl_s=5) is None
     assert await store.timelines.locked_read(EV, "c1", lock=lock, owner="node-b", now=101.0, ttl_s=5) is None

@@ -33,7 +33,7 @@ async def held_bytes_each(keep) -> float:  # type: ignore[no-untyped-def]
 
 
 async def test_timelines_keep_signals_and_alerts_at_their_size() -> None:
-    timelines = MemoryTimelines(MemoryPresence(), MemoryLocks())
+    timelines = MemoryTimelines(MemoryPresence(), MemoryLocks(), MemoryBackfill())
     assert len(alert(0)) < 100
     each = await held_bytes_each(lambda items: timelines.add_signals("e", "c", items))
     assert each < 1024, each  # orjson's own buffer is 4 KiB each

@@ -24,6 +24,7 @@ from server.recording.backfill.plan import Request, Rules
 from server.recording.monitor.intervals import epoch_ms
 from server.recording.monitor.timeline import Timeline
 from server.store.backfill import LOCAL_FIELD, RELEASE_FIELD, SWEEP_FIELD, BackfillStore
+from server.store.timelines import CheckRead
 from server.topics import user_topic
 
 Publish = Callable[[str, Outbound], Awaitable[None]]
@@ -85,6 +86,18 @@ class Stored:
     """When uploads not completed are next looked at (inf: none are waiting)."""
 
 
+def _stored(raw: dict[str, bytes]) -> Stored:
+    """The bookkeeping from its stored hash (`BackfillStore.get_requests`)."""
+    raw = dict(raw)
+    release, local, sweep = (raw.pop(f, None) for f in (RELEASE_FIELD, LOCAL_FIELD, SWEEP_FIELD))
+    return Stored(
+        {k: _load(v) for k, v in raw.items()},
+        None if release is None else float(release),
+        None if local is None else float(local),
+        None if sweep is None else float(sweep),
+    )
+
+
 class BackfillRequests:
     def __init__(self, store: BackfillStore, publish: Publish, rules: Rules) -> None:
         self._store = store
@@ -94,14 +107,7 @@ class BackfillRequests:
         """Called after an evaluation once the time to look at uploads came (`sweep_at`)."""
 
     async def _read(self, event_id: str, candidate_id: str) -> Stored:
-        raw = await self._store.get_requests(event_id, candidate_id)
-        release, local, sweep = (raw.pop(f, None) for f in (RELEASE_FIELD, LOCAL_FIELD, SWEEP_FIELD))
-        return Stored(
-            {k: _load(v) for k, v in raw.items()},
-            None if release is None else float(release),
-            None if local is None else float(local),
-            None if sweep is None else float(sweep),
-        )
+        return _stored(await self._store.get_requests(event_id, candidate_id))
 
     async def held(self, event_id: str, candidate_id: str) -> tuple[dict[str, Request], float | None]:
         stored = await self._read(event_id, candidate_id)
@@ -126,10 +132,11 @@ class BackfillRequests:
         return (await self.held(event_id, candidate_id))[0].get(request_id)
 
     async def evaluated(
-        self, event_id: str, candidate_id: str, timeline: Timeline, now: float
+        self, event_id: str, candidate_id: str, timeline: Timeline, read: CheckRead, now: float
     ) -> float | None:
-        """Decide and send after an evaluation (under the candidate's lock); when to look again."""
-        held = await self._read(event_id, candidate_id)
+        """Decide and send after an evaluation (under the candidate's lock), from the requests its
+        check read with the timeline; when to look again."""
+        held = _stored(read.backfill)
         stored = held.requests
         result = plan.plan(plan.inputs_of(timeline, now, held.local_from), stored, held.released, self.rules)
         changed = {rid: _dump(r) for rid, r in result.requests.items() if stored.get(rid) != r}

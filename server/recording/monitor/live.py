@@ -63,9 +63,10 @@ ProctorRooms = Callable[[str, str], Awaitable[set[str]]]
 AlertHook = Callable[[str, list[tuple[dict[str, Any] | None, dict[str, Any]]]], None]
 """Called (event, [(alert as stored before or None, alert now)]) after alerts changed; must not block."""
 
-EvaluatedHook = Callable[[str, str, Timeline, float], Awaitable[float | None]]
-"""Called (event, candidate, timeline, now) after every evaluation, under the candidate's lock;
-returns when the timeline should be looked at again for it (browser backfill's requests), or None."""
+EvaluatedHook = Callable[[str, str, Timeline, CheckRead, float], Awaitable[float | None]]
+"""Called (event, candidate, timeline, what the check read, now) after every evaluation, under the
+candidate's lock; returns when the timeline should be looked at again for it (browser backfill's
+requests), or None."""
 
 ChangeHook = Callable[[str, str, Timeline], None]
 """Called (event, candidate, timeline) after an evaluation that saw a new recording or changed an
@@ -310,7 +311,7 @@ class RecordingMonitor:
                 await self._links.announce(transition.record)
         checks = [timeline.next_check]
         for hook in self._evaluated_hooks:
-            checks.append(await hook(event_id, candidate_id, timeline, self._clock()))
+            checks.append(await hook(event_id, candidate_id, timeline, read, self._clock()))
         due = [c for c in checks if c is not None]
         if due:
             await store.timelines.schedule_check(_member(event_id, candidate_id), min(due))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 
+from server.store.memory.backfill import MemoryBackfill
 from server.store.memory.kept import all_kept, kept
 from server.store.memory.locks import MemoryLocks
 from server.store.memory.presence import MemoryPresence
@@ -12,9 +13,10 @@ from server.store.timelines import CheckRead
 
 
 class MemoryTimelines:
-    def __init__(self, presence: MemoryPresence, locks: MemoryLocks) -> None:
+    def __init__(self, presence: MemoryPresence, locks: MemoryLocks, backfill: MemoryBackfill) -> None:
         self._presence = presence
         self._locks = locks
+        self._backfill = backfill
         self._signals: dict[tuple[str, str], set[bytes]] = defaultdict(set)
         self._alerts: dict[tuple[str, str], dict[str, bytes]] = defaultdict(dict)
         self._alerted: dict[str, set[str]] = defaultdict(set)
@@ -42,6 +44,7 @@ class MemoryTimelines:
             await self.get_signals(event_id, candidate_id),
             await self.get_alerts(event_id, candidate_id),
             await self._presence.get_user(event_id, candidate_id),
+            await self._backfill.get_requests(event_id, candidate_id),
         )
 
     async def replace_signals(

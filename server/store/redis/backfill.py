@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from server.store.redis.connection import P, esc, flat, kept_writes, script
-from server.store.redis.timelines import KEEP_S
+from server.store.redis.connection import KEEP_S, P, flat, kept_writes, script, tail
 
 
-def _tail(event_id: str, candidate_id: str) -> str:
-    return f"{esc(event_id)}:{esc(candidate_id)}"
+def requests_key(event_id: str, candidate_id: str) -> str:
+    """The candidate's requests hash (read by a timeline check's locked read too)."""
+    return f"{P}bfreq:{tail(event_id, candidate_id)}"
 
 
 class RedisBackfill:
@@ -29,18 +29,18 @@ class RedisBackfill:
         return {k.decode(): v for k, v in raw.items()}
 
     async def get_requests(self, event_id: str, candidate_id: str) -> dict[str, bytes]:
-        return await self._all(f"{P}bfreq:{_tail(event_id, candidate_id)}")
+        return await self._all(requests_key(event_id, candidate_id))
 
     async def put_requests(self, event_id: str, candidate_id: str, requests: dict[str, bytes]) -> None:
         if requests:
-            await self._put(f"{P}bfreq:{_tail(event_id, candidate_id)}", requests)
+            await self._put(requests_key(event_id, candidate_id), requests)
 
     async def get_segment(self, event_id: str, candidate_id: str, segment_id: str) -> bytes | None:
-        value: bytes | None = await self._redis.hget(f"{P}bfseg:{_tail(event_id, candidate_id)}", segment_id)
+        value: bytes | None = await self._redis.hget(f"{P}bfseg:{tail(event_id, candidate_id)}", segment_id)
         return value
 
     async def list_segments(self, event_id: str, candidate_id: str) -> dict[str, bytes]:
-        return await self._all(f"{P}bfseg:{_tail(event_id, candidate_id)}")
+        return await self._all(f"{P}bfseg:{tail(event_id, candidate_id)}")
 
     async def put_segment(self, event_id: str, candidate_id: str, segment_id: str, segment: bytes) -> None:
-        await self._put(f"{P}bfseg:{_tail(event_id, candidate_id)}", {segment_id: segment})
+        await self._put(f"{P}bfseg:{tail(event_id, candidate_id)}", {segment_id: segment})

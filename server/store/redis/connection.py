@@ -24,6 +24,9 @@ from redis.exceptions import NoScriptError
 from server.store.redis.batching import BatchingRedis, retrieved
 
 P = "ph:"
+KEEP_S = 30 * 24 * 3600
+"""The monitor's timelines and alerts, and browser backfill's bookkeeping, are kept a month after
+their last change (reports are read after the exam)."""
 LUA = Path(__file__).resolve().parent / "lua"
 MAX_CONNECTIONS = 64
 POOL_TIMEOUT_S = 10.0

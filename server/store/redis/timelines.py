@@ -10,13 +10,16 @@ from __future__ import annotations
 import orjson
 import redis.asyncio as aioredis
 
-from server.store.redis.connection import P, Write, esc, flat, kept_writes, num, script, tail
+from server.store.redis.backfill import requests_key
+from server.store.redis.connection import KEEP_S, P, Write, esc, flat, kept_writes, num, script, tail
 from server.store.redis.locks import lock_claim
 from server.store.redis.presence import record_of
 from server.store.timelines import CheckRead
 
-KEEP_S = 30 * 24 * 3600
-"""Timelines and alerts are kept a month after their last change (reports are read after the exam)."""
+
+def _hash(flat_reply: list[bytes]) -> dict[str, bytes]:
+    """A script's HGETALL (a flat list of fields and values) as a dict."""
+    return {k.decode(): v for k, v in zip(flat_reply[::2], flat_reply[1::2], strict=True)}
 
 
 class RedisTimelines:
@@ -39,13 +42,20 @@ class RedisTimelines:
     ) -> CheckRead | None:
         lock_keys, args = lock_claim(lock, owner, now=now, ttl_s=ttl_s)
         suffix = tail(event_id, candidate_id)
-        keys = [*lock_keys, f"{P}sig:{suffix}", f"{P}alerts:{suffix}", f"{P}user:{suffix}"]
+        keys = [
+            *lock_keys,
+            f"{P}sig:{suffix}",
+            f"{P}alerts:{suffix}",
+            f"{P}user:{suffix}",
+            requests_key(event_id, candidate_id),
+        ]
         reply = await self._locked_read(keys=keys, args=args)
         if not reply:
             return None
-        fence, signals, alerts, user = reply
-        held = {k.decode(): v for k, v in zip(alerts[::2], alerts[1::2], strict=True)}
-        return CheckRead(int(fence), list(signals), held, record_of(user) if user else None)
+        fence, signals, alerts, user, backfill = reply
+        return CheckRead(
+            int(fence), list(signals), _hash(alerts), record_of(user) if user else None, _hash(backfill)
+        )
 
     async def replace_signals(
         self, event_id: str, candidate_id: str, remove: list[bytes], add: list[bytes]
