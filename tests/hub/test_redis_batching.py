@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+import uvloop
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, RedisError, ResponseError
@@ -219,22 +220,32 @@ async def test_a_bad_argument_fails_its_own_call_only(client: aioredis.Redis) ->
     assert isinstance(results[20], DataError)
 
 
-async def test_turns_in_flight_share_one_connection(redis_server: RedisServer) -> None:
-    """A turn's commands go out while the turn before still waits for its replies, on the same
-    connection (a batch holding a pooled connection until its replies came took a new one each)."""
+async def _turns_on_one_connection(url: str) -> None:
     name = f"pipelined-{secrets.token_hex(4)}"
-    pool = aioredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=64, client_name=name)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, client_name=name)
     redis = BatchingRedis(connection_pool=pool)
     try:
         calls = []
         for turn in range(30):
-            calls += [asyncio.ensure_future(redis.incr(f"turn{turn}")) for _ in range(10)]
+            calls += [asyncio.ensure_future(redis.incr(f"{name}:{turn}")) for _ in range(10)]
             await asyncio.sleep(0)
         assert await asyncio.gather(*calls) == [n for _ in range(30) for n in range(1, 11)]
         listed = await redis.client_list()
         assert sum(1 for c in listed if c["name"] == name) == 1
     finally:
         await redis.aclose(close_connection_pool=True)
+
+
+async def test_turns_in_flight_share_one_connection(redis_server: RedisServer) -> None:
+    """A turn's commands go out while the turn before still waits for its replies, on the same
+    connection (a batch holding a pooled connection until its replies came took a new one each)."""
+    await _turns_on_one_connection(redis_server.url)
+
+
+def test_turns_share_one_connection_on_uvloop(redis_server: RedisServer) -> None:
+    """The same on uvloop, the loop the hub serves on: its transports are not asyncio's classes, and
+    a command connection that could not be kept sent every turn through the pool instead."""
+    uvloop.run(_turns_on_one_connection(redis_server.url))
 
 
 async def test_a_redis_that_stops_answering_fails_the_callers_within_the_socket_timeout(

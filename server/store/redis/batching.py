@@ -5,9 +5,10 @@ Sent one by one, every command pays redis-py's whole path (a pool checkout, a he
 a read under its own timeout, a release: about 75 µs of the node's CPU here, against 23 µs for the
 bare round trip). So commands are queued as they are issued and flushed once per loop turn: the
 turn's commands go out in one write on the node's command connection, a connection kept for them
-(`_Pipe`). Redis answers a connection's commands in the order they came, so one reader task hands
-each reply to the oldest caller still waiting, and a turn's write never waits for the replies to the
-turn before. Under load the writes fill by themselves; alone, a command goes out on the next turn.
+(`_Pipe`). Redis answers a connection's commands in the order they came, so the connection's
+protocol hands each reply to the oldest caller still waiting as it reads it, and a turn's write never
+waits for the replies to the turn before. Under load the writes fill by themselves; alone, a command
+goes out on the next turn.
 
 Each caller still gets its own reply or its own error (a script's NOSCRIPT comes back to that call,
 which loads the script and sends it again). When the connection is lost, what it left unanswered is
@@ -39,8 +40,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 MAX_BATCH = 256
 """Commands per write (and per exchange on redis-py's path): a storm's turn does not become one
 write of megabytes."""
-
-READ_SIZE = 65536
 
 BLOCKING = frozenset({"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "WAIT"})
 """Commands that may wait on the server: in a batch they would hold up every command behind them."""
@@ -162,8 +161,8 @@ class BatchingRedis(aioredis.Redis):
             self._pooled_only = True
             await self.connection_pool.release(conn)
             return None
-        assert isinstance(reader, asyncio.StreamReader) and isinstance(writer, asyncio.StreamWriter)
-        self._pipe = _Pipe(self, conn, reader, writer)
+        assert isinstance(writer, asyncio.StreamWriter)
+        self._pipe = _Pipe(self, conn, writer.transport)
         return self._pipe
 
     def _pipe_lost(self, pipe: _Pipe, unanswered: list[Packed]) -> None:
@@ -272,21 +271,20 @@ class BatchingRedis(aioredis.Redis):
         await super().aclose(close_connection_pool)
 
 
-class _Pipe:
-    """The command connection: each write appended to the commands awaiting replies, which one
-    reader task hands out in order as Redis sends them."""
+class _Pipe(asyncio.Protocol):
+    """The command connection: each write appended to the commands awaiting replies, handed out in
+    order as Redis sends them.
 
-    def __init__(
-        self,
-        client: BatchingRedis,
-        conn: Connection,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    The pipe takes over the connection's transport as its protocol: replies are parsed and handed
+    out in `data_received`, in the loop turn that read them. Read through redis-py's stream, each
+    reply took one more turn (the stream wakes a reader task, which then answers), and under a storm
+    a turn is milliseconds long. The stream's protocol is still told when the connection closes."""
+
+    def __init__(self, client: BatchingRedis, conn: Connection, transport: asyncio.Transport) -> None:
         self.conn = conn
         self._client = client
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport  # uvloop's transports have asyncio's methods, not its classes
+        self._stream_protocol = transport.get_protocol()
         self._loop = asyncio.get_running_loop()
         self._waiting: deque[Packed] = deque()
         self._answered: asyncio.Future[None] | None = None
@@ -299,7 +297,7 @@ class _Pipe:
         self._parser = Reader(
             protocolError=InvalidResponse, replyError=BaseParser.parse_error, notEnoughData=_MORE
         )
-        self._task = self._loop.create_task(self._read())
+        transport.set_protocol(self)
 
     def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
         return self._open and self._loop is loop
@@ -313,7 +311,7 @@ class _Pipe:
             if self._timeout is not None and self._watch is None:
                 self._watch = self._loop.call_later(self._timeout, self._watchdog)
         try:
-            self._writer.write(b"".join(packed for packed, _, _, _ in entries))
+            self._transport.write(b"".join(packed for packed, _, _, _ in entries))
         except Exception as exc:  # a transport already closed: the reader has not seen it yet
             self._lost(exc)
             return False
@@ -331,34 +329,41 @@ class _Pipe:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
         closed = RedisConnectionError("the Redis client was closed")
         while self._waiting:
             _settle(self._waiting.popleft()[3], closed)
 
-    async def _read(self) -> None:
+    # -- the transport's protocol --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if not self._open:
+            return  # lost or closed: what is still waiting was handed to redis-py's path
         parser, waiting = self._parser, self._waiting
         try:
-            while True:
-                data = await self._reader.read(READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the command connection")
-                parser.feed(data)
-                while (raw := parser.gets()) is not _MORE:
-                    if isinstance(raw, PushNotification):
-                        continue  # not an answer to a command (RESP3 pushes: none asked for here)
-                    if isinstance(raw, RedisConnectionError):  # LOADING and such: retried, as redis-py does
-                        raise raw
-                    if not waiting:
-                        raise InvalidResponse("Redis sent a reply no command is waiting for")
-                    self._client._answer(self.conn, waiting.popleft(), raw)
-                    self._last_reply = self._loop.time()
-                if not waiting and self._answered is not None:
-                    _settle(self._answered, None)
-                    self._answered = None
+            parser.feed(data)
+            while (raw := parser.gets()) is not _MORE:
+                if isinstance(raw, PushNotification):
+                    continue  # not an answer to a command (RESP3 pushes: none asked for here)
+                if isinstance(raw, RedisConnectionError):  # LOADING and such: retried, as redis-py does
+                    raise raw
+                if not waiting:
+                    raise InvalidResponse("Redis sent a reply no command is waiting for")
+                self._client._answer(self.conn, waiting.popleft(), raw)
+                self._last_reply = self._loop.time()
         except Exception as exc:
             self._lost(exc)
+            return
+        if not waiting and self._answered is not None:
+            _settle(self._answered, None)
+            self._answered = None
+
+    def eof_received(self) -> bool:
+        self._lost(RedisConnectionError("Redis closed the command connection"))
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(exc or RedisConnectionError("the command connection closed"))
+        self._stream_protocol.connection_lost(exc)  # redis-py's stream sees its connection end
 
     def _watchdog(self) -> None:
         self._watch = None
