@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 import jwt
@@ -374,8 +375,17 @@ def test_rules_accept_and_mint() -> None:
         verify_session(sign(claims(exp=int(NOW) + 2 * 86_400)), SECRET, now=NOW)
 
 
+_UNPADDED_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _pyjwt_session(token: str) -> Session | None:
-    """The reference: PyJWT's HS256 check, then the same claim rules (None: refused)."""
+    """The reference: PyJWT's HS256 check, then the same claim rules (None: refused).
+
+    One rule comes first: a compact JWS is three parts of base64url without padding (RFC 7515,
+    sections 2 and 7.1). PyJWT decodes more (a signature with `=` appended, or `+` for `-`) and
+    the hub refuses those on purpose: one token, one spelling."""
+    if not all(_UNPADDED_BASE64URL.fullmatch(part) for part in token.split(".")):
+        return None
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != "HS256":
@@ -410,6 +420,22 @@ def _mutate(token: str, data: st.DataObject) -> str:
         elif op == "i":
             token = token[:at] + char + token[at:]
     return token
+
+
+def test_a_token_spelled_otherwise_than_unpadded_base64url_is_refused() -> None:
+    token = sign(claims())
+    head, body, signature = token.split(".")
+    respelled = [
+        f"{token}=",  # padding PyJWT would strip
+        f"{head}.{body}.{signature.replace('-', '+').replace('_', '/')}",
+        f"{head}=.{body}.{signature}",
+    ]
+    assert verify_session(token, SECRET, now=NOW).user_id == "user-1"
+    for other in respelled:
+        if other == token:
+            continue
+        with pytest.raises(InvalidSession):
+            verify_session(other, SECRET, now=NOW)
 
 
 @settings(max_examples=500, deadline=None)
