@@ -10,10 +10,13 @@ the hub (100ms tokens, allocation) register their providers with
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from server.hubs.connection import Connection
 from server.protocol import Outbound
+
+log = logging.getLogger("proctorhub.hubs.state_sync")
 
 StateProvider = Callable[[Connection], Awaitable[list[Outbound]]]
 
@@ -38,7 +41,8 @@ class StateSync:
     async def messages(self, conn: Connection) -> list[Outbound]:
         """Every provider's messages, in the providers' order. The independent ones read in tasks of
         a task group from the start: the first failure anywhere stops the others and is raised as
-        itself (not as the group), and a cancelled sync leaves no provider running."""
+        itself (not as the group; the caller logs it), a failure beside it is logged here, and a
+        cancelled sync leaves no provider running."""
         try:
             async with asyncio.TaskGroup() as group:
                 early = {
@@ -50,5 +54,8 @@ class StateSync:
                 for name, provider, independent in self._providers:
                     out.extend(await early[name] if independent else await provider(conn))
         except BaseExceptionGroup as failed:
-            raise failed.exceptions[0] from None
+            first, *others = failed.exceptions
+            for other in others:
+                log.warning("state sync: another provider failed too: %r", other)
+            raise first from None
         return out
