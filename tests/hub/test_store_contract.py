@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
+import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
@@ -37,6 +38,8 @@ from server.store.records import (
 )
 from server.store.redis import RedisStore
 from server.store.redis import presence as redis_presence
+from server.store.redis.connection import connect
+from server.store.redis.pubsub import RedisPubSub
 from server.store.timelines import CheckRead
 from tests.conftest import flush
 from tests.polling import eventually
@@ -580,6 +583,44 @@ async def test_reader_survives_redis_restart() -> None:
         server.stop()
 
 
+async def test_a_pubsub_connection_that_hears_nothing_is_opened_again(redis_url: str) -> None:
+    """Redis stops answering without closing anything (every client paused): the health PING gets no
+    answer, the connection counts as lost, and a new one subscribes again once Redis answers."""
+    client = connect(redis_url)
+    pubsub = RedisPubSub(client, health_s=0.2)
+    admin = aioredis.Redis.from_url(redis_url)
+    received: list[bytes] = []
+    try:
+        await pubsub.subscribe("t", lambda _topic, payload: received.append(payload))
+        await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        await eventually(lambda: pubsub.read_errors >= 1, timeout=5.0, what="the silent connection lost")
+        await _publish_until_received(pubsub, received, timeout=10.0)
+        assert pubsub.epoch >= 1
+    finally:
+        await pubsub.close()
+        await admin.aclose()
+        await client.aclose(close_connection_pool=True)
+
+
+def test_pubsub_delivers_on_uvloop(redis_server: RedisServer) -> None:
+    """On uvloop, the loop the hub serves on, whose transports are not asyncio's classes: the
+    subscriber connection still takes the transport over and hands out each message in order."""
+
+    async def run() -> list[bytes]:
+        store = RedisStore(redis_server.url)
+        received: list[bytes] = []
+        try:
+            await store.pubsub.subscribe("t", lambda _topic, payload: received.append(payload))
+            for i in range(50):
+                await store.pubsub.publish("t", str(i).encode())
+            await eventually(lambda: len(received) >= 50)
+            return received
+        finally:
+            await store.close()
+
+    assert uvloop.run(run()) == [str(i).encode() for i in range(50)]
+
+
 async def test_unsubscribe_leaves_the_redis_channel(redis_url: str) -> None:
     store = RedisStore(redis_url)
     admin = aioredis.Redis.from_url(redis_url)
@@ -615,15 +656,18 @@ async def test_ping_ok(store: Store) -> None:
     await store.ping()
 
 
-async def _publish_until_received(store: RedisStore, received: list[bytes], *, timeout: float) -> None:
+async def _publish_until_received(
+    store: RedisStore | RedisPubSub, received: list[bytes], *, timeout: float
+) -> None:
     """Messages published while the subscriber is away are lost; keep publishing until one lands."""
+    pubsub = store if isinstance(store, RedisPubSub) else store.pubsub
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while b"after" not in received:
         if loop.time() > deadline:
             raise AssertionError("the reader never came back")
         with contextlib.suppress(RedisConnectionError):
-            await store.pubsub.publish("t", b"after")
+            await pubsub.publish("t", b"after")
         await asyncio.sleep(0.05)
 
 

@@ -37,6 +37,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server.store.redis.taken import TakenConnection
+
 MAX_BATCH = 256
 """Commands per write (and per exchange on redis-py's path): a storm's turn does not become one
 write of megabytes."""
@@ -271,20 +273,18 @@ class BatchingRedis(aioredis.Redis):
         await super().aclose(close_connection_pool)
 
 
-class _Pipe(asyncio.Protocol):
+class _Pipe(TakenConnection):
     """The command connection: each write appended to the commands awaiting replies, handed out in
     order as Redis sends them.
 
     The pipe takes over the connection's transport as its protocol: replies are parsed and handed
     out in `data_received`, in the loop turn that read them. Read through redis-py's stream, each
     reply took one more turn (the stream wakes a reader task, which then answers), and under a storm
-    a turn is milliseconds long. The stream's protocol is still told when the connection closes."""
+    a turn is milliseconds long (see `taken.py`)."""
 
     def __init__(self, client: BatchingRedis, conn: Connection, transport: asyncio.Transport) -> None:
         self.conn = conn
         self._client = client
-        self._transport = transport  # uvloop's transports have asyncio's methods, not its classes
-        self._stream_protocol = transport.get_protocol()
         self._loop = asyncio.get_running_loop()
         self._waiting: deque[Packed] = deque()
         self._answered: asyncio.Future[None] | None = None
@@ -297,7 +297,7 @@ class _Pipe(asyncio.Protocol):
         self._parser = Reader(
             protocolError=InvalidResponse, replyError=BaseParser.parse_error, notEnoughData=_MORE
         )
-        transport.set_protocol(self)
+        self._take(transport)
 
     def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
         return self._open and self._loop is loop
@@ -356,14 +356,6 @@ class _Pipe(asyncio.Protocol):
         if not waiting and self._answered is not None:
             _settle(self._answered, None)
             self._answered = None
-
-    def eof_received(self) -> bool:
-        self._lost(RedisConnectionError("Redis closed the command connection"))
-        return False  # the transport closes itself
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost(exc or RedisConnectionError("the command connection closed"))
-        self._stream_protocol.connection_lost(exc)  # redis-py's stream sees its connection end
 
     def _watchdog(self) -> None:
         self._watch = None
