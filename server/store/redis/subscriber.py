@@ -65,12 +65,11 @@ class SubscriberConnection(TakenConnection):
     def subscribe(self, channels: Iterable[str]) -> list[asyncio.Future[None]]:
         """SUBSCRIBE; a future per channel, resolved when Redis confirms it."""
         names = [c.encode() for c in channels]
+        if names:
+            self._write(("SUBSCRIBE", *names))  # raises when lost: then nothing waits
         waits = [self._loop.create_future() for _ in names]
-        if not names:
-            return waits
         for name, wait in zip(names, waits, strict=True):
             self._confirming.setdefault(name, deque()).append(wait)
-        self._write(("SUBSCRIBE", *names))
         return waits
 
     def unsubscribe(self, channel: str) -> None:
