@@ -78,6 +78,7 @@ class Hub:
             rooms=self.rooms,
             assigner=Assigner(store.presence, store.events, self.rooms, self.tokens, self.snapshots),
             announce=self.presence.announce,
+            current=store.presence.get_user,
             timers=self.timers,
             clock=clock,
             spawn=self.spawn,

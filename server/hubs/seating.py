@@ -45,6 +45,7 @@ class Seating:
         rooms: AllocationService,
         assigner: Assigner,
         announce: Callable[[UserRecord], Awaitable[None]],
+        current: Callable[[str, str], Awaitable[UserRecord | None]],
         timers: TimerLoop,
         clock: Callable[[], float],
         spawn: Spawn,
@@ -54,6 +55,7 @@ class Seating:
         self.rooms = rooms
         self._assigner = assigner
         self._announce = announce
+        self._current = current
         self._timers = timers
         self._clock = clock
         self._spawn = spawn
@@ -86,7 +88,7 @@ class Seating:
     async def allocated(self, outcome: Outcome) -> None:
         # Statuses first: they also tell every node that its snapshot of the event's users is stale,
         # before the _seat notes make it build rosters from one.
-        await in_batches(self._announce(record) for record in outcome.records)  # proctors see the room
+        await in_batches(self._announce_now(record) for record in outcome.records)  # proctors see the room
         note = Outbound(SEAT_NOTE, {})
         await in_batches(
             self._fanout.publish(user_topic(outcome.event_id, user), note)
@@ -99,6 +101,14 @@ class Seating:
         if outcome.shortage is not None:
             # Fewer proctors than rooms: plan again later so the unwatched rooms take turns.
             self._request_later(outcome.event_id, "rotation", ROTATION_CHECK_S)
+
+    async def _announce_now(self, written: UserRecord) -> None:
+        """Announce a user the pass moved as the store holds it now, not as the pass wrote it. An
+        outcome is told after its seats are answered: a seated candidate's first video report can be
+        stored and announced before then, and watchers keep the last status they hear. Announcing the
+        pass's record would turn the video back to unknown."""
+        record = await self._current(written.event_id, written.user_id)
+        await self._announce(record or written)
 
     def _shortage_alert(self, outcome: Outcome) -> Outbound:
         shortage = outcome.shortage

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from typing import Any
 
 from tests.client import login, token
 from tests.conftest import SECRET, create_event
@@ -58,6 +60,8 @@ async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubP
     create_event(shared_hub, event)
     candidate, _ = await login(shared_hub.ws, token(SECRET, "c-sync", event=event))
     await candidate.send("media.status", {"room_id": None, "joined": True, "video": True, "audio": True})
+    await candidate.send("ping")  # the socket's frames are handled in order: the video is stored now
+    await candidate.expect("pong")
     proctor, _ = await login(shared_hub.ws, token(SECRET, "p-sync", "proctor", event))
     roster = (await proctor.expect("roster"))["data"]["candidates"]
     assert [(c["candidate_id"], c["presence"]) for c in roster] == [("c-sync", "online")]
@@ -73,6 +77,24 @@ async def test_state_sync_on_reconnect_sends_the_current_roster(shared_hub: HubP
     await candidate.send("finish")
     emptied = await proctor.expect("roster", lambda m: not m["data"]["candidates"])
     assert emptied["data"]["candidates"] == []
+
+
+async def test_a_seat_told_late_does_not_turn_a_reported_video_back(shared_hub: HubProcess) -> None:
+    """A seat is answered before it is announced. A video report sent right after `hello` can be
+    announced first: the seat's announcement that follows must carry that video, not the
+    record as the seat wrote it (the admin would see the video turn back to unknown)."""
+    event = "presence-late-seat"
+    create_event(shared_hub, event)
+    admin, _ = await login(shared_hub.ws, token(SECRET, "a-late", "admin", event))
+    candidate, _ = await login(shared_hub.ws, token(SECRET, "c-late", event=event))
+    await candidate.send("media.status", {"room_id": None, "joined": True, "video": True, "audio": True})
+    await admin.expect("candidate.status", lambda m: m["data"]["video"] == "on")
+    later: list[dict[str, Any]] = []
+    with contextlib.suppress(TimeoutError):
+        while len(later) < 50:  # what the admin hears next, until a second of quiet
+            later.append(await admin.recv(timeout=1.0))
+    videos = [m["data"]["video"] for m in later if m["type"] == "candidate.status"]
+    assert all(video == "on" for video in videos), videos
 
 
 async def test_finish_is_final_and_media_status_reaches_the_proctor(shared_hub: HubProcess) -> None:

@@ -53,6 +53,7 @@ def proctor_socket(reads: SlowReads) -> tuple[Seating, Connection, list[dict[str
         rooms=None,  # type: ignore[arg-type]  (reassign asks the assigner only)
         assigner=reads,  # type: ignore[arg-type]
         announce=lambda record: asyncio.sleep(0),
+        current=lambda event_id, user_id: asyncio.sleep(0, None),
         timers=TimerLoop(lambda: 0.0),
         clock=lambda: 0.0,
         spawn=lambda coro, name: None,
